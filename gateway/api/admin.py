@@ -1,0 +1,53 @@
+"""``/admin/*``: the running configuration and reloads; every route needs the admin key."""
+
+from __future__ import annotations
+
+import hmac
+import os
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import ORJSONResponse
+
+from gateway.errors import APIError
+from gateway.policy.schema import ENV_REF
+
+
+def admin_key(request: Request) -> str | None:
+    ref = request.app.state.runtime.cfg.server.admin_key
+    if not ref:
+        return None
+    m = ENV_REF.match(ref)
+    return os.environ.get(m.group(1)) if m else None
+
+
+async def require_admin(request: Request) -> None:
+    expected = admin_key(request)
+    if not expected:
+        raise APIError(403, "Admin endpoints are disabled: set SWITCHYARD_ADMIN_KEY (or server.admin_key).", code="admin_disabled")
+    auth = request.headers.get("authorization", "")
+    given = auth[7:] if auth.lower().startswith("bearer ") else request.headers.get("x-admin-key", "")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise APIError(401, "Invalid admin key.", code="invalid_admin_key", headers={"WWW-Authenticate": "Bearer"})
+
+
+router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
+
+
+@router.get("/config")
+async def get_config(request: Request) -> ORJSONResponse:
+    st = request.app.state
+    rt = st.runtime
+    return ORJSONResponse(
+        {
+            "file": str(rt.path),
+            "loaded_at": getattr(st, "loaded_at", None),
+            "config": rt.cfg.model_dump(mode="json"),
+            "last_reload": getattr(st, "last_reload", None),
+        }
+    )
+
+
+@router.post("/reload")
+async def reload(request: Request) -> ORJSONResponse:
+    result = await request.app.state.reloader.reload("admin")
+    return ORJSONResponse(result, status_code=200 if result["ok"] else 400)

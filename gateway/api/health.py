@@ -1,0 +1,34 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import ORJSONResponse
+
+from gateway import metrics
+
+router = APIRouter()
+
+
+@router.get("/healthz")
+async def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> ORJSONResponse:
+    rt = getattr(request.app.state, "runtime", None)
+    if rt is None or not getattr(request.app.state, "ready", False):
+        return ORJSONResponse({"status": "starting"}, status_code=503)
+    upstreams = {}
+    for name, c in rt.clients.items():
+        ok, why = c.available()
+        upstreams[name] = "ok" if ok else why
+    ready = any(v == "ok" for v in upstreams.values())
+    return ORJSONResponse({"status": "ready" if ready else "no upstream available", "upstreams": upstreams}, status_code=200 if ready else 503)
+
+
+@router.get("/metrics")
+async def metrics_endpoint() -> Response:
+    body, ctype = metrics.render()
+    return Response(body, media_type=ctype)

@@ -1,0 +1,209 @@
+"""The request path shared by chat and text completions: decide, forward, relay, record."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+import orjson
+from fastapi import Request
+from fastapi.responses import ORJSONResponse, Response, StreamingResponse
+
+from gateway import metrics
+from gateway.api.body import read_json, validate
+from gateway.errors import APIError
+from gateway.outcomes.record import Outcome
+from gateway.policy.engine import Decision, decide, resolve_model, usage_cost
+from gateway.protocol import ChatCompletionRequest, CompletionRequest
+from gateway.runtime import Runtime
+from gateway.upstream.client import UpstreamClient
+from gateway.upstream.forward import Opened, open_stream
+from gateway.upstream.relay import StreamResult, relay
+
+log = logging.getLogger("switchyard")
+
+PATHS = {"chat": "/chat/completions", "completions": "/completions"}
+
+
+def prompt_text(req: ChatCompletionRequest | CompletionRequest, mode: str) -> str:
+    if isinstance(req, CompletionRequest):
+        return req.prompt_text()
+    from routers.encoder import select_text
+
+    return select_text([m.model_dump(exclude_none=True) for m in req.messages], mode)
+
+
+def decision_headers(request_id: str, d: Decision, served: str) -> dict[str, str]:
+    h = {
+        "x-switchyard-request-id": request_id,
+        "x-switchyard-model": served,
+        "x-switchyard-policy": d.policy or "",
+        "x-switchyard-router": d.router,
+        "x-switchyard-reason": d.reason if served == d.model else "fallback",
+    }
+    if d.scores:
+        h["x-switchyard-scores"] = ",".join(f"{m}={s:.3f}" for m, s in d.scores.items())
+    if d.strong_win is not None:
+        h["x-switchyard-strong-win"] = f"{d.strong_win:.3f}"
+    return h
+
+
+def upstream_body(data: dict, client: UpstreamClient, stream: bool) -> dict:
+    body = {k: v for k, v in data.items() if k != "switchyard"}
+    body["model"] = client.model_id
+    if stream:
+        opts = dict(body.get("stream_options") or {})
+        opts["include_usage"] = True
+        body["stream_options"] = opts
+    return body
+
+
+def reference_model(rt: Runtime, d: Decision) -> str | None:
+    if not d.policy:
+        return None
+    pol = rt.policies[d.policy].cfg
+    if pol.reference_model:
+        return pol.reference_model
+    priced = [c for c in pol.candidates if rt.clients[c].cfg.output_price is not None]
+    return max(priced, key=lambda c: (rt.clients[c].cfg.output_price or 0, rt.clients[c].cfg.input_price or 0)) if priced else None
+
+
+async def handle(request: Request, kind: str) -> Response:
+    started = time.perf_counter()
+    arrived = time.time()
+    app = request.app
+    rt: Runtime = app.state.runtime  # the runtime in force when the request arrived
+    request_id = "req_" + uuid.uuid4().hex
+    data = await read_json(request, rt.cfg.server.max_body_bytes)
+    req: Any = validate(ChatCompletionRequest if kind == "chat" else CompletionRequest, data)
+    if kind == "chat" and len(req.messages) > rt.cfg.server.max_messages:
+        raise APIError(400, f"Too many messages: {len(req.messages)} (limit {rt.cfg.server.max_messages}).", code="too_many_messages", param="messages")
+    headers = {k.lower(): v for k, v in request.headers.items() if k.lower().startswith("x-switchyard-")}
+    target = resolve_model(rt, req.model, headers.get("x-switchyard-policy") or (req.switchyard.policy if req.switchyard else None))
+    mode = rt.policies[target.policy].cfg.embed if target.policy else "last_user"
+    text = prompt_text(req, mode)
+    decision = await decide(rt, target, req, text, headers)
+    stream = bool(req.stream)
+    clients = [rt.clients[m] for m in decision.ranking]
+
+    def on_fallback(frm: str, to: str) -> None:
+        metrics.FALLBACKS.labels(decision.policy or "", frm, to).inc()
+
+    outcome = Outcome(
+        request_id=request_id,
+        ts=arrived,
+        endpoint=kind,
+        policy=decision.policy,
+        key_id=getattr(request.state, "key_id", None),
+        candidates=list(decision.scores) or decision.ranking,
+        scores=decision.scores,
+        strong_win=decision.strong_win,
+        chosen=decision.model,
+        reason=decision.reason,
+        detail=decision.detail,
+        router=decision.router,
+        stream=stream,
+        embedding=decision.embedding.astype(np.float16).tobytes() if decision.embedding is not None else None,
+        prompt=text if (decision.policy and rt.policies[decision.policy].cfg.store_prompts) else None,
+    )
+    try:
+        opened = await open_stream(clients, PATHS[kind], lambda c: upstream_body(data, c, stream), stream, on_fallback)
+    except APIError as exc:
+        outcome.status = exc.status
+        outcome.error_type = exc.code
+        outcome.latency_s = time.perf_counter() - started
+        _finish(app, rt, outcome, decision, None)
+        exc.headers.update({"x-switchyard-request-id": request_id, "x-switchyard-policy": decision.policy or ""})
+        raise
+    served = opened.client.name
+    outcome.served = served
+    outcome.attempts = [a.__dict__ for a in opened.attempts]
+    if served != decision.model:
+        outcome.reason = "fallback"
+    hdrs = decision_headers(request_id, decision, served)
+
+    if not stream:
+        return await _plain(app, rt, opened, outcome, decision, hdrs, started)
+    wants_usage = bool(req.stream_options and req.stream_options.include_usage)
+    result = StreamResult()
+    total = opened.client.cfg.timeouts.total
+
+    async def body():
+        try:
+            async for piece in relay(opened, served, wants_usage, total, result):
+                yield piece
+        finally:
+            now = time.perf_counter()
+            outcome.latency_s = now - started
+            if result.first_byte_at:
+                outcome.ttft_s = result.first_byte_at - started
+                metrics.TTFT.labels(decision.policy or "", served).observe(outcome.ttft_s)
+            outcome.finish_reason = result.finish_reason
+            if result.error:
+                outcome.error_type = result.error
+                metrics.UPSTREAM_ERRORS.labels(served, "midstream").inc()
+            _usage(outcome, result.usage)
+            _finish(app, rt, outcome, decision, result.usage)
+
+    return StreamingResponse(body(), media_type="text/event-stream", headers={**hdrs, "cache-control": "no-cache"})
+
+
+async def _plain(app, rt: Runtime, opened: Opened, outcome: Outcome, d: Decision, hdrs: dict, started: float) -> Response:
+    try:
+        raw = await opened.response.aread()
+    except Exception as exc:  # the upstream broke while sending its body
+        await opened.aclose()
+        outcome.status, outcome.error_type = 502, "body_read_failed"
+        outcome.latency_s = time.perf_counter() - started
+        _finish(app, rt, outcome, d, None)
+        raise APIError(502, f"Upstream failed while sending its response: {type(exc).__name__}.", code="upstream_failed", headers={"x-switchyard-request-id": outcome.request_id}) from None
+    await opened.aclose()
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        outcome.status, outcome.error_type = 502, "invalid_upstream_json"
+        _finish(app, rt, outcome, d, None)
+        raise APIError(502, "Upstream returned a body that is not JSON.", code="upstream_bad_response", headers={"x-switchyard-request-id": outcome.request_id}) from None
+    if isinstance(payload, dict):
+        payload["model"] = opened.client.name
+        choices = payload.get("choices") or []
+        if choices:
+            outcome.finish_reason = choices[0].get("finish_reason")
+        _usage(outcome, payload.get("usage"))
+    outcome.latency_s = time.perf_counter() - started
+    outcome.ttft_s = outcome.latency_s
+    _finish(app, rt, outcome, d, payload.get("usage") if isinstance(payload, dict) else None)
+    return ORJSONResponse(payload, headers=hdrs)
+
+
+def _usage(outcome: Outcome, usage: dict | None) -> None:
+    if usage:
+        outcome.prompt_tokens = usage.get("prompt_tokens")
+        outcome.completion_tokens = usage.get("completion_tokens")
+
+
+def _finish(app, rt: Runtime, outcome: Outcome, d: Decision, usage: dict | None) -> None:
+    """Account for a finished request: metrics and the outcome record (off the hot path)."""
+    served = outcome.served or ""
+    policy = outcome.policy or ""
+    if outcome.served and usage:
+        outcome.cost_usd = usage_cost(rt, served, usage)
+        ref = reference_model(rt, d)
+        if ref:
+            outcome.reference_cost_usd = usage_cost(rt, ref, usage)
+        metrics.TOKENS.labels(served, "prompt").inc(usage.get("prompt_tokens", 0) or 0)
+        metrics.TOKENS.labels(served, "completion").inc(usage.get("completion_tokens", 0) or 0)
+        if outcome.cost_usd is not None:
+            metrics.COST.labels(policy, served).inc(outcome.cost_usd)
+        if outcome.reference_cost_usd is not None and outcome.cost_usd is not None:
+            metrics.COST_SAVED.labels(policy).inc(max(0.0, outcome.reference_cost_usd - outcome.cost_usd))
+    status = "error" if outcome.error_type and outcome.status == 200 else f"{outcome.status // 100}xx"
+    metrics.REQUESTS.labels(policy, served or "none", status, outcome.reason).inc()
+    if outcome.latency_s is not None:
+        metrics.REQUEST_DURATION.labels(policy, served or "none").observe(outcome.latency_s)
+    recorder = getattr(app.state, "recorder", None)
+    if recorder is not None:
+        recorder.submit(outcome)

@@ -1,0 +1,146 @@
+"""``create_app``: wires the parts together; nothing else lives here."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gateway import __version__
+from gateway.api import admin, chat, health, models
+from gateway.errors import APIError, api_error_handler, http_handler, unhandled_handler, validation_handler
+from gateway.outcomes.recorder import Recorder
+from gateway.outcomes.sqlite import SQLiteStore
+from gateway.policy.loader import load_config
+from gateway.policy.reload import Reloader, _export_objectives
+from gateway.protocol import ChatCompletionRequest, CompletionRequest, FeedbackRequest
+from gateway.runtime import Runtime, build_clients, build_policies, needs_encoder
+from gateway.settings import Settings
+from gateway.state import make_state
+from gateway.upstream.launcher import LocalServer
+
+log = logging.getLogger("switchyard")
+
+
+def make_embedder(settings: Settings):
+    from routers.batching import AsyncEmbedder
+    from routers.encoder import Encoder
+
+    from gateway import metrics
+
+    def on_batch(size: int, seconds: float) -> None:
+        metrics.EMBEDDING_BATCH.observe(size)
+        metrics.EMBEDDING_DURATION.observe(seconds)
+
+    def on_cache(hit: bool) -> None:
+        metrics.CACHE.labels("embedding", "hit" if hit else "miss").inc()
+
+    encoder = Encoder.default(threads=settings.encoder_threads)
+    return AsyncEmbedder(
+        encoder,
+        max_batch=settings.embed_max_batch,
+        max_wait_ms=settings.embed_max_wait_ms,
+        cache_size=settings.embed_cache_size,
+        on_batch=on_batch,
+        on_cache=on_cache,
+    )
+
+
+def _resolve_env(ref: str | None) -> str | None:
+    import os
+
+    from gateway.policy.schema import ENV_REF
+
+    if not ref:
+        return None
+    m = ENV_REF.match(ref)
+    return os.environ.get(m.group(1)) if m else ref
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    settings: Settings = app.state.settings
+    path = Path(settings.config)
+    cfg = load_config(path)
+    locals_: list[LocalServer] = []
+    launched: dict[str, str] = {}
+    for name, up in cfg.upstreams.items():
+        if up.launch:
+            srv = LocalServer(name, up.launch, up.model or name)
+            await srv.run()
+            locals_.append(srv)
+            launched[name] = srv.base_url
+    embedder = make_embedder(settings) if needs_encoder(cfg) else None
+    policies = build_policies(cfg, path.parent)
+    clients = build_clients(cfg, launched)
+    app.state.runtime = Runtime(cfg, path, clients, policies, embedder)
+    _export_objectives(app.state.runtime)
+    app.state.loaded_at = time.time()
+    app.state.shared = make_state(_resolve_env(cfg.server.redis_url))
+    app.state.store = SQLiteStore(cfg.server.outcomes_path)
+    app.state.recorder = Recorder(app.state.store, cfg.server.outcome_queue_size)
+    await app.state.recorder.start()
+    app.state.reloader = Reloader(app, path, launched)
+    if settings.watch:
+        app.state.reloader.start()
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(app.state.reloader.reload("sighup")))
+    except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
+        pass
+    app.state.ready = True
+    try:
+        yield
+    finally:
+        app.state.ready = False
+        await app.state.reloader.stop()
+        await app.state.recorder.stop()  # uvicorn has drained in-flight requests by now
+        for c in app.state.runtime.clients.values():
+            await c.aclose()
+        await app.state.shared.close()
+        for srv in locals_:
+            await srv.stop()
+
+
+def _openapi(app: FastAPI):
+    from fastapi.openapi.utils import get_openapi
+
+    def build() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes, description=app.description)
+        comps = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in (ChatCompletionRequest, CompletionRequest, FeedbackRequest):
+            js = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            comps.update(js.pop("$defs", {}))
+            comps[model.__name__] = js
+        app.openapi_schema = schema
+        return schema
+
+    return build
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    app = FastAPI(
+        title="Switchyard",
+        version=__version__,
+        description="OpenAI-compatible LLM routing gateway.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings or Settings()
+    app.state.ready = False
+    app.add_exception_handler(APIError, api_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_handler)
+    app.add_exception_handler(StarletteHTTPException, http_handler)
+    app.add_exception_handler(Exception, unhandled_handler)
+    for r in (chat.router, models.router, health.router, admin.router):
+        app.include_router(r)
+    app.openapi = _openapi(app)  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,87 @@
+"""The ``switchyard`` command line (typer)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(help="Switchyard: an OpenAI-compatible LLM routing gateway.", no_args_is_help=True)
+config_app = typer.Typer(help="Validate policy files and emit their JSON Schema.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@app.command()
+def serve(
+    config: Path = typer.Option(Path("config/default.yaml"), "--config", "-c", envvar="SWITCHYARD_CONFIG", help="Policy file."),
+    host: str = typer.Option("127.0.0.1", envvar="SWITCHYARD_HOST"),
+    port: int = typer.Option(8080, envvar="SWITCHYARD_PORT"),
+    workers: int = typer.Option(1, help="uvicorn worker processes."),
+    log_level: str = typer.Option("info"),
+    watch: bool = typer.Option(True, help="Reload the policy file when it changes."),
+) -> None:
+    """Run the gateway."""
+    import os
+
+    import uvicorn
+
+    from gateway.policy.loader import ConfigError, load_config
+
+    try:
+        load_config(config)
+    except ConfigError as exc:
+        typer.echo(f"invalid policy file:\n{exc}", err=True)
+        raise typer.Exit(2) from None
+    os.environ["SWITCHYARD_CONFIG"] = str(config)
+    os.environ["SWITCHYARD_WATCH"] = "1" if watch else "0"
+    uvicorn.run(
+        "gateway.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        loop="auto",
+        http="auto",
+        timeout_graceful_shutdown=30,
+        access_log=False,
+    )
+
+
+@config_app.command("check")
+def config_check(files: list[Path] = typer.Argument(..., help="Policy files to validate.")) -> None:
+    """Validate policy files offline; errors name the file, line, column and field."""
+    from gateway.policy.loader import ConfigError, load_config
+
+    bad = 0
+    for f in files:
+        try:
+            cfg = load_config(f)
+        except ConfigError as exc:
+            bad += 1
+            typer.echo(str(exc), err=True)
+            continue
+        typer.echo(f"{f}: ok ({len(cfg.upstreams)} upstreams, {len(cfg.policies)} policies)")
+    raise typer.Exit(1 if bad else 0)
+
+
+@config_app.command("schema")
+def config_schema(out: Optional[Path] = typer.Option(None, "--out", "-o")) -> None:
+    """Print (or write) the policy file's JSON Schema."""
+    from gateway.policy.schema import Config
+
+    text = json.dumps(Config.model_json_schema(), indent=2) + "\n"
+    if out:
+        out.write_text(text)
+    else:
+        sys.stdout.write(text)
+
+
+try:  # training-side commands (train, score, eval, calibrate, profile) live with the routers
+    from routers import cli as _routers_cli
+
+    _routers_cli.register(app)
+except ImportError:  # pragma: no cover - routers.cli not present
+    pass

@@ -1,0 +1,135 @@
+"""Prometheus metrics: names follow Prometheus conventions (``switchyard_`` prefix, base units).
+
+Labels are bounded: policy, model, upstream, status class, reason, error class. Never request ids
+or prompts. With several uvicorn workers set ``PROMETHEUS_MULTIPROC_DIR`` before import; the
+``/metrics`` endpoint then aggregates with ``MultiProcessCollector``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
+_FAST_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.5)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+_MP = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+REQUESTS = Counter(
+    "switchyard_requests_total",
+    "Requests handled, by policy, served model, HTTP status class and decision reason.",
+    ["policy", "model", "status", "reason"],
+)
+REQUEST_DURATION = Histogram(
+    "switchyard_request_duration_seconds",
+    "End-to-end request duration as seen by the gateway.",
+    ["policy", "model"],
+    buckets=_LATENCY_BUCKETS,
+)
+TTFT = Histogram(
+    "switchyard_time_to_first_token_seconds",
+    "Time from request arrival to the first streamed byte sent to the client.",
+    ["policy", "model"],
+    buckets=_LATENCY_BUCKETS,
+)
+ROUTING_DURATION = Histogram(
+    "switchyard_routing_decision_seconds",
+    "Time to decide a model (rules, embedding, router scoring, choice).",
+    ["policy"],
+    buckets=_FAST_BUCKETS,
+)
+EMBEDDING_DURATION = Histogram(
+    "switchyard_embedding_seconds",
+    "Time for one ONNX encoder batch.",
+    buckets=_FAST_BUCKETS,
+)
+EMBEDDING_BATCH = Histogram(
+    "switchyard_embedding_batch_size",
+    "Prompts per ONNX encoder call (micro-batching).",
+    buckets=_BATCH_BUCKETS,
+)
+CACHE = Counter(
+    "switchyard_cache_requests_total",
+    "Cache lookups by cache (embedding, response) and result (hit, miss).",
+    ["cache", "result"],
+)
+UPSTREAM_ERRORS = Counter(
+    "switchyard_upstream_errors_total",
+    "Upstream failures by upstream and class (connect, timeout, status_429, status_5xx, midstream).",
+    ["upstream", "error"],
+)
+UPSTREAM_DURATION = Histogram(
+    "switchyard_upstream_duration_seconds",
+    "Upstream call duration until the response headers arrive.",
+    ["upstream"],
+    buckets=_LATENCY_BUCKETS,
+)
+RETRIES = Counter("switchyard_retries_total", "Retries of an upstream call before the first byte.", ["upstream"])
+FALLBACKS = Counter(
+    "switchyard_fallbacks_total", "Fallbacks from one candidate to the next.", ["policy", "from_model", "to_model"]
+)
+ESCALATIONS = Counter(
+    "switchyard_cascade_escalations_total", "Runtime cascade escalations.", ["policy", "from_model", "to_model"]
+)
+TOKENS = Counter("switchyard_tokens_total", "Tokens by model and kind (prompt, completion).", ["model", "kind"])
+COST = Counter("switchyard_cost_usd_total", "Spend in USD by policy and model, from the price table.", ["policy", "model"])
+COST_SAVED = Counter(
+    "switchyard_cost_saved_usd_total",
+    "USD saved against always sending the request to the policy's reference model.",
+    ["policy"],
+)
+INFLIGHT = Gauge(
+    "switchyard_upstream_inflight_requests",
+    "Requests in flight per upstream.",
+    ["upstream"],
+    multiprocess_mode="livesum",
+)
+CIRCUIT_STATE = Gauge(
+    "switchyard_circuit_state",
+    "Circuit breaker state per upstream: 0 closed, 1 half-open, 2 open.",
+    ["upstream"],
+    multiprocess_mode="max",
+)
+OUTCOME_QUEUE_DEPTH = Gauge(
+    "switchyard_outcome_queue_depth", "Outcome records waiting to be written.", multiprocess_mode="livesum"
+)
+OUTCOMES_WRITTEN = Counter("switchyard_outcomes_written_total", "Outcome records written to the store.", ["store"])
+OUTCOMES_DROPPED = Counter(
+    "switchyard_outcomes_dropped_total", "Outcome records dropped because the queue was full.", ["store"]
+)
+FEEDBACK = Counter("switchyard_feedback_total", "Feedback items received, by source.", ["source"])
+CONFIG_RELOADS = Counter(
+    "switchyard_config_reloads_total", "Policy file reload attempts by result (success, rejected).", ["result"]
+)
+THRESHOLD = Gauge(
+    "switchyard_policy_threshold",
+    "Objective value in force per policy (threshold, cost weight or cost cap).",
+    ["policy", "objective"],
+    multiprocess_mode="max",
+)
+RETRAINS = Counter(
+    "switchyard_retrain_runs_total", "Retrain runs by policy and decision (published, refused).", ["policy", "decision"]
+)
+RATE_LIMITED = Counter("switchyard_rate_limited_total", "Requests refused by limits, by limit kind.", ["limit"])
+BANDIT_EXPLORATIONS = Counter(
+    "switchyard_bandit_explorations_total", "Online-learning exploration picks.", ["policy"]
+)
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text for ``/metrics`` (aggregated across workers in multiprocess mode)."""
+    if _MP:
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

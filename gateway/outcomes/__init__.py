@@ -1,0 +1,1 @@
+"""Outcome records: one per request, written off the request path."""

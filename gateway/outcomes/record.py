@@ -1,0 +1,36 @@
+"""The outcome record: what the gateway decided for one request and what happened."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Outcome(BaseModel):
+    request_id: str
+    ts: float = Field(description="Unix time the request arrived.")
+    endpoint: str = "chat"
+    policy: str | None = None
+    key_id: str | None = None
+    candidates: list[str] = Field(default_factory=list)
+    scores: dict[str, float] = Field(default_factory=dict)
+    strong_win: float | None = None
+    chosen: str | None = Field(None, description="The model the decision picked first.")
+    served: str | None = Field(None, description="The model that actually answered.")
+    reason: str = Field("router", description="router, rule, semantic, sticky, passthrough, fallback, cascade, static")
+    detail: str | None = None
+    router: str | None = None
+    status: int = 200
+    latency_s: float | None = None
+    ttft_s: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_usd: float | None = None
+    reference_cost_usd: float | None = None
+    finish_reason: str | None = None
+    error_type: str | None = None
+    attempts: list[dict[str, Any]] = Field(default_factory=list)
+    stream: bool = False
+    embedding: bytes | None = Field(None, description="float16 prompt embedding, raw bytes.")
+    prompt: str | None = Field(None, description="Kept only when the policy sets store_prompts: true.")

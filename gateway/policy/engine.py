@@ -1,0 +1,255 @@
+"""The routing decision: model name → policy → filters → learned router → ranked candidates.
+
+Order of evaluation for a policy request:
+1. hard filters: availability (API key set, circuit closed), required capabilities (tools,
+   vision, JSON mode), context window;
+2. the learned router: embed the prompt once, score the candidates, ``routers.decision.choose``;
+3. the rest of the candidates (best first) then the policy's ``fallbacks`` form the try order.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gateway import metrics
+from gateway.errors import APIError
+from gateway.protocol import ChatCompletionRequest, CompletionRequest, SwitchyardOptions
+from routers.decision import Objective as DecisionObjective
+from routers.decision import choose, expected_cost
+
+if TYPE_CHECKING:
+    from gateway.runtime import PolicyRuntime, Runtime
+
+_THRESHOLD_SUFFIX = re.compile(r"^(?P<name>.+)-(?P<thr>\d*\.\d+|\d+(?:\.\d*)?)$")
+
+
+@dataclass
+class Decision:
+    policy: str | None
+    model: str
+    ranking: list[str]
+    reason: str
+    detail: str = ""
+    router: str = "none"
+    scores: dict[str, float] = field(default_factory=dict)
+    strong_win: float | None = None
+    embedding: np.ndarray | None = None
+    prompt_tokens: int = 0
+    objective: str = ""
+    objective_value: float | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class Target:
+    """What the ``model`` field (and overrides) asked for."""
+
+    policy: str | None
+    passthrough: str | None
+    threshold: float | None = None
+
+
+def resolve_model(rt: "Runtime", model: str, header_policy: str | None = None) -> Target:
+    """``router-<policy>``, ``router-<policy>-<threshold>``, an alias, or a concrete upstream model."""
+    if header_policy:
+        if header_policy not in rt.policies:
+            raise APIError(404, f"Unknown policy '{header_policy}' in x-switchyard-policy.", code="policy_not_found", param="x-switchyard-policy")
+        return Target(header_policy, None)
+    if model in rt.aliases:
+        return Target(rt.aliases[model], None)
+    if model.startswith("router-"):
+        rest = model[len("router-") :]
+        if rest in rt.policies:
+            return Target(rest, None)
+        m = _THRESHOLD_SUFFIX.match(rest)
+        if m and m.group("name") in rt.policies:
+            return Target(m.group("name"), None, float(m.group("thr")))
+    if model in ("router", "auto") and rt.default_policy:
+        return Target(rt.default_policy, None)
+    if model in rt.clients and rt.cfg.server.allow_passthrough:
+        return Target(None, model)
+    known = sorted([f"router-{p}" for p in rt.policies] + list(rt.aliases) + (list(rt.clients) if rt.cfg.server.allow_passthrough else []))
+    raise APIError(404, f"The model '{model}' does not exist. Known models: {', '.join(known)}.", code="model_not_found", param="model")
+
+
+def _needs(req: ChatCompletionRequest | CompletionRequest) -> set[str]:
+    needs: set[str] = set()
+    if isinstance(req, ChatCompletionRequest):
+        if req.wants_tools():
+            needs.add("tools")
+        if req.has_image():
+            needs.add("vision")
+        if req.wants_json():
+            needs.add("json_mode")
+    return needs
+
+
+def apply_overrides(pr: "PolicyRuntime", target: Target, opts: SwitchyardOptions | None, headers: dict[str, str]) -> tuple[DecisionObjective, list[str]]:
+    """The objective and candidate list in force for this request, after per-request overrides."""
+    obj = pr.objective
+    cands = list(pr.cfg.candidates)
+    threshold = target.threshold
+    cost_weight = None
+    cap = None
+    sub = None
+    if "x-switchyard-threshold" in headers:
+        threshold = _float(headers["x-switchyard-threshold"], "x-switchyard-threshold")
+    if "x-switchyard-cost-weight" in headers:
+        cost_weight = _float(headers["x-switchyard-cost-weight"], "x-switchyard-cost-weight")
+    if "x-switchyard-candidates" in headers:
+        sub = [c.strip() for c in headers["x-switchyard-candidates"].split(",") if c.strip()]
+    if opts:
+        threshold = opts.threshold if opts.threshold is not None else threshold
+        cost_weight = opts.cost_weight if opts.cost_weight is not None else cost_weight
+        cap = opts.max_cost_per_request
+        sub = opts.candidates if opts.candidates is not None else sub
+    if any(v is not None for v in (threshold, cost_weight, cap, sub)) and not pr.cfg.allow_overrides:
+        raise APIError(400, f"Policy '{pr.name}' does not allow per-request overrides.", code="overrides_not_allowed")
+    if threshold is not None:
+        lo, hi = pr.cfg.threshold_range
+        if not lo <= threshold <= hi:
+            raise APIError(400, f"Threshold {threshold} is outside policy '{pr.name}' allowed range [{lo}, {hi}].", code="override_out_of_range", param="threshold")
+        obj = DecisionObjective("threshold", threshold)
+    if cost_weight is not None:
+        lo, hi = pr.cfg.cost_weight_range
+        if not lo <= cost_weight <= hi:
+            raise APIError(400, f"Cost weight {cost_weight} is outside policy '{pr.name}' allowed range [{lo}, {hi}].", code="override_out_of_range", param="cost_weight")
+        obj = DecisionObjective("cost_weight", cost_weight)
+    if cap is not None:
+        if cap <= 0:
+            raise APIError(400, "max_cost_per_request must be positive.", code="override_out_of_range", param="max_cost_per_request")
+        obj = DecisionObjective("max_cost_per_request", cap)
+    if sub is not None:
+        bad = [c for c in sub if c not in cands]
+        if bad or not sub:
+            raise APIError(
+                400,
+                f"Candidates override must be a non-empty subset of policy '{pr.name}' candidates ({', '.join(cands)}); not allowed: {', '.join(bad) or '(empty)'}.",
+                code="override_out_of_range",
+                param="candidates",
+            )
+        cands = [c for c in cands if c in sub]
+    return obj, cands
+
+
+def _float(v: str, name: str) -> float:
+    try:
+        return float(v)
+    except ValueError:
+        raise APIError(400, f"Header {name} must be a number, got '{v}'.", code="invalid_value", param=name) from None
+
+
+async def decide(
+    rt: "Runtime",
+    target: Target,
+    req: ChatCompletionRequest | CompletionRequest,
+    text: str,
+    headers: dict[str, str],
+) -> Decision:
+    t0 = time.perf_counter()
+    prompt_tokens = rt.count_tokens(text) if text else 0
+    if target.passthrough:
+        return Decision(None, target.passthrough, [target.passthrough], "passthrough", prompt_tokens=prompt_tokens, seconds=time.perf_counter() - t0)
+    pr = rt.policies[target.policy]  # type: ignore[index]
+    objective, cands = apply_overrides(pr, target, req.switchyard, headers)
+    needs = _needs(req)
+    max_out = getattr(req, "max_tokens", None) or getattr(req, "max_completion_tokens", None) or 0
+    skipped: dict[str, str] = {}
+
+    def usable(name: str) -> bool:
+        client = rt.clients[name]
+        ok, why = client.available()
+        if not ok:
+            skipped[name] = why
+            return False
+        missing = needs - set(client.cfg.capabilities)
+        if missing:
+            skipped[name] = f"lacks {', '.join(sorted(missing))}"
+            return False
+        if prompt_tokens + max_out > client.cfg.context_window:
+            skipped[name] = f"prompt of ~{prompt_tokens} tokens exceeds context window {client.cfg.context_window}"
+            return False
+        return True
+
+    live = [c for c in cands if usable(c)]
+    fallbacks = [c for c in pr.cfg.fallbacks if c not in cands and usable(c)]
+    costs = {c: rt.expected_cost(c, prompt_tokens) for c in cands}
+    scores: dict[str, float] = {}
+    strong_win = None
+    emb = None
+    reason, detail, router_name = "static", "candidates in policy order", "none"
+    if pr.router is not None:
+        emb = await rt.embed(text)
+        out = pr.router.score(emb[None, :])
+        inner = {m: i for i, m in enumerate(out.models)}
+        for c in cands:
+            name = pr.model_map.get(c, c)
+            if name in inner:
+                scores[c] = float(out.quality[0, inner[name]])
+        if out.strong_win is not None:
+            strong_win = float(out.strong_win[0])
+        router_name = pr.router.kind
+    ordered: list[str]
+    if live and scores:
+        live_scored = {c: scores[c] for c in live if c in scores}
+        if live_scored:
+            ch = choose(
+                live_scored,
+                costs,
+                objective,
+                strong=pr.strong if pr.strong in live_scored else None,
+                weak=pr.weak if pr.weak in live_scored else None,
+                strong_win=strong_win,
+            )
+            ordered = list(ch.ranking) + [c for c in live if c not in ch.ranking]
+            reason, detail = "router", ch.reason
+        else:
+            ordered = live
+    else:
+        ordered = live
+    if not ordered:
+        if not fallbacks:
+            raise APIError(
+                503,
+                f"No candidate of policy '{pr.name}' can serve this request: "
+                + "; ".join(f"{k}: {v}" for k, v in skipped.items()),
+                code="no_candidate_available",
+            )
+        reason, detail = "fallback", "no candidate usable: " + "; ".join(f"{k}: {v}" for k, v in skipped.items())
+    ranking = ordered + fallbacks
+    elapsed = time.perf_counter() - t0
+    metrics.ROUTING_DURATION.labels(pr.name).observe(elapsed)
+    return Decision(
+        pr.name,
+        ranking[0],
+        ranking,
+        reason,
+        detail,
+        router_name,
+        scores,
+        strong_win,
+        emb,
+        prompt_tokens,
+        objective.kind,
+        objective.value,
+        skipped,
+        elapsed,
+    )
+
+
+def usage_cost(rt: "Runtime", model: str, usage: dict[str, Any] | None) -> float | None:
+    if not usage:
+        return None
+    cfg = rt.clients[model].cfg
+    if cfg.input_price is None or cfg.output_price is None:
+        return None
+    return (usage.get("prompt_tokens", 0) * cfg.input_price + usage.get("completion_tokens", 0) * cfg.output_price) / 1e6
+
+
+__all__ = ["Decision", "Target", "decide", "resolve_model", "apply_overrides", "usage_cost", "expected_cost"]

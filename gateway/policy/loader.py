@@ -1,0 +1,194 @@
+"""Load a policy file: YAML → ``Config``, with errors that name the file, line, column and field.
+
+``load_config`` raises ``ConfigError`` listing every problem as
+``config/default.yaml:14:5 policies.chat.candidates[2]: unknown upstream 'gpt4' (known: ...)``.
+Cross-references are checked too: unknown upstreams, missing router artifacts, routers trained on
+models that are not candidates, missing prices where a cost objective needs them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from gateway.policy.schema import Config
+
+
+@dataclass
+class Problem:
+    file: str
+    line: int
+    col: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.col}"
+        return f"{where} {self.path}: {self.message}" if self.path else f"{where} {self.message}"
+
+
+class ConfigError(ValueError):
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def _fmt_path(loc: tuple) -> str:
+    out = ""
+    for p in loc:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            out += f".{p}" if out else str(p)
+    return out
+
+
+class _Positions:
+    """Maps a key path in the YAML document to the (line, column) of its node (1-based)."""
+
+    def __init__(self, root: yaml.Node | None) -> None:
+        self.pos: dict[tuple, tuple[int, int]] = {}
+        if root is not None:
+            self._walk(root, ())
+
+    def _walk(self, node: yaml.Node, path: tuple) -> None:
+        self.pos[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                key = k.value
+                self.pos[path + (key, "__key__")] = (k.start_mark.line + 1, k.start_mark.column + 1)
+                self._walk(v, path + (key,))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                self._walk(v, path + (i,))
+
+    def find(self, loc: tuple) -> tuple[int, int]:
+        loc = tuple(loc)
+        # A missing field points at its parent; an unknown (extra) key at the key itself.
+        while loc:
+            if loc + ("__key__",) in self.pos and loc not in self.pos:
+                return self.pos[loc + ("__key__",)]
+            if loc in self.pos:
+                return self.pos[loc]
+            loc = loc[:-1]
+        return self.pos.get((), (1, 1))
+
+
+def parse_yaml(text: str, file: str) -> tuple[Any, _Positions]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise ConfigError([Problem(file, line, col, "", f"YAML syntax error: {exc.problem or exc}")]) from None
+    return data, _Positions(node)
+
+
+def load_config(path: str | Path, text: str | None = None) -> Config:
+    """Parse and validate a policy file, raising ``ConfigError`` with every problem found."""
+    path = Path(path)
+    file = str(path)
+    if text is None:
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError([Problem(file, 0, 0, "", f"cannot read file: {exc.strerror}")]) from None
+    data, pos = parse_yaml(text, file)
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(file, 1, 1, "", "the file must be a mapping with 'upstreams' and 'policies'")])
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            line, col = pos.find(loc)
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = f"unknown field '{loc[-1]}'"
+            problems.append(Problem(file, line, col, _fmt_path(loc), msg))
+        raise ConfigError(problems) from None
+    problems = [Problem(file, *pos.find(loc), _fmt_path(loc), msg) for loc, msg in cross_check(cfg, path.parent)]
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def resolve_path(base: Path, p: str) -> Path:
+    """Artifact paths are relative to the policy file, then to the working directory, then the package."""
+    cand = Path(p)
+    if cand.is_absolute():
+        return cand
+    for root in (base, Path.cwd(), Path(__file__).resolve().parents[2]):
+        if (root / cand).exists():
+            return root / cand
+    return base / cand
+
+
+def cross_check(cfg: Config, base: Path) -> list[tuple[tuple, str]]:
+    """References between sections that a schema alone cannot check."""
+    out: list[tuple[tuple, str]] = []
+    known = sorted(cfg.upstreams)
+    names = set(cfg.upstreams)
+    aliases: dict[str, str] = {}
+    for pname, pol in cfg.policies.items():
+        for i, c in enumerate(pol.candidates):
+            if c not in cfg.upstreams:
+                out.append((("policies", pname, "candidates", i), f"unknown upstream '{c}' (known: {', '.join(known)})"))
+        for i, c in enumerate(pol.fallbacks):
+            if c not in cfg.upstreams:
+                out.append((("policies", pname, "fallbacks", i), f"unknown upstream '{c}' (known: {', '.join(known)})"))
+        for i, a in enumerate(pol.aliases):
+            if a in aliases or a in cfg.policies or a in names:
+                out.append((("policies", pname, "aliases", i), f"alias '{a}' is already a policy, model or alias"))
+            aliases[a] = pname
+        if pol.reference_model and pol.reference_model not in pol.candidates:
+            out.append((("policies", pname, "reference_model"), f"'{pol.reference_model}' is not a candidate"))
+        kind = pol.objective.kind
+        if kind in ("cost_weight", "max_cost_per_request"):
+            for i, c in enumerate(pol.candidates):
+                up = cfg.upstreams.get(c)
+                if up and (up.input_price is None or up.output_price is None):
+                    out.append(
+                        (("upstreams", c), f"objective {kind} of policy '{pname}' needs input_price and output_price")
+                    )
+        if pol.router:
+            rdir = resolve_path(base, pol.router.path)
+            meta_file = rdir / "router.json"
+            if not (rdir / "router.onnx").exists() or not meta_file.exists():
+                out.append(
+                    (("policies", pname, "router", "path"), f"router artifact not found at '{rdir}' (needs router.onnx and router.json)")
+                )
+                continue
+            try:
+                meta = json.loads(meta_file.read_text())
+            except ValueError as exc:
+                out.append((("policies", pname, "router", "path"), f"unreadable router.json: {exc}"))
+                continue
+            rmodels = set(meta.get("models", []))
+            for c in pol.candidates:
+                inner = pol.router.model_map.get(c, c)
+                if inner not in rmodels and meta.get("kind") not in ("random",):
+                    out.append(
+                        (
+                            ("policies", pname, "router", "model_map"),
+                            f"candidate '{c}' maps to '{inner}', which router '{pol.router.path}' was not trained on "
+                            f"(it knows: {', '.join(sorted(rmodels))})",
+                        )
+                    )
+            for c in pol.router.model_map:
+                if c not in pol.candidates:
+                    out.append((("policies", pname, "router", "model_map", c), f"'{c}' is not a candidate"))
+            if pol.router.family and pol.router.family != meta.get("kind"):
+                out.append(
+                    (("policies", pname, "router", "family"), f"artifact is a '{meta.get('kind')}' router, not '{pol.router.family}'")
+                )
+    if cfg.server.default_policy and cfg.server.default_policy not in cfg.policies:
+        out.append((("server", "default_policy"), f"unknown policy '{cfg.server.default_policy}' (known: {', '.join(sorted(cfg.policies))})"))
+    return out

@@ -1,0 +1,84 @@
+"""Reload the policy file: validate, build a new runtime, swap it atomically, or keep the old one.
+
+Requests capture ``app.state.runtime`` when they arrive, so in-flight requests finish on the
+policy they started with. Triggers: file changes (watchfiles), SIGHUP, ``POST /admin/reload``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from gateway import metrics
+from gateway.policy.loader import ConfigError, load_config
+from gateway.runtime import Runtime, build_clients, build_policies
+
+log = logging.getLogger("switchyard.reload")
+
+
+class Reloader:
+    def __init__(self, app: Any, path: Path, launched: dict[str, str]) -> None:
+        self.app = app
+        self.path = path
+        self.launched = launched
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task | None = None
+
+    async def reload(self, trigger: str) -> dict:
+        async with self._lock:
+            st = self.app.state
+            old: Runtime = st.runtime
+            try:
+                cfg = await asyncio.to_thread(load_config, self.path)
+                policies = await asyncio.to_thread(build_policies, cfg, self.path.parent, {})
+            except ConfigError as exc:
+                return self._rejected(trigger, [str(p) for p in exc.problems])
+            except Exception as exc:  # a router that fails to load, for instance
+                return self._rejected(trigger, [f"{self.path}: {type(exc).__name__}: {exc}"])
+            clients = build_clients(cfg, self.launched, old.clients)
+            new = Runtime(cfg, self.path, clients, policies, old.embedder)
+            st.runtime = new  # atomic swap: one reference assignment
+            for name, c in old.clients.items():
+                if clients.get(name) is not c:
+                    asyncio.get_running_loop().call_later(old_client_grace(c), lambda c=c: asyncio.ensure_future(c.aclose()))
+            st.loaded_at = time.time()
+            st.last_reload = {"ok": True, "trigger": trigger, "at": st.loaded_at, "errors": []}
+            metrics.CONFIG_RELOADS.labels("success").inc()
+            _export_objectives(new)
+            log.info("policy file %s reloaded (%s)", self.path, trigger)
+            return st.last_reload
+
+    def _rejected(self, trigger: str, errors: list[str]) -> dict:
+        st = self.app.state
+        st.last_reload = {"ok": False, "trigger": trigger, "at": time.time(), "errors": errors}
+        metrics.CONFIG_RELOADS.labels("rejected").inc()
+        log.error("policy file %s rejected, keeping the running policy:\n%s", self.path, "\n".join(errors))
+        return st.last_reload
+
+    async def watch(self) -> None:
+        from watchfiles import awatch
+
+        target = self.path.resolve()
+        async for changes in awatch(target.parent, debounce=200, step=50):
+            if any(Path(p).resolve() == target for _, p in changes):
+                await self.reload("file")
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.watch(), name="policy-watch")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+
+
+def old_client_grace(client: Any) -> float:
+    """Close replaced connection pools only after in-flight calls could have finished."""
+    return float(client.cfg.timeouts.total) + 1.0
+
+
+def _export_objectives(rt: Runtime) -> None:
+    for name, p in rt.policies.items():
+        metrics.THRESHOLD.labels(name, p.objective.kind).set(p.objective.value)

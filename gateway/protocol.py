@@ -1,0 +1,167 @@
+"""The OpenAI wire format, written once as pydantic models.
+
+Request models validate what the gateway needs and keep every other field (``tools``,
+``tool_choice``, ``response_format``, ``seed``, vendor extras) so it passes through to the
+upstream untouched. Responses from upstreams are passed through as JSON; the models below
+document them for the OpenAPI schema and are used when the gateway writes a body itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ContentPart(_Open):
+    type: str
+    text: str | None = None
+
+
+class ChatMessage(_Open):
+    role: Role
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+
+    def text(self) -> str:
+        """The message's plain text: the string content or its text parts joined."""
+        if isinstance(self.content, str):
+            return self.content
+        if not self.content:
+            return ""
+        return "\n".join(p.text or "" for p in self.content if p.type == "text")
+
+    def has_image(self) -> bool:
+        return isinstance(self.content, list) and any(p.type in ("image_url", "input_image") for p in self.content)
+
+
+class StreamOptions(_Open):
+    include_usage: bool | None = None
+
+
+class SwitchyardOptions(BaseModel):
+    """Per-request routing control, sent as ``extra_body={"switchyard": {...}}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    policy: str | None = None
+    threshold: float | None = None
+    cost_weight: float | None = None
+    max_cost_per_request: float | None = None
+    candidates: list[str] | None = None
+    session: str | None = None
+
+
+class ChatCompletionRequest(_Open):
+    model: str = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    n: int | None = Field(default=None, ge=1, le=128)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: Any = None
+    response_format: dict[str, Any] | None = None
+    user: str | None = None
+    metadata: dict[str, Any] | None = None
+    reasoning_effort: str | None = None
+    switchyard: SwitchyardOptions | None = None
+
+    def wants_tools(self) -> bool:
+        return bool(self.tools) or any(m.tool_calls for m in self.messages)
+
+    def has_image(self) -> bool:
+        return any(m.has_image() for m in self.messages)
+
+    def wants_json(self) -> bool:
+        return bool(self.response_format) and self.response_format.get("type") in ("json_object", "json_schema")
+
+
+class CompletionRequest(_Open):
+    model: str = Field(min_length=1)
+    prompt: str | list[str] | list[int] | list[list[int]]
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    user: str | None = None
+    metadata: dict[str, Any] | None = None
+    switchyard: SwitchyardOptions | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _non_empty(cls, v: Any) -> Any:
+        if isinstance(v, list) and not v:
+            raise ValueError("prompt must not be empty")
+        return v
+
+    def prompt_text(self) -> str:
+        if isinstance(self.prompt, str):
+            return self.prompt
+        return "\n".join(p for p in self.prompt if isinstance(p, str))
+
+
+class Usage(_Open):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class ChatChoice(_Open):
+    index: int
+    message: ChatMessage
+    finish_reason: str | None = None
+
+
+class ChatCompletion(_Open):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage | None = None
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "switchyard"
+    kind: Literal["policy", "model"] = "model"
+    description: str | None = None
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    request_id: str = Field(min_length=1)
+    score: float | None = Field(default=None, ge=0, le=1)
+    thumbs: Literal["up", "down"] | None = None
+    label: str | None = None
+    comment: str | None = Field(default=None, max_length=4000)
+    source: str = Field(default="user", min_length=1, max_length=64)

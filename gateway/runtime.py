@@ -1,0 +1,129 @@
+"""Everything built from one policy file: upstream clients, loaded routers, resolved objectives.
+
+A ``Runtime`` is immutable once built. Reloading builds a new one and swaps the reference, so a
+request keeps the runtime it started with. Upstream clients (connection pools) are reused across
+reloads when their configuration did not change.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gateway.policy.loader import resolve_path
+from gateway.policy.schema import Config, Policy
+from gateway.upstream.client import UpstreamClient
+from routers.decision import Objective as DecisionObjective
+from routers.decision import expected_cost
+
+log = logging.getLogger("switchyard")
+
+
+def threshold_for_share(meta: dict, share: float) -> float:
+    """The strong_win threshold that sends ``share`` of the router's calibration prompts to strong."""
+    cal = meta.get("calibration") or {}
+    qs = cal.get("strong_win_quantiles") or cal.get("quantiles")
+    if not qs:
+        raise ValueError("router.json has no calibration quantiles; use 'threshold' instead of 'target_strong_share'")
+    levels = cal.get("levels") or list(np.linspace(0, 1, len(qs)))
+    return float(np.interp(1.0 - share, levels, qs))
+
+
+@dataclass
+class PolicyRuntime:
+    name: str
+    cfg: Policy
+    router: Any = None  # routers.base.Router
+    model_map: dict[str, str] = field(default_factory=dict)
+    strong: str | None = None
+    weak: str | None = None
+    objective: DecisionObjective = DecisionObjective("threshold", 0.5)
+
+
+class Runtime:
+    def __init__(
+        self,
+        cfg: Config,
+        path: Path,
+        clients: dict[str, UpstreamClient],
+        policies: dict[str, PolicyRuntime],
+        embedder: Any = None,
+    ) -> None:
+        self.cfg = cfg
+        self.path = path
+        self.clients = clients
+        self.policies = policies
+        self.embedder = embedder
+        self.aliases = {a: name for name, p in cfg.policies.items() for a in p.aliases}
+        self.default_policy = cfg.server.default_policy or (next(iter(cfg.policies)) if cfg.policies else None)
+
+    async def embed(self, text: str) -> np.ndarray:
+        if self.embedder is None:
+            raise RuntimeError("no encoder loaded")
+        return await self.embedder.embed_one(text)
+
+    def count_tokens(self, text: str) -> int:
+        enc = getattr(self.embedder, "encoder", None)
+        if enc is not None and hasattr(enc, "count_tokens"):
+            try:
+                return int(enc.count_tokens(text))
+            except Exception:  # pragma: no cover - tokenizer failure must not fail the request
+                pass
+        return max(1, len(text) // 4)
+
+    def expected_cost(self, model: str, prompt_tokens: int) -> float:
+        cfg = self.clients[model].cfg
+        return expected_cost(prompt_tokens, cfg.input_price or 0.0, cfg.output_price or 0.0, cfg.typical_output_tokens)
+
+
+def build_policies(cfg: Config, base: Path, router_cache: dict[str, Any] | None = None) -> dict[str, PolicyRuntime]:
+    from routers.base import load_router
+
+    out: dict[str, PolicyRuntime] = {}
+    router_cache = router_cache if router_cache is not None else {}
+    for name, pol in cfg.policies.items():
+        pr = PolicyRuntime(name, pol)
+        obj = pol.objective
+        if pol.router:
+            rpath = resolve_path(base, pol.router.path)
+            key = str(rpath.resolve())
+            router = router_cache.get(key) or load_router(rpath)
+            router_cache[key] = router
+            pr.router = router
+            pr.model_map = {c: pol.router.model_map.get(c, c) for c in pol.candidates}
+            inverse = {v: k for k, v in pr.model_map.items()}
+            meta = getattr(router, "meta", {}) or {}
+            pr.strong = pol.router.strong or inverse.get(meta.get("strong"))
+            pr.weak = pol.router.weak or inverse.get(meta.get("weak"))
+            if obj.kind == "target_strong_share":
+                pr.objective = DecisionObjective("threshold", threshold_for_share(meta, obj.value))
+            else:
+                pr.objective = DecisionObjective(obj.kind, obj.value)  # type: ignore[arg-type]
+        else:
+            kind = "threshold" if obj.kind == "target_strong_share" else obj.kind
+            pr.objective = DecisionObjective(kind, obj.value)  # type: ignore[arg-type]
+        out[name] = pr
+    return out
+
+
+def build_clients(
+    cfg: Config, launched: dict[str, str], previous: dict[str, UpstreamClient] | None = None
+) -> dict[str, UpstreamClient]:
+    previous = previous or {}
+    clients: dict[str, UpstreamClient] = {}
+    for name, up in cfg.upstreams.items():
+        base_url = launched.get(name) or up.base_url
+        old = previous.get(name)
+        if old is not None and old.cfg == up and old.base_url == (base_url or "").rstrip("/"):
+            clients[name] = old
+        else:
+            clients[name] = UpstreamClient(name, up, base_url)
+    return clients
+
+
+def needs_encoder(cfg: Config) -> bool:
+    return any(p.router is not None for p in cfg.policies.values())

@@ -1,0 +1,1 @@
+"""Upstream calls: pooled clients, retries before the first byte, fallback, SSE passthrough."""

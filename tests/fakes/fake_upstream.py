@@ -1,0 +1,187 @@
+"""A fake OpenAI-compatible upstream, run as its own process on a loopback port.
+
+It stands in for paid APIs in tests and benchmarks. It answers ``/v1/chat/completions`` and
+``/v1/completions`` (plain and SSE) with a deterministic echo, returns a tool call when the
+request offers tools, and injects faults on demand:
+
+- ``POST /_control`` with JSON sets the behaviour: ``fail_next`` (count), ``fail_status``
+  (500, 429...), ``retry_after``, ``die_after_chunks`` (abort the connection mid-stream),
+  ``delay`` (seconds before headers), ``chunk_delay``, ``chaos`` (probabilities per fault:
+  ``{"500": .1, "429": .1, "timeout": .05, "reset": .05, "midstream": .05}``), ``reply``.
+- ``GET /_stats`` returns request counts; ``GET /_last`` the last request body.
+
+Usage: ``python tests/fakes/fake_upstream.py --port 9000 [--name fake] [--model-id fake-model]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import time
+
+import uvicorn
+
+STATE: dict = {
+    "fail_next": 0,
+    "fail_status": 500,
+    "retry_after": None,
+    "die_after_chunks": None,
+    "delay": 0.0,
+    "chunk_delay": 0.0,
+    "chaos": {},
+    "reply": None,
+    "chunks": 4,
+}
+STATS = {"requests": 0, "failed": 0, "ok": 0, "by_path": {}}
+LAST: dict = {}
+MODEL_ID = "fake-model"
+
+
+async def _read(receive) -> bytes:
+    body = b""
+    while True:
+        msg = await receive()
+        body += msg.get("body", b"")
+        if not msg.get("more_body"):
+            return body
+
+
+async def _send_json(send, status: int, obj: dict, headers: list | None = None) -> None:
+    data = json.dumps(obj).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())] + (headers or [])})
+    await send({"type": "http.response.body", "body": data})
+
+
+def _text_of(req: dict) -> str:
+    if "messages" in req:
+        for m in reversed(req["messages"]):
+            if m.get("role") == "user":
+                c = m.get("content")
+                if isinstance(c, list):
+                    return " ".join(p.get("text", "") for p in c if isinstance(p, dict))
+                return c or ""
+        return ""
+    p = req.get("prompt", "")
+    return p if isinstance(p, str) else " ".join(map(str, p))
+
+
+def _fault() -> str | None:
+    if STATE["fail_next"] > 0:
+        STATE["fail_next"] -= 1
+        return str(STATE["fail_status"])
+    for kind, p in (STATE.get("chaos") or {}).items():
+        if random.random() < float(p):
+            return kind
+    return None
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    path = scope["path"]
+    body = await _read(receive)
+    STATS["by_path"][path] = STATS["by_path"].get(path, 0) + 1
+    if path == "/_control":
+        STATE.update(json.loads(body or b"{}"))
+        return await _send_json(send, 200, STATE)
+    if path == "/_stats":
+        return await _send_json(send, 200, STATS)
+    if path == "/_last":
+        return await _send_json(send, 200, LAST)
+    if path in ("/v1/models", "/models"):
+        return await _send_json(send, 200, {"object": "list", "data": [{"id": MODEL_ID, "object": "model"}]})
+    if path not in ("/v1/chat/completions", "/v1/completions", "/chat/completions", "/completions"):
+        return await _send_json(send, 404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+    STATS["requests"] += 1
+    req = json.loads(body or b"{}")
+    LAST.clear()
+    LAST.update(req)
+    if STATE["delay"]:
+        await asyncio.sleep(STATE["delay"])
+    fault = _fault()
+    if fault and fault.isdigit():
+        STATS["failed"] += 1
+        hdrs = [(b"retry-after", str(STATE["retry_after"]).encode())] if STATE.get("retry_after") is not None else []
+        return await _send_json(send, int(fault), {"error": {"message": f"injected {fault}", "type": "server_error"}}, hdrs)
+    if fault == "timeout":
+        STATS["failed"] += 1
+        await asyncio.sleep(3600)
+    if fault == "reset":
+        STATS["failed"] += 1
+        raise ConnectionResetError("injected reset before the first byte")
+    chat = "messages" in req
+    text = _text_of(req)
+    reply = STATE["reply"] or f"Echo: {text}"
+    words = reply.split(" ")
+    usage = {"prompt_tokens": max(1, len(text.split())), "completion_tokens": len(words), "total_tokens": max(1, len(text.split())) + len(words)}
+    created = int(time.time())
+    cid = f"chatcmpl-{random.getrandbits(48):x}"
+    tool_call = None
+    if chat and req.get("tools"):
+        fn = req["tools"][0]["function"]["name"]
+        tool_call = {"id": "call_1", "type": "function", "function": {"name": fn, "arguments": json.dumps({"echo": text})}}
+    die_after = STATE["die_after_chunks"] if fault != "midstream" else 1
+    if not req.get("stream"):
+        STATS["ok"] += 1
+        if chat:
+            msg = {"role": "assistant", "content": None if tool_call else reply}
+            if tool_call:
+                msg["tool_calls"] = [tool_call]
+            choice = {"index": 0, "message": msg, "finish_reason": "tool_calls" if tool_call else "stop"}
+            obj = {"id": cid, "object": "chat.completion", "created": created, "model": MODEL_ID, "choices": [choice], "usage": usage}
+        else:
+            obj = {"id": cid, "object": "text_completion", "created": created, "model": MODEL_ID, "choices": [{"index": 0, "text": reply, "finish_reason": "stop"}], "usage": usage}
+        return await _send_json(send, 200, obj)
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+    n = max(1, min(STATE["chunks"], len(words)))
+    parts = [" ".join(words[i * len(words) // n : (i + 1) * len(words) // n]) for i in range(n)]
+    events = []
+    for i, part in enumerate(parts):
+        piece = part if i == 0 else " " + part
+        if chat:
+            delta = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
+            if tool_call and i == 0:
+                delta = {"role": "assistant", "content": None, "tool_calls": [{"index": 0, **tool_call}]}
+            elif tool_call:
+                continue
+            events.append({"id": cid, "object": "chat.completion.chunk", "created": created, "model": MODEL_ID, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+        else:
+            events.append({"id": cid, "object": "text_completion", "created": created, "model": MODEL_ID, "choices": [{"index": 0, "text": piece, "finish_reason": None}]})
+    last = {"index": 0, "delta": {}, "finish_reason": "tool_calls" if tool_call else "stop"} if chat else {"index": 0, "text": "", "finish_reason": "stop"}
+    events.append({"id": cid, "object": "chat.completion.chunk" if chat else "text_completion", "created": created, "model": MODEL_ID, "choices": [last]})
+    if (req.get("stream_options") or {}).get("include_usage"):
+        events.append({"id": cid, "object": "chat.completion.chunk" if chat else "text_completion", "created": created, "model": MODEL_ID, "choices": [], "usage": usage})
+    for i, ev in enumerate(events):
+        if die_after is not None and i >= die_after:
+            STATS["failed"] += 1
+            raise ConnectionResetError("injected mid-stream failure")
+        await send({"type": "http.response.body", "body": b"data: " + json.dumps(ev).encode() + b"\n\n", "more_body": True})
+        if STATE["chunk_delay"]:
+            await asyncio.sleep(STATE["chunk_delay"])
+    STATS["ok"] += 1
+    await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+
+
+def main() -> None:
+    global MODEL_ID
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--model-id", default="fake-model")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    MODEL_ID = args.model_id
+    random.seed(args.seed)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="on")
+
+
+if __name__ == "__main__":
+    main()
