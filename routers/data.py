@@ -1,0 +1,342 @@
+"""Importers from public routing-outcome formats into one table (:class:`RoutingTable`).
+
+Formats (``load_table(paths, fmt)``):
+
+- ``routellm``: a CSV, or a folder of CSVs, with ``prompt`` and one boolean column per model
+  (RouteLLM's MMLU evals). Group = the file stem minus ``mmlu_`` (the MMLU subject). Prompts
+  listed as ``eval_prompt`` in a ``contaminated_prompts.jsonl`` beside the files are skipped.
+- ``routerbench``: wide CSV(s) with ``sample_id``, ``prompt`` (a Python-list literal: we use its
+  **last** element, the turn that is routed; the encoder keeps head+tail of long text),
+  ``eval_name``, and per model ``M`` (score), ``M|total_cost`` (USD), ``M|model_response``.
+  Group = ``sample_id``. Responses are kept (``responses``) for the answer checker.
+- ``llmrouter``: a JSON list of ``{question, scores: {model: score}, cluster_id}``; prices
+  (USD per million tokens) from ``models.json`` beside it. Cost = prompt tokens x input price
+  (output length unknown; NaN when the model has no price). Group = ``cluster_id``.
+- ``outcomes``: the gateway's recorded outcomes, JSONL, **one row per (prompt, model) call**::
+
+      {"id": "req-1",                # optional; rows with the same id are one prompt
+       "prompt": "text",             # or "messages": [...OpenAI messages...] (last user turn)
+       "embedding": [384 floats],    # optional; used instead of re-embedding when present
+       "model": "gpt-4o-mini",
+       "quality": 0.0..1.0,          # or "feedback": 0..1, or +1/-1 (thumbs; -1 -> 0)
+       "cost": 0.00042,              # USD, optional
+       "group": "tenant-a"}          # optional split group (default: the id)
+
+  Rows are pivoted to the wide table; repeated (prompt, model) pairs are averaged.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+FORMATS = ("routellm", "routerbench", "llmrouter", "outcomes")
+csv.field_size_limit(2**31 - 1)
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def shared_data_dir() -> Path:
+    """``$SWITCHYARD_DATA_DIR`` or ``<repo>/../shared/data``."""
+    env = os.environ.get("SWITCHYARD_DATA_DIR")
+    return Path(env) if env else repo_root().parent / "shared" / "data"
+
+
+@dataclass
+class RoutingTable:
+    """Per-prompt outcomes of several models: quality in [0, 1] and cost in USD (NaN: unknown)."""
+
+    prompts: list[str]
+    models: list[str]
+    quality: np.ndarray  # (n, m) float64
+    cost: np.ndarray  # (n, m) float64
+    ids: list[str]
+    groups: list[str]
+    fmt: str = ""
+    data_hash: str = ""
+    responses: dict[str, list[str]] | None = None  # model -> per-prompt response text
+    embeddings: np.ndarray | None = None  # (n, 384) when the source carried them
+    extra: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def subset(self, idx: Sequence[int] | np.ndarray) -> "RoutingTable":
+        idx = np.asarray(idx, dtype=int)
+        return replace(
+            self,
+            prompts=[self.prompts[i] for i in idx],
+            quality=self.quality[idx],
+            cost=self.cost[idx],
+            ids=[self.ids[i] for i in idx],
+            groups=[self.groups[i] for i in idx],
+            responses=None
+            if self.responses is None
+            else {m: [r[i] for i in idx] for m, r in self.responses.items()},
+            embeddings=None if self.embeddings is None else self.embeddings[idx],
+        )
+
+    def select_models(self, models: Sequence[str]) -> "RoutingTable":
+        cols = [self.models.index(m) for m in models]
+        return replace(
+            self,
+            models=list(models),
+            quality=self.quality[:, cols],
+            cost=self.cost[:, cols],
+            responses=None
+            if self.responses is None
+            else {m: self.responses[m] for m in models if m in self.responses},
+        )
+
+
+def files_hash(paths: Iterable[Path]) -> str:
+    """sha256 over the bytes of the given files (sorted by path)."""
+    h = hashlib.sha256()
+    for p in sorted(Path(p) for p in paths):
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def _expand(paths: Sequence[str | Path], pattern: str) -> list[Path]:
+    out: list[Path] = []
+    for p in map(Path, paths):
+        out.extend(sorted(p.glob(pattern)) if p.is_dir() else [p])
+    if not out:
+        raise FileNotFoundError(f"no {pattern} files under {list(map(str, paths))}")
+    return out
+
+
+def _bool(v: str) -> float:
+    s = str(v).strip().lower()
+    if s in ("true", "1", "1.0", "yes"):
+        return 1.0
+    if s in ("false", "0", "0.0", "no"):
+        return 0.0
+    return float("nan") if s in ("", "nan", "none") else float(s)
+
+
+def _float(v: str | None) -> float:
+    try:
+        return float(v) if v not in (None, "") else float("nan")
+    except ValueError:
+        return float("nan")
+
+
+def load_routellm(paths: Sequence[str | Path]) -> RoutingTable:
+    files = _expand(paths, "*.csv")
+    contaminated: set[str] = set()
+    for d in {f.parent for f in files}:
+        cp = d / "contaminated_prompts.jsonl"
+        if cp.exists():
+            for line in cp.read_text().splitlines():
+                if line.strip():
+                    contaminated.add(json.loads(line)["eval_prompt"].strip())
+    prompts, rows, ids, groups = [], [], [], []
+    models: list[str] | None = None
+    for f in files:
+        with open(f, newline="") as fh:
+            reader = csv.DictReader(fh)
+            cols = [c for c in reader.fieldnames or [] if c and c != "prompt" and not c.startswith("Unnamed")]
+            if models is None:
+                models = cols
+            elif set(cols) != set(models):
+                raise ValueError(f"{f}: model columns {cols} differ from {models}")
+            subject = f.stem.removeprefix("mmlu_")
+            for i, r in enumerate(reader):
+                if r["prompt"].strip() in contaminated:
+                    continue
+                prompts.append(r["prompt"])
+                rows.append([_bool(r[m]) for m in models])
+                ids.append(f"{subject}/{i}")
+                groups.append(subject)
+    assert models is not None
+    q = np.array(rows, dtype=np.float64).reshape(len(rows), len(models))
+    return RoutingTable(
+        prompts, models, q, np.full_like(q, np.nan), ids, groups, "routellm", files_hash(files)
+    )
+
+
+def routerbench_prompt(raw: str) -> str:
+    """The routed text of a RouterBench ``prompt`` cell: the last element of its list literal."""
+    try:
+        val = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return raw
+    if isinstance(val, (list, tuple)):
+        return str(val[-1]) if val else ""
+    return str(val)
+
+
+def load_routerbench(paths: Sequence[str | Path]) -> RoutingTable:
+    files = _expand(paths, "*.csv")
+    prompts, q, c, ids, groups = [], [], [], [], []
+    responses: dict[str, list[str]] = {}
+    models: list[str] | None = None
+    for f in files:
+        with open(f, newline="") as fh:
+            reader = csv.DictReader(fh)
+            names = reader.fieldnames or []
+            cols = [n.split("|")[0] for n in names if n.endswith("|total_cost")]
+            if models is None:
+                models = cols
+                responses = {m: [] for m in models}
+            elif set(cols) != set(models):
+                raise ValueError(f"{f}: models {cols} differ from {models}")
+            for r in reader:
+                prompts.append(routerbench_prompt(r["prompt"]))
+                q.append([_float(r.get(m)) for m in models])
+                c.append([_float(r.get(f"{m}|total_cost")) for m in models])
+                for m in models:
+                    responses[m].append(r.get(f"{m}|model_response") or "")
+                ids.append(r.get("sample_id") or f"{f.stem}/{len(ids)}")
+                groups.append(r.get("sample_id") or ids[-1])
+    assert models is not None
+    return RoutingTable(
+        prompts,
+        models,
+        np.clip(np.array(q, dtype=np.float64), 0, 1),
+        np.array(c, dtype=np.float64),
+        ids,
+        groups,
+        "routerbench",
+        files_hash(files),
+        responses=responses,
+    )
+
+
+def load_llmrouter(paths: Sequence[str | Path]) -> RoutingTable:
+    files = _expand(paths, "*.json")
+    files = [f for f in files if f.name != "models.json"]
+    items: list[dict] = []
+    prices: dict[str, dict] = {}
+    for f in files:
+        items.extend(json.loads(f.read_text()))
+        mj = f.parent / "models.json"
+        if mj.exists():
+            prices.update(json.loads(mj.read_text()))
+    models = sorted({m for it in items for m in it["scores"]})
+    q = np.array(
+        [[_float(it["scores"].get(m)) for m in models] for it in items], dtype=np.float64
+    )
+    # Cost: prompt tokens (~4 chars/token) x input price; output length is not in the data.
+    ntok = np.array([len(it["question"]) / 4.0 for it in items])
+    inp = np.array([_float(str(prices.get(m, {}).get("input_price", ""))) for m in models])
+    cost = ntok[:, None] * inp[None, :] / 1e6
+    hash_files = files + [f.parent / "models.json" for f in files if (f.parent / "models.json").exists()]
+    return RoutingTable(
+        [it["question"] for it in items],
+        models,
+        np.clip(q, 0, 1),
+        cost,
+        [str(it.get("id", i)) for i, it in enumerate(items)],
+        [str(it.get("cluster_id", i)) for i, it in enumerate(items)],
+        "llmrouter",
+        files_hash(hash_files),
+        extra={"prices": {m: prices[m] for m in models if m in prices}},
+    )
+
+
+def _outcome_quality(row: dict) -> float:
+    for key in ("quality", "score", "feedback"):
+        if row.get(key) is not None:
+            v = float(row[key])
+            return 0.0 if v < 0 else min(v, 1.0)
+    return float("nan")
+
+
+def load_outcomes(paths: Sequence[str | Path]) -> RoutingTable:
+    from .encoder import select_text
+
+    files = _expand(paths, "*.jsonl")
+    key_index: dict[str, int] = {}
+    prompts, ids, groups, embs = [], [], [], []
+    cells: dict[tuple[int, str], list[tuple[float, float]]] = {}
+    models: list[str] = []
+    for f in files:
+        for line in f.read_text().splitlines():
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            text = row.get("prompt")
+            if text is None and row.get("messages"):
+                text = select_text(row["messages"])
+            text = text or ""
+            key = str(row.get("id") or hashlib.sha256(text.encode()).hexdigest())
+            if key not in key_index:
+                key_index[key] = len(prompts)
+                prompts.append(text)
+                ids.append(key)
+                groups.append(str(row.get("group") or key))
+                embs.append(row.get("embedding"))
+            m = str(row["model"])
+            if m not in models:
+                models.append(m)
+            cells.setdefault((key_index[key], m), []).append(
+                (_outcome_quality(row), _float(row.get("cost")))
+            )
+    q = np.full((len(prompts), len(models)), np.nan)
+    c = np.full_like(q, np.nan)
+    for (i, m), vals in cells.items():
+        arr = np.array(vals, dtype=np.float64)
+        j = models.index(m)
+        with np.errstate(all="ignore"):
+            q[i, j] = np.nanmean(arr[:, 0]) if np.isfinite(arr[:, 0]).any() else np.nan
+            c[i, j] = np.nanmean(arr[:, 1]) if np.isfinite(arr[:, 1]).any() else np.nan
+    emb = None
+    if embs and all(e is not None for e in embs):
+        emb = np.asarray(embs, dtype=np.float32)
+    return RoutingTable(
+        prompts, models, q, c, ids, groups, "outcomes", files_hash(files), embeddings=emb
+    )
+
+
+LOADERS = {
+    "routellm": load_routellm,
+    "routerbench": load_routerbench,
+    "llmrouter": load_llmrouter,
+    "outcomes": load_outcomes,
+}
+
+
+def load_table(paths: str | Path | Sequence[str | Path], fmt: str) -> RoutingTable:
+    """Load one or more files/folders of format ``fmt`` into a :class:`RoutingTable`."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    try:
+        loader = LOADERS[fmt]
+    except KeyError:
+        raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}") from None
+    return loader(list(paths))
+
+
+def group_split(
+    table: RoutingTable, test_frac: float = 0.2, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out whole groups: a seeded ``test_frac`` share of the distinct groups."""
+    uniq = sorted(set(table.groups))
+    rng = np.random.default_rng(seed)
+    n_test = max(1, int(round(test_frac * len(uniq)))) if test_frac > 0 else 0
+    test_groups = set(rng.permutation(uniq)[:n_test].tolist())
+    is_test = np.array([g in test_groups for g in table.groups])
+    return np.flatnonzero(~is_test), np.flatnonzero(is_test)
+
+
+def default_paths(fmt: str) -> Path:
+    """The shared data folder for a public format."""
+    return shared_data_dir() / {
+        "routellm": "routellm-mmlu",
+        "routerbench": "routerbench",
+        "llmrouter": "llmrouter/train.json",
+    }[fmt]
