@@ -121,7 +121,11 @@ def load_config(path: str | Path, text: str | None = None) -> Config:
 
 
 def resolve_path(base: Path, p: str) -> Path:
-    """Artifact paths are relative to the policy file, then to the working directory, then the package."""
+    """Artifact paths are relative to the policy file, then the working directory, then the install root.
+
+    The install root holds ``routers/artifacts/`` (shipped default routers), so a policy file copied
+    anywhere can still say ``path: routers/artifacts/mf-mmlu``.
+    """
     cand = Path(p)
     if cand.is_absolute():
         return cand
