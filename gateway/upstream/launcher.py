@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
@@ -73,14 +74,17 @@ class LocalServer:
         except ImportError:
             raise RuntimeError("the local model needs llama-cpp-python: pip install 'switchyard[local]'") from None
         log.info("starting local model server %s on port %d", self.name, self.port)
-        self.proc = subprocess.Popen(self._cmd(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})
+        # The child logs a lot: send it to a file (a pipe nobody reads would fill and block it).
+        self.log_path = Path(tempfile.gettempdir()) / f"switchyard-{self.name}-{self.port}.log"
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self._cmd(), stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ})
 
     async def wait_ready(self) -> None:
         deadline = time.monotonic() + self.cfg.startup_timeout
         async with httpx.AsyncClient() as c:
             while time.monotonic() < deadline:
                 if self.proc and self.proc.poll() is not None:
-                    err = self.proc.stderr.read().decode(errors="replace")[-2000:] if self.proc.stderr else ""
+                    err = self.log_path.read_text(errors="replace")[-2000:]
                     raise RuntimeError(f"local model server {self.name} exited with {self.proc.returncode}: {err}")
                 try:
                     r = await c.get(f"{self.base_url}/models", timeout=1.0)
@@ -119,3 +123,5 @@ class LocalServer:
                 await asyncio.to_thread(self.proc.wait, 10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+        if getattr(self, "_log", None):
+            self._log.close()
