@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
 from contextlib import asynccontextmanager
@@ -13,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway import __version__
+from gateway import __version__, metrics
 from gateway.api import admin, chat, health, models
 from gateway.errors import APIError, api_error_handler, http_handler, unhandled_handler, validation_handler
 from gateway.outcomes.recorder import Recorder
@@ -107,6 +108,7 @@ async def lifespan(app: FastAPI):
         await app.state.shared.close()
         for srv in locals_:
             await srv.stop()
+        metrics.mark_process_dead(os.getpid())  # multiprocess mode: drop this worker's live gauges
 
 
 def _openapi(app: FastAPI):

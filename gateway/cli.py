@@ -37,6 +37,16 @@ def serve(
         raise typer.Exit(2) from None
     os.environ["SWITCHYARD_CONFIG"] = str(config)
     os.environ["SWITCHYARD_WATCH"] = "1" if watch else "0"
+    from gateway import promdir
+
+    cleanup = promdir.prepare(workers)  # before any worker imports gateway.metrics
+    try:
+        _run_uvicorn(uvicorn, host, port, workers, log_level)
+    finally:
+        cleanup()
+
+
+def _run_uvicorn(uvicorn, host: str, port: int, workers: int, log_level: str) -> None:
     uvicorn.run(
         "gateway.main:app",
         host=host,

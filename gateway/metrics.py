@@ -124,6 +124,44 @@ BANDIT_EXPLORATIONS = Counter(
 )
 
 
+CACHE_SIMILARITY = Histogram(
+    "switchyard_cache_similarity",
+    "Cosine similarity of the best semantic response-cache candidate, per policy.",
+    ["policy"],
+    buckets=(0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 1.0),
+)
+
+
+def prime(rt) -> None:
+    """Create the bounded, known label sets at zero so dashboards show 0 rather than no data.
+
+    Called whenever a runtime is built (start and reload): one child per upstream and policy.
+    """
+    for name, client in rt.clients.items():
+        breaker = getattr(client, "breaker", None)
+        CIRCUIT_STATE.labels(name).set(getattr(breaker, "state", 0))
+        INFLIGHT.labels(name).inc(0)
+        RETRIES.labels(name).inc(0)
+    for name in rt.policies:
+        COST_SAVED.labels(name).inc(0)
+        BANDIT_EXPLORATIONS.labels(name).inc(0)
+        for decision in ("published", "refused"):
+            RETRAINS.labels(name, decision).inc(0)
+    for result in ("success", "rejected"):
+        CONFIG_RELOADS.labels(result).inc(0)
+    for cache in ("response",) + (("embedding",) if getattr(rt, "embedder", None) is not None else ()):
+        for result in ("hit", "miss"):
+            CACHE.labels(cache, result).inc(0)
+
+
+def mark_process_dead(pid: int) -> None:
+    """Drop a finished worker's live gauges (multiprocess mode); a no-op otherwise."""
+    if _MP:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)
+
+
 def render() -> tuple[bytes, str]:
     """The exposition text for ``/metrics`` (aggregated across workers in multiprocess mode)."""
     if _MP:

@@ -80,5 +80,6 @@ def old_client_grace(client: Any) -> float:
 
 
 def _export_objectives(rt: Runtime) -> None:
+    metrics.prime(rt)
     for name, p in rt.policies.items():
         metrics.THRESHOLD.labels(name, p.objective.kind).set(p.objective.value)

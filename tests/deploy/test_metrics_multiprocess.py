@@ -1,0 +1,52 @@
+"""``switchyard serve --workers 2``: /metrics aggregates every worker (prometheus multiprocess)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import upstream_entry
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def _env(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(kv.decode(errors="replace").split("=", 1) for kv in raw if b"=" in kv)
+
+
+def _requests_total(text: str) -> float:
+    total = 0.0
+    for fam in text_string_to_metric_families(text):
+        if fam.name == "switchyard_requests":
+            total += sum(s.value for s in fam.samples if s.name == "switchyard_requests_total")
+    return total
+
+
+def test_two_workers_share_one_metrics_view(gateway, fake_upstream):
+    fake = fake_upstream("m-v1")
+    cfg = {
+        "upstreams": {"a": upstream_entry(fake), "b": upstream_entry(fake)},
+        "policies": {"p": {"candidates": ["a", "b"]}},
+    }
+    gw = gateway(cfg, args=["--workers", "2"])
+    workers = [c for c in _children(gw.proc.pid) if "PROMETHEUS_MULTIPROC_DIR" in _env(c)]
+    assert len(workers) >= 2, "expected two uvicorn workers carrying PROMETHEUS_MULTIPROC_DIR"
+    dirs = {_env(c)["PROMETHEUS_MULTIPROC_DIR"] for c in workers}
+    assert len(dirs) == 1
+    promdir = Path(dirs.pop())
+    n = 24
+    with httpx.Client(timeout=10) as http:
+        for i in range(n):
+            # a fresh connection per request so the kernel spreads them over both workers
+            r = httpx.post(f"{gw.base_url}/chat/completions", json={"model": "router-p", "messages": [{"role": "user", "content": f"hi {i}"}]}, timeout=10)
+            assert r.status_code == 200
+        seen = {_requests_total(http.get(f"{gw.url}/metrics", headers={"connection": "close"}).text) for _ in range(8)}
+    assert seen == {float(n)}, f"every scrape must report all {n} requests, got {seen}"
+    pids = {f.stem.rsplit("_", 1)[-1] for f in promdir.glob("counter_*.db")}
+    assert len(pids) >= 2, f"both workers should write metric files, got {sorted(pids)}"
