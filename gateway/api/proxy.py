@@ -131,9 +131,13 @@ async def handle(request: Request, kind: str) -> Response:
     result = StreamResult()
     total = opened.client.cfg.timeouts.total
 
+    def estimate(completion: str) -> dict:
+        p, c = decision.prompt_tokens, rt.count_tokens(completion) if completion else 0
+        return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+
     async def body():
         try:
-            async for piece in relay(opened, served, wants_usage, total, result):
+            async for piece in relay(opened, served, wants_usage, total, result, estimate_usage=estimate):
                 yield piece
         finally:
             now = time.perf_counter()

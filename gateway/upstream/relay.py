@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 import httpx
 import orjson
@@ -28,6 +28,9 @@ class StreamResult:
     first_byte_at: float | None = None
     content: list[str] = field(default_factory=list)
     chunks: int = 0
+    chunk_id: str | None = None
+    object: str | None = None
+    created: int | None = None
 
 
 async def relay(
@@ -36,11 +39,18 @@ async def relay(
     client_wants_usage: bool,
     total_timeout: float,
     result: StreamResult,
-    keep_content: bool = False,
+    keep_content: bool = True,
+    estimate_usage: Callable[[str], dict] | None = None,
 ) -> AsyncIterator[bytes]:
+    """Yield SSE bytes for the client.
+
+    When the upstream sends no usage (llama.cpp's server ignores ``stream_options``), the usage is
+    estimated with ``estimate_usage(completion_text)`` and, if the client asked for it, sent as
+    OpenAI's final usage-only chunk with ``"estimated": true``.
+    """
     buf = b""
     deadline = time.monotonic() + total_timeout
-    sent_done = False
+    saw_done = False
     try:
         pending: list[bytes] = [opened.first_chunk] if opened.first_chunk else []
         source = opened.chunks
@@ -55,28 +65,39 @@ async def relay(
                 except StopAsyncIteration:
                     break
             buf += piece
-            buf = buf.replace(b"\r\n", b"\n")
+            if b"\r\n" in buf:
+                buf = buf.replace(b"\r\n", b"\n")
             while b"\n\n" in buf:
                 block, buf = buf.split(b"\n\n", 1)
                 out = _process(block, served, client_wants_usage, result, keep_content)
                 if out is None:
                     continue
-                if out is DONE:
-                    sent_done = True
+                if out is DONE:  # held back: a usage chunk may have to go first
+                    saw_done = True
+                    continue
                 if result.first_byte_at is None:
                     result.first_byte_at = time.perf_counter()
                 yield out
         if buf.strip():
             out = _process(buf, served, client_wants_usage, result, keep_content)
-            if out:
-                sent_done = sent_done or out is DONE
+            if out is DONE:
+                saw_done = True
+            elif out:
                 yield out
-        if not sent_done and result.error is None:
-            if result.finish_reason is None:
-                result.error = "upstream closed the stream before finishing"
-                yield error_event("The upstream closed the stream before the response was complete.", code="upstream_incomplete")
-            else:
-                yield DONE
+        if result.error is not None:
+            return
+        if result.finish_reason is None and not saw_done:
+            result.error = "upstream closed the stream before finishing"
+            yield error_event("The upstream closed the stream before the response was complete.", code="upstream_incomplete")
+            return
+        if result.usage is None and estimate_usage is not None:
+            result.usage = {**estimate_usage("".join(result.content)), "estimated": True}
+            if client_wants_usage:
+                yield event(
+                    {"id": result.chunk_id, "object": result.object or "chat.completion.chunk", "created": result.created,
+                     "model": served, "choices": [], "usage": result.usage}
+                )
+        yield DONE
     except (httpx.TransportError, httpx.TimeoutException, asyncio.TimeoutError) as exc:
         kind = "timeout" if isinstance(exc, (httpx.TimeoutException, asyncio.TimeoutError)) else "disconnected"
         result.error = f"midstream_{kind}"
@@ -98,6 +119,8 @@ def _process(block: bytes, served: str, wants_usage: bool, result: StreamResult,
     if not isinstance(obj, dict):
         return block + b"\n\n"
     result.chunks += 1
+    if result.chunk_id is None:
+        result.chunk_id, result.object, result.created = obj.get("id"), obj.get("object"), obj.get("created")
     if "error" in obj:
         err = obj["error"]
         result.error = err.get("message", "upstream error") if isinstance(err, dict) else str(err)
