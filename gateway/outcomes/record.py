@@ -18,7 +18,10 @@ class Outcome(BaseModel):
     strong_win: float | None = None
     chosen: str | None = Field(None, description="The model the decision picked first.")
     served: str | None = Field(None, description="The model that actually answered.")
-    reason: str = Field("router", description="router, rule, semantic, sticky, passthrough, fallback, cascade, static")
+    reason: str = Field(
+        "router",
+        description="router, rule, semantic, sticky, passthrough, fallback, cascade, static, online, explore",
+    )
     detail: str | None = None
     router: str | None = None
     status: int = 200
@@ -34,3 +37,24 @@ class Outcome(BaseModel):
     stream: bool = False
     embedding: bytes | None = Field(None, description="float16 prompt embedding, raw bytes.")
     prompt: str | None = Field(None, description="Kept only when the policy sets store_prompts: true.")
+    escalations: int = Field(0, description="Runtime cascade escalations (each stage was a paid call).")
+    extra_cost_usd: float | None = Field(None, description="Cost of earlier cascade stages, included in cost_usd.")
+
+
+class Feedback(BaseModel):
+    """One feedback item, joined to an outcome by ``request_id``; unique per (request_id, source)."""
+
+    request_id: str
+    source: str = "user"
+    score: float = Field(ge=0, le=1)
+    label: str | None = None
+    comment: str | None = None
+    ts: float
+
+
+class Labelled(BaseModel):
+    """An outcome with the mean of its feedback scores (the training view)."""
+
+    outcome: Outcome
+    score: float
+    n_feedback: int = 1

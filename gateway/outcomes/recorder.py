@@ -1,15 +1,21 @@
 """A bounded queue between the request path and the outcome store.
 
 ``submit`` never blocks a request: when the queue is full the record is dropped, counted in
-``switchyard_outcomes_dropped_total`` and logged. A background task drains the queue in batches
-and writes them with the store's blocking ``write_batch`` in a worker thread. ``stop`` flushes
-everything that was queued (graceful shutdown).
+``switchyard_outcomes_dropped_total`` and logged (at most once a second, with the running
+total). A background task drains the queue in batches and writes them with the store's
+blocking ``write_batch`` in a worker thread. ``stop`` lets the batch being written finish, then
+flushes everything still queued (graceful shutdown: uvicorn has drained in-flight requests
+before the lifespan calls it).
+
+``pending(request_id)`` / ``wait_written`` let ``/v1/feedback`` accept feedback for a record
+that is still queued.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Protocol
 
 from gateway import metrics
@@ -31,6 +37,9 @@ class Recorder:
         self.queue: asyncio.Queue[Outcome] = asyncio.Queue(maxsize=queue_size)
         self.batch_size = batch_size
         self._task: asyncio.Task | None = None
+        self._writing: asyncio.Future | None = None
+        self._pending: set[str] = set()
+        self._last_drop_log = 0.0
         self.dropped = 0
         self.written = 0
 
@@ -40,9 +49,29 @@ class Recorder:
         except asyncio.QueueFull:
             self.dropped += 1
             metrics.OUTCOMES_DROPPED.labels(self.store.name).inc()
-            log.warning("outcome queue full (%d): dropped record %s", self.queue.maxsize, outcome.request_id)
+            now = time.monotonic()
+            if now - self._last_drop_log >= 1.0:
+                self._last_drop_log = now
+                log.warning(
+                    "outcome queue full (%d): dropped record %s (%d dropped so far)",
+                    self.queue.maxsize, outcome.request_id, self.dropped,
+                )
             return False
+        self._pending.add(outcome.request_id)
         metrics.OUTCOME_QUEUE_DEPTH.set(self.queue.qsize())
+        return True
+
+    def pending(self, request_id: str) -> bool:
+        """True while the record is queued or being written."""
+        return request_id in self._pending
+
+    async def wait_written(self, request_id: str, timeout: float = 5.0) -> bool:
+        """Wait until a queued record has been handed to the store; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while request_id in self._pending:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.01)
         return True
 
     async def start(self) -> None:
@@ -54,7 +83,9 @@ class Recorder:
             batch = [first]
             while len(batch) < self.batch_size and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
-            await self._write(batch)
+            self._writing = asyncio.ensure_future(self._write(batch))
+            await asyncio.shield(self._writing)  # stop() must not cut a write in half
+            self._writing = None
 
     async def _write(self, batch: list[Outcome]) -> None:
         try:
@@ -64,19 +95,24 @@ class Recorder:
         except Exception:
             log.exception("writing %d outcome records failed", len(batch))
         finally:
+            for o in batch:
+                self._pending.discard(o.request_id)
             metrics.OUTCOME_QUEUE_DEPTH.set(self.queue.qsize())
 
     async def stop(self) -> None:
-        """Flush what is queued, then close the store."""
+        """Finish the write in progress, flush what is queued, then close the store."""
         if self._task:
             self._task.cancel()
             try:
                 await self._task
             except asyncio.CancelledError:
                 pass
+        if self._writing is not None:
+            await self._writing
         rest: list[Outcome] = []
         while not self.queue.empty():
             rest.append(self.queue.get_nowait())
         for i in range(0, len(rest), self.batch_size):
             await self._write(rest[i : i + self.batch_size])
+        log.info("outcome recorder stopped: %d written, %d dropped", self.written, self.dropped)
         await asyncio.to_thread(self.store.close)

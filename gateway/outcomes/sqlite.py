@@ -1,4 +1,4 @@
-"""SQLite outcome store (the embedded default), WAL mode, batched inserts."""
+"""SQLite outcome store (the embedded default), WAL mode, batched inserts, feedback upserts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-from gateway.outcomes.record import Outcome
+from gateway.outcomes.record import Feedback, Labelled, Outcome
 
 _COLUMNS = list(Outcome.model_fields)
 _JSON = {"candidates", "scores", "attempts"}
@@ -39,6 +39,10 @@ def connect(path: str | Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.executescript(SCHEMA)
+    have = {r[1] for r in conn.execute("PRAGMA table_info(outcomes)")}
+    for c in _COLUMNS:  # a database written by an older version: add the new columns
+        if c not in have:
+            conn.execute(f"ALTER TABLE outcomes ADD COLUMN {c}")
     return conn
 
 
@@ -74,9 +78,66 @@ class SQLiteStore:
             row = self.conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM outcomes WHERE request_id=?", (request_id,)).fetchone()
         return from_row(row) if row else None
 
+    def exists(self, request_id: str) -> bool:
+        with self._lock:
+            return self.conn.execute("SELECT 1 FROM outcomes WHERE request_id=?", (request_id,)).fetchone() is not None
+
     def count(self) -> int:
         with self._lock:
             return self.conn.execute("SELECT COUNT(*) FROM outcomes").fetchone()[0]
+
+    def add_feedback(self, fb: Feedback) -> bool:
+        """Insert or replace the (request_id, source) item; True when it is new."""
+        with self._lock, self.conn:
+            new = self.conn.execute(
+                "SELECT 1 FROM feedback WHERE request_id=? AND source=?", (fb.request_id, fb.source)
+            ).fetchone() is None
+            self.conn.execute(
+                "INSERT OR REPLACE INTO feedback (request_id, source, score, label, comment, ts) VALUES (?,?,?,?,?,?)",
+                (fb.request_id, fb.source, fb.score, fb.label, fb.comment, fb.ts),
+            )
+        return new
+
+    def write_feedback_batch(self, items: list[Feedback]) -> None:
+        with self._lock, self.conn:
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO feedback (request_id, source, score, label, comment, ts) VALUES (?,?,?,?,?,?)",
+                [(f.request_id, f.source, f.score, f.label, f.comment, f.ts) for f in items],
+            )
+
+    def feedback(self, request_id: str) -> list[Feedback]:
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT request_id, source, score, label, comment, ts FROM feedback WHERE request_id=? ORDER BY source",
+                (request_id,),
+            ).fetchall()
+        return [Feedback(**dict(zip(("request_id", "source", "score", "label", "comment", "ts"), r))) for r in rows]
+
+    def labelled(self, policy: str | None = None, since: float = 0.0, sources: list[str] | None = None) -> list[Labelled]:
+        """Successful outcomes (status 200, a served model) with feedback, oldest first."""
+        cols = ", ".join(f"o.{c}" for c in _COLUMNS)
+        where = ["o.ts >= ?", "o.status = 200", "o.served IS NOT NULL"]
+        args: list = [since]
+        if policy is not None:
+            where.append("o.policy = ?")
+            args.append(policy)
+        if sources:
+            where.append(f"f.source IN ({', '.join('?' * len(sources))})")
+            args.extend(sources)
+        sql = (
+            f"SELECT {cols}, AVG(f.score), COUNT(f.score) FROM outcomes o JOIN feedback f ON f.request_id = o.request_id "
+            f"WHERE {' AND '.join(where)} GROUP BY o.request_id ORDER BY o.ts"
+        )
+        with self._lock:
+            rows = self.conn.execute(sql, args).fetchall()
+        n = len(_COLUMNS)
+        return [Labelled(outcome=from_row(r[:n]), score=float(r[n]), n_feedback=int(r[n + 1])) for r in rows]
+
+    def outcomes(self, policy: str | None = None, since: float = 0.0) -> list[Outcome]:
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM outcomes WHERE ts >= ?" + (" AND policy = ?" if policy else "") + " ORDER BY ts"
+        with self._lock:
+            rows = self.conn.execute(sql, (since, policy) if policy else (since,)).fetchall()
+        return [from_row(r) for r in rows]
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,33 @@
+"""Pick the outcome store from the server settings (one interface, two implementations)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol
+
+from gateway.outcomes.record import Feedback, Outcome
+
+
+class Store(Protocol):
+    """What the recorder, ``/v1/feedback`` and the online learner need from a store."""
+
+    name: str
+
+    def write_batch(self, rows: list[Outcome]) -> None: ...
+    def exists(self, request_id: str) -> bool: ...
+    def get(self, request_id: str) -> Outcome | None: ...
+    def add_feedback(self, fb: Feedback) -> bool: ...
+    def feedback(self, request_id: str) -> list[Feedback]: ...
+    def count(self) -> int: ...
+    def close(self) -> None: ...
+
+
+def make_store(server: Any, resolve_env: Callable[[str | None], str | None] | None = None) -> Store:
+    """``RedisStreamStore`` when ``server.redis_url`` resolves to a URL, else ``SQLiteStore``."""
+    url = resolve_env(server.redis_url) if resolve_env else server.redis_url
+    if url:
+        from gateway.outcomes.redis_stream import RedisStreamStore
+
+        return RedisStreamStore(url, maxlen=getattr(server, "outcome_stream_maxlen", 1_000_000))
+    from gateway.outcomes.sqlite import SQLiteStore
+
+    return SQLiteStore(server.outcomes_path)
