@@ -126,4 +126,4 @@ def build_clients(
 
 
 def needs_encoder(cfg: Config) -> bool:
-    return any(p.router is not None for p in cfg.policies.values())
+    return any(p.router is not None or (p.cache and p.cache.semantic) for p in cfg.policies.values())

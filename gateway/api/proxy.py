@@ -12,6 +12,7 @@ import orjson
 from fastapi import Request
 from fastapi.responses import ORJSONResponse, Response, StreamingResponse
 
+from gateway import cache as response_cache
 from gateway import metrics
 from gateway.api.body import read_json, validate
 from gateway.errors import APIError
@@ -109,6 +110,12 @@ async def handle(request: Request, kind: str) -> Response:
         embedding=decision.embedding.astype(np.float16).tobytes() if decision.embedding is not None else None,
         prompt=text if (decision.policy and rt.policies[decision.policy].cfg.store_prompts) else None,
     )
+    cached = await response_cache.lookup(app, rt, decision, data, text)
+    if cached.hit:  # opt-in per policy (gateway.cache)
+        outcome.served, outcome.reason, outcome.latency_s = cached.model, "cache", time.perf_counter() - started
+        _finish(app, rt, outcome, decision, None)
+        usage_opt = getattr(req, "stream_options", None)
+        return cached.response(decision_headers(request_id, decision, cached.model), stream, bool(usage_opt and usage_opt.include_usage))
     try:
         opened = await open_stream(clients, PATHS[kind], lambda c: upstream_body(data, c, stream), stream, on_fallback)
     except APIError as exc:
@@ -124,9 +131,12 @@ async def handle(request: Request, kind: str) -> Response:
     if served != decision.model:
         outcome.reason = "fallback"
     hdrs = decision_headers(request_id, decision, served)
+    hdrs.update(cached.headers())
 
     if not stream:
-        return await _plain(app, rt, opened, outcome, decision, hdrs, started)
+        plain = await _plain(app, rt, opened, outcome, decision, hdrs, started)
+        await cached.store(plain)
+        return plain
     wants_usage = bool(req.stream_options and req.stream_options.include_usage)
     result = StreamResult()
     total = opened.client.cfg.timeouts.total

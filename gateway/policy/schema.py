@@ -125,6 +125,15 @@ class Objective(_Strict):
         return float(getattr(self, self.kind))
 
 
+class ResponseCache(_Strict):
+    """Opt-in response cache (gateway.cache): exact match, plus semantic match when ``semantic``."""
+
+    ttl: float = Field(300.0, gt=0, description="Seconds a cached response stays valid.")
+    semantic: bool = Field(False, description="Also serve a cached answer to a prompt whose embedding is close enough.")
+    similarity: float = Field(0.95, gt=0, le=1, description="Least cosine similarity for a semantic hit.")
+    max_entries: int = Field(256, ge=1, le=4096, description="Semantic index size per policy and parameter set.")
+
+
 class Policy(_Strict):
     description: str | None = None
     aliases: list[str] = Field(default_factory=list)
@@ -141,6 +150,7 @@ class Policy(_Strict):
     threshold_range: tuple[float, float] = (0.0, 1.0)
     cost_weight_range: tuple[float, float] = (0.0, 100.0)
     store_prompts: bool = False
+    cache: ResponseCache | None = Field(None, description="Response cache (exact, optionally semantic); off when omitted.")
 
     @field_validator("candidates")
     @classmethod

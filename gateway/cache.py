@@ -1,0 +1,214 @@
+"""Response cache: exact-match and semantic, opt-in per policy (``policies.<name>.cache``).
+
+- **Key:** the policy name plus a hash of the normalised request (sorted JSON without the fields
+  that do not change the answer: ``stream``, ``stream_options``, ``user``, ``switchyard``;
+  message text stripped of surrounding whitespace).
+- **Exact:** ``cache:resp:<policy>:<sha256>`` holds the upstream's JSON body for ``ttl`` seconds.
+- **Semantic** (``semantic: true``): ``cache:sem:<policy>:<scope>`` holds a small index of
+  (float16 embedding, response key, expiry); ``scope`` hashes every request field except the
+  messages/prompt, so only requests with the same parameters can match. A lookup takes the most
+  similar live entry (cosine of the normalised embeddings of the policy's ``embed`` text) and
+  serves it when the similarity reaches ``similarity``.
+- Everything lives in ``SharedState`` (``app.state.shared``): in-process by default, Redis when
+  ``server.redis_url`` is set, so every replica sees the same cache.
+- Only successful non-streaming responses are stored; a hit is served to plain and streaming
+  requests alike (a stream gets the cached completion as SSE chunks).
+- Response headers: ``x-switchyard-cache: hit|miss`` and, on semantic lookups and hits,
+  ``x-switchyard-cache-similarity``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+from fastapi.responses import Response, StreamingResponse
+
+from gateway import metrics
+
+log = logging.getLogger("switchyard.cache")
+
+_IGNORED = {"stream", "stream_options", "user", "switchyard"}
+_TEXT_FIELDS = {"messages", "prompt"}
+
+
+def _norm(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, list):
+        return [_norm(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _norm(v) for k, v in value.items()}
+    return value
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def request_key(policy: str, data: dict) -> str:
+    """The exact-match key for a request body under a policy."""
+    body = {k: _norm(v) for k, v in data.items() if k not in _IGNORED}
+    return f"cache:resp:{policy}:{_digest(body)}"
+
+
+def semantic_scope(policy: str, data: dict) -> str:
+    """The semantic index key: every request field except the text (and the ignored ones)."""
+    rest = {k: _norm(v) for k, v in data.items() if k not in _IGNORED | _TEXT_FIELDS}
+    return f"cache:sem:{policy}:{_digest(rest)[:32]}"
+
+
+def _encode_index(entries: list[tuple[np.ndarray, str, float]]) -> str:
+    return orjson.dumps(
+        [[base64.b64encode(v.astype(np.float16).tobytes()).decode(), k, exp] for v, k, exp in entries]
+    ).decode()
+
+
+def _decode_index(raw: str | None) -> list[tuple[np.ndarray, str, float]]:
+    if not raw:
+        return []
+    try:
+        return [(np.frombuffer(base64.b64decode(v), dtype=np.float16).astype(np.float32), k, float(exp)) for v, k, exp in orjson.loads(raw)]
+    except Exception:  # a corrupt or foreign value: start over
+        return []
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32).reshape(-1)
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
+
+
+@dataclass
+class Lookup:
+    """The result of a cache lookup for one request; ``store`` fills the cache after a miss."""
+
+    enabled: bool = False
+    payload: dict | None = None
+    similarity: float | None = None
+    key: str = ""
+    scope: str = ""
+    embedding: np.ndarray | None = None
+    ttl: float = 0.0
+    max_entries: int = 0
+    shared: Any = None
+    policy: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def hit(self) -> bool:
+        return self.payload is not None
+
+    @property
+    def model(self) -> str:
+        return str((self.payload or {}).get("model") or "")
+
+    def headers(self) -> dict[str, str]:
+        if not self.enabled:
+            return {}
+        h = {"x-switchyard-cache": "hit" if self.hit else "miss"}
+        if self.similarity is not None:
+            h["x-switchyard-cache-similarity"] = f"{self.similarity:.4f}"
+        return h
+
+    def response(self, headers: dict[str, str], stream: bool, include_usage: bool) -> Response:
+        """The cached completion as a plain JSON response or as an SSE stream."""
+        hdrs = {**headers, **self.headers(), "x-switchyard-reason": "cache"}
+        payload = dict(self.payload or {})
+        if not stream:
+            return Response(orjson.dumps(payload), media_type="application/json", headers=hdrs)
+        return StreamingResponse(_as_sse(payload, include_usage), media_type="text/event-stream", headers={**hdrs, "cache-control": "no-cache"})
+
+    async def store(self, response: Response) -> None:
+        """Keep a successful plain response (called on the miss path)."""
+        if not self.enabled or self.hit or response.status_code != 200:
+            return
+        try:
+            payload = orjson.loads(bytes(response.body))
+        except Exception:
+            return
+        if not isinstance(payload, dict) or not payload.get("choices"):
+            return
+        try:
+            await self.shared.set(self.key, orjson.dumps(payload).decode(), ttl=self.ttl)
+            if self.embedding is not None:
+                now = time.time()
+                entries = [e for e in _decode_index(await self.shared.get(self.scope)) if e[2] > now and e[1] != self.key]
+                entries.append((self.embedding, self.key, now + self.ttl))
+                await self.shared.set(self.scope, _encode_index(entries[-self.max_entries :]), ttl=self.ttl)
+        except Exception:  # the cache must never fail a request
+            log.exception("response cache store failed")
+
+
+async def lookup(app: Any, rt: Any, decision: Any, data: dict, text: str) -> Lookup:
+    """Look the request up in its policy's cache; a disabled cache returns an empty ``Lookup``."""
+    policy = getattr(decision, "policy", None)
+    cfg = getattr(rt.policies[policy].cfg, "cache", None) if policy in getattr(rt, "policies", {}) else None
+    shared = getattr(app.state, "shared", None)
+    if cfg is None or shared is None:
+        return Lookup()
+    lk = Lookup(True, key=request_key(policy, data), ttl=cfg.ttl, max_entries=cfg.max_entries, shared=shared, policy=policy)
+    try:
+        raw = await shared.get(lk.key)
+        if raw:
+            lk.payload = orjson.loads(raw)
+            lk.similarity = 1.0
+        elif cfg.semantic and text:
+            await _semantic(lk, rt, decision, data, text, cfg.similarity)
+    except Exception:
+        log.exception("response cache lookup failed; treating as a miss")
+        lk.payload = None
+    metrics.CACHE.labels("response", "hit" if lk.hit else "miss").inc()
+    return lk
+
+
+async def _semantic(lk: Lookup, rt: Any, decision: Any, data: dict, text: str, threshold: float) -> None:
+    emb = getattr(decision, "embedding", None)
+    if emb is None:
+        if getattr(rt, "embedder", None) is None:
+            return
+        emb = await rt.embed(text)
+    lk.embedding = _unit(emb)
+    lk.scope = semantic_scope(lk.policy, data)
+    now = time.time()
+    live = [e for e in _decode_index(await lk.shared.get(lk.scope)) if e[2] > now]
+    if not live:
+        return
+    sims = np.stack([_unit(v) for v, _, _ in live]) @ lk.embedding
+    best = int(np.argmax(sims))
+    lk.similarity = float(sims[best])
+    metrics.CACHE_SIMILARITY.labels(lk.policy).observe(max(0.0, lk.similarity))
+    if lk.similarity >= threshold:
+        raw = await lk.shared.get(live[best][1])
+        if raw:
+            lk.payload = orjson.loads(raw)
+
+
+async def _as_sse(payload: dict, include_usage: bool):
+    """Replay a cached ``chat.completion`` as ``chat.completion.chunk`` events (or a text completion)."""
+    chat = payload.get("object") == "chat.completion"
+    base = {"id": payload.get("id", ""), "created": payload.get("created", int(time.time())), "model": payload.get("model", "")}
+    obj = "chat.completion.chunk" if chat else "text_completion"
+    for ch in payload.get("choices") or []:
+        idx = ch.get("index", 0)
+        if chat:
+            msg = ch.get("message") or {}
+            delta = {"role": msg.get("role", "assistant"), "content": msg.get("content")}
+            if msg.get("tool_calls"):
+                delta["tool_calls"] = [{**tc, "index": i} for i, tc in enumerate(msg["tool_calls"])]
+            first = {"index": idx, "delta": delta, "finish_reason": None}
+            last = {"index": idx, "delta": {}, "finish_reason": ch.get("finish_reason")}
+        else:
+            first = {"index": idx, "text": ch.get("text", ""), "finish_reason": None}
+            last = {"index": idx, "text": "", "finish_reason": ch.get("finish_reason")}
+        for c in (first, last):
+            yield b"data: " + orjson.dumps({**base, "object": obj, "choices": [c]}) + b"\n\n"
+    if include_usage and payload.get("usage"):
+        yield b"data: " + orjson.dumps({**base, "object": obj, "choices": [], "usage": payload["usage"]}) + b"\n\n"
+    yield b"data: [DONE]\n\n"

@@ -1,0 +1,77 @@
+"""The opt-in response cache against a running gateway: exact hits, TTL, streams, opt-out policies."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import openai
+
+from tests.conftest import upstream_entry
+
+
+def _cfg(fake, cache: dict | None) -> dict:
+    pol = {"candidates": ["a", "b"]}
+    if cache is not None:
+        pol["cache"] = cache
+    return {
+        "upstreams": {"a": upstream_entry(fake), "b": upstream_entry(fake)},
+        "policies": {"cached": {**pol}, "plain": {"candidates": ["a", "b"]}},
+    }
+
+
+def _chat(gw, content: str, model: str = "router-cached", **kw) -> httpx.Response:
+    body = {"model": model, "messages": [{"role": "user", "content": content}], **kw}
+    return httpx.post(f"{gw.base_url}/chat/completions", json=body, timeout=10)
+
+
+def test_exact_hit_skips_the_upstream_and_says_so(gateway, fake_upstream):
+    fake = fake_upstream("m-v1")
+    gw = gateway(_cfg(fake, {"ttl": 60}))
+    first = _chat(gw, "what is a cache?")
+    assert first.status_code == 200
+    assert first.headers["x-switchyard-cache"] == "miss"
+    before = fake.stats()["requests"]
+    # whitespace around the text and the 'user' field do not change the key
+    second = _chat(gw, "  what is a cache?\n", user="someone")
+    assert second.status_code == 200
+    assert second.headers["x-switchyard-cache"] == "hit"
+    assert second.headers["x-switchyard-cache-similarity"] == "1.0000"
+    assert second.headers["x-switchyard-reason"] == "cache"
+    assert second.json()["choices"] == first.json()["choices"]
+    assert fake.stats()["requests"] == before, "a hit must not reach the upstream"
+    # different parameters are a different key
+    third = _chat(gw, "what is a cache?", temperature=0.3)
+    assert third.headers["x-switchyard-cache"] == "miss"
+    metrics = httpx.get(f"{gw.url}/metrics").text
+    assert 'switchyard_cache_requests_total{cache="response",result="hit"} 1.0' in metrics
+    assert 'reason="cache"' in metrics
+
+
+def test_stream_request_is_served_from_cache_as_sse(gateway, fake_upstream):
+    fake = fake_upstream("m-v1")
+    gw = gateway(_cfg(fake, {"ttl": 60}))
+    assert _chat(gw, "stream me").headers["x-switchyard-cache"] == "miss"
+    before = fake.stats()["requests"]
+    client = openai.OpenAI(base_url=gw.base_url, api_key="unused", max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(
+        model="router-cached", messages=[{"role": "user", "content": "stream me"}], stream=True,
+        stream_options={"include_usage": True},
+    )
+    assert raw.headers["x-switchyard-cache"] == "hit"
+    chunks = list(raw.parse())
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "Echo: stream me"
+    assert chunks[-1].usage is not None
+    assert fake.stats()["requests"] == before
+
+
+def test_ttl_expires_and_policies_without_cache_are_untouched(gateway, fake_upstream):
+    fake = fake_upstream("m-v1")
+    gw = gateway(_cfg(fake, {"ttl": 1}))
+    assert _chat(gw, "short lived").headers["x-switchyard-cache"] == "miss"
+    assert _chat(gw, "short lived").headers["x-switchyard-cache"] == "hit"
+    time.sleep(1.3)
+    assert _chat(gw, "short lived").headers["x-switchyard-cache"] == "miss"
+    r1, r2 = _chat(gw, "no cache here", model="router-plain"), _chat(gw, "no cache here", model="router-plain")
+    assert "x-switchyard-cache" not in r1.headers and "x-switchyard-cache" not in r2.headers
