@@ -15,10 +15,11 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway import __version__, metrics
-from gateway.api import admin, chat, health, models
+from gateway.api import admin, chat, feedback, health, models
+from gateway.learning import online
 from gateway.errors import APIError, api_error_handler, http_handler, unhandled_handler, validation_handler
 from gateway.outcomes.recorder import Recorder
-from gateway.outcomes.sqlite import SQLiteStore
+from gateway.outcomes.stores import make_store
 from gateway.policy.loader import load_config
 from gateway.policy.reload import Reloader, _export_objectives
 from gateway.protocol import ChatCompletionRequest, CompletionRequest, FeedbackRequest
@@ -85,7 +86,8 @@ async def lifespan(app: FastAPI):
     _export_objectives(app.state.runtime)
     app.state.loaded_at = time.time()
     app.state.shared = make_state(_resolve_env(cfg.server.redis_url))
-    app.state.store = SQLiteStore(cfg.server.outcomes_path)
+    online.bind(app.state.shared)
+    app.state.store = make_store(cfg.server, _resolve_env)
     app.state.recorder = Recorder(app.state.store, cfg.server.outcome_queue_size)
     await app.state.recorder.start()
     app.state.reloader = Reloader(app, path, launched)
@@ -142,7 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_handler)
     app.add_exception_handler(StarletteHTTPException, http_handler)
     app.add_exception_handler(Exception, unhandled_handler)
-    for r in (chat.router, models.router, health.router, admin.router):
+    for r in (chat.router, models.router, health.router, admin.router, feedback.router, feedback.admin_router):
         app.include_router(r)
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app

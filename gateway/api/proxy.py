@@ -17,6 +17,7 @@ from gateway import metrics
 from gateway.api.body import read_json, validate
 from gateway.errors import APIError
 from gateway.outcomes.record import Outcome
+from gateway.outcomes.rejected import record_rejection
 from gateway.policy.engine import Decision, decide, resolve_model, usage_cost
 from gateway.protocol import ChatCompletionRequest, CompletionRequest
 from gateway.runtime import Runtime
@@ -83,10 +84,14 @@ async def handle(request: Request, kind: str) -> Response:
     if kind == "chat" and len(req.messages) > rt.cfg.server.max_messages:
         raise APIError(400, f"Too many messages: {len(req.messages)} (limit {rt.cfg.server.max_messages}).", code="too_many_messages", param="messages")
     headers = {k.lower(): v for k, v in request.headers.items() if k.lower().startswith("x-switchyard-")}
-    target = resolve_model(rt, req.model, headers.get("x-switchyard-policy") or (req.switchyard.policy if req.switchyard else None))
-    mode = rt.policies[target.policy].cfg.embed if target.policy else "last_user"
-    text = prompt_text(req, mode)
-    decision = await decide(rt, target, req, text, headers)
+    try:
+        target = resolve_model(rt, req.model, headers.get("x-switchyard-policy") or (req.switchyard.policy if req.switchyard else None))
+        mode = rt.policies[target.policy].cfg.embed if target.policy else "last_user"
+        text = prompt_text(req, mode)
+        decision = await decide(rt, target, req, text, headers)
+    except APIError as exc:  # rejected before any upstream call: still one outcome record
+        record_rejection(app, request, request_id, arrived, started, kind, exc)
+        raise
     stream = bool(req.stream)
     clients = [rt.clients[m] for m in decision.ranking]
 

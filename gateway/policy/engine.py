@@ -213,6 +213,10 @@ async def decide(
             ordered = live
     else:
         ordered = live
+    if pr.cfg.online is not None and ordered:  # opt-in bandit (gateway.learning.online)
+        from gateway.learning import online
+
+        ordered, reason, detail = await online.rank(rt, pr, ordered, scores, costs, emb, reason, detail)
     if not ordered:
         if not fallbacks:
             raise APIError(

@@ -134,6 +134,16 @@ class ResponseCache(_Strict):
     max_entries: int = Field(256, ge=1, le=4096, description="Semantic index size per policy and parameter set.")
 
 
+class Online(_Strict):
+    """Opt-in online learning: a bandit over (cluster x model) fed by /v1/feedback (gateway.learning.online)."""
+
+    mode: Literal["epsilon_greedy", "thompson"] = "thompson"
+    explore: float = Field(0.05, ge=0, le=0.5, description="Most share of this policy's traffic that may explore.")
+    cost_weight: float | None = Field(None, ge=0, description="Choose by quality - cost_weight*cost/max_cost (else the policy objective).")
+    prior_strength: float = Field(20.0, gt=0, description="Pseudo-observations given to the router's prediction.")
+    clusters: str | None = Field(None, description="Centroids: a cluster router folder or a .npy file, relative to the policy file.")
+
+
 class Policy(_Strict):
     description: str | None = None
     aliases: list[str] = Field(default_factory=list)
@@ -150,6 +160,7 @@ class Policy(_Strict):
     threshold_range: tuple[float, float] = (0.0, 1.0)
     cost_weight_range: tuple[float, float] = (0.0, 100.0)
     store_prompts: bool = False
+    online: Online | None = Field(None, description="Learn online from feedback (bandit); off by default.")
     cache: ResponseCache | None = Field(None, description="Response cache (exact, optionally semantic); off when omitted.")
 
     @field_validator("candidates")
@@ -167,6 +178,7 @@ class Server(_Strict):
     outcomes_path: str = Field("var/outcomes.sqlite", description="SQLite outcome store (embedded default).")
     outcome_queue_size: int = Field(10_000, ge=1)
     redis_url: str | None = Field(None, description="Shared state and outcome stream; 'os.environ/VAR' allowed.")
+    outcome_stream_maxlen: int = Field(1_000_000, ge=1000, description="Redis outcome stream length (XADD MAXLEN ~).")
     admin_key: str | None = Field("os.environ/SWITCHYARD_ADMIN_KEY", description="Admin key reference.")
     allow_passthrough: bool = Field(True, description="A concrete upstream model name bypasses routing.")
     default_policy: str | None = Field(None, description="Policy used when the model is 'router' or 'auto'.")

@@ -1,0 +1,1 @@
+"""Learning from recorded outcomes: retraining with a publish gate, and online bandits."""
