@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gateway import __version__, metrics
 from gateway.api import admin, chat, feedback, health, models
 from gateway.learning import online
+from gateway import limits
 from gateway.errors import APIError, api_error_handler, http_handler, unhandled_handler, validation_handler
 from gateway.outcomes.recorder import Recorder
 from gateway.outcomes.stores import make_store
@@ -89,6 +90,7 @@ async def lifespan(app: FastAPI):
     online.bind(app.state.shared)
     app.state.store = make_store(cfg.server, _resolve_env)
     app.state.recorder = Recorder(app.state.store, cfg.server.outcome_queue_size)
+    limits.startup(app)  # virtual keys, rate limits, budgets (gateway/limits)
     await app.state.recorder.start()
     app.state.reloader = Reloader(app, path, launched)
     if settings.watch:
@@ -146,5 +148,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(Exception, unhandled_handler)
     for r in (chat.router, models.router, health.router, admin.router, feedback.router, feedback.admin_router):
         app.include_router(r)
+    limits.install(app)  # auth + deadline middlewares, /admin/keys
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app

@@ -95,3 +95,7 @@ try:  # training-side commands (train, score, eval, calibrate, profile) live wit
     _routers_cli.register(app)
 except ImportError:  # pragma: no cover - routers.cli not present
     pass
+
+from gateway.limits.cli import register as _register_keys  # noqa: E402  (switchyard keys ...)
+
+_register_keys(app)

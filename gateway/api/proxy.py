@@ -16,6 +16,7 @@ from gateway import cache as response_cache
 from gateway import metrics
 from gateway.api.body import read_json, validate
 from gateway.errors import APIError
+from gateway.limits import guard
 from gateway.outcomes.record import Outcome
 from gateway.outcomes.rejected import record_rejection
 from gateway.policy.engine import Decision, decide, resolve_model, usage_cost
@@ -86,6 +87,7 @@ async def handle(request: Request, kind: str) -> Response:
     headers = {k.lower(): v for k, v in request.headers.items() if k.lower().startswith("x-switchyard-")}
     try:
         target = resolve_model(rt, req.model, headers.get("x-switchyard-policy") or (req.switchyard.policy if req.switchyard else None))
+        await guard.admit(request, rt, target, req, request_id)  # key's policies/models, prompt size, tpm, budget
         mode = rt.policies[target.policy].cfg.embed if target.policy else "last_user"
         text = prompt_text(req, mode)
         decision = await decide(rt, target, req, text, headers)
@@ -223,6 +225,7 @@ def _finish(app, rt: Runtime, outcome: Outcome, d: Decision, usage: dict | None)
     metrics.REQUESTS.labels(policy, served or "none", status, outcome.reason).inc()
     if outcome.latency_s is not None:
         metrics.REQUEST_DURATION.labels(policy, served or "none").observe(outcome.latency_s)
+    guard.settle(app, outcome)  # charge the key's tpm and budget
     recorder = getattr(app.state, "recorder", None)
     if recorder is not None:
         recorder.submit(outcome)

@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gateway.limits.config import BreakerConfig, RetryBudgetConfig
+
 ENV_REF = re.compile(r"^os\.environ/([A-Za-z_][A-Za-z0-9_]*)$")
 Capability = Literal["tools", "vision", "json_mode", "streaming", "reasoning"]
 
@@ -31,6 +33,7 @@ class Retry(_Strict):
     attempts: int = Field(2, ge=1, le=10, description="Tries per candidate before falling back.")
     backoff: float = Field(0.1, ge=0, description="First backoff in seconds; doubles per retry.")
     max_backoff: float = Field(2.0, ge=0)
+    budget: RetryBudgetConfig = Field(default_factory=RetryBudgetConfig)
 
 
 class Launch(_Strict):
@@ -59,6 +62,7 @@ class Upstream(_Strict):
     max_concurrency: int = Field(64, ge=1)
     headers: dict[str, str] = Field(default_factory=dict, description="Extra headers sent upstream.")
     launch: Launch | None = None
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
 
     @field_validator("api_key")
     @classmethod
@@ -160,6 +164,7 @@ class Policy(_Strict):
     threshold_range: tuple[float, float] = (0.0, 1.0)
     cost_weight_range: tuple[float, float] = (0.0, 100.0)
     store_prompts: bool = False
+    max_prompt_tokens: int | None = Field(None, ge=1, description="Refuse prompts longer than this (400).")
     online: Online | None = Field(None, description="Learn online from feedback (bandit); off by default.")
     cache: ResponseCache | None = Field(None, description="Response cache (exact, optionally semantic); off when omitted.")
 
@@ -182,6 +187,9 @@ class Server(_Strict):
     admin_key: str | None = Field("os.environ/SWITCHYARD_ADMIN_KEY", description="Admin key reference.")
     allow_passthrough: bool = Field(True, description="A concrete upstream model name bypasses routing.")
     default_policy: str | None = Field(None, description="Policy used when the model is 'router' or 'auto'.")
+    auth: bool = Field(False, description="Require a virtual key (Bearer) on every /v1 request; see docs/security.md.")
+    metrics_auth: bool = Field(False, description="Require the admin key on /metrics.")
+    request_timeout: float = Field(600.0, gt=0, description="Seconds a /v1 request may take in all, body upload and stream included.")
 
 
 class Config(_Strict):

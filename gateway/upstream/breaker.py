@@ -1,28 +1,56 @@
-"""Per-upstream circuit breaker: closed → open after failures → half-open probe → closed."""
+"""Per-upstream circuit breaker, retry budget and 429 cooldown.
+
+States (``switchyard_circuit_state``): 0 closed, 1 half-open, 2 open.
+
+- **Opens** after ``consecutive_failures`` failures in a row, or when at least ``min_calls``
+  calls in the last ``window`` seconds failed at a rate of ``error_rate`` or more; also for the
+  ``Retry-After`` of an upstream 429 (a cooldown).
+- **Half-open** after ``open_for`` seconds (or the cooldown): one probe call goes through;
+  success closes the circuit, failure opens it again.
+- **Shared:** with Redis configured, an opening is published as ``breaker:<upstream>`` (the wall
+  clock time it reopens, with a TTL), and every replica applies it (``sync_from``), so all
+  replicas skip a failing upstream together. Each replica sends its own half-open probe.
+- **Retry budget** (Envoy's idea): retries against this upstream may be at most ``ratio`` of the
+  first attempts in the last ``window`` seconds (plus ``min_retries``), so retries cannot
+  multiply the load on an upstream that is already failing.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from dataclasses import dataclass, field
+from collections import deque
+from typing import Any
 
 from gateway import metrics
+from gateway.limits.config import BreakerConfig, RetryBudgetConfig
 
 CLOSED, HALF_OPEN, OPEN = 0, 1, 2
+log = logging.getLogger("switchyard.breaker")
 
 
-@dataclass
 class Breaker:
-    name: str
-    failure_threshold: int = 5
-    reset_after: float = 10.0
-    failures: int = 0
-    state: int = CLOSED
-    opened_at: float = 0.0
-    _probe_out: bool = field(default=False, repr=False)
+    def __init__(self, name: str, cfg: BreakerConfig | None = None, budget: RetryBudgetConfig | None = None) -> None:
+        self.name = name
+        self.cfg = cfg or BreakerConfig()
+        self.budget = budget or RetryBudgetConfig()
+        self.state = CLOSED
+        self.failures = 0  # consecutive
+        self.until = 0.0  # monotonic time an open circuit may be probed
+        self.shared: Any = None  # SharedState, attached when Redis is configured
+        self._calls: deque[tuple[float, bool]] = deque()
+        self._firsts: deque[float] = deque()
+        self._retries: deque[float] = deque()
+        self._probe_out = False
+        self._remote = False  # opened because another replica said so
+        self._tasks: set[asyncio.Task] = set()
+        metrics.CIRCUIT_STATE.labels(name).set(CLOSED)
 
+    # -- routing ---------------------------------------------------------------------------
     def allow(self) -> bool:
         """Whether a call may go to this upstream now (one probe at a time when half-open)."""
-        if self.state == OPEN and time.monotonic() - self.opened_at >= self.reset_after:
+        if self.state == OPEN and time.monotonic() >= self.until:
             self._set(HALF_OPEN)
         if self.state == OPEN:
             return False
@@ -33,21 +61,112 @@ class Breaker:
         return True
 
     def is_open(self) -> bool:
-        return self.state == OPEN and time.monotonic() - self.opened_at < self.reset_after
+        """Open and not yet due for a probe (routing skips the upstream)."""
+        return self.state == OPEN and time.monotonic() < self.until
 
+    # -- results ---------------------------------------------------------------------------
     def success(self) -> None:
         self.failures = 0
+        self._record(True)
         self._probe_out = False
         if self.state != CLOSED:
             self._set(CLOSED)
+            self._publish(None)
 
     def failure(self) -> None:
         self.failures += 1
         self._probe_out = False
-        if self.state == HALF_OPEN or self.failures >= self.failure_threshold:
-            self.opened_at = time.monotonic()
-            self._set(OPEN)
+        n, bad = self._record(False)
+        tripped = self.failures >= self.cfg.consecutive_failures or (
+            n >= self.cfg.min_calls and bad / n >= self.cfg.error_rate
+        )
+        if self.state == HALF_OPEN or (self.state == CLOSED and tripped):
+            self._open(self.cfg.open_for)
+
+    def cool_down(self, seconds: float) -> None:
+        """The upstream asked us to back off (429 ``Retry-After``): skip it for ``seconds``."""
+        if seconds <= 0:
+            return
+        if self.state != OPEN or time.monotonic() + seconds > self.until:
+            self._open(seconds)
+
+    def _record(self, ok: bool) -> tuple[int, int]:
+        now = time.monotonic()
+        self._calls.append((now, ok))
+        edge = now - self.cfg.window
+        while self._calls and self._calls[0][0] < edge:
+            self._calls.popleft()
+        bad = sum(1 for _, good in self._calls if not good)
+        return len(self._calls), bad
+
+    def _open(self, seconds: float) -> None:
+        self.until = time.monotonic() + seconds
+        self._remote = False
+        self._probe_out = False
+        if self.state != OPEN:
+            log.warning("circuit for upstream %s opened for %.1fs", self.name, seconds)
+        self._set(OPEN)
+        self._publish(seconds)
 
     def _set(self, state: int) -> None:
         self.state = state
         metrics.CIRCUIT_STATE.labels(self.name).set(state)
+
+    # -- retry budget ----------------------------------------------------------------------
+    def note_request(self) -> None:
+        """A first attempt for a request went to this upstream."""
+        self._firsts.append(time.monotonic())
+
+    def allow_retry(self) -> bool:
+        """Take one retry from the budget if there is one left in the window."""
+        now = time.monotonic()
+        edge = now - self.budget.window
+        for q in (self._firsts, self._retries):
+            while q and q[0] < edge:
+                q.popleft()
+        if len(self._retries) + 1 > max(self.budget.min_retries, self.budget.ratio * len(self._firsts)):
+            metrics.RATE_LIMITED.labels("retry_budget").inc()
+            return False
+        self._retries.append(now)
+        return True
+
+    # -- shared state ----------------------------------------------------------------------
+    def _publish(self, seconds: float | None) -> None:
+        if self.shared is None:
+            return
+        key = f"breaker:{self.name}"
+        coro = self.shared.delete(key) if seconds is None else self.shared.set(key, repr(time.time() + seconds), ttl=seconds)
+        try:
+            task = asyncio.get_running_loop().create_task(coro)
+        except RuntimeError:  # no loop (offline use)
+            coro.close()
+            return
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def sync_from(self, shared: Any) -> None:
+        """Apply an opening published by another replica (or its end)."""
+        v = await shared.get(f"breaker:{self.name}")
+        left = float(v) - time.time() if v else 0.0
+        if left > 0 and (self.state == CLOSED or (self.state == OPEN and time.monotonic() + left > self.until + 0.5)):
+            self.until = time.monotonic() + left
+            self._remote = True
+            self._set(OPEN)
+        elif left <= 0 and self.state == OPEN and self._remote:
+            self._set(CLOSED)
+            self.failures = 0
+
+
+async def sync_loop(app: Any, every: float = 0.5) -> None:
+    """Keep every upstream's breaker in step with the shared state (Redis) of all replicas."""
+    while True:
+        rt = getattr(app.state, "runtime", None)
+        shared = getattr(app.state, "shared", None)
+        if rt is not None and shared is not None:
+            for c in list(rt.clients.values()):
+                c.breaker.shared = shared
+                try:
+                    await c.breaker.sync_from(shared)
+                except Exception:  # Redis away: breakers keep working locally
+                    log.debug("breaker sync failed", exc_info=True)
+        await asyncio.sleep(every)

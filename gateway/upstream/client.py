@@ -22,7 +22,7 @@ class UpstreamClient:
             limits=httpx.Limits(max_connections=cfg.max_concurrency, max_keepalive_connections=cfg.max_concurrency),
         )
         self.slots = asyncio.Semaphore(cfg.max_concurrency)
-        self.breaker = Breaker(name)
+        self.breaker = Breaker(name, cfg.breaker, cfg.retry.budget)
 
     @property
     def model_id(self) -> str:

@@ -130,18 +130,30 @@ async def open_stream(
             if not client.breaker.allow():
                 attempts.append(Attempt(client.name, "circuit_open"))
                 break
+            if n == 0:
+                client.breaker.note_request()  # the retry budget counts first attempts
             try:
                 opened = await _open_one(client, path, make_body(client), stream)
             except _Fail as f:
                 last = f
                 attempts.append(Attempt(client.name, f.kind, f.status))
                 metrics.UPSTREAM_ERRORS.labels(client.name, f.kind).inc()
+                if f.status in (401, 403):  # our credentials for this upstream: not the client's problem
+                    client.breaker.failure()
+                    break
+                if f.kind == "status_429" and f.retry_after:
+                    client.breaker.cool_down(f.retry_after)  # everyone skips it while it asks us to
+                    if f.retry_after > cfg.max_backoff:
+                        break
                 if not f.retryable:
                     # The upstream refused the request itself (4xx): the client's problem, say so.
                     client.breaker.success()
                     raise _client_error(f) from None
-                client.breaker.failure()
+                if f.kind != "status_429" or not f.retry_after:
+                    client.breaker.failure()
                 if n + 1 < cfg.attempts:
+                    if not client.breaker.allow_retry():  # retry budget spent: fall back instead
+                        break
                     metrics.RETRIES.labels(client.name).inc()
                     wait = min(cfg.max_backoff, f.retry_after if f.retry_after is not None else delay)
                     await asyncio.sleep(wait)
@@ -162,7 +174,10 @@ def _client_error(f: _Fail) -> APIError:
     except Exception:
         message = None
     status = f.status or 400
-    return APIError(status, f"Upstream rejected the request: {message or f.body[:300].decode(errors='replace')}", code="upstream_rejected")
+    from gateway.limits.secrets import redact
+
+    detail = redact(message or f.body[:300].decode(errors="replace"))
+    return APIError(status, f"Upstream rejected the request: {detail}", code="upstream_rejected")
 
 
 def _exhausted(attempts: list[Attempt], last: _Fail | None) -> APIError:

@@ -1,0 +1,39 @@
+"""``/admin/keys``: create (the plain key is in this one response only), list and revoke keys."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import ORJSONResponse
+
+from gateway.api.admin import require_admin
+from gateway.errors import APIError
+from gateway.limits.keys import KeySpec
+
+router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
+
+
+def _public(rec) -> dict:
+    return {"id": rec.id, "created": rec.created, "revoked": rec.revoked, **rec.spec.model_dump()}
+
+
+@router.post("/keys", status_code=201)
+async def create_key(spec: KeySpec, request: Request) -> ORJSONResponse:
+    rt = request.app.state.runtime
+    unknown = [p for p in spec.policies or [] if p not in rt.policies]
+    unknown += [m for m in spec.models or [] if m not in rt.clients]
+    if unknown:
+        raise APIError(400, f"Unknown policies or models: {', '.join(unknown)}.", code="invalid_value")
+    rec, key = request.app.state.limits.keys.create(spec)
+    return ORJSONResponse({**_public(rec), "key": key, "note": "Store this key now: it is not shown again."}, status_code=201)
+
+
+@router.get("/keys")
+async def list_keys(request: Request) -> ORJSONResponse:
+    return ORJSONResponse({"data": [_public(r) for r in request.app.state.limits.keys.list()]})
+
+
+@router.delete("/keys/{key_id}")
+async def revoke_key(key_id: str, request: Request) -> ORJSONResponse:
+    if not request.app.state.limits.keys.revoke(key_id):
+        raise APIError(404, f"No live key '{key_id}'.", code="key_not_found")
+    return ORJSONResponse({"id": key_id, "revoked": True})

@@ -1,0 +1,57 @@
+"""USD budgets per key and period (day, month or total), on shared counters.
+
+Before a request the key's spend for the current period is checked against its budget; after
+the request its actual cost (from the price table and the upstream's reported usage) is added.
+The check is a read, so concurrent requests can overshoot by at most their own cost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from gateway.limits.keys import KeySpec
+from gateway.state import SharedState
+
+
+def period(spec: KeySpec, now: dt.datetime | None = None) -> tuple[str, float | None, str]:
+    """(counter suffix, seconds until the period ends or None, human description)."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    start = period_start(spec, now)
+    if spec.budget_period == "day":
+        end = start + dt.timedelta(days=1)
+        return now.strftime("%Y-%m-%d"), (end - now).total_seconds() + 3600, "per day (UTC)"
+    if spec.budget_period == "month":
+        end = (start + dt.timedelta(days=32)).replace(day=1)
+        return now.strftime("%Y-%m"), (end - now).total_seconds() + 3600, "per month (UTC)"
+    return "total", None, "in total"
+
+
+def period_start(spec: KeySpec, now: dt.datetime | None = None) -> dt.datetime:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    if spec.budget_period == "day":
+        return now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if spec.budget_period == "month":
+        return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return dt.datetime.fromtimestamp(0, dt.timezone.utc)
+
+
+def _key(key_id: str, suffix: str) -> str:
+    return f"budget:{key_id}:{suffix}"
+
+
+async def spent(shared: SharedState, key_id: str, spec: KeySpec) -> float:
+    suffix, _, _ = period(spec)
+    v = await shared.get(_key(key_id, suffix))
+    return float(v) if v else 0.0
+
+
+async def charge(shared: SharedState, key_id: str, spec: KeySpec, usd: float) -> float:
+    suffix, ttl, _ = period(spec)
+    return await shared.incr(_key(key_id, suffix), usd, ttl)
+
+
+async def seed(shared: SharedState, key_id: str, spec: KeySpec, usd: float) -> None:
+    """Start this period's counter from what the outcome store says was spent (once per process)."""
+    suffix, ttl, _ = period(spec)
+    if usd > 0:
+        await shared.check_and_incr(_key(key_id, suffix), usd, -1.0, ttl)

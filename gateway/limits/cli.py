@@ -1,0 +1,85 @@
+"""``switchyard keys create|list|revoke``: manage virtual API keys in the gateway's SQLite file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+keys_app = typer.Typer(help="Virtual API keys: create (shown once), list, revoke.", no_args_is_help=True)
+
+_CONFIG = typer.Option(Path("config/default.yaml"), "--config", "-c", envvar="SWITCHYARD_CONFIG", help="Policy file (its server.outcomes_path holds the keys).")
+_DB = typer.Option(None, "--db", help="SQLite file to use instead of the policy file's server.outcomes_path.")
+
+
+def _csv(v: Optional[str]) -> list[str] | None:
+    return [p.strip() for p in v.split(",") if p.strip()] if v is not None else None
+
+
+def _store(config: Path, db: Optional[Path]):
+    from gateway.limits.keys import KeyStore
+    from gateway.policy.loader import ConfigError, load_config
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        typer.echo(f"invalid policy file:\n{exc}", err=True)
+        raise typer.Exit(2) from None
+    return cfg, KeyStore(db or cfg.server.outcomes_path)
+
+
+@keys_app.command("create")
+def create(
+    budget: Optional[float] = typer.Option(None, help="USD budget per period."),
+    period: str = typer.Option("month", help="Budget period: day, month or total."),
+    rpm: Optional[int] = typer.Option(None, help="Requests per minute."),
+    tpm: Optional[int] = typer.Option(None, help="Tokens (prompt + completion) per minute."),
+    policies: Optional[str] = typer.Option(None, help="Comma-separated policies the key may use (default: all)."),
+    models: Optional[str] = typer.Option(None, help="Comma-separated upstream models the key may call directly."),
+    name: Optional[str] = typer.Option(None, help="A label for the key."),
+    config: Path = _CONFIG,
+    db: Optional[Path] = _DB,
+) -> None:
+    """Create a key and print it once; only its SHA-256 hash is stored."""
+    from pydantic import ValidationError
+
+    from gateway.limits.keys import KeySpec
+
+    cfg, store = _store(config, db)
+    try:
+        spec = KeySpec(name=name, policies=_csv(policies), models=_csv(models), budget_usd=budget, budget_period=period, rpm=rpm, tpm=tpm)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        typer.echo(f"invalid key settings: {exc}", err=True)
+        raise typer.Exit(2) from None
+    unknown = [p for p in spec.policies or [] if p not in cfg.policies] + [m for m in spec.models or [] if m not in cfg.upstreams]
+    if unknown:
+        typer.echo(f"unknown policies or models in {config}: {', '.join(unknown)}", err=True)
+        raise typer.Exit(2)
+    rec, key = store.create(spec)
+    typer.echo(f"created {rec.id} in {store.path}", err=True)
+    typer.echo("key (shown once, store it now):", err=True)
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def list_(config: Path = _CONFIG, db: Optional[Path] = _DB) -> None:
+    """List keys (ids and limits; never the keys themselves)."""
+    _, store = _store(config, db)
+    for rec in store.list():
+        typer.echo(json.dumps({"id": rec.id, "created": rec.created, "revoked": rec.revoked, **rec.spec.model_dump()}))
+
+
+@keys_app.command("revoke")
+def revoke(key_id: str, config: Path = _CONFIG, db: Optional[Path] = _DB) -> None:
+    """Revoke a key by id; running gateways refuse it within a few seconds."""
+    _, store = _store(config, db)
+    if not store.revoke(key_id):
+        typer.echo(f"no live key {key_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {key_id}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(keys_app, name="keys")

@@ -1,0 +1,208 @@
+"""Access control on the request path: virtual keys, rpm/tpm limits, budgets, prompt size.
+
+- ``AuthMiddleware`` (pure ASGI, so streaming and disconnects pass through untouched): with
+  ``server.auth`` on, every ``/v1`` request needs ``Authorization: Bearer <virtual key>``; the key's
+  requests-per-minute limit is taken here. ``/metrics`` needs the admin key when
+  ``server.metrics_auth`` is on. Sets ``request.state.key_id`` for the outcome record.
+- ``admit`` (called by the proxy once the model is resolved): allowed policies/models, the
+  policy's ``max_prompt_tokens``, tokens-per-minute and the USD budget.
+- ``settle`` (called when the request is accounted): completion tokens and the actual cost are
+  added to the key's counters, off the request path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from gateway import metrics
+from gateway.errors import APIError
+from gateway.limits import budget, ratelimit
+from gateway.limits.keys import KeyRecord, KeyStore, recorded_spend
+from gateway.state import InProcessState, SharedState
+
+log = logging.getLogger("switchyard.limits")
+
+
+@dataclass
+class Ticket:
+    key: KeyRecord
+    prompt_tokens: int
+
+
+class Guard:
+    """``app.state.limits``: the key store, shared counters and tickets of requests in flight."""
+
+    def __init__(self, keys: KeyStore, shared: SharedState) -> None:
+        self.keys = keys
+        self.shared = shared
+        self.tickets: dict[str, Ticket] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._seeded: set[str] = set()
+        self.runtime_seen: Any = None
+
+    async def lookup(self, token: str) -> KeyRecord | None:
+        return await asyncio.to_thread(self.keys.lookup, token) if token else None
+
+    def forget(self, request_id: str | None) -> None:
+        if request_id:
+            self.tickets.pop(request_id, None)
+
+    async def _seed_budget(self, rec: KeyRecord) -> None:
+        """In-process counters start empty: resume this period's spend from the outcome table."""
+        if rec.id in self._seeded or not isinstance(self.shared, InProcessState):
+            return
+        self._seeded.add(rec.id)
+        since = budget.period_start(rec.spec).timestamp()
+        usd = await asyncio.to_thread(recorded_spend, self.keys, rec.id, since)
+        await budget.seed(self.shared, rec.id, rec.spec, usd)
+
+    def settle(self, outcome: Any) -> None:
+        ticket = self.tickets.pop(outcome.request_id, None)
+        if ticket is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._settle(ticket, outcome))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _settle(self, t: Ticket, outcome: Any) -> None:
+        spec = t.key.spec
+        try:
+            if spec.tpm and outcome.completion_tokens:
+                await ratelimit.add(self.shared, t.key.id, "tpm", outcome.completion_tokens)
+            if spec.budget_usd is not None and outcome.cost_usd:
+                await budget.charge(self.shared, t.key.id, spec, outcome.cost_usd)
+        except Exception:  # accounting must never fail a request; the outcome record still has the cost
+            log.exception("could not charge key %s", t.key.id)
+
+
+def _prompt_tokens(rt: Any, req: Any) -> int:
+    if hasattr(req, "messages"):
+        text = "\n".join(m.text() for m in req.messages)
+    else:
+        text = req.prompt_text()
+    return rt.count_tokens(text) if text else 0
+
+
+async def admit(request: Any, rt: Any, target: Any, req: Any, request_id: str) -> None:
+    """Check the resolved target against the key and the policy; raise ``APIError`` to refuse."""
+    guard: Guard | None = getattr(request.app.state, "limits", None)
+    key: KeyRecord | None = getattr(request.state, "key", None)
+    pol = rt.policies[target.policy].cfg if target.policy else None
+    if key is None and (pol is None or not pol.max_prompt_tokens):
+        return
+    tokens = _prompt_tokens(rt, req)
+    if pol is not None and pol.max_prompt_tokens and tokens > pol.max_prompt_tokens:
+        raise APIError(
+            400,
+            f"The prompt is about {tokens} tokens; policy '{target.policy}' accepts at most {pol.max_prompt_tokens}.",
+            code="prompt_too_long",
+            param="messages" if hasattr(req, "messages") else "prompt",
+        )
+    if key is None or guard is None:
+        return
+    spec = key.spec
+    if target.policy and not spec.allows_policy(target.policy):
+        raise APIError(403, f"This API key may not use policy '{target.policy}' (allowed: {', '.join(spec.policies or []) or 'none'}).", code="policy_not_allowed", param="model")
+    if target.passthrough and not spec.allows_model(target.passthrough):
+        allowed = ", ".join(spec.models or []) or "none; use a policy"
+        raise APIError(403, f"This API key may not call model '{target.passthrough}' directly (allowed: {allowed}).", code="model_not_allowed", param="model")
+    if spec.tpm:
+        if tokens > spec.tpm:
+            raise APIError(400, f"The prompt is about {tokens} tokens, more than this key's limit of {spec.tpm} tokens per minute.", code="tokens_per_minute_exceeded")
+        v = await ratelimit.take(guard.shared, key.id, "tpm", tokens, spec.tpm)
+        if not v.allowed:
+            metrics.RATE_LIMITED.labels("tpm").inc()
+            raise APIError(
+                429, f"Rate limit reached: {int(v.used)} of {spec.tpm} tokens per minute used by this key; retry in {v.retry_after}s.",
+                code="rate_limit_exceeded", headers={"Retry-After": str(v.retry_after)},
+            )
+    if spec.budget_usd is not None:
+        await guard._seed_budget(key)
+        spent = await budget.spent(guard.shared, key.id, spec)
+        if spent >= spec.budget_usd:
+            metrics.RATE_LIMITED.labels("budget").inc()
+            _, left, per = budget.period(spec)
+            headers = {"Retry-After": str(int(left))} if left else {}
+            raise APIError(
+                402, f"Budget exhausted: this key has spent ${spent:.4f} of its ${spec.budget_usd:.2f} budget {per}.",
+                code="budget_exceeded", type="insufficient_quota", headers=headers,
+            )
+    guard.tickets[request_id] = Ticket(key, tokens)
+    request.state.ticket_id = request_id
+
+
+def settle(app: Any, outcome: Any) -> None:
+    guard: Guard | None = getattr(app.state, "limits", None)
+    if guard is not None and outcome.key_id:
+        guard.settle(outcome)
+
+
+def _bearer(scope: dict) -> str:
+    for k, v in scope.get("headers", ()):
+        if k == b"authorization":
+            s = v.decode("latin-1")
+            return s[7:].strip() if s[:7].lower() == "bearer " else ""
+    return ""
+
+
+class AuthMiddleware:
+    """Virtual keys and rpm on ``/v1``; the admin key on ``/metrics`` when asked."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        st = scope["app"].state
+        rt = getattr(st, "runtime", None)
+        guard: Guard | None = getattr(st, "limits", None)
+        path: str = scope["path"]
+        if rt is None or guard is None:
+            return await self.app(scope, receive, send)
+        if guard.runtime_seen is not rt:  # a reload may name new secret variables
+            from gateway.limits import secrets
+
+            secrets.register(rt.cfg)
+            guard.runtime_seen = rt
+        server = rt.cfg.server
+        if path == "/metrics" and server.metrics_auth:
+            from gateway.api.admin import admin_key
+
+            expected = admin_key(_Req(scope))
+            if not expected or not hmac.compare_digest(_bearer(scope).encode(), expected.encode()):
+                err = APIError(401, "/metrics needs the admin key (server.metrics_auth is on).", code="invalid_admin_key", headers={"WWW-Authenticate": "Bearer"})
+                return await err.response()(scope, receive, send)
+        state = scope.setdefault("state", {})
+        if server.auth and (path == "/v1" or path.startswith("/v1/")):
+            token = _bearer(scope)
+            rec = await guard.lookup(token)
+            if rec is None:
+                msg = "Invalid API key." if token else "Missing API key: send 'Authorization: Bearer <key>' (create one with 'switchyard keys create')."
+                err = APIError(401, msg, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+                return await err.response()(scope, receive, send)
+            state["key"], state["key_id"] = rec, rec.id
+            if rec.spec.rpm:
+                v = await ratelimit.take(guard.shared, rec.id, "rpm", 1, rec.spec.rpm)
+                if not v.allowed:
+                    metrics.RATE_LIMITED.labels("rpm").inc()
+                    err = APIError(
+                        429, f"Rate limit reached: {rec.spec.rpm} requests per minute for this key; retry in {v.retry_after}s.",
+                        code="rate_limit_exceeded", headers={"Retry-After": str(v.retry_after)},
+                    )
+                    return await err.response()(scope, receive, send)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            guard.forget(state.get("ticket_id"))
+
+
+class _Req:
+    """Just enough of a Request for ``admin_key``."""
+
+    def __init__(self, scope: dict) -> None:
+        self.app = scope["app"]
