@@ -149,6 +149,8 @@ def prime(rt) -> None:
             RETRAINS.labels(name, decision).inc(0)
     for result in ("success", "rejected"):
         CONFIG_RELOADS.labels(result).inc(0)
+    for limit in ("rpm", "tpm", "budget", "retry_budget"):
+        RATE_LIMITED.labels(limit).inc(0)
     for cache in ("response",) + (("embedding",) if getattr(rt, "embedder", None) is not None else ()):
         for result in ("hit", "miss"):
             CACHE.labels(cache, result).inc(0)

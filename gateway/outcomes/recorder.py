@@ -35,6 +35,8 @@ class Recorder:
     def __init__(self, store: OutcomeStore, queue_size: int = 10_000, batch_size: int = 256) -> None:
         self.store = store
         self.queue: asyncio.Queue[Outcome] = asyncio.Queue(maxsize=queue_size)
+        metrics.OUTCOMES_WRITTEN.labels(store.name).inc(0)  # dashboards show 0, not "no data"
+        metrics.OUTCOMES_DROPPED.labels(store.name).inc(0)
         self.batch_size = batch_size
         self._task: asyncio.Task | None = None
         self._writing: asyncio.Future | None = None

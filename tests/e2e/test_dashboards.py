@@ -1,0 +1,192 @@
+"""Every Grafana panel query returns data from a real Prometheus scraping a real gateway.
+
+The gateway, three fake upstreams and Debian's ``prometheus`` (scrape interval 1 s) run on free
+loopback ports. Traffic goes through the gateway in two rounds (so every rate window holds an
+increase): routed plain and streamed requests, cache hits, failures that retry and fall back, a
+config reload and feedback. Then every panel's PromQL, with the dashboard variables set to
+"All", is run against Prometheus's HTTP API and must return at least one finite sample.
+
+Set ``SWITCHYARD_DASHBOARD_PNG=docs/img/dashboard.png`` to also render the picture used in the
+README from the same Prometheus (``deploy/grafana/render_png.py``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, free_port, stop, upstream_entry, wait_http
+
+DASHBOARDS = sorted((ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"))
+ADMIN_KEY = "dash-admin-key"
+# Panels whose series exist only with the ONNX encoder running (a router, semantic cache or cascade).
+NEEDS_ENCODER = {"Embedding time (per batch)", "Embedding batch size", "Semantic cache similarity (p50)", "Cascade escalations"}
+
+
+def substitute(expr: str, rate: str = "1m", rng: str = "5m") -> str:
+    """Grafana's template variables as Grafana would expand them with 'All' selected."""
+    for name, value in (("$__rate_interval", rate), ("$__range", rng), ("$__interval", "5s"), ("$policy", ".*"), ("$upstream", ".*")):
+        expr = expr.replace(name, value)
+    return expr
+
+
+def panel_queries() -> list[tuple[str, str, str]]:
+    out = []
+    for path in DASHBOARDS:
+        for p in json.loads(path.read_text())["panels"]:
+            for t in p.get("targets", []):
+                out.append((path.stem, p["title"], t["expr"]))
+    return out
+
+
+class Prometheus:
+    def __init__(self, tmp: Path, target: str) -> None:
+        exe = shutil.which("prometheus")
+        if not exe:
+            pytest.fail("prometheus is not installed (scripts/setup.sh test installs Debian's package)")
+        self.port = free_port()
+        cfg = tmp / "prometheus.yml"
+        cfg.write_text(
+            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+            f"scrape_configs:\n  - job_name: switchyard\n    static_configs: [{{targets: ['{target}']}}]\n"
+        )
+        self.log = open(tmp / "prometheus.log", "wb")
+        self.proc = subprocess.Popen(
+            [exe, f"--config.file={cfg}", f"--storage.tsdb.path={tmp / 'tsdb'}", f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        wait_http(f"{self.url}/-/ready", 60, self.proc)
+
+    def query(self, expr: str) -> list[dict]:
+        r = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
+        body = r.json()
+        assert r.status_code == 200 and body["status"] == "success", f"{expr}: {body}"
+        return body["data"]["result"]
+
+    def scrapes(self) -> float:
+        res = self.query('sum(prometheus_tsdb_head_samples_appended_total) or vector(0)')
+        return float(res[0]["value"][1]) if res else 0.0
+
+    def wait_for(self, expr: str, want: float, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        got = None
+        while time.monotonic() < deadline:
+            res = self.query(expr)
+            got = float(res[0]["value"][1]) if res else None
+            if got is not None and got >= want:
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"{expr} stayed at {got}, wanted {want}")
+
+    def close(self) -> None:
+        stop(self.proc)
+        self.log.close()
+
+
+def encoder_available() -> bool:
+    return importlib.util.find_spec("routers.batching") is not None and (ROOT / "routers" / "artifacts").exists() and any((ROOT / "routers" / "artifacts").glob("*/router.json"))
+
+
+def _chat(http: httpx.Client, gw, model: str, content: str, stream: bool = False, headers: dict | None = None) -> httpx.Response:
+    body = {"model": model, "messages": [{"role": "user", "content": content}], "stream": stream}
+    if stream:
+        body["stream_options"] = {"include_usage": True}
+    r = http.post(f"{gw.base_url}/chat/completions", json=body, headers=headers)
+    r.read()
+    return r
+
+
+def drive(http: httpx.Client, gw, flaky, round_: int) -> int:
+    """One round of mixed traffic; returns how many requests the gateway answered."""
+    n = 0
+    ids = []
+    for i in range(6):
+        # one in three asks for the strong model only (a per-request candidates override)
+        hdrs = {"x-switchyard-candidates": "strong"} if i % 3 == 2 else None
+        r = _chat(http, gw, "router-chat", f"round {round_} question {i}", stream=i % 2 == 1, headers=hdrs)
+        assert r.status_code == 200
+        ids.append(r.headers["x-switchyard-request-id"])
+        n += 1
+    for _ in range(3):  # the same question: response-cache hits after the first
+        assert _chat(http, gw, "router-chat", "what is the capital of France?").status_code == 200
+        n += 1
+    flaky.control(fail_next=3, fail_status=503)  # retries, then a fallback to 'cheap'
+    r = _chat(http, gw, "router-flaky", f"round {round_} flaky")
+    assert r.status_code == 200 and r.headers["x-switchyard-model"] == "cheap"
+    n += 1
+    flaky.control(fail_next=2, fail_status=400)  # a client error the upstream refuses: 4xx
+    assert _chat(http, gw, "flaky", "bad request").status_code == 400
+    n += 1
+    for rid in ids[:3]:
+        fb = http.post(f"{gw.base_url}/feedback", json={"request_id": rid, "thumbs": "up"})
+        assert fb.status_code in (200, 201, 202), fb.text
+    return n
+
+
+def test_every_panel_query_returns_data(gateway, fake_upstream, tmp_path):
+    cheap, strong, flaky = fake_upstream("cheap-v1"), fake_upstream("strong-v1"), fake_upstream("flaky-v1")
+    cfg = {
+        "server": {"admin_key": "os.environ/SWITCHYARD_ADMIN_KEY"},
+        "upstreams": {
+            "cheap": upstream_entry(cheap, input_price=0.15, output_price=0.6),
+            "strong": upstream_entry(strong, input_price=2.5, output_price=10.0),
+            "flaky": upstream_entry(flaky, input_price=0.5, output_price=1.5, retry={"attempts": 2, "backoff": 0.01}),
+        },
+        "policies": {
+            "chat": {"candidates": ["cheap", "strong"], "reference_model": "strong", "cache": {"ttl": 120}},
+            "flaky": {"candidates": ["flaky", "cheap"], "fallbacks": ["strong"]},
+        },
+    }
+    gw = gateway(cfg, env={"SWITCHYARD_ADMIN_KEY": ADMIN_KEY})
+    prom = Prometheus(tmp_path, f"127.0.0.1:{gw.port}")
+    try:
+        prom.wait_for('up{job="switchyard"}', 1)
+        total = 0
+        out = os.environ.get("SWITCHYARD_DASHBOARD_PNG")
+        rounds = 40 if out else 2  # a longer run only for the README picture
+        with httpx.Client(timeout=20) as http:
+            for round_ in range(1, rounds + 1):
+                total += drive(http, gw, flaky, round_)
+                r = http.post(f"{gw.url}/admin/reload", headers={"authorization": f"Bearer {ADMIN_KEY}"})
+                assert r.status_code == 200, r.text
+                prom.wait_for("sum(switchyard_requests_total)", total)
+                if out and round_ % 10 == 0:
+                    strong.control(delay=0.05 * (round_ // 10))  # some variety for the picture
+        time.sleep(2)  # one more scrape so gauges set by the last requests are in
+        skip = set() if encoder_available() else NEEDS_ENCODER
+        empty = []
+        checked = 0
+        for dash, title, expr in panel_queries():
+            if title in skip:
+                continue
+            res = prom.query(substitute(expr))
+            values = [float(s["value"][1]) for s in res]
+            checked += 1
+            if not any(math.isfinite(v) for v in values):
+                empty.append(f"{dash} / {title}: {expr} -> {res}")
+        assert not empty, "panels without data:\n" + "\n".join(empty)
+        assert checked >= 30
+        for var in ("policy", "upstream"):
+            vals = httpx.get(f"{prom.url}/api/v1/label/{var}/values").json()["data"]
+            assert vals, var
+        # the figures are the ones we sent: requests, cache hits, cost saved
+        assert float(prom.query("sum(switchyard_requests_total)")[0]["value"][1]) == total
+        assert float(prom.query('sum(switchyard_cache_requests_total{cache="response",result="hit"})')[0]["value"][1]) == 2 + 3 * (rounds - 1)
+        assert float(prom.query("sum(switchyard_cost_saved_usd_total)")[0]["value"][1]) > 0
+        if out:
+            spec = importlib.util.spec_from_file_location("render_png", ROOT / "deploy" / "grafana" / "render_png.py")
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)  # type: ignore[union-attr]
+            mod.render(prom.url, ROOT / out)
+    finally:
+        prom.close()
