@@ -99,3 +99,7 @@ except ImportError:  # pragma: no cover - routers.cli not present
 from gateway.limits.cli import register as _register_keys  # noqa: E402  (switchyard keys ...)
 
 _register_keys(app)
+
+from gateway.policy.cli import register as _register_routes  # noqa: E402  (switchyard routes fit)
+
+_register_routes(app)

@@ -42,6 +42,7 @@ class PolicyRuntime:
     strong: str | None = None
     weak: str | None = None
     objective: DecisionObjective = DecisionObjective("threshold", 0.5)
+    semantic: Any = None  # gateway.policy.semantic.SemanticIndex
 
 
 class Runtime:
@@ -83,10 +84,13 @@ class Runtime:
 def build_policies(cfg: Config, base: Path, router_cache: dict[str, Any] | None = None) -> dict[str, PolicyRuntime]:
     from routers.base import load_router
 
+    from gateway.policy.semantic import build_index
+
     out: dict[str, PolicyRuntime] = {}
     router_cache = router_cache if router_cache is not None else {}
     for name, pol in cfg.policies.items():
         pr = PolicyRuntime(name, pol)
+        pr.semantic = build_index(pol.semantic_routes)
         obj = pol.objective
         if pol.router:
             rpath = resolve_path(base, pol.router.path)
@@ -126,4 +130,4 @@ def build_clients(
 
 
 def needs_encoder(cfg: Config) -> bool:
-    return any(p.router is not None or (p.cache and p.cache.semantic) for p in cfg.policies.values())
+    return any(p.router is not None or p.semantic_routes or (p.cache and p.cache.semantic) for p in cfg.policies.values())

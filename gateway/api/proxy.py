@@ -19,6 +19,7 @@ from gateway.errors import APIError
 from gateway.limits import guard
 from gateway.outcomes.record import Outcome
 from gateway.outcomes.rejected import record_rejection
+from gateway.policy import reasoning
 from gateway.policy.engine import Decision, decide, resolve_model, usage_cost
 from gateway.protocol import ChatCompletionRequest, CompletionRequest
 from gateway.runtime import Runtime
@@ -51,6 +52,8 @@ def decision_headers(request_id: str, d: Decision, served: str) -> dict[str, str
         h["x-switchyard-scores"] = ",".join(f"{m}={s:.3f}" for m, s in d.scores.items())
     if d.strong_win is not None:
         h["x-switchyard-strong-win"] = f"{d.strong_win:.3f}"
+    if d.reasoning_effort and served == d.model:
+        h["x-switchyard-reasoning-effort"] = d.reasoning_effort
     return h
 
 
@@ -84,13 +87,13 @@ async def handle(request: Request, kind: str) -> Response:
     req: Any = validate(ChatCompletionRequest if kind == "chat" else CompletionRequest, data)
     if kind == "chat" and len(req.messages) > rt.cfg.server.max_messages:
         raise APIError(400, f"Too many messages: {len(req.messages)} (limit {rt.cfg.server.max_messages}).", code="too_many_messages", param="messages")
-    headers = {k.lower(): v for k, v in request.headers.items() if k.lower().startswith("x-switchyard-")}
+    headers = {k.lower(): v for k, v in request.headers.items() if k.lower() not in ("authorization", "cookie")}  # rules may match any header
     try:
         target = resolve_model(rt, req.model, headers.get("x-switchyard-policy") or (req.switchyard.policy if req.switchyard else None))
         await guard.admit(request, rt, target, req, request_id)  # key's policies/models, prompt size, tpm, budget
         mode = rt.policies[target.policy].cfg.embed if target.policy else "last_user"
         text = prompt_text(req, mode)
-        decision = await decide(rt, target, req, text, headers)
+        decision = await decide(rt, target, req, text, headers, getattr(app.state, "shared", None))
     except APIError as exc:  # rejected before any upstream call: still one outcome record
         record_rejection(app, request, request_id, arrived, started, kind, exc)
         raise
@@ -124,7 +127,7 @@ async def handle(request: Request, kind: str) -> Response:
         usage_opt = getattr(req, "stream_options", None)
         return cached.response(decision_headers(request_id, decision, cached.model), stream, bool(usage_opt and usage_opt.include_usage))
     try:
-        opened = await open_stream(clients, PATHS[kind], lambda c: upstream_body(data, c, stream), stream, on_fallback)
+        opened = await open_stream(clients, PATHS[kind], lambda c: reasoning.apply(upstream_body(data, c, stream), c, decision.reasoning_effort), stream, on_fallback)
     except APIError as exc:
         outcome.status = exc.status
         outcome.error_type = exc.code

@@ -1,10 +1,16 @@
-"""The routing decision: model name → policy → filters → learned router → ranked candidates.
+"""The routing decision: model name → policy → filters → sticky/rules/semantic/router → ranking.
 
 Order of evaluation for a policy request:
-1. hard filters: availability (API key set, circuit closed), required capabilities (tools,
-   vision, JSON mode), context window;
-2. the learned router: embed the prompt once, score the candidates, ``routers.decision.choose``;
-3. the rest of the candidates (best first) then the policy's ``fallbacks`` form the try order.
+1. per-request overrides (``router-<policy>-<threshold>``, ``x-switchyard-*`` headers,
+   ``extra_body`` ``switchyard: {...}``), range-checked against the policy;
+2. hard filters: availability (API key set, circuit closed), required capabilities (tools,
+   vision, JSON mode), context window (the whole prompt plus ``max_tokens``);
+3. session stickiness: a known session stays on its model (reason ``sticky``);
+4. rules, in order (reason ``rule``), then semantic routes (reason ``semantic``); a rule or route
+   sends to a model, or hands the request to another policy;
+5. the learned router: embed the prompt once, score the candidates, ``routers.decision.choose``;
+6. reasoning rules on the router's scores set ``reasoning_effort`` (or a reasoning model);
+7. the rest of the candidates (best first) then the policy's ``fallbacks`` form the try order.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import numpy as np
 
 from gateway import metrics
 from gateway.errors import APIError
+from gateway.policy import reasoning, rules, sticky
+from gateway.policy.rules import RuleInput
 from gateway.protocol import ChatCompletionRequest, CompletionRequest, SwitchyardOptions
 from routers.decision import Objective as DecisionObjective
 from routers.decision import choose, expected_cost
@@ -44,6 +52,7 @@ class Decision:
     objective_value: float | None = None
     skipped: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    reasoning_effort: str | None = None
 
 
 @dataclass
@@ -145,19 +154,49 @@ def _float(v: str, name: str) -> float:
         raise APIError(400, f"Header {name} must be a number, got '{v}'.", code="invalid_value", param=name) from None
 
 
+def full_prompt_text(req: ChatCompletionRequest | CompletionRequest) -> str:
+    """Every message's text: what the context-window filter and token rules measure."""
+    if isinstance(req, CompletionRequest):
+        return req.prompt_text()
+    return "\n".join(m.text() for m in req.messages)
+
+
+def _policy_text(req: ChatCompletionRequest | CompletionRequest, mode: str) -> str:
+    if isinstance(req, CompletionRequest):
+        return req.prompt_text()
+    from routers.encoder import select_text
+
+    return select_text([m.model_dump(exclude_none=True) for m in req.messages], mode)
+
+
+def _rank(first: str, live: list[str], fallbacks: list[str]) -> list[str]:
+    return [first] + [c for c in live if c != first] + [c for c in fallbacks if c != first]
+
+
+_MAX_DEPTH = 4
+
+
 async def decide(
     rt: "Runtime",
     target: Target,
     req: ChatCompletionRequest | CompletionRequest,
     text: str,
     headers: dict[str, str],
+    shared: Any = None,
+    *,
+    _depth: int = 0,
 ) -> Decision:
+    """Decide the model (and try order) for one request; see the module docstring for the order."""
     t0 = time.perf_counter()
-    prompt_tokens = rt.count_tokens(text) if text else 0
+    prompt_tokens = rt.count_tokens(full_prompt_text(req) or text)
     if target.passthrough:
         return Decision(None, target.passthrough, [target.passthrough], "passthrough", prompt_tokens=prompt_tokens, seconds=time.perf_counter() - t0)
     pr = rt.policies[target.policy]  # type: ignore[index]
-    objective, cands = apply_overrides(pr, target, req.switchyard, headers)
+    if _depth == 0:
+        objective, cands = apply_overrides(pr, target, req.switchyard, headers)
+    else:  # handed over by a rule or route: the target policy's own settings
+        objective, cands = pr.objective, list(pr.cfg.candidates)
+    restricted = cands != list(pr.cfg.candidates)
     needs = _needs(req)
     max_out = getattr(req, "max_tokens", None) or getattr(req, "max_completion_tokens", None) or 0
     skipped: dict[str, str] = {}
@@ -179,13 +218,90 @@ async def decide(
 
     live = [c for c in cands if usable(c)]
     fallbacks = [c for c in pr.cfg.fallbacks if c not in cands and usable(c)]
-    costs = {c: rt.expected_cost(c, prompt_tokens) for c in cands}
+
+    def allowed(model: str) -> bool:
+        if restricted and model not in cands:
+            skipped.setdefault(model, "excluded by the candidates override")
+            return False
+        return usable(model)
+
+    def made(model: str, reason: str, detail: str, **kw: Any) -> Decision:
+        return Decision(pr.name, model, _rank(model, live, fallbacks), reason, detail, prompt_tokens=prompt_tokens,
+                        objective=objective.kind, objective_value=objective.value, skipped=skipped, **kw)
+
+    async def handover(policy: str, reason: str, what: str, effort: str | None) -> Decision:
+        if _depth >= _MAX_DEPTH:
+            raise APIError(500, f"Policy hand-over deeper than {_MAX_DEPTH} levels at '{pr.name}'.", code="policy_loop")
+        sub_text = _policy_text(req, rt.policies[policy].cfg.embed)
+        sub = await decide(rt, Target(policy, None), req, sub_text, headers, shared, _depth=_depth + 1)
+        sub.detail = f"{what} -> policy '{policy}': {sub.reason} ({sub.detail})"
+        sub.reason = reason
+        sub.reasoning_effort = effort or sub.reasoning_effort
+        return sub
+
+    session = sticky.session_key(pr.cfg.sticky, req, headers) if _depth == 0 and shared is not None else None
+    d: Decision | None = None
+    if session:
+        got = await sticky.lookup(shared, pr.name, session)
+        if got and got["model"] in rt.clients and allowed(got["model"]):
+            d = made(got["model"], "sticky", "session stays on the model it started with", reasoning_effort=got.get("effort"))
+    effort: str | None = None
+    effort_why = ""
+    emb: np.ndarray | None = None
+    if d is None:
+        view = RuleInput(text, headers, getattr(req, "metadata", None) or {}, prompt_tokens)
+        for rule in pr.cfg.rules:
+            if not rules.matches(rule, view):
+                continue
+            what = f"rule '{rule.name}' ({rules.describe(rule)})"
+            if rule.policy:
+                d = await handover(rule.policy, "rule", what, rule.reasoning_effort or effort)
+                break
+            if rule.model:
+                if allowed(rule.model):
+                    d = made(rule.model, "rule", what, reasoning_effort=rule.reasoning_effort or effort)
+                    break
+                continue
+            if effort is None:  # effort-only rule: keep evaluating
+                effort, effort_why = rule.reasoning_effort, what
+    if d is None and pr.semantic is not None:
+        emb = await rt.embed(text)
+        m = pr.semantic.match(emb)
+        if m is not None:
+            r = m.route
+            what = f"route '{r.name}' (similarity {m.score:.3f} >= {r.threshold:g})"
+            if r.policy:
+                d = await handover(r.policy, "semantic", what, r.reasoning_effort or effort)
+            elif r.model and allowed(r.model):
+                d = made(r.model, "semantic", what, reasoning_effort=r.reasoning_effort or effort)
+            elif not r.model and effort is None:
+                effort, effort_why = r.reasoning_effort, what
+    if d is None:
+        costs = {c: rt.expected_cost(c, prompt_tokens) for c in cands}
+        d = await _route(rt, pr, text, objective, cands, costs, live, fallbacks, skipped, emb, made, allowed)
+        if effort and not d.reasoning_effort:
+            d.reasoning_effort = effort
+            d.detail += f"; reasoning_effort {effort} by {effort_why}"
+    if _depth == 0:
+        _settle_effort(rt, req, d)
+        if session:
+            await sticky.remember(shared, pr.name, session, d.model, d.reasoning_effort, pr.cfg.sticky.ttl)  # type: ignore[union-attr]
+    elapsed = time.perf_counter() - t0
+    d.seconds = elapsed
+    d.prompt_tokens = prompt_tokens
+    if _depth == 0:
+        metrics.ROUTING_DURATION.labels(pr.name).observe(elapsed)
+    return d
+
+
+async def _route(rt, pr, text, objective, cands, costs, live, fallbacks, skipped, emb, made, allowed) -> Decision:
+    """The learned router (or the policy order without one), then the reasoning rules."""
     scores: dict[str, float] = {}
     strong_win = None
-    emb = None
     reason, detail, router_name = "static", "candidates in policy order", "none"
     if pr.router is not None:
-        emb = await rt.embed(text)
+        if emb is None:
+            emb = await rt.embed(text)
         out = pr.router.score(emb[None, :])
         inner = {m: i for i, m in enumerate(out.models)}
         for c in cands:
@@ -195,7 +311,7 @@ async def decide(
         if out.strong_win is not None:
             strong_win = float(out.strong_win[0])
         router_name = pr.router.kind
-    ordered: list[str]
+    ordered = live
     if live and scores:
         live_scored = {c: scores[c] for c in live if c in scores}
         if live_scored:
@@ -209,10 +325,6 @@ async def decide(
             )
             ordered = list(ch.ranking) + [c for c in live if c not in ch.ranking]
             reason, detail = "router", ch.reason
-        else:
-            ordered = live
-    else:
-        ordered = live
     if pr.cfg.online is not None and ordered:  # opt-in bandit (gateway.learning.online)
         from gateway.learning import online
 
@@ -226,25 +338,33 @@ async def decide(
                 code="no_candidate_available",
             )
         reason, detail = "fallback", "no candidate usable: " + "; ".join(f"{k}: {v}" for k, v in skipped.items())
-    ranking = ordered + fallbacks
-    elapsed = time.perf_counter() - t0
-    metrics.ROUTING_DURATION.labels(pr.name).observe(elapsed)
-    return Decision(
-        pr.name,
-        ranking[0],
-        ranking,
-        reason,
-        detail,
-        router_name,
-        scores,
-        strong_win,
-        emb,
-        prompt_tokens,
-        objective.kind,
-        objective.value,
-        skipped,
-        elapsed,
-    )
+    d = made((ordered + fallbacks)[0], reason, detail, router=router_name, scores=scores, strong_win=strong_win, embedding=emb)
+    d.ranking = ordered + [c for c in fallbacks if c not in ordered]
+    if scores and pr.cfg.reasoning:
+        best = max((scores[c] for c in live if c in scores), default=None)
+        hit = reasoning.pick(pr.cfg.reasoning, best, strong_win)
+        if hit is not None:
+            rule, why = hit
+            d.reasoning_effort = rule.effort
+            d.detail += f"; reasoning_effort {rule.effort} ({why})"
+            if rule.model and rule.model != d.model:
+                if allowed(rule.model):
+                    d.model = rule.model
+                    d.ranking = [rule.model] + [c for c in d.ranking if c != rule.model]
+                    d.detail += f", reasoning model {rule.model}"
+    return d
+
+
+def _settle_effort(rt: "Runtime", req: Any, d: Decision) -> None:
+    """Keep a reasoning effort only where it will be sent: the client did not set one, the model can reason."""
+    if not d.reasoning_effort:
+        return
+    if getattr(req, "reasoning_effort", None):
+        d.detail += f"; client's reasoning_effort kept (policy wanted {d.reasoning_effort})"
+        d.reasoning_effort = None
+    elif not reasoning.supports(rt.clients[d.model]):
+        d.detail += f"; reasoning_effort {d.reasoning_effort} not sent: {d.model} lacks the 'reasoning' capability"
+        d.reasoning_effort = None
 
 
 def usage_cost(rt: "Runtime", model: str, usage: dict[str, Any] | None) -> float | None:

@@ -34,8 +34,8 @@ class Problem:
 
 class ConfigError(ValueError):
     def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = sorted(problems, key=lambda p: (p.file, p.line, p.col))
+        super().__init__("\n".join(str(p) for p in self.problems))
 
 
 def _fmt_path(loc: tuple) -> str:
@@ -51,8 +51,9 @@ def _fmt_path(loc: tuple) -> str:
 class _Positions:
     """Maps a key path in the YAML document to the (line, column) of its node (1-based)."""
 
-    def __init__(self, root: yaml.Node | None) -> None:
+    def __init__(self, root: yaml.Node | None, text: str = "") -> None:
         self.pos: dict[tuple, tuple[int, int]] = {}
+        self.lines = text.splitlines()
         if root is not None:
             self._walk(root, ())
 
@@ -63,9 +64,21 @@ class _Positions:
                 key = k.value
                 self.pos[path + (key, "__key__")] = (k.start_mark.line + 1, k.start_mark.column + 1)
                 self._walk(v, path + (key,))
+                if isinstance(v, (yaml.MappingNode, yaml.SequenceNode)):  # a section: point at its key
+                    self.pos[path + (key,)] = self.pos[path + (key, "__key__")]
         elif isinstance(node, yaml.SequenceNode):
             for i, v in enumerate(node.value):
                 self._walk(v, path + (i,))
+                self.pos[path + (i,)] = self._dash(v)
+
+    def _dash(self, node: yaml.Node) -> tuple[int, int]:
+        """A block-sequence item is located at its '- ' marker (a flow item at the item itself)."""
+        line, col = node.start_mark.line, node.start_mark.column
+        if line < len(self.lines):
+            before = self.lines[line][:col].rstrip()
+            if before.endswith("-") and before[:-1].strip() == "":
+                return line + 1, len(before)
+        return line + 1, col + 1
 
     def find(self, loc: tuple) -> tuple[int, int]:
         loc = tuple(loc)
@@ -87,7 +100,7 @@ def parse_yaml(text: str, file: str) -> tuple[Any, _Positions]:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise ConfigError([Problem(file, line, col, "", f"YAML syntax error: {exc.problem or exc}")]) from None
-    return data, _Positions(node)
+    return data, _Positions(node, text)
 
 
 def load_config(path: str | Path, text: str | None = None) -> Config:
@@ -162,6 +175,7 @@ def cross_check(cfg: Config, base: Path) -> list[tuple[tuple, str]]:
                     out.append(
                         (("upstreams", c), f"objective {kind} of policy '{pname}' needs input_price and output_price")
                     )
+        out.extend(_check_targets(cfg, pname, pol, known))
         if pol.router:
             rdir = resolve_path(base, pol.router.path)
             meta_file = rdir / "router.json"
@@ -193,6 +207,52 @@ def cross_check(cfg: Config, base: Path) -> list[tuple[tuple, str]]:
                 out.append(
                     (("policies", pname, "router", "family"), f"artifact is a '{meta.get('kind')}' router, not '{pol.router.family}'")
                 )
+    out.extend(_check_cycles(cfg))
     if cfg.server.default_policy and cfg.server.default_policy not in cfg.policies:
         out.append((("server", "default_policy"), f"unknown policy '{cfg.server.default_policy}' (known: {', '.join(sorted(cfg.policies))})"))
+    return out
+
+
+def _check_targets(cfg: Config, pname: str, pol: Any, known: list[str]) -> list[tuple[tuple, str]]:
+    """Rules, semantic routes and reasoning rules name existing upstreams and policies."""
+    out: list[tuple[tuple, str]] = []
+    for section in ("rules", "semantic_routes"):
+        for i, r in enumerate(getattr(pol, section)):
+            loc = ("policies", pname, section, i)
+            if r.model and r.model not in cfg.upstreams:
+                out.append((loc + ("model",), f"unknown upstream '{r.model}' (known: {', '.join(known)})"))
+            if r.policy and r.policy not in cfg.policies:
+                out.append((loc + ("policy",), f"unknown policy '{r.policy}' (known: {', '.join(sorted(cfg.policies))})"))
+            elif r.policy == pname:
+                out.append((loc + ("policy",), f"policy '{pname}' cannot hand requests to itself"))
+    for i, r in enumerate(pol.reasoning):
+        loc = ("policies", pname, "reasoning", i)
+        if r.model and r.model not in cfg.upstreams:
+            out.append((loc + ("model",), f"unknown upstream '{r.model}' (known: {', '.join(known)})"))
+        if pol.router is None:
+            out.append((loc, "reasoning rules read the router's scores, but this policy has no router"))
+    return out
+
+
+def _check_cycles(cfg: Config) -> list[tuple[tuple, str]]:
+    """Policies that hand requests to each other (rules/semantic routes) must not loop."""
+    edges = {
+        n: [r.policy for r in (*p.rules, *p.semantic_routes) if r.policy and r.policy in cfg.policies and r.policy != n]
+        for n, p in cfg.policies.items()
+    }
+    out: list[tuple[tuple, str]] = []
+    reported: set[frozenset] = set()
+
+    def walk(start: str, node: str, trail: list[str]) -> None:
+        for nxt in edges[node]:
+            if nxt == start:
+                key = frozenset(trail)
+                if key not in reported:
+                    reported.add(key)
+                    out.append((("policies", start), "policies hand requests to each other in a loop: " + " -> ".join([*trail, start])))
+            elif nxt not in trail:
+                walk(start, nxt, [*trail, nxt])
+
+    for n in edges:
+        walk(n, n, [n])
     return out

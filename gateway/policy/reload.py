@@ -14,7 +14,7 @@ from typing import Any
 
 from gateway import metrics
 from gateway.policy.loader import ConfigError, load_config
-from gateway.runtime import Runtime, build_clients, build_policies
+from gateway.runtime import Runtime, build_clients, build_policies, needs_encoder
 
 log = logging.getLogger("switchyard.reload")
 
@@ -39,7 +39,7 @@ class Reloader:
             except Exception as exc:  # a router that fails to load, for instance
                 return self._rejected(trigger, [f"{self.path}: {type(exc).__name__}: {exc}"])
             clients = build_clients(cfg, self.launched, old.clients)
-            new = Runtime(cfg, self.path, clients, policies, old.embedder)
+            new = Runtime(cfg, self.path, clients, policies, old.embedder or self._embedder(cfg))
             st.runtime = new  # atomic swap: one reference assignment
             for name, c in old.clients.items():
                 if clients.get(name) is not c:
@@ -50,6 +50,14 @@ class Reloader:
             _export_objectives(new)
             log.info("policy file %s reloaded (%s)", self.path, trigger)
             return st.last_reload
+
+    def _embedder(self, cfg: Any) -> Any:
+        """The encoder, started on the first reload that needs one (a router or semantic routes)."""
+        if not needs_encoder(cfg):
+            return None
+        from gateway.app import make_embedder
+
+        return make_embedder(self.app.state.settings)
 
     def _rejected(self, trigger: str, errors: list[str]) -> dict:
         st = self.app.state

@@ -148,6 +148,98 @@ class Online(_Strict):
     clusters: str | None = Field(None, description="Centroids: a cluster router folder or a .npy file, relative to the policy file.")
 
 
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high"]
+
+
+class _Target(_Strict):
+    """Where a matched rule or semantic route sends the request (and/or which reasoning effort)."""
+
+    model: str | None = Field(None, description="Send to this upstream (it must pass the capability and context filters).")
+    policy: str | None = Field(None, description="Hand the request to another policy (its own rules and router apply).")
+    reasoning_effort: ReasoningEffort | None = Field(
+        None, description="reasoning_effort sent to the chosen model when it has the 'reasoning' capability."
+    )
+
+    @model_validator(mode="after")
+    def _target(self) -> "_Target":
+        if self.model and self.policy:
+            raise ValueError("set model or policy, not both")
+        if not (self.model or self.policy or self.reasoning_effort):
+            raise ValueError("set model, policy or reasoning_effort")
+        return self
+
+
+class Rule(_Target):
+    """A hand-written rule, evaluated before semantic routes and the learned router.
+
+    Every condition given must hold (AND); a rule needs at least one condition.
+    """
+
+    name: str = Field(min_length=1)
+    regex: str | None = Field(None, description="Python regular expression searched in the prompt text, e.g. '(?i)\\bSELECT\\b'.")
+    keywords: list[str] = Field(default_factory=list, description="Any of these words or phrases (case-insensitive, whole words).")
+    header: dict[str, str | list[str]] = Field(
+        default_factory=dict, description="Request header name -> value (or list of values); names are case-insensitive."
+    )
+    metadata: dict[str, str | int | float | bool | list[str]] = Field(
+        default_factory=dict, description="Request 'metadata' key -> value (or list of values)."
+    )
+    min_tokens: int | None = Field(None, ge=0, description="Prompt (all messages) has at least this many tokens.")
+    max_tokens: int | None = Field(None, ge=0, description="Prompt (all messages) has at most this many tokens.")
+
+    @field_validator("regex")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _conditions(self) -> "Rule":
+        if not (self.regex or self.keywords or self.header or self.metadata or self.min_tokens is not None or self.max_tokens is not None):
+            raise ValueError("a rule needs at least one condition: regex, keywords, header, metadata, min_tokens or max_tokens")
+        return self
+
+
+class SemanticRoute(_Target):
+    """A route matched by embedding similarity (same encoder as the routers) to example utterances."""
+
+    name: str = Field(min_length=1)
+    description: str | None = None
+    utterances: list[str] = Field(min_length=1, description="Example prompts for this route.")
+    threshold: float = Field(0.5, ge=-1, le=1, description="Least cosine similarity to the closest utterance.")
+
+
+class ReasoningRule(_Strict):
+    """Set reasoning_effort (and optionally switch to a reasoning model) from the router's scores."""
+
+    effort: ReasoningEffort
+    model: str | None = Field(None, description="Switch to this upstream (a reasoning model) when the rule holds.")
+    min_strong_win: float | None = Field(None, ge=0, le=1, description="Pair routers: P(strong wins) at least this.")
+    max_quality: float | None = Field(
+        None, ge=0, le=1, description="The best candidate's predicted quality is at most this (a hard prompt)."
+    )
+
+    @model_validator(mode="after")
+    def _cond(self) -> "ReasoningRule":
+        if self.min_strong_win is None and self.max_quality is None:
+            raise ValueError("set min_strong_win or max_quality")
+        return self
+
+
+class Sticky(_Strict):
+    """Keep a conversation on the model it started with."""
+
+    ttl: float = Field(1800.0, gt=0, description="Seconds a session stays on its model after its last request.")
+    key: Literal["any", "header", "user"] = Field(
+        "any",
+        description="header: x-switchyard-session (or extra_body switchyard.session); user: the 'user' field; any: header first, then user.",
+    )
+
+
 class Policy(_Strict):
     description: str | None = None
     aliases: list[str] = Field(default_factory=list)
@@ -167,6 +259,10 @@ class Policy(_Strict):
     max_prompt_tokens: int | None = Field(None, ge=1, description="Refuse prompts longer than this (400).")
     online: Online | None = Field(None, description="Learn online from feedback (bandit); off by default.")
     cache: ResponseCache | None = Field(None, description="Response cache (exact, optionally semantic); off when omitted.")
+    rules: list[Rule] = Field(default_factory=list, description="Evaluated in order before semantic routes and the router; first match wins.")
+    semantic_routes: list[SemanticRoute] = Field(default_factory=list, description="Best-matching route above its threshold wins.")
+    reasoning: list[ReasoningRule] = Field(default_factory=list, description="First rule that holds sets reasoning_effort.")
+    sticky: Sticky | None = Field(None, description="Session stickiness; off when omitted.")
 
     @field_validator("candidates")
     @classmethod
@@ -174,6 +270,15 @@ class Policy(_Strict):
         dup = sorted({c for c in v if v.count(c) > 1})
         if dup:
             raise ValueError(f"duplicate candidates: {', '.join(dup)}")
+        return v
+
+    @field_validator("rules", "semantic_routes")
+    @classmethod
+    def _unique_names(cls, v: list) -> list:
+        names = [r.name for r in v]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"duplicate names: {', '.join(dup)}")
         return v
 
 

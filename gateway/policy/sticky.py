@@ -1,0 +1,53 @@
+"""Session stickiness: a conversation stays on the model it started with, for a TTL.
+
+The session key comes from the ``x-switchyard-session`` header (or ``extra_body``
+``switchyard.session``) and/or the OpenAI ``user`` field, as the policy's ``sticky.key`` says.
+The model is stored in ``SharedState`` (in-process, or Redis across replicas) under a hash of
+the key; each request of the session refreshes the TTL (a sliding window).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+
+from gateway.policy.schema import Sticky
+
+HEADER = "x-switchyard-session"
+
+
+def session_key(cfg: Sticky | None, req: Any, headers: dict[str, str]) -> str | None:
+    """The session identifier for this request, or None when stickiness does not apply."""
+    if cfg is None:
+        return None
+    opts = getattr(req, "switchyard", None)
+    from_header = headers.get(HEADER) or (opts.session if opts is not None else None)
+    from_user = getattr(req, "user", None)
+    if cfg.key == "header":
+        key = from_header
+    elif cfg.key == "user":
+        key = from_user
+    else:
+        key = from_header or from_user
+    return key or None
+
+
+def _store_key(policy: str, session: str) -> str:
+    return f"sticky:{policy}:{hashlib.sha256(session.encode()).hexdigest()[:32]}"
+
+
+async def lookup(shared: Any, policy: str, session: str) -> dict | None:
+    raw = await shared.get(_store_key(policy, session))
+    if not raw:
+        return None
+    try:
+        val = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return val if isinstance(val, dict) and isinstance(val.get("model"), str) else None
+
+
+async def remember(shared: Any, policy: str, session: str, model: str, effort: str | None, ttl: float) -> None:
+    await shared.set(_store_key(policy, session), orjson.dumps({"model": model, "effort": effort}).decode(), ttl)
