@@ -1,0 +1,202 @@
+"""``switchyard`` router commands: train, score, eval, calibrate, profile.
+
+The gateway's typer app gains them with ``routers.cli.register(app)``; standalone:
+``python -m routers.cli --help``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+ROUTER_KINDS = ("mf", "cluster", "cascade", "answer-check", "cost", "knn", "random")
+FORMATS = ("routellm", "routerbench", "llmrouter", "outcomes")
+
+
+def _read_prompts(path: Path) -> tuple[list[str], list[str]]:
+    """ids and texts from JSONL (``{"id","prompt"}`` or ``{"id","messages"}``) or plain lines."""
+    from .encoder import select_text
+
+    ids, texts = [], []
+    for i, line in enumerate(path.read_text().splitlines()):
+        if not line.strip():
+            continue
+        if path.suffix in (".jsonl", ".json") or line.lstrip().startswith("{"):
+            row = json.loads(line)
+            text = row.get("prompt")
+            if text is None and "messages" in row:
+                text = select_text(row["messages"])
+            ids.append(row.get("id", i))
+            texts.append(text or "")
+        else:
+            ids.append(i)
+            texts.append(line)
+    return ids, texts
+
+
+def _check(value: str, allowed: tuple[str, ...], name: str) -> str:
+    if value not in allowed:
+        raise typer.BadParameter(f"{name} must be one of {', '.join(allowed)}")
+    return value
+
+
+def train_cmd(
+    router: str = typer.Option(..., "--router", help="family: " + ", ".join(ROUTER_KINDS)),
+    data: List[Path] = typer.Option(..., "--data", help="data file(s) or folder(s)"),
+    fmt: str = typer.Option(..., "--format", help="data format: " + ", ".join(FORMATS)),
+    out: Path = typer.Option(..., "--out", help="artifact folder to write"),
+    holdout: float = typer.Option(0.0, "--holdout", help="share of groups held out for router.json metrics"),
+    seed: int = typer.Option(0, "--seed"),
+    models: Optional[str] = typer.Option(None, "--models", help="comma-separated subset of models"),
+    opt: List[str] = typer.Option([], "--opt", help="family option key=value (e.g. k=24, hidden=64)"),
+) -> None:
+    """Train a router on outcome data and export router.onnx + router.json."""
+    from rich.console import Console
+
+    from .data import load_table
+    from .train import train_router
+
+    _check(router, ROUTER_KINDS, "--router")
+    _check(fmt, FORMATS, "--format")
+    console = Console(stderr=True)
+    table = load_table(data, fmt)
+    if models:
+        table = table.select_models([m.strip() for m in models.split(",")])
+    opts: dict[str, Any] = {}
+    for kv in opt:
+        k, _, v = kv.partition("=")
+        try:
+            opts[k] = json.loads(v)
+        except json.JSONDecodeError:
+            opts[k] = v
+    console.print(f"[bold]{router}[/]: {len(table)} prompts x {len(table.models)} models from {fmt}")
+    meta, _ = train_router(
+        router, table, out, holdout=holdout, seed=seed, progress=True, log=console.print, **opts
+    )
+    console.print_json(json.dumps(meta.get("metrics", {})))
+
+
+def score_cmd(
+    router: Path = typer.Option(..., "--router", help="artifact folder"),
+    input: Path = typer.Option(..., "--input", help='JSONL of {"id", "prompt"}'),
+    output: Path = typer.Option(..., "--output", help='JSONL of {"id", "scores", ["strong_win"]}'),
+    batch: int = typer.Option(64, "--batch"),
+) -> None:
+    """Score prompts through the serving path (Encoder + load_router ONNX)."""
+    from .base import load_router
+    from .encoder import Encoder
+
+    r = load_router(router)
+    enc = Encoder.default()
+    ids, texts = _read_prompts(input)
+    with output.open("w") as f:
+        for s in range(0, len(texts), batch):
+            sc = r.score(enc.embed(texts[s : s + batch]))
+            for i in range(len(sc.quality)):
+                row: dict[str, Any] = {
+                    "id": ids[s + i],
+                    "scores": {m: round(float(sc.quality[i, j]), 6) for j, m in enumerate(sc.models)},
+                }
+                if sc.strong_win is not None:
+                    row["strong_win"] = round(float(sc.strong_win[i]), 6)
+                f.write(json.dumps(row) + "\n")
+    typer.echo(f"wrote {len(texts)} rows to {output}", err=True)
+
+
+def eval_cmd(
+    router: Path = typer.Option(..., "--router", help="artifact folder"),
+    data: List[Path] = typer.Option(..., "--data"),
+    fmt: str = typer.Option(..., "--format"),
+    holdout: float = typer.Option(0.0, "--holdout", help="evaluate only the held-out groups of this split"),
+    seed: int = typer.Option(0, "--seed"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="write a PNG"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Evaluate a router (APGR/CPT on pairs, AIQ with costs) beside baselines."""
+    from .report import evaluate_artifact, render
+
+    _check(fmt, FORMATS, "--format")
+    report = evaluate_artifact(router, data, fmt, holdout=holdout, seed=seed)
+    if plot:
+        from .evaluate import plot as do_plot
+
+        do_plot(report, str(plot))
+    if as_json:
+        report.pop("curve", None)
+        typer.echo(json.dumps(report, indent=2, default=float))
+    else:
+        render(report)
+
+
+def calibrate_cmd(
+    router: Path = typer.Option(..., "--router"),
+    strong_share: float = typer.Option(..., "--strong-share", help="share of prompts to send to strong"),
+    prompts: Optional[Path] = typer.Option(None, "--prompts", help="prompts (JSONL or lines); default: stored quantiles"),
+) -> None:
+    """Print the strong_win threshold that sends --strong-share of prompts to the strong model."""
+    import numpy as np
+
+    from .base import load_router
+    from .calibration import quantiles, strong_share_threshold, threshold_for_share
+    from .encoder import Encoder
+
+    r = load_router(router)
+    if prompts:
+        _, texts = _read_prompts(prompts)
+        sw = r.score(Encoder.default().embed(texts)).strong_win
+        if sw is None:
+            raise typer.BadParameter("this router has no strong/weak pair")
+        t = threshold_for_share(quantiles(sw), strong_share)
+        share = float((np.asarray(sw) >= t).mean())
+        typer.echo(json.dumps({"threshold": t, "strong_share": share, "prompts": len(texts)}))
+    else:
+        t = strong_share_threshold(r.meta, strong_share)
+        typer.echo(json.dumps({"threshold": t, "strong_share": strong_share, "source": "router.json calibration"}))
+
+
+def profile_cmd(
+    router: Path = typer.Option(..., "--router", help="cluster router folder (updated in place)"),
+    model: str = typer.Option(..., "--model", help="name of the model to add"),
+    data: List[Path] = typer.Option(..., "--data"),
+    fmt: str = typer.Option(..., "--format"),
+    column: Optional[str] = typer.Option(None, "--column", help="model column in the data (default: --model)"),
+) -> None:
+    """Add a model to a cluster router by profiling it on a small labelled set (no retraining)."""
+    import numpy as np
+
+    from .cluster import profile
+    from .data import load_table
+    from .embed_cache import embed_texts
+
+    table = load_table(data, fmt)
+    col = column or model
+    if col not in table.models:
+        raise typer.BadParameter(f"model column {col!r} not in data ({table.models})")
+    j = table.models.index(col)
+    ok = np.isfinite(table.quality[:, j])
+    emb = embed_texts([p for p, k in zip(table.prompts, ok) if k])
+    with np.errstate(all="ignore"):
+        cost = float(np.nanmean(table.cost[ok, j])) if np.isfinite(table.cost[ok, j]).any() else None
+    meta = profile(router, model, None, table.quality[ok, j], embeddings=emb, cost_usd=cost)
+    typer.echo(json.dumps({"model": model, "rows": int(ok.sum()), "models": meta["models"]}))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the router commands to a typer app (the gateway's ``switchyard``)."""
+    app.command("train")(train_cmd)
+    app.command("score")(score_cmd)
+    app.command("eval")(eval_cmd)
+    app.command("calibrate")(calibrate_cmd)
+    app.command("profile")(profile_cmd)
+
+
+app = typer.Typer(help="Switchyard router tools", no_args_is_help=True, add_completion=False)
+register(app)
+
+if __name__ == "__main__":
+    app(prog_name="switchyard")
+    sys.exit(0)

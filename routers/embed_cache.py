@@ -1,0 +1,80 @@
+"""On-disk embedding cache for training and evaluation (``~/.cache/switchyard/emb``).
+
+Keyed by the encoder hash and the sha256 of each text, so re-running ``train``/``eval`` on
+the same data does not re-embed. Override the folder with ``SWITCHYARD_CACHE_DIR``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .encoder import DIM, Encoder
+
+_LOCK = threading.Lock()
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("SWITCHYARD_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "switchyard"
+
+
+def _key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+class EmbeddingCache:
+    """Append-only store of text-hash -> embedding for one encoder."""
+
+    def __init__(self, encoder: Encoder, root: Path | None = None) -> None:
+        self.encoder = encoder
+        self.dir = (root or cache_dir()) / "emb" / encoder.encoder_hash[:16]
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._index: dict[str, int] = {}
+        self._vecs = np.zeros((0, DIM), dtype=np.float32)
+        self._load()
+
+    def _load(self) -> None:
+        keys_f, vecs_f = self.dir / "keys.json", self.dir / "vecs.npy"
+        if keys_f.exists() and vecs_f.exists():
+            keys = json.loads(keys_f.read_text())
+            vecs = np.load(vecs_f)
+            n = min(len(keys), len(vecs))
+            self._index = {k: i for i, k in enumerate(keys[:n])}
+            self._vecs = vecs[:n]
+
+    def _save(self) -> None:
+        keys = sorted(self._index, key=self._index.__getitem__)
+        tmp_v, tmp_k = self.dir / "vecs.tmp.npy", self.dir / "keys.tmp.json"
+        np.save(tmp_v, self._vecs)
+        tmp_k.write_text(json.dumps(keys))
+        os.replace(tmp_v, self.dir / "vecs.npy")
+        os.replace(tmp_k, self.dir / "keys.json")
+
+    def embed(self, texts: Sequence[str], progress: bool = False, chunk: int = 2048) -> np.ndarray:
+        """Embeddings for ``texts``, computing (and saving) only the ones not cached yet."""
+        keys = [_key(t) for t in texts]
+        with _LOCK:
+            self._load()
+            missing = list(dict.fromkeys(k for k in keys if k not in self._index))
+            text_of = {k: t for k, t in zip(keys, texts)}
+            for s in range(0, len(missing), chunk):
+                part = missing[s : s + chunk]
+                vecs = self.encoder.embed([text_of[k] for k in part], progress=progress)
+                base = len(self._vecs)
+                self._vecs = np.concatenate([self._vecs, vecs])
+                for i, k in enumerate(part):
+                    self._index[k] = base + i
+                self._save()
+            return self._vecs[[self._index[k] for k in keys]].copy()
+
+
+def embed_texts(texts: Sequence[str], encoder: Encoder | None = None, progress: bool = False) -> np.ndarray:
+    """Cached ``Encoder.embed`` for training-side code."""
+    return EmbeddingCache(encoder or Encoder.default()).embed(texts, progress=progress)

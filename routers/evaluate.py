@@ -1,0 +1,274 @@
+"""Training-side evaluation: RouteLLM pair metrics and RouterBench AIQ, beside baselines.
+
+Every routing decision goes through :func:`routers.decision.choose`, the function the gateway
+uses, so offline numbers describe live behaviour.
+
+- Pair data (strong/weak): rank prompts by ``strong_win`` and sweep the threshold (i.e. every
+  strong-call share). PGR(share) = (quality - q_weak) / (q_strong - q_weak).
+  **APGR** = mean PGR over share in [0, 1]; **CPT(x%)** = smallest strong-call share whose PGR
+  reaches x. Baselines: random router (PGR = share: APGR 0.5, CPT(x) = x), both single
+  models, oracle (strong only where it alone is right).
+- Many models with costs: sweep ``Objective("cost_weight", lambda)`` over a lambda grid; each
+  lambda gives a (mean realised cost, mean quality) point. **AIQ** = area under the
+  non-decreasing upper convex hull of the points over the cost range of the single models
+  [cheapest, most expensive], divided by that range (flat after the router's last point, 0
+  before its first). Baselines: random router (seeded uniform quality through ``choose``),
+  every single model, the zero router (hull of the single models), the oracle (cheapest
+  model that gets each item right).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from .base import RouterScores
+from .data import RoutingTable
+from .decision import Objective, choose
+from .runtime import pair_strong_win
+
+LAMBDAS = np.concatenate([[0.0], np.geomspace(1e-3, 1e3, 61)])
+
+
+# ------------------------------------------------------------------------------- pair
+def pair_curve(score: np.ndarray, q_strong: np.ndarray, q_weak: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(strong share, mean quality) when the top-k prompts by ``score`` go to strong, k=0..n.
+
+    Equal scores are treated as one block (a threshold cannot split them); within a
+    block the quality is interpolated linearly, i.e. the expectation over tie orders.
+    """
+    n = len(score)
+    order = np.argsort(-score, kind="stable")
+    gain = (q_strong - q_weak)[order]
+    cum = np.concatenate([[0.0], np.cumsum(gain)])
+    s_sorted = score[order]
+    # block ends: positions where the next score differs
+    ends = np.concatenate([np.flatnonzero(np.diff(s_sorted) != 0) + 1, [n]])
+    ks = np.concatenate([[0], ends])
+    share = ks / n
+    qual = (q_weak.sum() + cum[ks]) / n
+    return share, qual
+
+
+def pair_metrics(score: np.ndarray, q_strong: np.ndarray, q_weak: np.ndarray) -> dict[str, float]:
+    share, qual = pair_curve(np.asarray(score, np.float64), q_strong, q_weak)
+    qs, qw = q_strong.mean(), q_weak.mean()
+    span = qs - qw if abs(qs - qw) > 1e-12 else 1e-12
+    pgr = (qual - qw) / span
+    grid = np.linspace(0, 1, 1001)
+    pgr_g = np.interp(grid, share, pgr)
+    apgr = float(np.trapezoid(pgr_g, grid))
+
+    def cpt(x: float) -> float:
+        hit = np.flatnonzero(pgr_g >= x - 1e-12)
+        return float(grid[hit[0]]) if len(hit) else 1.0
+
+    return {
+        "apgr": apgr,
+        "cpt50": cpt(0.5),
+        "cpt80": cpt(0.8),
+        "max_quality": float(qual.max()),
+        "q_strong": float(qs),
+        "q_weak": float(qw),
+    }
+
+
+def pair_baselines(q_strong: np.ndarray, q_weak: np.ndarray) -> dict[str, dict[str, float]]:
+    oracle = pair_metrics(q_strong - q_weak, q_strong, q_weak)
+    qs, qw = float(q_strong.mean()), float(q_weak.mean())
+    return {
+        "random": {"apgr": 0.5, "cpt50": 0.5, "cpt80": 0.8, "max_quality": qs},
+        "oracle": oracle,
+        "strong_only": {"quality": qs, "strong_share": 1.0},
+        "weak_only": {"quality": qw, "strong_share": 0.0},
+    }
+
+
+# ------------------------------------------------------------------------- many models
+def expected_costs(meta: dict[str, Any], table: RoutingTable) -> np.ndarray:
+    """Per-model expected USD cost the router decides with: router.json's typical cost,
+    else the evaluation table's mean cost for that model (0 when unknown)."""
+    typical = meta.get("typical_cost_usd") or {}
+    with np.errstate(all="ignore"):
+        table_mean = np.nanmean(table.cost, axis=0) if len(table) else np.zeros(len(table.models))
+    out = []
+    for j, m in enumerate(table.models):
+        v = typical.get(m, table_mean[j])
+        out.append(float(v) if np.isfinite(v) else 0.0)
+    return np.array(out)
+
+
+def sweep(
+    quality_pred: np.ndarray,
+    exp_cost: np.ndarray,
+    models: Sequence[str],
+    real_q: np.ndarray,
+    real_c: np.ndarray,
+    lambdas: np.ndarray = LAMBDAS,
+) -> np.ndarray:
+    """(lambda, mean cost, mean quality) for each ``cost_weight`` lambda, via ``choose``."""
+    models = list(models)
+    col = {m: j for j, m in enumerate(models)}
+    cost_map = dict(zip(models, exp_cost.tolist()))
+    rq = np.nan_to_num(real_q, nan=0.0)
+    rc = np.nan_to_num(real_c, nan=0.0)
+    pts = []
+    rows = range(len(quality_pred))
+    qdicts = [dict(zip(models, quality_pred[i].tolist())) for i in rows]
+    for lam in lambdas:
+        obj = Objective("cost_weight", float(lam))
+        picks = np.array([col[choose(qdicts[i], cost_map, obj).model] for i in rows])
+        idx = np.arange(len(picks))
+        pts.append((float(lam), float(rc[idx, picks].mean()), float(rq[idx, picks].mean())))
+    return np.array(pts)
+
+
+def upper_hull(points: np.ndarray) -> np.ndarray:
+    """Non-decreasing upper convex hull of (cost, quality) points, sorted by cost."""
+    p = np.unique(np.round(np.asarray(points, np.float64), 15), axis=0)
+    p = p[np.lexsort((-p[:, 1], p[:, 0]))]
+    # keep points that improve quality as cost grows (Pareto front)
+    front, best = [], -np.inf
+    for c, q in p:
+        if q > best + 1e-15:
+            front.append((c, q))
+            best = q
+    hull: list[tuple[float, float]] = []
+    for pt in front:
+        while len(hull) >= 2:
+            (x1, y1), (x2, y2) = hull[-2], hull[-1]
+            if (x2 - x1) * (pt[1] - y1) - (y2 - y1) * (pt[0] - x1) >= 0:
+                hull.pop()
+            else:
+                break
+        hull.append(pt)
+    return np.array(hull)
+
+
+def aiq(points: np.ndarray, c_min: float, c_max: float) -> float:
+    """Area under the upper hull over [c_min, c_max] divided by (c_max - c_min)."""
+    h = upper_hull(points)
+    if c_max <= c_min or not len(h):
+        return float(h[:, 1].max()) if len(h) else 0.0
+    grid = np.linspace(c_min, c_max, 2001)
+    f = np.interp(grid, h[:, 0], h[:, 1], left=0.0, right=h[-1, 1])
+    f[grid < h[0, 0]] = 0.0
+    return float(np.trapezoid(f, grid) / (c_max - c_min))
+
+
+def many_baselines(table: RoutingTable, exp_cost: np.ndarray, seed: int = 0) -> dict[str, Any]:
+    q = np.nan_to_num(table.quality, nan=0.0)
+    c = np.nan_to_num(table.cost, nan=0.0)
+    single = {m: {"cost": float(c[:, j].mean()), "quality": float(q[:, j].mean())} for j, m in enumerate(table.models)}
+    pts = np.array([[v["cost"], v["quality"]] for v in single.values()])
+    c_min, c_max = float(pts[:, 0].min()), float(pts[:, 0].max())
+    rng = np.random.default_rng(seed)
+    rand_pts = sweep(rng.random(q.shape), exp_cost, table.models, table.quality, table.cost)
+    # oracle: cheapest model that gets the item right (best quality, then cheapest)
+    best = q.max(axis=1, keepdims=True)
+    ok = q >= best - 1e-12
+    oc = np.where(ok, c, np.inf).min(axis=1)
+    oracle_pt = np.array([[oc.mean(), best.mean()]])
+    cheapest = pts[np.argmin(pts[:, 0])][None, :]
+    return {
+        "cost_range": [c_min, c_max],
+        "single": {m: {**v, "aiq": aiq(np.array([[v["cost"], v["quality"]]]), c_min, c_max)} for m, v in single.items()},
+        "zero": {"aiq": aiq(pts, c_min, c_max)},
+        "random": {"aiq": aiq(rand_pts[:, 1:], c_min, c_max), "points": rand_pts[:, 1:].tolist()},
+        "oracle": {
+            "aiq": aiq(np.vstack([cheapest, oracle_pt]), c_min, c_max),
+            "cost": float(oracle_pt[0, 0]),
+            "quality": float(oracle_pt[0, 1]),
+        },
+    }
+
+
+# ----------------------------------------------------------------------------- entry
+def strong_win_of(scores: RouterScores, table: RoutingTable, meta: dict) -> tuple[np.ndarray, int, int] | None:
+    strong, weak = meta.get("strong") or scores.strong, meta.get("weak") or scores.weak
+    if strong is None or weak is None:
+        if len(table.models) != 2:
+            return None
+        mean = np.nanmean(table.quality, axis=0)
+        strong, weak = table.models[int(np.argmax(mean))], table.models[int(np.argmin(mean))]
+    if strong not in table.models or weak not in table.models:
+        return None
+    js, jw = table.models.index(strong), table.models.index(weak)
+    if scores.strong_win is not None and scores.strong == strong and scores.weak == weak:
+        sw = np.asarray(scores.strong_win, np.float64)
+    else:
+        q = align(scores, table.models)
+        sw = pair_strong_win(q, js, jw)
+    return sw, js, jw
+
+
+def align(scores: RouterScores, models: Sequence[str]) -> np.ndarray:
+    """Router quality columns reordered to ``models`` (NaN for models the router lacks)."""
+    out = np.full((len(scores.quality), len(models)), np.nan, np.float32)
+    for j, m in enumerate(models):
+        if m in scores.models:
+            out[:, j] = scores.quality[:, scores.models.index(m)]
+    return out
+
+
+def evaluate_scores(
+    table: RoutingTable, scores: RouterScores, meta: dict, with_baselines: bool = False, points: bool = False
+) -> dict[str, Any]:
+    """Metrics of one router's scores on ``table`` (pair metrics and/or AIQ)."""
+    res: dict[str, Any] = {"rows": len(table)}
+    pair = strong_win_of(scores, table, meta)
+    if pair is not None:
+        sw, js, jw = pair
+        qs, qw = np.nan_to_num(table.quality[:, js]), np.nan_to_num(table.quality[:, jw])
+        res["pair"] = {"strong": table.models[js], "weak": table.models[jw], **pair_metrics(sw, qs, qw)}
+        if with_baselines:
+            res["pair_baselines"] = pair_baselines(qs, qw)
+    has_cost = np.isfinite(table.cost).any() and len(table.models) > 2
+    if has_cost:
+        common = [m for m in table.models if m in scores.models]
+        sub = table.select_models(common)
+        exp_cost = expected_costs(meta, sub)
+        pts = sweep(align(scores, common), exp_cost, common, sub.quality, sub.cost)
+        base = many_baselines(sub, exp_cost)
+        c_min, c_max = base["cost_range"]
+        res["many"] = {"aiq": aiq(pts[:, 1:], c_min, c_max), "models": len(common)}
+        if points:
+            res["many"]["points"] = pts[:, 1:].tolist()
+        if with_baselines:
+            res["many_baselines"] = base
+    return res
+
+
+def plot(report: dict[str, Any], path: str) -> None:
+    """Quality vs strong-call share (pair) or vs cost (many models) for a report."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    if "curve" in report:
+        share, qual = report["curve"]
+        ax.plot(share, qual, label=report.get("name", "router"))
+        pb = report["pair_baselines"]
+        ax.plot([0, 1], [pb["weak_only"]["quality"], pb["strong_only"]["quality"]], "--", label="random")
+        ax.set_xlabel("strong-model call share")
+    if "many" in report and "points" in report["many"]:
+        pts = np.array(report["many"]["points"])
+        h = upper_hull(pts)
+        ax.plot(h[:, 0], h[:, 1], "-o", ms=3, label=f"{report.get('name', 'router')} (hull)")
+        base = report["many_baselines"]
+        for m, v in base["single"].items():
+            ax.scatter([v["cost"]], [v["quality"]], s=12)
+            ax.annotate(m.split("/")[-1], (v["cost"], v["quality"]), fontsize=6)
+        rp = np.array(base["random"]["points"])
+        ax.plot(*upper_hull(rp).T, ":", label="random (hull)")
+        ax.scatter([base["oracle"]["cost"]], [base["oracle"]["quality"]], marker="*", s=80, label="oracle")
+        ax.set_xscale("log")
+        ax.set_xlabel("mean cost per request (USD)")
+    ax.set_ylabel("mean quality")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

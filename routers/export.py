@@ -1,0 +1,109 @@
+"""Training-side: assemble ``router.json`` for an artifact folder.
+
+router.json fields (all families):
+
+- ``kind``, ``version``, ``models`` (column order of every output), ``strong``/``weak``
+  (pair routers; strong = the model with the higher mean training quality);
+- ``encoder``: ``{id, hash, dim, max_tokens, select}`` the embeddings must come from;
+- ``training_data``: ``[{format, hash, rows, models}]``;
+- ``calibration``: quantiles at 0..100% of ``strong_win`` (pair routers) and of each model's
+  predicted quality on the training prompts (for ``target_strong_share``);
+- ``metrics``: training-time metrics (train rows and, with ``--holdout``, held-out rows);
+- ``typical_output_tokens``, ``typical_cost_usd``, ``prices`` (USD per million tokens, where
+  known) per model, for ``routers.costs.expected_costs``;
+- ``created``, ``onnx_outputs``, plus family-specific fields.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .base import RouterScores
+from .calibration import quantiles
+from .data import RoutingTable
+from .encoder import DIM, MAX_TOKENS, Encoder
+from .runtime import write_meta
+
+
+def pair_of(table: RoutingTable) -> tuple[str, str] | None:
+    """(strong, weak) for two-model tables, by mean quality."""
+    if len(table.models) != 2:
+        return None
+    mean = np.nanmean(table.quality, axis=0)
+    s = int(np.argmax(mean))
+    return table.models[s], table.models[1 - s]
+
+
+def typical_output_tokens(table: RoutingTable, encoder: Encoder | None = None) -> dict[str, float]:
+    """Median word-piece token count of each model's responses (RouterBench), when present."""
+    if not table.responses:
+        return {}
+    enc = encoder or Encoder.default()
+    out = {}
+    for m, resp in table.responses.items():
+        sample = [r for r in resp[:400] if r]
+        if sample:
+            out[m] = float(np.median([enc.count_tokens(r) for r in sample]))
+    return out
+
+
+def typical_cost(table: RoutingTable) -> dict[str, float]:
+    with np.errstate(all="ignore"):
+        mean = np.nanmean(table.cost, axis=0) if len(table) else np.full(len(table.models), np.nan)
+    return {m: float(c) for m, c in zip(table.models, mean) if np.isfinite(c)}
+
+
+def prices_of(table: RoutingTable) -> dict[str, dict[str, float]]:
+    out = {}
+    for m, p in (table.extra.get("prices") or {}).items():
+        out[m] = {"input_per_m": float(p["input_price"]), "output_per_m": float(p["output_price"])}
+    return out
+
+
+def base_meta(
+    kind: str, table: RoutingTable, encoder: Encoder | None = None, **extra: Any
+) -> dict[str, Any]:
+    enc = encoder or Encoder.default()
+    pair = pair_of(table)
+    meta: dict[str, Any] = {
+        "kind": kind,
+        "version": 1,
+        "models": list(table.models),
+        "strong": pair[0] if pair else None,
+        "weak": pair[1] if pair else None,
+        "encoder": {
+            "id": enc.encoder_id,
+            "hash": enc.encoder_hash,
+            "dim": DIM,
+            "max_tokens": MAX_TOKENS,
+            "select": "last_user",
+        },
+        "training_data": [
+            {"format": table.fmt, "hash": table.data_hash, "rows": len(table), "models": list(table.models)}
+        ],
+        "typical_output_tokens": typical_output_tokens(table, enc),
+        "typical_cost_usd": typical_cost(table),
+        "prices": prices_of(table),
+        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    meta.update(extra)
+    return meta
+
+
+def calibration_of(scores: RouterScores) -> dict[str, Any]:
+    cal: dict[str, Any] = {"levels": "0..100%"}
+    if scores.strong_win is not None:
+        cal["strong_win"] = quantiles(scores.strong_win)
+    cal["quality"] = {m: quantiles(scores.quality[:, j]) for j, m in enumerate(scores.models)}
+    return cal
+
+
+def finish(out: str | Path, meta: dict[str, Any], train_scores: RouterScores) -> dict[str, Any]:
+    """Add calibration quantiles from training-prompt scores and write router.json."""
+    meta["calibration"] = calibration_of(train_scores)
+    write_meta(out, meta)
+    return meta

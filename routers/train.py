@@ -1,0 +1,91 @@
+"""Training-side entry point: ``train_router(kind, table, out)`` for every family.
+
+Embeds the table's prompts (cached on disk), fits the family, exports ``router.onnx``, loads
+it back through the serving path (``load_router``), and writes ``router.json`` with
+calibration quantiles from the exported graph's scores on the training prompts and
+training-time metrics (train rows; held-out rows when ``holdout`` is given).
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .base import RouterScores, load_router
+from .data import RoutingTable, group_split
+from .embed_cache import embed_texts
+from .encoder import Encoder
+
+# CLI name -> family module (the module's ``train`` does the fitting and export).
+FAMILIES = {
+    "mf": "mf",
+    "cluster": "cluster",
+    "cascade": "cascade",
+    "answer-check": "cascade",
+    "cost": "cost",
+    "knn": "knn",
+    "random": "random",
+}
+
+
+def table_embeddings(table: RoutingTable, encoder: Encoder | None = None, progress: bool = False) -> np.ndarray:
+    """The table's prompt embeddings: carried ones (outcomes) or cached ``Encoder`` output."""
+    if table.embeddings is not None:
+        return np.asarray(table.embeddings, np.float32)
+    return embed_texts(table.prompts, encoder, progress=progress)
+
+
+def train_router(
+    kind: str,
+    table: RoutingTable,
+    out: str | Path,
+    *,
+    holdout: float = 0.0,
+    seed: int = 0,
+    progress: bool = False,
+    encoder: Encoder | None = None,
+    log: Callable[[str], None] = lambda s: None,
+    **opts: Any,
+) -> tuple[dict[str, Any], Any]:
+    """Train a router of ``kind`` on ``table`` into folder ``out``.
+
+    Returns ``(router.json dict, reference)`` where ``reference`` is the training-time
+    implementation (callable on embeddings) used by the parity tests.
+    """
+    from .evaluate import evaluate_scores
+    from .export import finish
+
+    if kind not in FAMILIES:
+        raise ValueError(f"unknown router {kind!r}; choose from {sorted(FAMILIES)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    emb_all = table_embeddings(table, encoder, progress)
+    if holdout > 0:
+        tr, te = group_split(table, holdout, seed)
+    else:
+        tr, te = np.arange(len(table)), np.array([], dtype=int)
+    train_t = table.subset(tr)
+    module = importlib.import_module(f"routers.{FAMILIES[kind]}")
+    log(f"fitting {kind} on {len(tr)} prompts x {len(table.models)} models")
+    if kind == "answer-check":
+        meta, ref = module.train_answer_checker(train_t, emb_all[tr], out, seed=seed, encoder=encoder, **opts)
+        return meta, ref
+    meta, ref = module.train(train_t, emb_all[tr], out, seed=seed, **opts)
+    # Write a provisional router.json so the serving path can load the artifact.
+    from .runtime import write_meta
+
+    write_meta(out, meta)
+    router = load_router(out)
+    train_scores: RouterScores = router.score(emb_all[tr])
+    metrics = {"train": evaluate_scores(train_t, train_scores, router.meta)}
+    if len(te):
+        test_t = table.subset(te)
+        metrics["holdout"] = evaluate_scores(test_t, router.score(emb_all[te]), router.meta)
+        metrics["holdout"]["split"] = {"by": "group", "frac": holdout, "seed": seed, "rows": int(len(te))}
+    meta["metrics"] = metrics
+    finish(out, meta, train_scores)
+    log(f"wrote {out}")
+    return meta, ref
