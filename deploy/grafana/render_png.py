@@ -41,10 +41,10 @@ def _expand(expr: str, step: int) -> str:
 
 
 def _legend(fmt: str, metric: dict) -> str:
-    out = fmt
-    for k, v in metric.items():
-        out = out.replace("{{" + k + "}}", v)
-    return out.replace("{{", "").replace("}}", "") or "value"
+    import re
+
+    out = re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: metric.get(m.group(1), "") or "(none)", fmt)
+    return out.strip() or "value"
 
 
 def render(prom_url: str, out: Path, seconds: int = 300, step: int = 2) -> Path:

@@ -125,7 +125,8 @@ def drive(http: httpx.Client, gw, flaky, round_: int) -> int:
     assert r.status_code == 200 and r.headers["x-switchyard-model"] == "cheap"
     n += 1
     flaky.control(fail_next=2, fail_status=400)  # a client error the upstream refuses: 4xx
-    assert _chat(http, gw, "flaky", "bad request").status_code == 400
+    # 400 from the upstream; 503 once many failures opened the circuit (long picture runs)
+    assert _chat(http, gw, "flaky", "bad request").status_code in (400, 503)
     n += 1
     for rid in ids[:3]:
         fb = http.post(f"{gw.base_url}/feedback", json={"request_id": rid, "thumbs": "up"})
