@@ -40,6 +40,7 @@ class Breaker:
         self.until = 0.0  # monotonic time an open circuit may be probed
         self.shared: Any = None  # SharedState, attached when Redis is configured
         self._calls: deque[tuple[float, bool]] = deque()
+        self._bad = 0  # failures in _calls
         self._firsts: deque[float] = deque()
         self._retries: deque[float] = deque()
         self._probe_out = False
@@ -93,11 +94,11 @@ class Breaker:
     def _record(self, ok: bool) -> tuple[int, int]:
         now = time.monotonic()
         self._calls.append((now, ok))
+        self._bad += not ok  # a running count: summing the window per call is O(n) on the hot path
         edge = now - self.cfg.window
         while self._calls and self._calls[0][0] < edge:
-            self._calls.popleft()
-        bad = sum(1 for _, good in self._calls if not good)
-        return len(self._calls), bad
+            self._bad -= not self._calls.popleft()[1]
+        return len(self._calls), self._bad
 
     def _open(self, seconds: float) -> None:
         self.until = time.monotonic() + seconds
@@ -115,7 +116,11 @@ class Breaker:
     # -- retry budget ----------------------------------------------------------------------
     def note_request(self) -> None:
         """A first attempt for a request went to this upstream."""
-        self._firsts.append(time.monotonic())
+        now = time.monotonic()
+        self._firsts.append(now)
+        edge = now - self.budget.window  # prune here too, or the deque grows with every request
+        while self._firsts[0] < edge:
+            self._firsts.popleft()
 
     def allow_retry(self) -> bool:
         """Take one retry from the budget if there is one left in the window."""

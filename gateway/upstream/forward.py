@@ -13,11 +13,11 @@ import time
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable
 
-import httpx
+import orjson
 
 from gateway import metrics
 from gateway.errors import APIError
-from gateway.upstream.client import UpstreamClient
+from gateway.upstream.client import TransportError, UpstreamClient, UpstreamResponse, deadline
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
@@ -34,9 +34,9 @@ class Opened:
     """An upstream response that answered 200 (and, for streams, its first chunk)."""
 
     client: UpstreamClient
-    response: httpx.Response
+    response: UpstreamResponse
     first_chunk: bytes | None
-    chunks: AsyncIterator[bytes] | None
+    chunks: AsyncIterator[bytes] | None  # unused since the aiohttp client: see response.next_chunk
     attempts: list[Attempt] = field(default_factory=list)
     started: float = 0.0
     headers_at: float = 0.0
@@ -49,7 +49,7 @@ class Opened:
             metrics.INFLIGHT.labels(self.client.name).dec()
 
 
-def _retry_after(resp: httpx.Response) -> float | None:
+def _retry_after(resp: UpstreamResponse) -> float | None:
     v = resp.headers.get("retry-after")
     if not v:
         return None
@@ -65,31 +65,25 @@ async def _open_one(client: UpstreamClient, path: str, body: dict, stream: bool)
     started = time.perf_counter()
     await client.slots.acquire()
     metrics.INFLIGHT.labels(client.name).inc()
-    resp: httpx.Response | None = None
+    resp: UpstreamResponse | None = None
     try:
-        req = client.http.build_request("POST", path, json=body, headers=client.headers())
-        resp = await asyncio.wait_for(client.http.send(req, stream=True), timeout=cfg.timeouts.first_byte)
-        headers_at = time.perf_counter()
-        metrics.UPSTREAM_DURATION.labels(client.name).observe(headers_at - started)
-        if resp.status_code != 200:
-            raw = await resp.aread()
-            await resp.aclose()
-            raise _Fail(
-                "status_429" if resp.status_code == 429 else f"status_{resp.status_code // 100}xx",
-                resp.status_code,
-                raw,
-                _retry_after(resp),
-                retryable=resp.status_code in RETRYABLE_STATUS or resp.status_code >= 500,
-            )
-        first = None
-        chunks = None
-        if stream:
-            chunks = resp.aiter_raw()
-            try:
-                first = await asyncio.wait_for(chunks.__anext__(), timeout=cfg.timeouts.first_byte)
-            except StopAsyncIteration:
-                first = b""
-        return Opened(client, resp, first, chunks, started=started, headers_at=headers_at)
+        async with deadline(cfg.timeouts.first_byte):
+            raw = await client.session.post(client.url(path), data=orjson.dumps(body), headers=client.headers())
+            resp = UpstreamResponse(raw, cfg.timeouts.idle)
+            headers_at = time.perf_counter()
+            metrics.UPSTREAM_DURATION.labels(client.name).observe(headers_at - started)
+            if resp.status_code != 200:
+                text = await resp.aread()
+                await resp.aclose()
+                raise _Fail(
+                    "status_429" if resp.status_code == 429 else f"status_{resp.status_code // 100}xx",
+                    resp.status_code,
+                    text,
+                    _retry_after(resp),
+                    retryable=resp.status_code in RETRYABLE_STATUS or resp.status_code >= 500,
+                )
+            first = await resp.next_chunk(cfg.timeouts.first_byte) if stream else None
+        return Opened(client, resp, first, None, started=started, headers_at=headers_at)
     except _Fail:
         client.slots.release()
         metrics.INFLIGHT.labels(client.name).dec()
@@ -99,9 +93,9 @@ async def _open_one(client: UpstreamClient, path: str, body: dict, stream: bool)
             await resp.aclose()
         client.slots.release()
         metrics.INFLIGHT.labels(client.name).dec()
-        if isinstance(exc, (asyncio.TimeoutError, httpx.TimeoutException)):
+        if isinstance(exc, asyncio.TimeoutError):
             raise _Fail("timeout", None, b"", None, retryable=True) from None
-        if isinstance(exc, (httpx.TransportError,)):
+        if isinstance(exc, TransportError):
             raise _Fail("connect", None, b"", None, retryable=True) from None
         raise
 

@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable
 
-import httpx
 import orjson
 
+from gateway.upstream.client import TransportError
 from gateway.upstream.forward import Opened
 from gateway.upstream.sse import DONE, error_event, event
 
@@ -53,16 +53,15 @@ async def relay(
     saw_done = False
     try:
         pending: list[bytes] = [opened.first_chunk] if opened.first_chunk else []
-        source = opened.chunks
+        next_chunk = opened.response.next_chunk
         while True:
             if pending:
                 piece = pending.pop()
             else:
                 if time.monotonic() > deadline:
                     raise asyncio.TimeoutError
-                try:
-                    piece = await source.__anext__()  # type: ignore[union-attr]
-                except StopAsyncIteration:
+                piece = await next_chunk()
+                if not piece:
                     break
             buf += piece
             if b"\r\n" in buf:
@@ -98,8 +97,8 @@ async def relay(
                      "model": served, "choices": [], "usage": result.usage}
                 )
         yield DONE
-    except (httpx.TransportError, httpx.TimeoutException, asyncio.TimeoutError) as exc:
-        kind = "timeout" if isinstance(exc, (httpx.TimeoutException, asyncio.TimeoutError)) else "disconnected"
+    except (*TransportError, asyncio.TimeoutError) as exc:
+        kind = "timeout" if isinstance(exc, asyncio.TimeoutError) else "disconnected"
         result.error = f"midstream_{kind}"
         yield error_event(f"The upstream stream failed after it started ({kind}); the response is incomplete.", code=f"upstream_{kind}")
     finally:
