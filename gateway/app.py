@@ -45,7 +45,7 @@ def make_embedder(settings: Settings):
     def on_cache(hit: bool) -> None:
         metrics.CACHE.labels("embedding", "hit" if hit else "miss").inc()
 
-    encoder = Encoder.default(threads=settings.encoder_threads)
+    encoder = Encoder.default()  # threads: SWITCHYARD_ENCODER_THREADS, read by the encoder itself
     return AsyncEmbedder(
         encoder,
         max_batch=settings.embed_max_batch,

@@ -22,7 +22,7 @@ import yaml
 
 from gateway.policy.loader import load_config
 from gateway.policy.schema import Config
-from gateway.policy.semantic import SemanticIndex
+from gateway.policy.semantic import SemanticIndex, embed_each
 
 NONE = -1
 
@@ -122,12 +122,7 @@ def fit(config: Path, examples: Path, policy: str | None = None, embed=None) -> 
     index = SemanticIndex(routes, embed)
     names = [r.name for r in routes]
     texts, labels = read_examples(examples, names)
-    if embed is None:
-        from routers.encoder import Encoder
-
-        emb = Encoder.default().embed(texts)
-    else:
-        emb = embed(texts)
+    emb = (embed or embed_each)(texts)
     scores = index.scores(emb)
     before = np.array([r.threshold for r in routes])
     after = tune(scores, labels, before)

@@ -22,15 +22,27 @@ _cache: dict[str, np.ndarray] = {}
 _lock = threading.Lock()
 
 
-def default_embed(texts: Sequence[str]) -> np.ndarray:
-    """Embed with the process-wide encoder, caching utterances across reloads."""
+def embed_each(texts: Sequence[str]) -> np.ndarray:
+    """Embed one text per encoder call, as the gateway embeds a lone prompt.
+
+    The int8 encoder quantises activations per batch, so a text's embedding moves slightly
+    (~1e-2 cosine) with its batch-mates; embedding alone keeps thresholds fitted offline equal
+    to what the gateway sees.
+    """
     from routers.encoder import Encoder
 
+    enc = Encoder.default()
+    if not texts:
+        return np.zeros((0, 384), dtype=np.float32)
+    return np.stack([enc.embed([t])[0] for t in texts]).astype(np.float32)
+
+
+def default_embed(texts: Sequence[str]) -> np.ndarray:
+    """Embed with the process-wide encoder, caching utterances across reloads."""
     with _lock:
         missing = [t for t in dict.fromkeys(texts) if t not in _cache]
         if missing:
-            vecs = Encoder.default().embed(missing)
-            _cache.update(zip(missing, vecs))
+            _cache.update(zip(missing, embed_each(missing)))
         return np.stack([_cache[t] for t in texts]).astype(np.float32)
 
 
