@@ -75,3 +75,24 @@ def test_ttl_expires_and_policies_without_cache_are_untouched(gateway, fake_upst
     assert _chat(gw, "short lived").headers["x-switchyard-cache"] == "miss"
     r1, r2 = _chat(gw, "no cache here", model="router-plain"), _chat(gw, "no cache here", model="router-plain")
     assert "x-switchyard-cache" not in r1.headers and "x-switchyard-cache" not in r2.headers
+
+
+def test_semantic_hit_for_a_paraphrase_and_miss_for_another_question(gateway, fake_upstream):
+    fake = fake_upstream("m-v1")
+    gw = gateway(_cfg(fake, {"ttl": 60, "semantic": True, "similarity": 0.8}))
+    first = _chat(gw, "What is the capital city of France?")
+    assert first.headers["x-switchyard-cache"] == "miss"
+    before = fake.stats()["requests"]
+    para = _chat(gw, "what's the capital of France")
+    assert para.headers["x-switchyard-cache"] == "hit", para.headers
+    sim = float(para.headers["x-switchyard-cache-similarity"])
+    assert 0.8 <= sim < 1.0
+    assert para.json()["choices"] == first.json()["choices"]
+    assert fake.stats()["requests"] == before
+    other = _chat(gw, "How do I bake sourdough bread at home?")
+    assert other.headers["x-switchyard-cache"] == "miss"
+    assert float(other.headers["x-switchyard-cache-similarity"]) < 0.8
+    # a different parameter set is a different semantic scope: no hit even for the same text
+    assert _chat(gw, "what's the capital of France", temperature=0.9).headers["x-switchyard-cache"] == "miss"
+    metrics = httpx.get(f"{gw.url}/metrics").text
+    assert "switchyard_cache_similarity_bucket" in metrics and "switchyard_embedding_batch_size_count" in metrics
