@@ -25,12 +25,9 @@ log = logging.getLogger("switchyard")
 
 def threshold_for_share(meta: dict, share: float) -> float:
     """The strong_win threshold that sends ``share`` of the router's calibration prompts to strong."""
-    cal = meta.get("calibration") or {}
-    qs = cal.get("strong_win_quantiles") or cal.get("quantiles")
-    if not qs:
-        raise ValueError("router.json has no calibration quantiles; use 'threshold' instead of 'target_strong_share'")
-    levels = cal.get("levels") or list(np.linspace(0, 1, len(qs)))
-    return float(np.interp(1.0 - share, levels, qs))
+    from routers.calibration import strong_share_threshold
+
+    return strong_share_threshold(meta, share)
 
 
 @dataclass

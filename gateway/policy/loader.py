@@ -176,6 +176,8 @@ def cross_check(cfg: Config, base: Path) -> list[tuple[tuple, str]]:
                         (("upstreams", c), f"objective {kind} of policy '{pname}' needs input_price and output_price")
                     )
         out.extend(_check_targets(cfg, pname, pol, known))
+        if kind == "target_strong_share" and not pol.router:
+            out.append((("policies", pname, "objective", "target_strong_share"), "target_strong_share needs a pair router (its stored calibration); without a router use threshold"))
         if pol.router:
             rdir = resolve_path(base, pol.router.path)
             meta_file = rdir / "router.json"
@@ -189,6 +191,8 @@ def cross_check(cfg: Config, base: Path) -> list[tuple[tuple, str]]:
             except ValueError as exc:
                 out.append((("policies", pname, "router", "path"), f"unreadable router.json: {exc}"))
                 continue
+            if kind == "target_strong_share" and not (meta.get("calibration") or {}).get("strong_win"):
+                out.append((("policies", pname, "objective", "target_strong_share"), f"router '{pol.router.path}' stores no strong_win calibration; use threshold"))
             rmodels = set(meta.get("models", []))
             for c in pol.candidates:
                 inner = pol.router.model_map.get(c, c)

@@ -91,6 +91,9 @@ def test_unknown_upstream_exact_message(tmp_path):
         # a missing router artifact
         (("    - gpt-4o\n", "    - gpt-4o\n    router: {path: nowhere/mf}\n"),
          "config/default.yaml:18:20 policies.chat.router.path: router artifact not found at 'config/nowhere/mf' (needs router.onnx and router.json)"),
+        # a calibrated share without a router to calibrate it
+        (("    - gpt-4o\n", "    - gpt-4o\n    objective: {target_strong_share: 0.3}\n"),
+         "config/default.yaml:18:38 policies.chat.objective.target_strong_share: target_strong_share needs a pair router (its stored calibration); without a router use threshold"),
         # a cost objective without prices
         (("    input_price: 2.5\n    output_price: 10\n", ""), "config/default.yaml:9:3 upstreams.gpt-4o: objective cost_weight of policy 'chat' needs input_price and output_price"),
         # YAML syntax
