@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from contextlib import aclosing
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from gateway import metrics
 from gateway.api.body import read_json, validate
 from gateway.errors import APIError
 from gateway.limits import guard
+from gateway.limits.deadline import ClosingStreamingResponse
 from gateway.outcomes.record import Outcome
 from gateway.outcomes.rejected import record_rejection
 from gateway.policy import reasoning
@@ -157,8 +159,9 @@ async def handle(request: Request, kind: str) -> Response:
 
     async def body():
         try:
-            async for piece in relay(opened, served, wants_usage, total, result, estimate_usage=estimate):
-                yield piece
+            async with aclosing(relay(opened, served, wants_usage, total, result, estimate_usage=estimate)) as pieces:
+                async for piece in pieces:  # closed, and the upstream released, however the stream ends
+                    yield piece
         finally:
             now = time.perf_counter()
             outcome.latency_s = now - started
@@ -172,7 +175,7 @@ async def handle(request: Request, kind: str) -> Response:
             _usage(outcome, result.usage)
             _finish(app, rt, outcome, decision, result.usage)
 
-    return StreamingResponse(body(), media_type="text/event-stream", headers={**hdrs, "cache-control": "no-cache"})
+    return ClosingStreamingResponse(body(), media_type="text/event-stream", headers={**hdrs, "cache-control": "no-cache"})
 
 
 async def _plain(app, rt: Runtime, opened: Opened, outcome: Outcome, d: Decision, hdrs: dict, started: float) -> Response:

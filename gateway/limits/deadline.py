@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from starlette.responses import StreamingResponse
+
 from gateway.errors import APIError
 from gateway.upstream.sse import error_event
 
@@ -51,3 +53,20 @@ class DeadlineMiddleware:
                         await send({"type": "http.response.body", "body": error_event(msg, code="request_timeout"), "more_body": False})
                 except (TimeoutError, OSError):
                     pass
+
+
+class ClosingStreamingResponse(StreamingResponse):
+    """A ``StreamingResponse`` that closes its body iterator however the response ends.
+
+    Starlette abandons the iterator when the client disconnects or the request is cancelled (the
+    deadline above); its ``finally`` blocks, which release the upstream connection, would then
+    wait for the garbage collector. Closing it here releases the upstream at once.
+    """
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()

@@ -6,7 +6,7 @@ request offers tools, and injects faults on demand:
 
 - ``POST /_control`` with JSON sets the behaviour: ``fail_next`` (count), ``fail_status``
   (500, 429...), ``retry_after``, ``die_after_chunks`` (abort the connection mid-stream),
-  ``delay`` (seconds before headers), ``chunk_delay``, ``chaos`` (probabilities per fault:
+  ``delay`` (seconds before headers), ``chunk_delay``, ``echo_auth``, ``chaos`` (probabilities per fault:
   ``{"500": .1, "429": .1, "timeout": .05, "reset": .05, "midstream": .05}``), ``reply``.
 - ``GET /_stats`` returns request counts; ``GET /_last`` the last request body.
 
@@ -32,9 +32,10 @@ STATE: dict = {
     "chunk_delay": 0.0,
     "chaos": {},
     "reply": None,
+    "echo_auth": False,  # put the Authorization header into injected error messages (leak tests)
     "chunks": 4,
 }
-STATS = {"requests": 0, "failed": 0, "ok": 0, "by_path": {}}
+STATS = {"requests": 0, "failed": 0, "ok": 0, "by_path": {}, "faults": {}}
 LAST: dict = {}
 MODEL_ID = "fake-model"
 
@@ -107,10 +108,15 @@ async def app(scope, receive, send):
     if STATE["delay"]:
         await asyncio.sleep(STATE["delay"])
     fault = _fault()
+    if fault:
+        STATS["faults"][fault] = STATS["faults"].get(fault, 0) + 1
     if fault and fault.isdigit():
         STATS["failed"] += 1
         hdrs = [(b"retry-after", str(STATE["retry_after"]).encode())] if STATE.get("retry_after") is not None else []
-        return await _send_json(send, int(fault), {"error": {"message": f"injected {fault}", "type": "server_error"}}, hdrs)
+        msg = f"injected {fault}"
+        if STATE["echo_auth"]:
+            msg += " for credentials " + dict(scope["headers"]).get(b"authorization", b"").decode()
+        return await _send_json(send, int(fault), {"error": {"message": msg, "type": "server_error"}}, hdrs)
     if fault == "timeout":
         STATS["failed"] += 1
         await asyncio.sleep(3600)
