@@ -127,7 +127,7 @@ def _openapi(app: FastAPI):
             js = model.model_json_schema(ref_template="#/components/schemas/{model}")
             comps.update(js.pop("$defs", {}))
             comps[model.__name__] = js
-        app.openapi_schema = schema
+        app.openapi_schema = schema = limits.document_openapi(schema)  # error, SSE and text responses
         return schema
 
     return build

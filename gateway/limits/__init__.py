@@ -19,6 +19,12 @@ HOW_TO = (
 )
 
 
+def document_openapi(schema: dict) -> dict:
+    from gateway.limits.openapi import document
+
+    return document(schema)
+
+
 def install(app: Any) -> None:
     from gateway.limits import admin, secrets
     from gateway.limits.deadline import DeadlineMiddleware
