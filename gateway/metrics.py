@@ -11,12 +11,15 @@ import os
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
     generate_latest,
 )
+
+from gateway import retrain_reports as _retrain_reports
 
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
 _FAST_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.5)
@@ -115,9 +118,10 @@ THRESHOLD = Gauge(
     ["policy", "objective"],
     multiprocess_mode="max",
 )
-RETRAINS = Counter(
-    "switchyard_retrain_runs_total", "Retrain runs by policy and decision (published, refused).", ["policy", "decision"]
-)
+# switchyard_retrain_runs_total{policy, decision}: counted from the retrain reports on disk at
+# scrape time (retrains run outside the gateway); see gateway/retrain_reports.py.
+RETRAINS = _retrain_reports.COLLECTOR
+REGISTRY.register(RETRAINS)
 RATE_LIMITED = Counter("switchyard_rate_limited_total", "Requests refused by limits, by limit kind.", ["limit"])
 BANDIT_EXPLORATIONS = Counter(
     "switchyard_bandit_explorations_total", "Online-learning exploration picks.", ["policy"]
@@ -145,8 +149,7 @@ def prime(rt) -> None:
     for name in rt.policies:
         COST_SAVED.labels(name).inc(0)
         BANDIT_EXPLORATIONS.labels(name).inc(0)
-        for decision in ("published", "refused"):
-            RETRAINS.labels(name, decision).inc(0)
+        RETRAINS.policies.add(name)
     for result in ("success", "rejected"):
         CONFIG_RELOADS.labels(result).inc(0)
     for limit in ("rpm", "tpm", "budget", "retry_budget"):
@@ -171,5 +174,6 @@ def render() -> tuple[bytes, str]:
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        registry.register(RETRAINS)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
