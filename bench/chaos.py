@@ -1,0 +1,224 @@
+"""Chaos run: load at fixed concurrency against a gateway whose primary upstream misbehaves.
+
+Starts two fake upstreams (``tests/fakes/fake_upstream.py``) and ``switchyard serve``: the
+``primary`` fake injects faults at random (500, 429, a hang past the first-byte timeout, a failure
+before the first byte, a stream that dies after its first chunk), the ``backup`` fake is healthy
+and is the policy's second candidate. Then ``--requests`` chat completions (half streamed) are
+sent with ``--concurrency`` in flight, and every answer is classified:
+
+- ``ok``: 200 and a complete body (JSON with choices, or an SSE stream ending in ``[DONE]``);
+- ``failed_before_first_byte``: a non-200 status or a connection error — must be 0, because
+  every fault before the first byte is retried or falls back to the healthy candidate;
+- ``midstream_clean_error``: a stream that ended with an OpenAI-style error event — expected,
+  at most once per injected ``midstream`` fault on a streamed request;
+- ``unclean``: anything else (a stream cut without an error event, bad JSON) — must be 0.
+
+After the load the gateway is stopped gracefully and its SQLite outcome store is checked: one
+record per request id the client saw (``records_lost``) and ``PRAGMA integrity_check``.
+
+    python bench/chaos.py --requests 1000 --concurrency 16 --out bench/results/chaos.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+FAKE = ROOT / "tests" / "fakes" / "fake_upstream.py"
+DEFAULT_CHAOS = {"500": 0.08, "429": 0.05, "timeout": 0.03, "reset": 0.05, "midstream": 0.06}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(url)
+
+
+def _fake(model: str, seed: int, log) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(FAKE), "--port", str(port), "--model-id", model, "--seed", str(seed)], stdout=log, stderr=subprocess.STDOUT)
+    wait_ready(f"http://127.0.0.1:{port}/v1/models", proc, 30)
+    return proc, port
+
+
+def _config(workdir: Path, primary: int, backup: int, breaker: bool) -> Path:
+    def up(port: int, model: str) -> dict:
+        return {
+            "base_url": f"http://127.0.0.1:{port}/v1", "model": model, "input_price": 0.15, "output_price": 0.6,
+            "timeouts": {"connect": 1, "first_byte": 1.0, "total": 30, "idle": 2},
+            "retry": {"attempts": 2, "backoff": 0.01, "max_backoff": 0.5},
+            **({} if breaker else {"breaker": {"consecutive_failures": 1_000_000, "min_calls": 1_000_000}}),
+        }
+
+    cfg = {
+        "server": {"outcomes_path": str(workdir / "outcomes.sqlite")},
+        "upstreams": {"primary": up(primary, "primary-model"), "backup": up(backup, "backup-model")},
+        "policies": {"chat": {"candidates": ["primary", "backup"]}},
+    }
+    path = workdir / "chaos.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+async def _one(client: httpx.AsyncClient, url: str, i: int, stream: bool) -> dict:
+    body = {"model": "router-chat", "messages": [{"role": "user", "content": f"chaos request {i} with a few words"}], "stream": stream}
+    rec: dict = {"i": i, "stream": stream, "id": None}
+    try:
+        if not stream:
+            r = await client.post(url, json=body)
+            rec["id"] = r.headers.get("x-switchyard-request-id")
+            if r.status_code != 200:
+                return {**rec, "class": "failed_before_first_byte", "status": r.status_code, "detail": r.text[:200]}
+            ok = bool(r.json().get("choices"))
+            return {**rec, "class": "ok" if ok else "unclean", "status": 200}
+        async with client.stream("POST", url, json=body) as r:
+            rec["id"] = r.headers.get("x-switchyard-request-id")
+            if r.status_code != 200:
+                await r.aread()
+                return {**rec, "class": "failed_before_first_byte", "status": r.status_code, "detail": r.text[:200]}
+            events = [ln[6:] async for ln in r.aiter_lines() if ln.startswith("data: ")]
+    except httpx.HTTPError as exc:
+        started = rec["id"] is not None
+        return {**rec, "class": "unclean" if started else "failed_before_first_byte", "status": None, "detail": repr(exc)}
+    if events and events[-1] == "[DONE]":
+        return {**rec, "class": "ok", "status": 200}
+    if events and '"error"' in events[-1]:
+        return {**rec, "class": "midstream_clean_error", "status": 200, "detail": events[-1][:200]}
+    return {**rec, "class": "unclean", "status": 200, "detail": (events or ["<no events>"])[-1][:200]}
+
+
+async def load(base: str, n: int, concurrency: int, stream_share: float, seed: int) -> list[dict]:
+    rnd = random.Random(seed)
+    plan = [rnd.random() < stream_share for _ in range(n)]
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(n):
+        queue.put_nowait(i)
+    out: list[dict] = []
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+
+        async def worker() -> None:
+            while not queue.empty():
+                i = queue.get_nowait()
+                out.append(await _one(client, f"{base}/v1/chat/completions", i, plan[i]))
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return out
+
+
+def run(requests: int = 400, concurrency: int = 8, chaos: dict | None = None, stream_share: float = 0.5,
+        breaker: bool = False, seed: int = 0, retry_after: float | None = 0.2, workdir: Path | None = None) -> dict:
+    """Run one chaos experiment and return its report (see the module docstring)."""
+    chaos = DEFAULT_CHAOS if chaos is None else chaos
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="switchyard-chaos-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = open(workdir / "processes.log", "wb")
+    procs: list[subprocess.Popen] = []
+    try:
+        p_proc, p_port = _fake("primary-model", seed, log)
+        b_proc, b_port = _fake("backup-model", seed + 1, log)
+        procs += [p_proc, b_proc]
+        cfg = _config(workdir, p_port, b_port, breaker)
+        port = free_port()
+        gw_log = open(workdir / "gateway.log", "wb")
+        gw = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--config", str(cfg), "--port", str(port), "--no-watch"],
+                              cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=gw_log, stderr=subprocess.STDOUT)
+        procs.append(gw)
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(f"{base}/readyz", gw)
+        httpx.post(f"http://127.0.0.1:{p_port}/_control", json={"chaos": chaos, "retry_after": retry_after}, timeout=5)
+        t0 = time.perf_counter()
+        results = asyncio.run(load(base, requests, concurrency, stream_share, seed))
+        elapsed = time.perf_counter() - t0
+        stats = {name: httpx.get(f"http://127.0.0.1:{p}/_stats", timeout=5).json() for name, p in (("primary", p_port), ("backup", b_port))}
+        gw.send_signal(signal.SIGTERM)  # graceful: the recorder flushes its queue
+        gw.wait(60)
+        return _report(results, stats, workdir / "outcomes.sqlite", elapsed, requests, concurrency, chaos, breaker, stream_share)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def _report(results: list[dict], stats: dict, db: Path, elapsed: float, requests: int, concurrency: int,
+            chaos: dict, breaker: bool, stream_share: float) -> dict:
+    classes: dict[str, int] = {}
+    for r in results:
+        classes[r["class"]] = classes.get(r["class"], 0) + 1
+    ids = [r["id"] for r in results if r["id"]]
+    con = sqlite3.connect(db)
+    integrity = con.execute("PRAGMA integrity_check").fetchone()[0]
+    found = {row[0] for row in con.execute("SELECT request_id FROM outcomes")}
+    con.close()
+    faults = stats["primary"].get("faults", {})
+    return {
+        "requests_sent": len(results),
+        "streamed": sum(r["stream"] for r in results),
+        "concurrency": concurrency,
+        "seconds": round(elapsed, 2),
+        "chaos": chaos,
+        "breaker": breaker,
+        "faults_injected": {"total": sum(faults.values()), **faults},
+        "upstream_requests": {k: v["requests"] for k, v in stats.items()},
+        "ok": classes.get("ok", 0),
+        "client_visible_failures": {
+            "before_first_byte": classes.get("failed_before_first_byte", 0),
+            "midstream_clean_error": classes.get("midstream_clean_error", 0),
+            "unclean": classes.get("unclean", 0),
+        },
+        "records": {"request_ids_seen": len(ids), "found": sum(i in found for i in ids), "lost": sum(i not in found for i in ids), "rows": len(found), "integrity": integrity},
+        "examples": [r for r in results if r["class"] not in ("ok", "midstream_clean_error")][:5],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--requests", type=int, default=400)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--chaos", type=json.loads, default=DEFAULT_CHAOS, help="JSON: probability per fault kind")
+    ap.add_argument("--stream-share", type=float, default=0.5)
+    ap.add_argument("--breaker", action="store_true", help="keep the circuit breaker at its defaults (it hides faults once open)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--retry-after", type=float, default=0.2, help="Retry-After seconds on injected 429s (<0: none)")
+    ap.add_argument("--out", type=Path)
+    a = ap.parse_args()
+    rep = run(a.requests, a.concurrency, a.chaos, a.stream_share, a.breaker, a.seed, a.retry_after if a.retry_after >= 0 else None)
+    text = json.dumps(rep, indent=2)
+    print(text)
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""Chaos: random upstream faults under concurrent load, one healthy fallback (bench/chaos.py).
+
+Bounded: a few hundred requests at concurrency 8, ~10 s each run on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench.chaos import run
+
+CHAOS = {"500": 0.1, "429": 0.08, "timeout": 0.05, "reset": 0.06, "midstream": 0.1}
+
+
+def _check(rep: dict) -> None:
+    print(json.dumps(rep, indent=2))
+    fails = rep["client_visible_failures"]
+    assert fails["before_first_byte"] == 0, rep["examples"]  # every fault before the first byte was absorbed
+    assert fails["unclean"] == 0, rep["examples"]  # mid-stream failures end in a clean error event
+    assert fails["midstream_clean_error"] <= rep["faults_injected"].get("midstream", 0)
+    assert rep["ok"] + fails["midstream_clean_error"] == rep["requests_sent"]
+    assert rep["records"]["lost"] == 0 and rep["records"]["request_ids_seen"] == rep["requests_sent"]
+    assert rep["records"]["integrity"] == "ok"
+
+
+@pytest.mark.timeout(180)
+def test_chaos_without_breaker_every_fault_is_exercised(tmp_path):
+    rep = run(requests=400, concurrency=8, chaos=CHAOS, seed=3, retry_after=None, workdir=tmp_path)
+    _check(rep)
+    for kind in CHAOS:  # the breaker is off so the faulty upstream keeps taking traffic
+        assert rep["faults_injected"].get(kind, 0) > 0, rep["faults_injected"]
+    assert rep["client_visible_failures"]["midstream_clean_error"] > 0
+
+
+@pytest.mark.timeout(180)
+def test_chaos_with_breaker_and_retry_after(tmp_path):
+    rep = run(requests=300, concurrency=8, chaos=CHAOS, seed=5, breaker=True, retry_after=0.2, workdir=tmp_path)
+    _check(rep)
+    assert rep["faults_injected"]["total"] > 0
