@@ -6,28 +6,29 @@ import openai
 import pytest
 
 from tests.conftest import upstream_entry
-from tests.e2e.policy_util import chat, client
+from tests.e2e.policy_util import chat, client, processes
 
 
-@pytest.fixture
-def gw(gateway, fake_upstream):
-    cheap, strong, mid = fake_upstream("cheap-v1"), fake_upstream("strong-v1"), fake_upstream("mid-v1")
-    cfg = {
-        "upstreams": {
-            "cheap": upstream_entry(cheap, input_price=0.15, output_price=0.6),
-            "mid": upstream_entry(mid, input_price=1.0, output_price=4.0),
-            "strong": upstream_entry(strong, input_price=2.5, output_price=10.0),
-        },
-        "policies": {
-            "chat": {
-                "candidates": ["cheap", "mid", "strong"],
-                "threshold_range": [0.2, 0.8],
-                "cost_weight_range": [0.0, 5.0],
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory):
+    with processes(tmp_path_factory.mktemp("overrides")) as (fake_upstream, gateway):
+        cheap, strong, mid = fake_upstream("cheap-v1"), fake_upstream("strong-v1"), fake_upstream("mid-v1")
+        cfg = {
+            "upstreams": {
+                "cheap": upstream_entry(cheap, input_price=0.15, output_price=0.6),
+                "mid": upstream_entry(mid, input_price=1.0, output_price=4.0),
+                "strong": upstream_entry(strong, input_price=2.5, output_price=10.0),
             },
-            "locked": {"candidates": ["strong", "cheap"], "allow_overrides": False},
-        },
-    }
-    return gateway(cfg)
+            "policies": {
+                "chat": {
+                    "candidates": ["cheap", "mid", "strong"],
+                    "threshold_range": [0.2, 0.8],
+                    "cost_weight_range": [0.0, 5.0],
+                },
+                "locked": {"candidates": ["strong", "cheap"], "allow_overrides": False},
+            },
+        }
+        yield gateway(cfg)
 
 
 def bad(gw, **kw) -> openai.BadRequestError:

@@ -186,3 +186,22 @@ def test_sighup_and_admin_reload(setup):
     assert r.status_code == 400 and r.json()["ok"] is False
     assert r.json()["errors"][0].startswith(f"{path}:3:1 YAML syntax error: ")
     assert chat(gw, "hi")[0].model == "x"
+
+
+def test_reload_to_semantic_routes_starts_the_encoder(setup):
+    """A file with no router reloaded into one with semantic routes: the encoder is started then."""
+    start, path, x, y, db = setup
+    gw = start()
+    assert chat(gw, "write a python function")[0].model == "x"
+    before = admin_config(gw)["loaded_at"]
+    text = policy_text(x, y, "x", db) + (
+        "    semantic_routes:\n"
+        "    - name: code\n      model: y\n      threshold: 0.4\n"
+        "      utterances: [write a python function that sorts a list]\n"
+    )
+    write_atomic(path, text)
+    last = wait_reload(gw, before, timeout=60)
+    assert last["ok"], last
+    resp, h = chat(gw, "write a python function that reverses a list")
+    assert (resp.model, h["x-switchyard-reason"]) == ("y", "semantic")
+    assert chat(gw, "what is the capital of peru")[0].model == "x"

@@ -5,14 +5,20 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import upstream_entry
-from tests.e2e.policy_util import chat, outcome
+from tests.e2e.policy_util import chat, outcome, processes
 
 
-@pytest.fixture
-def gw(gateway, fake_upstream, tmp_path):
+@pytest.fixture(scope="module")
+def procs(tmp_path_factory):
+    with processes(tmp_path_factory.mktemp("rules")) as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def gw(procs):
+    fake_upstream, gateway = procs
     cheap, strong, code = fake_upstream("cheap-v1"), fake_upstream("strong-v1"), fake_upstream("code-v1")
     cfg = {
-        "server": {"outcomes_path": str(tmp_path / "out.sqlite")},
         "upstreams": {
             "cheap": upstream_entry(cheap, input_price=0.15, output_price=0.6),
             "strong": upstream_entry(strong, input_price=2.5, output_price=10.0),
@@ -33,9 +39,7 @@ def gw(gateway, fake_upstream, tmp_path):
             "big": {"candidates": ["strong", "cheap"]},
         },
     }
-    g = gateway(cfg)
-    g.db = tmp_path / "out.sqlite"
-    return g
+    return gateway(cfg)
 
 
 def test_no_rule_matches_uses_policy_order(gw):
@@ -95,3 +99,51 @@ def test_token_count_counts_every_message(gw):
     msgs = [{"role": "user", "content": "context " * 80}, {"role": "assistant", "content": "ok"}, {"role": "user", "content": "and?"}]
     raw = client(gw).chat.completions.with_raw_response.create(model="router-chat", messages=msgs)
     assert raw.headers["x-switchyard-policy"] == "big" and raw.parse().model == "strong"
+
+
+def test_completions_endpoint_uses_rules_too(gw):
+    from tests.e2e.policy_util import client
+
+    raw = client(gw).completions.with_raw_response.create(model="router-chat", prompt="def f(): pass  # python")
+    assert raw.headers["x-switchyard-reason"] == "rule" and raw.parse().model == "code"
+
+
+@pytest.fixture(scope="module")
+def caps_gw(procs):
+    fake_upstream, gateway = procs
+    plain, seeing = fake_upstream("plain-v1"), fake_upstream("seeing-v1")
+    cfg = {
+        "upstreams": {
+            "plain": upstream_entry(plain, capabilities=["streaming"], context_window=200),
+            "seeing": upstream_entry(seeing, capabilities=["streaming", "vision", "json_mode"]),
+        },
+        "policies": {
+            "chat": {"candidates": ["plain", "seeing"]},
+            "only-plain": {"candidates": ["plain", "seeing"]},
+        },
+    }
+    return gateway(cfg)
+
+
+def test_capability_and_context_filters(caps_gw):
+    from tests.e2e.policy_util import client
+
+    gw = caps_gw
+    assert chat(gw, "hi")[0].model == "plain"
+    image = [{"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]
+    raw = client(gw).chat.completions.with_raw_response.create(model="router-chat", messages=[{"role": "user", "content": image}])
+    assert raw.parse().model == "seeing"
+    assert chat(gw, "give json", response_format={"type": "json_object"})[0].model == "seeing"
+    assert chat(gw, "long " * 300)[0].model == "seeing"  # ~375 tokens > plain's 200-token window
+
+
+def test_no_usable_candidate_is_a_503_naming_why(caps_gw):
+    import openai
+
+    from tests.e2e.policy_util import client
+
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]
+    with pytest.raises(openai.InternalServerError) as e:
+        client(caps_gw).chat.completions.create(model="router-chat", messages=[{"role": "user", "content": "hi"}], tools=tools)
+    assert e.value.status_code == 503
+    assert e.value.body["message"] == "No candidate of policy 'chat' can serve this request: plain: lacks tools; seeing: lacks tools"

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tests.conftest import upstream_entry
-from tests.e2e.policy_util import chat, outcome
+from tests.e2e.policy_util import chat, outcome, processes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,36 +44,37 @@ def test_shipped_semantic_example_routes_labelled_prompts(gateway, fake_upstream
     assert row["reason"] == "semantic" and "route 'code' (similarity" in row["detail"]
 
 
-@pytest.fixture
-def gw(gateway, fake_upstream):
-    mini, strong, thinker = fake_upstream("mini-v1"), fake_upstream("strong-v1"), fake_upstream("thinker-v1")
-    cfg = {
-        "upstreams": {
-            "mini": upstream_entry(mini),
-            "strong": upstream_entry(strong, input_price=2.5, output_price=10),
-            "thinker": upstream_entry(thinker, capabilities=["streaming", "reasoning"]),
-        },
-        "policies": {
-            "chat": {
-                "candidates": ["mini", "thinker"],
-                "semantic_routes": [
-                    {"name": "legal", "policy": "careful", "threshold": 0.4,
-                     "utterances": ["review this contract for risky clauses", "is this agreement legally binding"]},
-                    {"name": "puzzle", "reasoning_effort": "high", "threshold": 0.4,
-                     "utterances": ["solve this logic puzzle", "how many ways can you arrange the letters"]},
-                ],
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory):
+    with processes(tmp_path_factory.mktemp("semantic")) as (fake_upstream, gateway):
+        mini, strong, thinker = fake_upstream("mini-v1"), fake_upstream("strong-v1"), fake_upstream("thinker-v1")
+        cfg = {
+            "upstreams": {
+                "mini": upstream_entry(mini),
+                "strong": upstream_entry(strong, input_price=2.5, output_price=10),
+                "thinker": upstream_entry(thinker, capabilities=["streaming", "reasoning"]),
             },
-            "careful": {"candidates": ["strong", "mini"]},
-            "thinking": {
-                "candidates": ["thinker", "mini"],
-                "semantic_routes": [{"name": "puzzle", "reasoning_effort": "medium", "threshold": 0.4,
-                                     "utterances": ["solve this logic puzzle"]}],
+            "policies": {
+                "chat": {
+                    "candidates": ["mini", "thinker"],
+                    "semantic_routes": [
+                        {"name": "legal", "policy": "careful", "threshold": 0.4,
+                         "utterances": ["review this contract for risky clauses", "is this agreement legally binding"]},
+                        {"name": "puzzle", "reasoning_effort": "high", "threshold": 0.4,
+                         "utterances": ["solve this logic puzzle", "how many ways can you arrange the letters"]},
+                    ],
+                },
+                "careful": {"candidates": ["strong", "mini"]},
+                "thinking": {
+                    "candidates": ["thinker", "mini"],
+                    "semantic_routes": [{"name": "puzzle", "reasoning_effort": "medium", "threshold": 0.4,
+                                         "utterances": ["solve this logic puzzle"]}],
+                },
             },
-        },
-    }
-    g = gateway(cfg)
-    g.thinker = thinker
-    return g
+        }
+        g = gateway(cfg)
+        g.thinker = thinker
+        yield g
 
 
 def test_route_hands_over_to_another_policy(gw):

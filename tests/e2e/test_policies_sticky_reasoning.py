@@ -7,7 +7,7 @@ import time
 import pytest
 
 from tests.conftest import upstream_entry
-from tests.e2e.policy_util import chat, outcome
+from tests.e2e.policy_util import chat, outcome, processes
 
 PREMIUM = {"x-switchyard-tier": "premium"}
 
@@ -67,31 +67,32 @@ def test_sessions_are_shared_across_replicas_through_redis(gateway, fake_upstrea
     assert (resp.model, h["x-switchyard-reason"]) == ("strong", "sticky")
 
 
-@pytest.fixture
-def reasoning_gw(gateway, fake_upstream):
-    mini, thinker = fake_upstream("mini-v1"), fake_upstream("thinker-v1")
-    cfg = {
-        "upstreams": {
-            "mini": upstream_entry(mini),
-            "thinker": upstream_entry(thinker, capabilities=["streaming", "tools", "json_mode", "reasoning"]),
-        },
-        "policies": {
-            "chat": {
-                "candidates": ["mini", "thinker"],
-                "rules": [
-                    {"name": "proofs", "keywords": ["prove", "derive"], "model": "thinker", "reasoning_effort": "high"},
-                    {"name": "deep", "header": {"x-depth": "deep"}, "reasoning_effort": "low"},
-                ],
+@pytest.fixture(scope="module")
+def reasoning_gw(tmp_path_factory):
+    with processes(tmp_path_factory.mktemp("reasoning")) as (fake_upstream, gateway):
+        mini, thinker = fake_upstream("mini-v1"), fake_upstream("thinker-v1")
+        cfg = {
+            "upstreams": {
+                "mini": upstream_entry(mini),
+                "thinker": upstream_entry(thinker, capabilities=["streaming", "tools", "json_mode", "reasoning"]),
             },
-            "think": {
-                "candidates": ["thinker", "mini"],
-                "rules": [{"name": "deep", "header": {"x-depth": "deep"}, "reasoning_effort": "medium"}],
+            "policies": {
+                "chat": {
+                    "candidates": ["mini", "thinker"],
+                    "rules": [
+                        {"name": "proofs", "keywords": ["prove", "derive"], "model": "thinker", "reasoning_effort": "high"},
+                        {"name": "deep", "header": {"x-depth": "deep"}, "reasoning_effort": "low"},
+                    ],
+                },
+                "think": {
+                    "candidates": ["thinker", "mini"],
+                    "rules": [{"name": "deep", "header": {"x-depth": "deep"}, "reasoning_effort": "medium"}],
+                },
             },
-        },
-    }
-    gw = gateway(cfg)
-    gw.mini, gw.thinker = mini, thinker
-    return gw
+        }
+        gw = gateway(cfg)
+        gw.mini, gw.thinker = mini, thinker
+        yield gw
 
 
 def test_rule_switches_to_a_reasoning_model_with_effort(reasoning_gw):
