@@ -23,7 +23,7 @@ async def create_key(spec: KeySpec, request: Request) -> ORJSONResponse:
     unknown += [m for m in spec.models or [] if m not in rt.clients]
     if unknown:
         raise APIError(400, f"Unknown policies or models: {', '.join(unknown)}.", code="invalid_value")
-    rec, key = request.app.state.limits.keys.create(spec)
+    rec, key = await request.app.state.limits.create(spec)
     return ORJSONResponse({**_public(rec), "key": key, "note": "Store this key now: it is not shown again."}, status_code=201)
 
 
@@ -34,6 +34,6 @@ async def list_keys(request: Request) -> ORJSONResponse:
 
 @router.delete("/keys/{key_id}")
 async def revoke_key(key_id: str, request: Request) -> ORJSONResponse:
-    if not request.app.state.limits.keys.revoke(key_id):
+    if not await request.app.state.limits.revoke(key_id):
         raise APIError(404, f"No live key '{key_id}'.", code="key_not_found")
     return ORJSONResponse({"id": key_id, "revoked": True})

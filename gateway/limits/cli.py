@@ -18,6 +18,16 @@ def _csv(v: Optional[str]) -> list[str] | None:
     return [p.strip() for p in v.split(",") if p.strip()] if v is not None else None
 
 
+def _redis_url(cfg) -> str | None:
+    import os
+
+    from gateway.policy.schema import ENV_REF
+
+    ref = cfg.server.redis_url
+    m = ENV_REF.match(ref or "")
+    return os.environ.get(m.group(1)) if m else ref
+
+
 def _store(config: Path, db: Optional[Path]):
     from gateway.limits.keys import KeyStore
     from gateway.policy.loader import ConfigError, load_config
@@ -58,6 +68,12 @@ def create(
         typer.echo(f"unknown policies or models in {config}: {', '.join(unknown)}", err=True)
         raise typer.Exit(2)
     rec, key = store.create(spec)
+    redis_url = _redis_url(cfg)
+    if redis_url:  # replicas sharing Redis accept the key even without this SQLite file
+        from gateway.limits.keys import hash_key
+        from gateway.limits.mirror import put_sync
+
+        put_sync(redis_url, hash_key(key), rec)
     typer.echo(f"created {rec.id} in {store.path}", err=True)
     typer.echo("key (shown once, store it now):", err=True)
     typer.echo(key)
@@ -74,8 +90,14 @@ def list_(config: Path = _CONFIG, db: Optional[Path] = _DB) -> None:
 @keys_app.command("revoke")
 def revoke(key_id: str, config: Path = _CONFIG, db: Optional[Path] = _DB) -> None:
     """Revoke a key by id; running gateways refuse it within a few seconds."""
-    _, store = _store(config, db)
-    if not store.revoke(key_id):
+    cfg, store = _store(config, db)
+    done = store.revoke(key_id)
+    redis_url = _redis_url(cfg)
+    if redis_url:
+        from gateway.limits.mirror import revoke_sync
+
+        done = revoke_sync(redis_url, key_id) or done
+    if not done:
         typer.echo(f"no live key {key_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {key_id}")

@@ -20,8 +20,8 @@ from typing import Any
 
 from gateway import metrics
 from gateway.errors import APIError
-from gateway.limits import budget, ratelimit
-from gateway.limits.keys import KeyRecord, KeyStore, recorded_spend
+from gateway.limits import budget, mirror, ratelimit
+from gateway.limits.keys import KeyRecord, KeyStore, hash_key, recorded_spend
 from gateway.state import InProcessState, SharedState
 
 log = logging.getLogger("switchyard.limits")
@@ -45,7 +45,24 @@ class Guard:
         self.runtime_seen: Any = None
 
     async def lookup(self, token: str) -> KeyRecord | None:
-        return await asyncio.to_thread(self.keys.lookup, token) if token else None
+        if not token:
+            return None
+        rec = await asyncio.to_thread(self.keys.lookup, token)
+        if rec is None and mirror.enabled(self.shared):  # created on another replica
+            rec = await mirror.get(self.shared, hash_key(token))
+        return rec
+
+    async def create(self, spec: Any) -> tuple[KeyRecord, str]:
+        rec, key = await asyncio.to_thread(self.keys.create, spec)
+        if mirror.enabled(self.shared):
+            await mirror.put(self.shared, hash_key(key), rec)
+        return rec, key
+
+    async def revoke(self, key_id: str) -> bool:
+        done = await asyncio.to_thread(self.keys.revoke, key_id)
+        if mirror.enabled(self.shared):
+            done = await mirror.revoke(self.shared, key_id) or done
+        return done
 
     def forget(self, request_id: str | None) -> None:
         if request_id:

@@ -176,14 +176,29 @@ def test_auth_off_prints_how_to_turn_it_on(gateway, fake_upstream):
     assert "auth is off" in log and "switchyard keys create" in log and "auth: true" in log
 
 
-def test_limits_are_shared_across_replicas_through_redis(gateway, fake_upstream, tmp_path, redis_server):
+def test_keys_and_limits_are_shared_across_replicas_through_redis(gateway, fake_upstream, tmp_path, redis_server):
     a, b = fake_upstream("a"), fake_upstream("b")
     env = {"SWITCHYARD_ADMIN_KEY": ADMIN}
-    gw1 = gateway(_cfg(a, b, tmp_path, redis_url=redis_server), env=env)
-    gw2 = gateway(_cfg(a, b, tmp_path, redis_url=redis_server), env=env)
-    key = _create(gw1, rpm=4)["key"]  # one key table (same SQLite file), one counter (Redis)
+    # separate SQLite files: replicas share only Redis (keys mirrored, counters shared)
+    gw1 = gateway(_cfg(a, b, tmp_path, redis_url=redis_server, outcomes_path=str(tmp_path / "r1.sqlite")), env=env)
+    gw2 = gateway(_cfg(a, b, tmp_path, redis_url=redis_server, outcomes_path=str(tmp_path / "r2.sqlite")), env=env)
+    made = _create(gw1, rpm=4)
+    key = made["key"]
     for gw in (gw1, gw2, gw1, gw2):
         _ask(_client(gw, key))
     for gw in (gw1, gw2):
         with pytest.raises(openai.RateLimitError):
             _ask(_client(gw, key))
+    # a key made by the CLI into yet another file is accepted by both replicas
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway", "keys", "create", "--config", str(gw1.config), "--db", str(tmp_path / "cli.sqlite")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    cli_key = out.stdout.strip().splitlines()[-1]
+    assert _ask(_client(gw1, cli_key)).model == "cheap" and _ask(_client(gw2, cli_key)).model == "cheap"
+    # revoking on one replica refuses the key on the other
+    other = _create(gw1)
+    assert _ask(_client(gw2, other["key"])).model == "cheap"
+    assert httpx.delete(f"{gw1.url}/admin/keys/{other['id']}", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=5).status_code == 200
+    with pytest.raises(openai.AuthenticationError):
+        _ask(_client(gw2, other["key"]))
