@@ -117,6 +117,7 @@ def train(
     hidden: int = 0,
     weight_decay: float = 1e-2,
     dropout: float = 0.1,
+    **fit_kw: Any,
 ) -> tuple[dict[str, Any], Any]:
     """Hybrid-LLM classifier on a (strong, weak) pair of the table."""
     from .export import base_meta
@@ -127,7 +128,7 @@ def train(
     sub = table.select_models([s_name, w_name])
     qs, qw = sub.quality[:, 0], sub.quality[:, 1]
     y = np.where(np.isfinite(qs) & np.isfinite(qw), (qw >= qs).astype(np.float32), np.nan)
-    layers, info = fit_heads(emb, y[:, None], table.groups, hidden=hidden, weight_decay=weight_decay, dropout=dropout, seed=seed)
+    layers, info = fit_heads(emb, y[:, None], table.groups, hidden=hidden, weight_decay=weight_decay, dropout=dropout, seed=seed, **fit_kw)
     g = GraphBuilder(emb.shape[1])
     x = g.input_name
     for i, (w, b) in enumerate(layers):
@@ -188,6 +189,7 @@ def train_answer_checker(
     dropout: float = 0.2,
     encoder=None,
     progress: bool = False,
+    **fit_kw: Any,
 ) -> tuple[dict[str, Any], Any]:
     """Train and export the FrugalGPT answer checker; writes router.json too."""
     from .calibration import quantiles
@@ -197,7 +199,7 @@ def train_answer_checker(
     from .runtime import write_meta
 
     x, y, groups = answer_dataset(table, emb, encoder, progress)
-    layers, info = fit_heads(x, y[:, None], groups, hidden=hidden, weight_decay=weight_decay, dropout=dropout, seed=seed)
+    layers, info = fit_heads(x, y[:, None], groups, hidden=hidden, weight_decay=weight_decay, dropout=dropout, seed=seed, **fit_kw)
     g = GraphBuilder(x.shape[1], input_name="features")
     h = g.input_name
     for i, (w, b) in enumerate(layers):

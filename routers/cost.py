@@ -43,13 +43,15 @@ def train(
     hidden: int = 0,
     weight_decay: float = 1e-2,
     dropout: float = 0.1,
+    **fit_kw: Any,
 ) -> tuple[dict[str, Any], Any]:
+    """Fit the heads (``fit_kw`` go to ``heads.fit_heads``), export; returns (meta, reference)."""
     from .export import base_meta
     from .heads import fit_heads, predict_heads
     from .onnx_graphs import mlp_quality_graph
 
     layers, info = fit_heads(
-        emb, table.quality, table.groups, hidden=hidden, weight_decay=weight_decay, dropout=dropout, seed=seed
+        emb, table.quality, table.groups, hidden=hidden, weight_decay=weight_decay, dropout=dropout, seed=seed, **fit_kw
     )
     mlp_quality_graph(Path(out) / "router.onnx", layers, doc="switchyard cost router")
     meta = base_meta("cost", table, fit=info, onnx_outputs=["quality"])

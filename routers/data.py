@@ -8,7 +8,8 @@ Formats (``load_table(paths, fmt)``):
 - ``routerbench``: wide CSV(s) with ``sample_id``, ``prompt`` (a Python-list literal: we use its
   **last** element, the turn that is routed; the encoder keeps head+tail of long text),
   ``eval_name``, and per model ``M`` (score), ``M|total_cost`` (USD), ``M|model_response``.
-  Group = ``sample_id``. Responses are kept (``responses``) for the answer checker.
+  Group = ``sample_id``. Responses (also list literals: last element) are kept
+  (``responses``) for the answer checker.
 - ``llmrouter``: a JSON list of ``{question, scores: {model: score}, cluster_id}``; prices
   (USD per million tokens) from ``models.json`` beside it. Cost = prompt tokens x input price
   (output length unknown; NaN when the model has no price). Group = ``cluster_id``.
@@ -199,7 +200,7 @@ def load_routerbench(paths: Sequence[str | Path]) -> RoutingTable:
                 q.append([_float(r.get(m)) for m in models])
                 c.append([_float(r.get(f"{m}|total_cost")) for m in models])
                 for m in models:
-                    responses[m].append(r.get(f"{m}|model_response") or "")
+                    responses[m].append(routerbench_prompt(r.get(f"{m}|model_response") or ""))
                 ids.append(r.get("sample_id") or f"{f.stem}/{len(ids)}")
                 groups.append(r.get("sample_id") or ids[-1])
     assert models is not None

@@ -1,6 +1,6 @@
 """On-disk embedding cache for training and evaluation (``~/.cache/switchyard/emb``).
 
-Keyed by the encoder hash and the sha256 of each text, so re-running ``train``/``eval`` on
+Keyed by the encoder hash, its ONNX batch size, and the sha256 of each text, so re-running ``train``/``eval`` on
 the same data does not re-embed. Override the folder with ``SWITCHYARD_CACHE_DIR``.
 """
 
@@ -34,7 +34,7 @@ class EmbeddingCache:
 
     def __init__(self, encoder: Encoder, root: Path | None = None) -> None:
         self.encoder = encoder
-        self.dir = (root or cache_dir()) / "emb" / encoder.encoder_hash[:16]
+        self.dir = (root or cache_dir()) / "emb" / f"{encoder.encoder_hash[:16]}-b{encoder.batch_size}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self._index: dict[str, int] = {}
         self._vecs = np.zeros((0, DIM), dtype=np.float32)

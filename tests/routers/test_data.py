@@ -1,0 +1,68 @@
+"""Importers on the real shared data files."""
+
+import json
+
+import numpy as np
+
+from routers.data import group_split, load_table, shared_data_dir
+
+
+def test_shared_data_dir_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("SWITCHYARD_DATA_DIR", str(tmp_path))
+    assert shared_data_dir() == tmp_path
+
+
+def test_routellm(data_dir):
+    t = load_table(data_dir / "routellm-mmlu", "routellm")
+    assert t.models == ["mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"]
+    assert 13000 <= len(t) < 13040  # contaminated prompts dropped
+    assert set(np.unique(t.quality)) <= {0.0, 1.0}
+    mean = t.quality.mean(axis=0)
+    assert 0.65 < mean[0] < 0.75 and 0.78 < mean[1] < 0.84
+    assert len(set(t.groups)) >= 50 and "anatomy" in t.groups
+    assert np.isnan(t.cost).all()
+    contaminated = [json.loads(l)["eval_prompt"] for l in open(data_dir / "routellm-mmlu/contaminated_prompts.jsonl")]
+    assert not set(contaminated) & set(t.prompts)
+    one = load_table(data_dir / "routellm-mmlu/mmlu_anatomy.csv", "routellm")
+    assert len(one) > 100 and set(one.groups) == {"anatomy"}
+
+
+def test_routerbench(data_dir):
+    t = load_table(data_dir / "routerbench", "routerbench")
+    assert len(t) == 1877 and len(t.models) == 11
+    assert "gpt-4-1106-preview" in t.models
+    assert np.isfinite(t.cost).all() and (t.cost > 0).all()
+    assert not any(p.startswith("[") for p in t.prompts[:50])  # list literal parsed
+    assert len(set(t.ids)) > 1850  # a few sample_ids repeat in the real files
+    assert t.responses and len(t.responses["gpt-4-1106-preview"]) == len(t)
+    j = t.models.index("gpt-4-1106-preview")
+    assert np.nanmean(t.quality[:, j]) > 0.85
+
+
+def test_llmrouter(data_dir):
+    t = load_table(data_dir / "llmrouter/train.json", "llmrouter")
+    assert len(t) == 4799 and len(t.models) == 9
+    assert np.nanmin(t.quality) >= 0 and np.nanmax(t.quality) <= 1
+    assert np.isfinite(t.cost).all()
+    assert "prices" in t.extra and t.extra["prices"]["gemma-2-9b-it"]["input_price"] == 0.1
+
+
+def test_outcomes_roundtrip(tmp_path):
+    rows = [
+        {"id": "a", "prompt": "What is 2+2?", "model": "big", "quality": 1, "cost": 0.01},
+        {"id": "a", "prompt": "What is 2+2?", "model": "small", "feedback": -1, "cost": 0.001},
+        {"id": "b", "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}], "model": "small", "quality": 0.5},
+    ]
+    p = tmp_path / "outcomes.jsonl"
+    p.write_text("\n".join(json.dumps(r) for r in rows))
+    t = load_table(p, "outcomes")
+    assert t.models == ["big", "small"] and t.prompts == ["What is 2+2?", "hi"]
+    assert t.quality[0].tolist() == [1.0, 0.0]
+    assert np.isnan(t.quality[1, 0]) and t.quality[1, 1] == 0.5
+
+
+def test_group_split_holds_out_whole_groups(data_dir):
+    t = load_table(data_dir / "routellm-mmlu", "routellm")
+    tr, te = group_split(t, 0.2, seed=0)
+    gtr, gte = {t.groups[i] for i in tr}, {t.groups[i] for i in te}
+    assert not gtr & gte and 0.1 < len(gte) / len(gtr | gte) < 0.3

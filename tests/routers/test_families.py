@@ -1,0 +1,95 @@
+"""Every family trains on a small real subset, exports ONNX, and matches its training impl."""
+
+import numpy as np
+import pytest
+
+from routers.base import RouterScores, load_router
+from routers.cascade import AnswerChecker
+from routers.data import load_table
+from routers.train import table_embeddings, train_router
+
+TOL = 1e-5
+FAST = {"mf": {"max_epochs": 8}, "cascade": {"max_epochs": 20}, "cost": {"max_epochs": 20}}
+
+
+@pytest.fixture(scope="module")
+def mmlu_small(data_dir):
+    t = load_table(data_dir / "routellm-mmlu", "routellm")
+    idx = np.random.default_rng(0).choice(len(t), 400, replace=False)
+    return t.subset(np.sort(idx))
+
+
+@pytest.fixture(scope="module")
+def rb_small(data_dir):
+    t = load_table(data_dir / "routerbench", "routerbench")
+    idx = np.random.default_rng(0).choice(len(t), 160, replace=False)
+    return t.subset(np.sort(idx))
+
+
+def _parity(out, ref, emb):
+    router = load_router(out)
+    got: RouterScores = router.score(emb)
+    want: RouterScores = ref(emb)
+    assert got.quality.shape == (len(emb), len(router.models))
+    assert got.quality.dtype == np.float32
+    assert np.all((got.quality >= 0) & (got.quality <= 1))
+    assert np.abs(got.quality - want.quality).max() <= TOL
+    if want.strong_win is not None:
+        assert np.abs(got.strong_win - want.strong_win).max() <= TOL
+    return router
+
+
+@pytest.mark.parametrize("kind", ["mf", "cascade", "cost", "knn", "random", "cluster"])
+def test_pair_families_parity(kind, mmlu_small, tmp_path):
+    emb = table_embeddings(mmlu_small)
+    meta, ref = train_router(kind, mmlu_small, tmp_path, holdout=0.2, **FAST.get(kind, {}))
+    router = _parity(tmp_path, ref, emb[:64])
+    assert meta["strong"] == "gpt-4-1106-preview"
+    assert meta["encoder"]["hash"] and meta["training_data"][0]["hash"]
+    assert len(meta["calibration"]["strong_win"]) == 101
+    assert "apgr" in meta["metrics"]["holdout"]["pair"]
+    sc = router.score(emb[:5])
+    assert sc.strong_win is not None and sc.strong == "gpt-4-1106-preview"
+
+
+@pytest.mark.parametrize("kind", ["cluster", "cost"])
+def test_many_model_families_parity(kind, rb_small, tmp_path):
+    emb = table_embeddings(rb_small)
+    meta, ref = train_router(kind, rb_small, tmp_path, **FAST.get(kind, {}))
+    router = _parity(tmp_path, ref, emb[:64])
+    assert len(router.models) == 11
+    assert meta["typical_cost_usd"]["gpt-4-1106-preview"] > 0
+    assert meta["typical_output_tokens"]
+    assert "aiq" in meta["metrics"]["train"]["many"]
+
+
+def test_mf_any_pair_win_prob(rb_small, tmp_path):
+    emb = table_embeddings(rb_small)
+    meta, ref = train_router("mf", rb_small, tmp_path, max_epochs=5)
+    router = _parity(tmp_path, ref, emb[:32])
+    assert len(router.models) == 11
+    a, b = "gpt-4-1106-preview", "mistralai/mistral-7b-chat"
+    p = router.win_prob(emb[:20], a, b)
+    s = ref.scores(emb[:20])
+    want = 1 / (1 + np.exp(-(s[:, router.models.index(a)] - s[:, router.models.index(b)])))
+    assert np.abs(p - want).max() <= TOL
+
+
+def test_answer_checker_parity_and_api(rb_small, tmp_path, encoder):
+    few = rb_small.subset(np.arange(100)).select_models(["gpt-3.5-turbo-1106", "mistralai/mistral-7b-chat", "claude-v2"])
+    emb = table_embeddings(few)
+    meta, ref = train_router("answer-check", few, tmp_path, max_epochs=20)
+    chk = AnswerChecker.load(tmp_path)
+    m = "gpt-3.5-turbo-1106"
+    answers = few.responses[m][:32]
+    from routers.embed_cache import embed_texts
+
+    a_emb = embed_texts(answers)
+    got = chk.check(emb[:32], a_emb)
+    assert got.shape == (32,) and np.abs(got - ref(emb[:32], a_emb)).max() <= TOL
+    assert 0 <= meta["metrics"]["val_auc"] <= 1
+    via_text = chk.check_texts(few.prompts[:2], answers[:2])
+    assert np.abs(via_text - got[:2]).max() <= TOL
+    assert 0 <= chk.threshold <= 1 and meta["answers"] > 250
+    t = chk.threshold_for_escalation(0.3)
+    assert 0 < t < 1
