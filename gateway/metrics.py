@@ -99,7 +99,7 @@ CIRCUIT_STATE = Gauge(
     "switchyard_circuit_state",
     "Circuit breaker state per upstream: 0 closed, 1 half-open, 2 open.",
     ["upstream"],
-    multiprocess_mode="max",
+    multiprocess_mode="livemax",  # open if any live worker sees it open; dead workers drop out
 )
 OUTCOME_QUEUE_DEPTH = Gauge(
     "switchyard_outcome_queue_depth", "Outcome records waiting to be written.", multiprocess_mode="livesum"
@@ -116,7 +116,7 @@ THRESHOLD = Gauge(
     "switchyard_policy_threshold",
     "Objective value in force per policy (threshold, cost weight or cost cap).",
     ["policy", "objective"],
-    multiprocess_mode="max",
+    multiprocess_mode="livemostrecent",  # the value set by the latest (re)load
 )
 # switchyard_retrain_runs_total{policy, decision}: counted from the retrain reports on disk at
 # scrape time (retrains run outside the gateway); see gateway/retrain_reports.py.
