@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway import __version__, metrics
 from gateway.api import admin, chat, feedback, health, models
+from gateway.api.fastpath import FastPathMiddleware
 from gateway.learning import online
 from gateway import limits
 from gateway.errors import APIError, api_error_handler, http_handler, unhandled_handler, validation_handler
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(Exception, unhandled_handler)
     for r in (chat.router, models.router, health.router, admin.router, feedback.router, feedback.admin_router):
         app.include_router(r)
+    app.add_middleware(FastPathMiddleware)  # innermost: hot endpoints skip FastAPI routing (perf)
     limits.install(app)  # auth + deadline middlewares, /admin/keys
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app

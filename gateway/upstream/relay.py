@@ -66,17 +66,22 @@ async def relay(
             buf += piece
             if b"\r\n" in buf:
                 buf = buf.replace(b"\r\n", b"\n")
-            while b"\n\n" in buf:
-                block, buf = buf.split(b"\n\n", 1)
+            if b"\n\n" not in buf:
+                continue
+            *blocks, buf = buf.split(b"\n\n")
+            outs: list[bytes] = []
+            for block in blocks:
                 out = _process(block, served, client_wants_usage, result, keep_content)
                 if out is None:
                     continue
                 if out is DONE:  # held back: a usage chunk may have to go first
                     saw_done = True
                     continue
+                outs.append(out)
+            if outs:  # the events of one upstream read leave in one write (one ASGI send, one syscall)
                 if result.first_byte_at is None:
                     result.first_byte_at = time.perf_counter()
-                yield out
+                yield outs[0] if len(outs) == 1 else b"".join(outs)
         if buf.strip():
             out = _process(buf, served, client_wants_usage, result, keep_content)
             if out is DONE:

@@ -1,0 +1,43 @@
+-- wrk script: POST a JSON body read from $BENCH_BODY; print a JSON summary line when done.
+-- $BENCH_UNIQUE=1 replaces "{N}" in the body with a per-request counter (unique prompts, so the
+-- gateway's embedding cache never hits); $BENCH_SEED offsets the counter across runs.
+-- $BENCH_AUTH, when set, is sent as a bearer token.
+local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
+local body = f:read("*a")
+f:close()
+
+wrk.method = "POST"
+wrk.body = body
+wrk.headers["Content-Type"] = "application/json"
+local auth = os.getenv("BENCH_AUTH")
+if auth and auth ~= "" then
+  wrk.headers["Authorization"] = "Bearer " .. auth
+end
+
+if os.getenv("BENCH_UNIQUE") == "1" then
+  local i = string.find(body, "{N}", 1, true)
+  local pre, post = string.sub(body, 1, i - 1), string.sub(body, i + 3)
+  local n = tonumber(os.getenv("BENCH_SEED") or "0") * 10000000
+  request = function()
+    n = n + 1
+    return wrk.format(nil, nil, nil, pre .. tostring(n) .. post)
+  end
+end
+
+-- $BENCH_DELAY_MS: think time per connection between requests (paced load instead of saturation).
+local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+if pause > 0 then
+  delay = function()
+    return pause
+  end
+end
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {"requests":%d,"duration_us":%d,"bytes":%d,"p50_us":%d,"p95_us":%d,"p99_us":%d,' ..
+    '"mean_us":%.1f,"max_us":%d,"err_connect":%d,"err_read":%d,"err_write":%d,"err_status":%d,"err_timeout":%d}\n',
+    summary.requests, summary.duration, summary.bytes,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.mean, latency.max,
+    e.connect, e.read, e.write, e.status, e.timeout))
+end

@@ -1,0 +1,123 @@
+"""The routing decision alone, in process: embed (ONNX MiniLM) + score (ONNX router).
+
+For prompts of 10, 100 and 256 word-piece tokens, every prompt unique (no cache hits):
+
+- ``batch1``: one decision at a time through the gateway's ``AsyncEmbedder`` (thread hop and
+  micro-batcher included) then ``router.score``: the latency a lone request pays;
+- ``concurrent``: ``concurrency`` tasks deciding at once (the micro-batcher groups them);
+  per-decision latency and decisions per second;
+- ``cache_hit`` (at batch 1): the same prompt again (LRU hit + score).
+
+Usage: ``python -m bench.routing [--n 200] [--concurrency 16] [--json out.json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+WORDS = (
+    "the of and to in is you that it he was for on are as with his they at be this have from or one had by word but "
+    "not what all were we when your can said there use an each which she do how their if will up other about out many "
+    "then them these so some her would make like him into time has look two more write go see number no way could people "
+    "my than first water been call who oil its now find long down day did get come made may part over new sound take only "
+    "little work know place year live me back give most very after thing our just name good sentence man think say great "
+    "where help through much before line right too mean old any same tell boy follow came want show also around form three "
+    "small set put end does another well large must big even such because turn here why ask went men read need land different "
+    "home us move try kind hand picture again change off play spell air away animal house point page letter mother answer "
+    "found study still learn should america world explain derivative integral protein theorem kubernetes python gradient"
+).split()
+
+
+def make_prompt(encoder: Any, tokens: int, rng: random.Random) -> str:
+    """A unique random-word prompt of exactly ``tokens`` word pieces (without special tokens)."""
+    words = [rng.choice(WORDS) for _ in range(tokens * 2)]
+    ids = encoder.tokenizer.encode(" ".join(words), add_special_tokens=False).ids[:tokens]
+    return encoder.tokenizer.decode(ids)
+
+
+def pct(xs: list[float]) -> dict[str, float]:
+    a = np.asarray(xs) * 1e3
+    return {"p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)), "mean_ms": float(a.mean()), "n": len(xs)}
+
+
+async def _decide(embedder: Any, router: Any, text: str) -> None:
+    emb = await embedder.embed_one(text)
+    router.score(emb[None, :])
+
+
+async def bench(router_path: Path, n: int, concurrency: int, lengths: list[int], seed: int = 0) -> dict:
+    from routers.base import load_router
+    from routers.batching import AsyncEmbedder
+    from routers.encoder import Encoder
+
+    encoder = Encoder.default()
+    embedder = AsyncEmbedder(encoder)
+    router = load_router(router_path)
+    rng = random.Random(seed)
+    out: dict[str, Any] = {"encoder_threads": encoder.threads, "router": str(router_path), "concurrency": concurrency,
+                           "max_batch": embedder.max_batch, "max_wait_ms": embedder.max_wait * 1e3, "lengths": {}}
+    for _ in range(20):  # warm up ONNX (first runs allocate)
+        await _decide(embedder, router, make_prompt(encoder, 50, rng))
+    for tokens in lengths:
+        prompts = [make_prompt(encoder, tokens, rng) for _ in range(n * 2 + concurrency)]
+        lat: list[float] = []
+        for p in prompts[:n]:
+            t0 = time.perf_counter()
+            await _decide(embedder, router, p)
+            lat.append(time.perf_counter() - t0)
+        batch1 = pct(lat)
+        hits: list[float] = []
+        for p in prompts[: min(n, 100)]:  # all cached by now
+            t0 = time.perf_counter()
+            await _decide(embedder, router, p)
+            hits.append(time.perf_counter() - t0)
+        queue = iter(prompts[n:])
+        clat: list[float] = []
+
+        async def worker() -> None:
+            for p in queue:
+                t0 = time.perf_counter()
+                await _decide(embedder, router, p)
+                clat.append(time.perf_counter() - t0)
+
+        sizes0 = embedder.batches
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - t0
+        conc = {**pct(clat), "decisions_per_s": len(clat) / wall,
+                "mean_batch": len(clat) / max(1, embedder.batches - sizes0)}
+        out["lengths"][str(tokens)] = {"batch1": batch1, "cache_hit": pct(hits), "concurrent": conc}
+    embedder.close()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--router", help="router artifact folder (default: shipped mf, else a synthetic one)")
+    ap.add_argument("--n", type=int, default=200, help="decisions per length and mode")
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--lengths", default="10,100,256")
+    ap.add_argument("--json", type=Path, help="write the results here")
+    args = ap.parse_args()
+    import tempfile
+
+    from bench.router_artifact import router_for_bench
+
+    path, _ = router_for_bench(Path(tempfile.mkdtemp()), args.router)
+    res = asyncio.run(bench(path, args.n, args.concurrency, [int(x) for x in args.lengths.split(",")]))
+    text = json.dumps(res, indent=2)
+    if args.json:
+        args.json.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
