@@ -69,9 +69,16 @@ class Reloader:
     async def watch(self) -> None:
         from watchfiles import awatch
 
-        target = self.path.resolve()
-        async for changes in awatch(target.parent, debounce=200, step=50):
-            if any(Path(p).resolve() == target for _, p in changes):
+        # Watch the folder the file is named in (recursively), not only where a symlink points: a
+        # Kubernetes ConfigMap mount swaps a `..data` symlink to a new folder on every update and
+        # deletes the old folder, which would end a watch on the resolved parent after one update.
+        dirs = {self.path.parent.absolute()}
+        if not self.path.resolve().parent.is_relative_to(self.path.parent.resolve()):
+            dirs.add(self.path.resolve().parent)  # a policy file symlinked from elsewhere
+        names = {self.path.name, "..data"}
+        async for changes in awatch(*dirs, debounce=200, step=50):
+            target = self.path.resolve()
+            if any(Path(p).name in names or Path(p).resolve() == target for _, p in changes):
                 await self.reload("file")
 
     def start(self) -> None:
