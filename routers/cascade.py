@@ -234,6 +234,15 @@ def train_answer_checker(
     return meta, reference
 
 
+def checker_holdout_metrics(out: str | Path, table, emb: np.ndarray, encoder=None) -> dict[str, Any]:
+    """AUC / accuracy of an exported checker on held-out (prompt, answer) pairs."""
+    x, y, _ = answer_dataset(table, emb, encoder)
+    chk = AnswerChecker.load(out)
+    d = emb.shape[1]
+    p = chk.check(x[:, :d], x[:, d : 2 * d])
+    return {"auc": _auc(p, y), "accuracy@threshold": float(((p >= chk.threshold) == (y >= 0.5)).mean()), "answers": int(len(y))}
+
+
 def _auc(score: np.ndarray, y: np.ndarray) -> float:
     pos, neg = score[y >= 0.5], score[y < 0.5]
     if not len(pos) or not len(neg):

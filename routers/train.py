@@ -72,6 +72,12 @@ def train_router(
     log(f"fitting {kind} on {len(tr)} prompts x {len(table.models)} models")
     if kind == "answer-check":
         meta, ref = module.train_answer_checker(train_t, emb_all[tr], out, seed=seed, encoder=encoder, **opts)
+        if len(te):
+            meta["metrics"]["holdout"] = module.checker_holdout_metrics(out, table.subset(te), emb_all[te], encoder)
+            meta["metrics"]["holdout"]["split"] = {"by": "group", "frac": holdout, "seed": seed, "rows": int(len(te))}
+            from .runtime import write_meta
+
+            write_meta(out, meta)
         return meta, ref
     meta, ref = module.train(train_t, emb_all[tr], out, seed=seed, **opts)
     # Write a provisional router.json so the serving path can load the artifact.

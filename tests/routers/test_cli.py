@@ -1,0 +1,149 @@
+"""CLI: train / score / eval / calibrate / profile on small cuts of the real data."""
+
+import csv
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from routers.cli import register
+from routers.decision import Objective, choose
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def app():
+    a = typer.Typer()
+    register(a)
+    return a
+
+
+@pytest.fixture(scope="module")
+def mmlu_dir(data_dir, tmp_path_factory):
+    d = tmp_path_factory.mktemp("mmlu")
+    for s in ("anatomy", "astronomy", "college_mathematics", "marketing", "virology"):
+        shutil.copy(data_dir / f"routellm-mmlu/mmlu_{s}.csv", d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def rb_csv(data_dir, tmp_path_factory):
+    """A 360-row cut of the RouterBench files (every 5th row), written by this fixture."""
+    out = tmp_path_factory.mktemp("rb") / "cut.csv"
+    rows, fields = [], None
+    for name in ("arc_challenge_train.csv", "mbpp_train.csv", "winograde_train.csv"):
+        with open(data_dir / "routerbench" / name, newline="") as f:
+            r = csv.DictReader(f)
+            fields = fields or r.fieldnames
+            rows += [row for i, row in enumerate(r) if i % 5 == 0]
+    with open(out, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    return out
+
+
+@pytest.fixture(scope="module")
+def cluster_pair(app, mmlu_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("art") / "cluster"
+    res = runner.invoke(app, ["train", "--router", "cluster", "--data", str(mmlu_dir), "--format", "routellm",
+                              "--out", str(out), "--holdout", "0.2", "--opt", "k=6"])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_score_format(app, cluster_pair, mmlu_dir, tmp_path):
+    with open(mmlu_dir / "mmlu_anatomy.csv") as f:
+        prompts = [r["prompt"] for r in csv.DictReader(f)][:5]
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps({"id": f"p{i}", "prompt": p}) + "\n" for i, p in enumerate(prompts)))
+    out = tmp_path / "out.jsonl"
+    res = runner.invoke(app, ["score", "--router", str(cluster_pair), "--input", str(inp), "--output", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(l) for l in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == [f"p{i}" for i in range(5)]
+    for r in rows:
+        assert set(r["scores"]) == {"mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"}
+        assert all(0 <= v <= 1 for v in r["scores"].values())
+        assert 0 <= r["strong_win"] <= 1
+    # the serving path: single-row Encoder + load_router
+    from routers.base import load_router
+    from routers.encoder import Encoder
+
+    sc = load_router(cluster_pair).score(Encoder.default().embed(prompts))
+    assert np.allclose(sc.strong_win, [r["strong_win"] for r in rows], atol=1e-5)
+
+
+def test_eval_prints_metrics_and_baselines(app, cluster_pair, mmlu_dir, tmp_path):
+    png = tmp_path / "plot.png"
+    res = runner.invoke(app, ["eval", "--router", str(cluster_pair), "--data", str(mmlu_dir), "--format", "routellm",
+                              "--holdout", "0.2", "--plot", str(png)])
+    assert res.exit_code == 0, res.output
+    for word in ("APGR", "CPT(50%)", "CPT(80%)", "random", "oracle", "strong only", "weak only"):
+        assert word in res.output
+    assert png.stat().st_size > 1000
+    res = runner.invoke(app, ["eval", "--router", str(cluster_pair), "--data", str(mmlu_dir), "--format", "routellm", "--json"])
+    rep = json.loads(res.output)
+    assert 0 <= rep["pair"]["apgr"] <= 2 and rep["pair_baselines"]["random"]["apgr"] == 0.5
+
+
+def test_eval_aiq(app, rb_csv, tmp_path):
+    out = tmp_path / "cost"
+    res = runner.invoke(app, ["train", "--router", "cost", "--data", str(rb_csv), "--format", "routerbench",
+                              "--out", str(out), "--opt", "max_epochs=15"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["eval", "--router", str(out), "--data", str(rb_csv), "--format", "routerbench"])
+    assert res.exit_code == 0, res.output
+    for word in ("AIQ", "zero router", "random", "oracle", "gpt-4-1106-preview"):
+        assert word in res.output
+
+
+def test_calibrate(app, cluster_pair, mmlu_dir, tmp_path):
+    res = runner.invoke(app, ["calibrate", "--router", str(cluster_pair), "--strong-share", "0.3"])
+    assert res.exit_code == 0, res.output
+    t_stored = json.loads(res.output)["threshold"]
+    with open(mmlu_dir / "mmlu_virology.csv") as f:
+        prompts = [r["prompt"] for r in csv.DictReader(f)][:60]
+    p = tmp_path / "p.jsonl"
+    p.write_text("".join(json.dumps({"prompt": x}) + "\n" for x in prompts))
+    res = runner.invoke(app, ["calibrate", "--router", str(cluster_pair), "--prompts", str(p), "--strong-share", "0.3"])
+    got = json.loads(res.output)
+    assert abs(got["strong_share"] - 0.3) < 0.1 and 0 <= t_stored <= 1
+
+
+def test_profile_adds_model_without_retraining(app, rb_csv, tmp_path):
+    from routers.base import load_router
+    from routers.data import load_table
+    from routers.train import table_embeddings, train_router
+
+    table = load_table(rb_csv, "routerbench")
+    new = "gpt-4-1106-preview"
+    others = [m for m in table.models if m != new]
+    out = tmp_path / "cluster"
+    train_router("cluster", table.select_models(others), out, k=8)
+    onnx_hash = hashlib.sha256((out / "router.onnx").read_bytes()).hexdigest()
+    before = json.loads((out / "router.json").read_text())
+
+    res = runner.invoke(app, ["profile", "--router", str(out), "--model", new, "--data", str(rb_csv), "--format", "routerbench"])
+    assert res.exit_code == 0, res.output
+    after = json.loads((out / "router.json").read_text())
+    assert hashlib.sha256((out / "router.onnx").read_bytes()).hexdigest() == onnx_hash  # no retraining
+    assert after["cluster_quality"][others[0]] == before["cluster_quality"][others[0]]
+    assert new in after["models"] and after["typical_cost_usd"][new] > 0
+
+    router = load_router(out)
+    emb = table_embeddings(table)
+    sc = router.score(emb)
+    j = router.models.index(new)
+    # gpt-4 is the most accurate model: with quality alone it should win most prompts
+    picks = [choose(dict(zip(router.models, q.tolist())), {}, Objective("cost_weight", 0.0)).model for q in sc.quality]
+    assert picks.count(new) / len(picks) > 0.5
+    # where its profiled quality is highest relative to the rest, it is chosen
+    gap = sc.quality[:, j] - np.delete(sc.quality, j, axis=1).max(axis=1)
+    top = np.argsort(-gap)[:20]
+    assert all(picks[i] == new for i in top)
