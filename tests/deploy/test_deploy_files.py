@@ -232,3 +232,24 @@ def test_promtool_accepts_config_and_rules():
     out = subprocess.run([exe, "check", "config", str(ROOT / "deploy" / "prometheus" / "prometheus.yml")], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "SUCCESS" in out.stdout + out.stderr
+
+
+def test_kustomization_renders(tmp_path):
+    """``kubectl kustomize`` builds the manifests (the Bitnami chart is left out: no helm here)."""
+    exe = shutil.which("kubectl")
+    if not exe:
+        pytest.skip("kubectl not installed")
+    kv = pytest.importorskip("kubernetes_validate")
+    work = tmp_path / "k8s"
+    shutil.copytree(K8S, work)
+    kust = yaml.safe_load((work / "kustomization.yaml").read_text())
+    assert kust.pop("helmCharts")
+    (work / "kustomization.yaml").write_text(yaml.safe_dump(kust))
+    out = subprocess.run([exe, "kustomize", str(work)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds == ["ConfigMap", "Deployment", "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service", "Service"]
+    for d in docs:
+        assert d["metadata"]["labels"]["app.kubernetes.io/part-of"] == "switchyard"
+        kv.validate(d, kv.latest_version(), strict=True)
