@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,8 @@ CACHE_SECONDS = 0.5
 _state: Any = None
 _arms_cache: dict[str, tuple[float, dict]] = {}
 _centroids: dict[str, np.ndarray | None] = {}
-_rng = np.random.default_rng()
+# SWITCHYARD_BANDIT_SEED makes simulations repeatable; unset in production (fresh entropy).
+_rng = np.random.default_rng(int(os.environ["SWITCHYARD_BANDIT_SEED"]) if os.environ.get("SWITCHYARD_BANDIT_SEED") else None)
 
 
 def bind(shared: Any) -> None:
@@ -56,15 +58,27 @@ def load_centroids(path: Path) -> np.ndarray:
 
 
 def centroids_for(rt: Any, pr: Any) -> np.ndarray | None:
-    ref = pr.cfg.online.clusters
+    ref = pr.cfg.online.clusters if pr.cfg.online else None
     if ref is None:
-        c = getattr(pr.router, "centroids", None)  # a cluster router's own centroids
-        return None if c is None else np.asarray(c, np.float32)
+        return None
     path = (Path(rt.path).parent / ref).resolve()
     key = str(path)
     if key not in _centroids:
         _centroids[key] = load_centroids(path)
     return _centroids[key]
+
+
+def cluster_of(rt: Any, pr: Any, emb: np.ndarray | None) -> tuple[int, int]:
+    """(cluster, number of clusters): ``online.clusters`` centroids, else the cluster router's
+    soft assignment (its most likely cluster), else one cluster."""
+    cents = centroids_for(rt, pr)
+    if cents is not None:
+        return bandit.assign(cents, emb), len(cents)
+    assign = getattr(pr.router, "assign", None)
+    if assign is not None and emb is not None:
+        p = assign(np.asarray(emb, np.float32)[None, :])[0]
+        return int(np.argmax(p)), int(len(p))
+    return 0, 1
 
 
 def objective_for(pr: Any) -> Objective:
@@ -90,7 +104,7 @@ async def rank(
     if _state is None or len(ordered) < 1:
         return ordered, reason, detail
     cfg = pr.cfg.online
-    cluster = bandit.assign(centroids_for(rt, pr), emb)
+    cluster, _ = cluster_of(rt, pr, emb)
     meta = _key(pr.name) + ":meta"
     decisions = await _state.hincr(meta, "decisions", 1)
     explored_so_far = float((await _state.hgetall(meta)).get("explored", 0) or 0)
@@ -116,7 +130,7 @@ async def learn(rt: Any, outcome: Any, score: float) -> bool:
     if _state is None or pol is None or pol.cfg.online is None or not outcome.served:
         return False
     emb = np.frombuffer(outcome.embedding, np.float16).astype(np.float32) if outcome.embedding else None
-    cluster = bandit.assign(centroids_for(rt, pol), emb)
+    cluster, _ = cluster_of(rt, pol, emb)
     key, f = _key(pol.name), f"{cluster}|{outcome.served}|"
     await _state.hincr(key, f + "n", 1.0)
     await _state.hincr(key, f + "q", float(score))
@@ -132,13 +146,12 @@ async def snapshot(rt: Any, name: str) -> dict:
     out: dict[str, Any] = {"policy": name, "online": cfg.model_dump() if cfg else None}
     if cfg is None or _state is None:
         return out
-    cents = centroids_for(rt, pr)
     raw = await arms(name, fresh=True)
     meta = await _state.hgetall(_key(name) + ":meta")
     decisions = float(meta.get("decisions", 0) or 0)
     explored = float(meta.get("explored", 0) or 0)
-    costs = {m: rt.clients[m].cfg.output_price or 0.0 for m in pr.cfg.candidates}
-    top = max(costs.values()) or 1.0
+    mean_cost = {(c, m): a.c / a.n for (c, m), a in raw.items() if a.n}
+    top = max(mean_cost.values(), default=0.0) or 1.0
     w = cfg.cost_weight or 0.0
     rows = []
     for (c, m), a in sorted(raw.items()):
@@ -147,10 +160,10 @@ async def snapshot(rt: Any, name: str) -> dict:
         rows.append({
             "cluster": c, "model": m, "n": a.n, "mean_score": mean_q,
             "mean_router_prediction": a.p / a.n if a.n else None, "mean_cost_usd": mean_c,
-            "reward": None if mean_q is None else mean_q - w * costs.get(m, 0.0) / top,
+            "reward": None if mean_q is None else mean_q - w * (mean_c or 0.0) / top,
         })
     out.update({
-        "clusters": 1 if cents is None else int(len(cents)),
+        "clusters": _n_clusters(rt, pr),
         "decisions": decisions,
         "explored": explored,
         "explored_share": explored / decisions if decisions else 0.0,
@@ -159,3 +172,11 @@ async def snapshot(rt: Any, name: str) -> dict:
         "backend": type(_state).__name__,
     })
     return out
+
+
+def _n_clusters(rt: Any, pr: Any) -> int:
+    cents = centroids_for(rt, pr)
+    if cents is not None:
+        return int(len(cents))
+    meta = getattr(pr.router, "meta", {}) or {}
+    return int(meta.get("k") or 1) if getattr(pr.router, "assign", None) is not None else 1

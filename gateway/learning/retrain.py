@@ -1,0 +1,223 @@
+"""``switchyard retrain``: outcomes with feedback -> a new router -> the publish gate -> publish.
+
+1. read the policy's outcomes with feedback from the SQLite store (first pulling the Redis
+   stream into it through the ``trainer`` consumer group when ``redis_url`` is set), plus an
+   optional LLM-judge JSONL file (stored as feedback, source ``judge``);
+2. build the training table (:mod:`gateway.learning.dataset`): recorded embedding, the served
+   model's feedback score, the current router's predictions for the unobserved models;
+3. retrain the policy's router family with ``routers.train.train_router`` on the older part;
+4. score current and candidate on the newest ``holdout`` share (:mod:`gateway.learning.gate`);
+5. write the versioned artifact and ``report.json``; publish only when the candidate is better
+   by ``margin`` (:mod:`gateway.learning.publish`), after which the gateway hot-swaps it.
+
+``--candidate DIR`` skips training and puts an existing artifact through the same gate.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gateway.learning import dataset, gate, publish
+
+_SINCE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw]?)$")
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_since(s: str | None) -> float | None:
+    """``7d``, ``12h``, ``30m``, ``3600`` -> seconds (None: everything)."""
+    if not s:
+        return None
+    m = _SINCE.match(s.strip())
+    if not m:
+        raise ValueError(f"--since must look like 7d, 12h, 30m or 3600s, got {s!r}")
+    return float(m.group(1)) * _UNIT[m.group(2)]
+
+
+@dataclass
+class Options:
+    config: Path
+    policy: str
+    since: str | None = "7d"
+    judge: Path | None = None
+    margin: float = 0.01
+    holdout: float = 0.2
+    metric: str = "brier"
+    out: Path | None = None
+    db: Path | None = None
+    candidate: Path | None = None
+    family: str | None = None
+    min_rows: int = 50
+    publish: bool = True
+    reload_url: str | None = None
+    admin_key: str | None = None
+    seed: int = 0
+
+
+def _resolve_env(ref: str | None) -> str | None:
+    import os
+
+    from gateway.policy.schema import ENV_REF
+
+    if not ref:
+        return None
+    m = ENV_REF.match(ref)
+    return os.environ.get(m.group(1)) if m else ref
+
+
+def load_labelled(opts: Options, cfg: Any) -> tuple[list, dict]:
+    from gateway.outcomes.sqlite import SQLiteStore
+
+    db = Path(opts.db or cfg.server.outcomes_path)
+    store = SQLiteStore(db)
+    info: dict[str, Any] = {"db": str(db)}
+    try:
+        url = _resolve_env(cfg.server.redis_url)
+        if url:
+            from gateway.outcomes.redis_stream import StreamReader
+
+            reader = StreamReader(url, store, group="trainer")
+            info["pulled_from_redis"] = reader.pull()
+            reader.close()
+        if opts.judge:
+            items = dataset.read_judge(opts.judge)
+            store.write_feedback_batch(items)
+            info["judge"] = {"file": str(opts.judge), "items": len(items)}
+        span = parse_since(opts.since)
+        since = time.time() - span if span else 0.0
+        info["since"] = since
+        return store.labelled(opts.policy, since), info
+    finally:
+        store.close()
+
+
+# Hyper-parameters tried per family; chosen on the observed cells of the newest part of the
+# training slice (the gate's held-back slice stays untouched). Pseudo-labels (the current
+# router's predictions) must not drive this choice: they would favour copying the old router.
+SEARCH: dict[str, list[dict]] = {
+    "cluster": [{"temperature": t} for t in (0.02, 0.05, 0.1, 0.2, 0.5)],
+}
+
+
+def _family_opts(family: str, meta: dict) -> dict:
+    if family == "cluster" and meta.get("k"):
+        return {"k": int(meta["k"])}
+    return {}
+
+
+def _fit(family: str, fs: dataset.FeedbackSet, current: Any, out: Path, seed: int, opts: dict) -> dict:
+    from routers.evaluate import align
+    from routers.train import train_router
+
+    predicted = align(current.score(fs.emb), fs.models)
+    predicted = np.where(np.isfinite(predicted), predicted, 0.5)
+    table = dataset.to_table(fs, dataset.fill_unobserved(fs, predicted), "outcomes")
+    meta, _ = train_router(family, table, out, seed=seed, **opts)
+    return meta
+
+
+def select_opts(family: str, fs: dataset.FeedbackSet, current: Any, work: Path, seed: int, base: dict) -> tuple[dict, list]:
+    """The search entry with the lowest Brier on the newest 20% of the training rows."""
+    from routers.base import load_router
+
+    grid = SEARCH.get(family) or [{}]
+    if len(grid) == 1:
+        return {**base, **grid[0]}, []
+    fit_idx, val_idx = dataset.time_split(fs, 0.2)
+    fit_fs, val_fs = fs.take(fit_idx), fs.take(val_idx)
+    tried = []
+    for i, extra in enumerate(grid):
+        opts = {**base, **extra}
+        _fit(family, fit_fs, current, work / f"try{i}", seed, opts)
+        p = gate.served_predictions(load_router(work / f"try{i}"), val_fs.emb, fs.models, val_fs.served)
+        tried.append({"opts": opts, **gate.prediction_metrics(p, val_fs.score)})
+    best = min(tried, key=lambda t: t["brier"])
+    return best["opts"], tried
+
+
+def run(opts: Options, log=print) -> dict[str, Any]:
+    from gateway.policy.loader import load_config, resolve_path
+    from routers.base import load_router
+
+    cfg = load_config(opts.config)
+    if opts.policy not in cfg.policies:
+        raise ValueError(f"unknown policy {opts.policy!r} in {opts.config}")
+    pol = cfg.policies[opts.policy]
+    if pol.router is None:
+        raise ValueError(f"policy {opts.policy!r} has no router to retrain")
+    current_path = resolve_path(opts.config.parent, pol.router.path)
+    current = load_router(current_path)
+    family = opts.family or current.meta["kind"]
+    model_map = {c: pol.router.model_map.get(c, c) for c in pol.candidates}
+    rows, data_info = load_labelled(opts, cfg)
+    fs = dataset.build(rows, list(current.models), model_map)
+    version = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+    out_dir = (opts.out or Path("var/routers")) / opts.policy / version
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {
+        "policy": opts.policy,
+        "policy_file": str(opts.config),
+        "family": family,
+        "current": str(current_path),
+        "candidate": str(opts.candidate or out_dir),
+        "created": time.time(),
+        "data": {**data_info, "labelled_requests": len(rows), "usable": len(fs), "skipped": fs.skipped},
+        "margin": opts.margin,
+        "metric": opts.metric,
+    }
+    if len(fs) < opts.min_rows:
+        return _finish(report, out_dir, False, f"only {len(fs)} labelled requests (need {opts.min_rows})", opts, log)
+    tr, te = dataset.time_split(fs, opts.holdout)
+    train_fs, test_fs = fs.take(tr), fs.take(te)
+    report["data"].update({
+        "train_rows": len(train_fs), "holdout_rows": len(test_fs),
+        "train_time": [float(train_fs.ts.min()), float(train_fs.ts.max())],
+        "holdout_time": [float(test_fs.ts.min()), float(test_fs.ts.max())],
+        "served_train": train_fs.served_counts(), "served_holdout": test_fs.served_counts(),
+        "mean_feedback_train": float(train_fs.score.mean()),
+    })
+    if opts.candidate is None:
+        import shutil
+        import tempfile
+
+        log(f"retraining {family} on {len(train_fs)} labelled requests ({report['data']['served_train']})")
+        work = Path(tempfile.mkdtemp(prefix="retrain-"))
+        try:
+            chosen, tried = select_opts(family, train_fs, current, work, opts.seed, _family_opts(family, current.meta))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        report["selection"] = {"chosen": chosen, "tried": tried}
+        _fit(family, train_fs, current, out_dir, opts.seed, chosen)
+        candidate_path = out_dir
+    else:
+        candidate_path = opts.candidate
+    candidate = load_router(candidate_path)
+    m_cur = gate.prediction_metrics(gate.served_predictions(current, test_fs.emb, fs.models, test_fs.served), test_fs.score)
+    m_new = gate.prediction_metrics(gate.served_predictions(candidate, test_fs.emb, fs.models, test_fs.served), test_fs.score)
+    report["metrics"] = {"current": m_cur, "candidate": m_new}
+    ok, why = gate.decide(m_cur, m_new, opts.margin, opts.metric)
+    if ok and opts.publish:
+        rel = publish.relative_to_policy(opts.config, Path(candidate_path))
+        old = publish.set_router_path(opts.config, opts.policy, rel)
+        report["published"] = {"router_path": rel, "previous": old}
+        if opts.reload_url:
+            report["published"]["reload"] = publish.trigger_reload(opts.reload_url, opts.admin_key)
+    elif ok:
+        why += "; --no-publish"
+    return _finish(report, out_dir, ok and opts.publish, why, opts, log)
+
+
+def _finish(report: dict, out_dir: Path, published: bool, why: str, opts: Options, log) -> dict:
+    report["decision"] = "published" if published else "refused"
+    report["reason"] = why
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+    report["report_file"] = str(out_dir / "report.json")
+    log(f"{report['decision']}: {why} (report: {out_dir / 'report.json'})")
+    return report
