@@ -103,3 +103,7 @@ _register_keys(app)
 from gateway.policy.cli import register as _register_routes  # noqa: E402  (switchyard routes fit)
 
 _register_routes(app)
+
+from gateway.learning.cli import register as _register_learning  # noqa: E402  (switchyard retrain, outcomes pull)
+
+_register_learning(app)
