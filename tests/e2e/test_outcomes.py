@@ -198,3 +198,14 @@ def test_redis_store_feeds_trainer_through_consumer_group(gateway, fake_upstream
     assert got == {"outcomes": 10, "feedback": 2}
     assert ids_in(tmp_path / "trainer.sqlite") == set(ids)
     assert [(l.outcome.request_id, l.score) for l in sink.labelled("chat")] == [(ids[0], 1.0)]
+    # the CLI: another group (another trainer) gets everything once, then nothing
+    import json
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "gateway", "outcomes", "pull", "--redis", redis_server, "--db", str(tmp_path / "cli.sqlite"), "--group", "audit"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"outcomes": 10, "feedback": 2}
+    assert json.loads(subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout) == {"outcomes": 0, "feedback": 0}
+    assert ids_in(tmp_path / "cli.sqlite") == set(ids)

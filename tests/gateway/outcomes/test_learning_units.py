@@ -1,0 +1,101 @@
+"""The learning pieces on their own: publish (policy-file rewrite), gate metrics and decision,
+--since parsing, the bandit's estimate and exploration, the training table from records."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from gateway.learning import bandit, dataset, gate, publish
+from gateway.learning.retrain import parse_since
+from gateway.outcomes.record import Labelled, Outcome
+from routers.decision import Objective
+
+POLICY = """\
+# top comment
+server:
+  outcomes_path: var/o.sqlite   # keep me
+policies:
+  other:
+    candidates: [a, b]
+    router: {path: ../keep/this}
+  chat:
+    candidates: [a, b]
+    router:
+      path: routers/artifacts/old   # the router in force
+      model_map: {a: A}
+"""
+
+
+def test_set_router_path_rewrites_only_that_scalar(tmp_path):
+    f = tmp_path / "policy.yaml"
+    f.write_text(POLICY)
+    old = publish.set_router_path(f, "chat", "var/routers/chat/v2")
+    text = f.read_text()
+    assert old == "routers/artifacts/old"
+    assert text == POLICY.replace("routers/artifacts/old", '"var/routers/chat/v2"')
+    cfg = yaml.safe_load(text)
+    assert cfg["policies"]["chat"]["router"]["path"] == "var/routers/chat/v2"
+    assert cfg["policies"]["other"]["router"]["path"] == "../keep/this"
+    with pytest.raises(ValueError, match="no policies.nope.router.path"):
+        publish.set_router_path(f, "nope", "x")
+    assert publish.relative_to_policy(f, tmp_path / "var" / "routers" / "x") == "var/routers/x"
+
+
+def test_gate_metrics_and_decision():
+    y = np.array([1, 1, 0, 0, 1.0])
+    good = gate.prediction_metrics(np.array([0.9, 0.8, 0.2, 0.1, 0.7]), y)
+    bad = gate.prediction_metrics(np.array([0.2, 0.3, 0.8, 0.9, 0.4]), y)
+    assert good["auc"] == 1.0 and bad["auc"] == 0.0 and good["brier"] < bad["brier"]
+    assert gate.decide(bad, good, 0.01)[0] is True
+    ok, why = gate.decide(good, bad, 0.01)
+    assert ok is False and "< margin 0.01" in why
+    assert gate.decide(good, {**good, "brier": good["brier"] - 0.005}, 0.01)[0] is False  # better, not by the margin
+    assert gate.auc(np.array([0.5, 0.5]), np.array([1.0, 0.0])) == 0.5
+
+
+@pytest.mark.parametrize("s,sec", [("7d", 7 * 86400), ("12h", 43200), ("30m", 1800), ("90", 90), ("2w", 14 * 86400), (None, None)])
+def test_parse_since(s, sec):
+    assert parse_since(s) == sec
+
+
+def test_parse_since_rejects_garbage():
+    with pytest.raises(ValueError):
+        parse_since("yesterday")
+
+
+def test_estimate_corrects_router_bias_and_shrinks():
+    arm = bandit.Arm(n=10, q=2.0, p=8.0)  # feedback 0.2 where the router said 0.8
+    assert bandit.estimate(0.8, arm, k=10) == pytest.approx(0.8 - 0.5 * 0.6)
+    assert bandit.estimate(0.7, None, k=10) == 0.7
+    assert bandit.parse_stats({"3|m|n": "2", "3|m|q": "1.5", "junk": "1"}) == {(3, "m"): bandit.Arm(n=2, q=1.5)}
+
+
+def test_pick_exploration_only_when_allowed():
+    rng = np.random.default_rng(0)
+    kw = dict(priors={"a": 0.9, "b": 0.5}, arms={}, cluster=0, costs={"a": 1.0, "b": 1.0}, objective=Objective("cost_weight", 0.0), k=10, rng=rng)
+    never = [bandit.pick(["a", "b"], mode="epsilon_greedy", explore=1.0, may_explore=False, **kw) for _ in range(50)]
+    assert all(p.ranking[0] == "a" and not p.explored for p in never)
+    some = [bandit.pick(["a", "b"], mode="epsilon_greedy", explore=0.5, may_explore=True, **kw) for _ in range(200)]
+    share = sum(p.explored for p in some) / len(some)
+    assert 0.35 < share < 0.65 and all((p.ranking[0] == "b") == p.explored for p in some)
+    assert bandit.assign(np.array([[1, 0], [0, 1]], np.float32), np.array([0.1, 0.9])) == 1
+    assert bandit.assign(None, np.array([0.1, 0.9])) == 0
+
+
+def test_feedback_set_from_records():
+    def rec(i, served, emb=True):
+        e = np.full(4, i + 1, np.float16).tobytes() if emb else None
+        return Labelled(outcome=Outcome(request_id=f"r{i}", ts=100 - i, policy="p", served=served, embedding=e, cost_usd=0.1), score=i % 2)
+
+    rows = [rec(0, "cheap"), rec(1, "strong"), rec(2, "local"), rec(3, "cheap", emb=False), rec(4, "strong")]
+    fs = dataset.build(rows, ["C", "S"], {"cheap": "C", "strong": "S", "local": "local"})
+    assert fs.ids == ["r0", "r1", "r4"] and fs.skipped == {"no_embedding": 1, "model_not_in_router": 1}
+    assert np.allclose(np.linalg.norm(fs.emb, axis=1), 1.0)
+    tr, te = dataset.time_split(fs, 0.34)
+    assert [fs.ids[i] for i in te] == ["r0"]  # newest (largest ts) held back
+    filled = dataset.fill_unobserved(fs, np.full((3, 2), 0.5))
+    assert filled.tolist() == [[0.0, 0.5], [0.5, 1.0], [0.5, 0.0]]
+    table = dataset.to_table(fs, filled, "t")
+    assert table.fmt == "outcomes" and table.embeddings.shape == (3, 4) and np.isnan(table.cost[0, 1])
