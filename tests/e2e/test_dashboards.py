@@ -136,6 +136,10 @@ def drive(http: httpx.Client, gw, flaky, round_: int, policies: dict) -> int:
         assert _chat(http, gw, "router-semantic", "What is the capital city of Italy?").status_code == 200
         assert _chat(http, gw, "router-semantic", f"what's the capital of Italy ({round_})").status_code == 200
         n += 2
+    if "learned" in policies:  # the learned router decides (reason "router")
+        for q in ("Prove that there are infinitely many primes.", "hi", "Explain the Krebs cycle step by step.", "What is 2+2?"):
+            assert _chat(http, gw, "router-learned", f"{q} ({round_})").status_code == 200
+            n += 1
     if "cascade" in policies:  # threshold 1.0: the cheap answer is always escalated
         assert _chat(http, gw, "router-cascade", f"cascade {round_}").status_code == 200
         n += 1
@@ -172,6 +176,14 @@ def test_every_panel_query_returns_data(gateway, fake_upstream, tmp_path):
         cfg["policies"]["semantic"] = {"candidates": ["cheap", "strong"], "cache": {"ttl": 120, "semantic": True, "similarity": 0.75}}
     else:
         skip |= NEEDS_ENCODER
+    mf = ROOT / "routers" / "artifacts" / "mf-mmlu"
+    if encoder_available() and (mf / "router.json").exists():  # the shipped learned router
+        cfg["policies"]["learned"] = {
+            "candidates": ["cheap", "strong"],
+            "router": {"path": str(mf), "model_map": {"cheap": "mistralai/Mixtral-8x7B-Instruct-v0.1", "strong": "gpt-4-1106-preview"}, "strong": "strong", "weak": "cheap"},
+            "objective": {"threshold": 0.5},
+            "reference_model": "strong",
+        }
     checker = answer_checker() if encoder_available() else None
     if checker:
         cfg["policies"]["cascade"] = {"candidates": ["cheap", "strong"], "cascade": {"checker": str(checker), "threshold": 1.0}}
