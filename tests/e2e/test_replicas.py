@@ -1,6 +1,6 @@
 """Two gateway replicas on different ports share one real redis-server (``server.redis_url``).
 
-- a per-key rate limit of N requests per minute holds across both replicas combined;
+- a per-key rate limit of N requests per minute, and a USD budget, hold across both replicas combined;
 - outcomes from both land in the one Redis stream, each request exactly once;
 - the response cache and circuit-breaker openings are shared.
 """
@@ -131,3 +131,18 @@ def test_circuit_opened_by_one_replica_is_open_on_the_other(replicas):
     resp = _chat(two, key, "while open", model="flaky")
     assert resp.status_code == 503
     assert flaky.stats()["requests"] == before, "an open circuit sends nothing upstream"
+
+
+def test_usd_budget_holds_across_both_replicas(replicas):
+    one, two, _, _ = replicas
+    # every request below costs the same: "Echo: same words here" = 3 prompt + 5 completion tokens on 'a'
+    probe = _key(one, name="probe")
+    r = _chat(one, probe, "same words here")
+    usage = r.json()["usage"]
+    cost = (usage["prompt_tokens"] * 0.15 + usage["completion_tokens"] * 0.6) / 1e6
+    key = _key(one, name="budget", budget_usd=2.5 * cost, budget_period="total")
+    codes = []
+    for i in range(6):
+        codes.append(_chat((one, two)[i % 2], key, "same words here").status_code)
+        time.sleep(0.3)  # the charge is added just after the response, off the request path
+    assert codes == [200, 200, 200, 402, 402, 402], codes  # 402: budget exhausted
