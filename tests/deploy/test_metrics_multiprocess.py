@@ -50,3 +50,25 @@ def test_two_workers_share_one_metrics_view(gateway, fake_upstream):
     assert seen == {float(n)}, f"every scrape must report all {n} requests, got {seen}"
     pids = {f.stem.rsplit("_", 1)[-1] for f in promdir.glob("counter_*.db")}
     assert len(pids) >= 2, f"both workers should write metric files, got {sorted(pids)}"
+
+
+def test_operator_set_multiproc_dir_is_emptied_at_start(gateway, fake_upstream, tmp_path):
+    """Stale files from an earlier run in an operator-chosen folder must not be summed in."""
+    import subprocess
+    import sys
+
+    promdir = tmp_path / "prom"
+    promdir.mkdir()
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(promdir)}
+    # an "earlier run" that served 1000 requests
+    subprocess.run(
+        [sys.executable, "-c", "from gateway import metrics; metrics.REQUESTS.labels('p', 'a', '2xx', 'static').inc(1000)"],
+        env={**__import__("os").environ, **env}, check=True,
+    )
+    assert list(promdir.glob("counter_*.db"))
+    fake = fake_upstream("m-v1")
+    cfg = {"upstreams": {"a": upstream_entry(fake), "b": upstream_entry(fake)}, "policies": {"p": {"candidates": ["a", "b"]}}}
+    gw = gateway(cfg, env=env)
+    r = httpx.post(f"{gw.base_url}/chat/completions", json={"model": "router-p", "messages": [{"role": "user", "content": "hi"}]}, timeout=10)
+    assert r.status_code == 200
+    assert _requests_total(httpx.get(f"{gw.url}/metrics").text) == 1.0
