@@ -1,7 +1,8 @@
 """Micro-batching async embedder for the gateway.
 
-``await embedder.embed_one(text)`` from many concurrent requests: the first waiting text
-opens a batch; it is flushed after ``max_wait_ms`` or as soon as ``max_batch`` texts wait,
+``await embedder.embed_one(text)`` from many concurrent requests: a text arriving while no
+batch is running goes at once (a lone request never waits); texts arriving while one runs
+form the next batch, flushed when it finishes, after ``max_wait_ms``, or at ``max_batch``,
 and embedded with ONE ``Encoder.embed`` call in a dedicated thread pool (never on the event
 loop). Results are cached in an LRU keyed by the sha256 of the text; identical texts in
 flight share one slot.
@@ -51,7 +52,8 @@ class AsyncEmbedder:
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._pending: dict[bytes, asyncio.Future] = {}
         self._queue: list[tuple[bytes, str]] = []
-        self._flush_handle: asyncio.TimerHandle | None = None
+        self._flush_handle: asyncio.Handle | None = None
+        self._inflight = 0  # batches handed to the executor and not finished
         self.hits = 0
         self.misses = 0
         self.batches = 0
@@ -99,8 +101,8 @@ class AsyncEmbedder:
         self._queue.append((key, text))
         if len(self._queue) >= self.max_batch:
             self._flush()
-        elif self._flush_handle is None:
-            self._flush_handle = loop.call_later(self.max_wait, self._flush)
+        elif self._flush_handle is None:  # idle: go on the next loop turn (texts of this turn join)
+            self._flush_handle = loop.call_later(self.max_wait, self._flush) if self._inflight else loop.call_soon(self._flush)
         return await asyncio.shield(fut)
 
     async def embed_many(self, texts: list[str]) -> np.ndarray:
@@ -119,7 +121,8 @@ class AsyncEmbedder:
         if not self._queue:
             return
         batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
-        asyncio.get_running_loop().create_task(self._run(batch))
+        self._inflight += 1
+        asyncio.get_running_loop().create_task(self._run_counted(batch))
         if self._queue:  # more than one batch waiting
             self._flush_handle = asyncio.get_running_loop().call_later(0, self._flush)
 
@@ -127,6 +130,14 @@ class AsyncEmbedder:
         t0 = time.perf_counter()
         vecs = self.encoder.embed(texts)
         return vecs, time.perf_counter() - t0
+
+    async def _run_counted(self, batch: list[tuple[bytes, str]]) -> None:
+        try:
+            await self._run(batch)
+        finally:
+            self._inflight -= 1
+            if self._queue and not self._inflight:  # what queued up meanwhile goes now
+                self._flush()
 
     async def _run(self, batch: list[tuple[bytes, str]]) -> None:
         loop = asyncio.get_running_loop()

@@ -21,6 +21,7 @@ def make_session(path: str | Path, threads: int = 1) -> ort.InferenceSession:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # see routers.encoder
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
