@@ -344,6 +344,13 @@ def run_scenario(base: str, config: Path, workdir: Path, d: Data, start_dir: Pat
             time.sleep(0.5)
     out["hot_swap_load"] = {"ok": bg.ok, "failed": bg.failed, "distinct_score_headers": len(bg.models)}
     log(f"retrain: exit {rr.returncode} {rep.get('reason')}; load during swap ok={bg.ok} failed={bg.failed}")
+    if rr.returncode == 0:  # RouterBench AIQ of both routers on the eval prompts (the routers' own metric)
+        from routers.evaluate import aiq
+
+        new_dir = Path(out["retrain"]["report_file"]).parent
+        singles = d.cost[ev].mean(0)
+        lo, hi = float(singles.min()), float(singles.max())
+        out["aiq"] = {"start": aiq(start_front, lo, hi), "retrained": aiq(frontier(new_dir, d, ev, emb_ev), lo, hi)}
     c = asyncio.run(replay(base, "replay", d, ev, feedback=False))
     qc, cc = c.quality_cost(d)
     out["retrained"] = {"quality": qc, "cost_usd": cc, "share": c.share(), "failed": c.failed,

@@ -58,6 +58,7 @@ def test_replay_retrain_publish_gate_hot_swap_and_online(gateway, fake_upstream,
     assert after["failed"] == 0
     assert after["quality"] >= after["start_frontier_quality_at_same_cost"] + 0.02, after
     assert after["quality"] > res["start"]["quality"] + 0.05
+    assert res["aiq"]["retrained"] > res["aiq"]["start"]  # RouterBench AIQ on the eval prompts
     # the online policy, separately: same traffic, learns from feedback alone, exploration bounded
     on = res["online"]
     assert on["failed"] == 0 and on["explored_share"] <= 0.05 + 1e-9 and on["feedback"] == len(live)

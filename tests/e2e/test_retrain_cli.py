@@ -1,0 +1,62 @@
+"""``switchyard retrain`` as a process on a store filled with real RouterBench prompts: an
+LLM-judge file as the only labels, --no-publish, the minimum-rows refusal, unknown policy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from bench import replay as R
+from gateway.outcomes.record import Outcome
+from gateway.outcomes.sqlite import SQLiteStore
+from tests.conftest import DATA, ROOT
+
+pytestmark = pytest.mark.skipif(not (DATA / "routerbench").exists(), reason="shared RouterBench data not present")
+
+
+def retrain(config, *args):
+    return subprocess.run([sys.executable, "-m", "gateway", "retrain", "--config", str(config), *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_retrain_with_judge_file_no_publish_and_refusals(tmp_path):
+    d = R.load_data()
+    start, live, _ = R.split(d, n_start=300, n_live=200, n_eval=10, seed=3)
+    start_dir = R.train_start_router(d, start, tmp_path / "start")
+    db = tmp_path / "o.sqlite"
+    fakes = {n: "http://127.0.0.1:9/v1" for n in R.MODELS}
+    config = tmp_path / "policy.yaml"
+    config.write_text(yaml.safe_dump(R.policy_config(fakes, start_dir, db), sort_keys=False))
+    before = config.read_text()
+    emb = R.embeddings(live, d)
+    now = time.time()
+    store = SQLiteStore(db)
+    store.write_batch([Outcome(request_id=f"req_{k}", ts=now - 1000 + k, policy="replay", served="claude-instant",
+                               chosen="claude-instant", embedding=emb[k].astype(np.float16).tobytes(), cost_usd=0.001)
+                       for k in range(len(live))])
+    store.close()
+    judge = tmp_path / "judge.jsonl"
+    judge.write_text("".join(json.dumps({"request_id": f"req_{k}", "score": float(d.quality[i, 1])}) + "\n" for k, i in enumerate(live)))
+
+    r = retrain(config, "--policy", "replay", "--judge", str(judge), "--no-publish", "--out", str(tmp_path / "routers"), "--margin", "0")
+    assert r.returncode == 3, r.stderr
+    out = json.loads(r.stdout)
+    assert out["decision"] == "refused" and out["reason"].endswith("--no-publish")
+    report = json.loads(open(out["report_file"]).read())
+    assert report["data"]["judge"] == {"file": str(judge), "items": len(live)}
+    assert report["data"]["usable"] == len(live) and report["data"]["holdout_rows"] == 40
+    assert report["selection"]["chosen"]["k"] == 8 and len(report["selection"]["tried"]) == 5
+    assert (tmp_path / "routers" / "replay").exists() and config.read_text() == before
+    assert SQLiteStore(db).feedback("req_0")[0].source == "judge"
+
+    few = retrain(config, "--policy", "replay", "--min-rows", "100000", "--out", str(tmp_path / "routers"))
+    assert few.returncode == 3 and "only 200 labelled requests" in json.loads(few.stdout)["reason"]
+    assert retrain(config, "--policy", "nope").returncode == 2
+    old = retrain(config, "--policy", "replay", "--since", "1m", "--out", str(tmp_path / "routers"))
+    assert old.returncode == 3 and "only 0 labelled requests" in json.loads(old.stdout)["reason"]
