@@ -226,6 +226,20 @@ def test_every_panel_query_returns_data(gateway, fake_upstream, tmp_path):
         assert float(prom.query("sum(switchyard_requests_total)")[0]["value"][1]) == total
         assert float(prom.query('sum(switchyard_cache_requests_total{cache="response",result="hit"})')[0]["value"][1]) >= 2 + 3 * (rounds - 1)
         assert float(prom.query("sum(switchyard_cost_saved_usd_total)")[0]["value"][1]) > 0
+        # each path the issue names really increments its metric (not just a primed zero)
+        must_move = [
+            "switchyard_request_duration_seconds_count", "switchyard_time_to_first_token_seconds_count",
+            "switchyard_routing_decision_seconds_count", "switchyard_upstream_duration_seconds_count",
+            "switchyard_upstream_errors_total", "switchyard_retries_total", "switchyard_fallbacks_total",
+            "switchyard_tokens_total", "switchyard_cost_usd_total", "switchyard_outcomes_written_total",
+            "switchyard_feedback_total", 'switchyard_config_reloads_total{result="success"}',
+            'switchyard_requests_total{status="4xx"}',
+        ]
+        if encoder_available():
+            must_move += ["switchyard_embedding_batch_size_count", "switchyard_embedding_seconds_count", "switchyard_cache_similarity_count"]
+        for m in must_move:
+            got = prom.query(f"sum({m})")
+            assert got and float(got[0]["value"][1]) > 0, m
         if out:
             spec = importlib.util.spec_from_file_location("render_png", ROOT / "deploy" / "grafana" / "render_png.py")
             mod = importlib.util.module_from_spec(spec)
