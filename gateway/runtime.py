@@ -39,6 +39,7 @@ class PolicyRuntime:
     strong: str | None = None
     weak: str | None = None
     objective: DecisionObjective = DecisionObjective("threshold", 0.5)
+    checker: Any = None  # routers.cascade.AnswerChecker for a runtime cascade
     semantic: Any = None  # gateway.policy.semantic.SemanticIndex
 
 
@@ -107,6 +108,13 @@ def build_policies(cfg: Config, base: Path, router_cache: dict[str, Any] | None 
         else:
             kind = "threshold" if obj.kind == "target_strong_share" else obj.kind
             pr.objective = DecisionObjective(kind, obj.value)  # type: ignore[arg-type]
+        if pol.cascade:
+            from routers.cascade import AnswerChecker
+
+            cpath = resolve_path(base, pol.cascade.checker)
+            key = "checker:" + str(cpath.resolve())
+            pr.checker = router_cache.get(key) or AnswerChecker.load(cpath)
+            router_cache[key] = pr.checker
         out[name] = pr
     return out
 
@@ -127,4 +135,7 @@ def build_clients(
 
 
 def needs_encoder(cfg: Config) -> bool:
-    return any(p.router is not None or p.semantic_routes or (p.cache and p.cache.semantic) for p in cfg.policies.values())
+    return any(
+        p.router is not None or p.semantic_routes or p.cascade is not None or (p.cache and p.cache.semantic)
+        for p in cfg.policies.values()
+    )

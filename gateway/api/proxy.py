@@ -14,7 +14,7 @@ from fastapi import Request
 from fastapi.responses import ORJSONResponse, Response, StreamingResponse
 
 from gateway import cache as response_cache
-from gateway import metrics
+from gateway import cascade, metrics
 from gateway.api.body import read_json, validate
 from gateway.errors import APIError
 from gateway.limits import guard
@@ -128,6 +128,9 @@ async def handle(request: Request, kind: str) -> Response:
         _finish(app, rt, outcome, decision, None)
         usage_opt = getattr(req, "stream_options", None)
         return cached.response(decision_headers(request_id, decision, cached.model), stream, bool(usage_opt and usage_opt.include_usage))
+    pr = rt.policies[decision.policy] if decision.policy else None
+    if pr is not None and pr.checker is not None:  # FrugalGPT runtime cascade
+        return await _cascade(app, rt, pr, decision, outcome, data, text, kind, req, started)
     try:
         opened = await open_stream(clients, PATHS[kind], lambda c: reasoning.apply(upstream_body(data, c, stream), c, decision.reasoning_effort), stream, on_fallback)
     except APIError as exc:
@@ -178,6 +181,42 @@ async def handle(request: Request, kind: str) -> Response:
     return ClosingStreamingResponse(body(), media_type="text/event-stream", headers={**hdrs, "cache-control": "no-cache"})
 
 
+async def _cascade(app, rt: Runtime, pr, d: Decision, outcome: Outcome, data: dict, text: str, kind: str, req: Any, started: float) -> Response:
+    """Answer with the cheapest model, escalate while the answer checker doubts it."""
+    try:
+        res = await cascade.run(rt, pr, d, PATHS[kind], data, text)
+    except APIError as exc:
+        outcome.status, outcome.error_type = exc.status, exc.code
+        outcome.latency_s = time.perf_counter() - started
+        _finish(app, rt, outcome, d, None)
+        exc.headers.update({"x-switchyard-request-id": outcome.request_id, "x-switchyard-policy": d.policy or ""})
+        raise
+    outcome.served = res.served
+    outcome.reason = "cascade"
+    outcome.detail = res.header()
+    outcome.escalations = res.escalations
+    outcome.attempts = [s.__dict__ for s in res.stages]
+    outcome.latency_s = outcome.ttft_s = time.perf_counter() - started
+    choices = res.payload.get("choices") or [{}]
+    outcome.finish_reason = choices[0].get("finish_reason")
+    _usage(outcome, res.payload.get("usage"))
+    # Every stage was paid for: the cost counts them all, the reference is the final usage.
+    _finish(app, rt, outcome, d, res.payload.get("usage"), extra_usage=[(m, u) for m, u in res.usage_total()[:-1]])
+    hdrs = decision_headers(outcome.request_id, d, res.served)
+    hdrs["x-switchyard-reason"] = "cascade"
+    hdrs["x-switchyard-cascade"] = res.header()
+    if req.stream:
+        wants_usage = bool(req.stream_options and req.stream_options.include_usage)
+        chunks = cascade.as_sse(res.payload, wants_usage)
+
+        async def body():
+            for c in chunks:
+                yield c
+
+        return StreamingResponse(body(), media_type="text/event-stream", headers={**hdrs, "cache-control": "no-cache"})
+    return Response(orjson.dumps(res.payload), media_type="application/json", headers=hdrs)
+
+
 async def _plain(app, rt: Runtime, opened: Opened, outcome: Outcome, d: Decision, hdrs: dict, started: float) -> Response:
     try:
         raw = await opened.response.aread()
@@ -203,7 +242,7 @@ async def _plain(app, rt: Runtime, opened: Opened, outcome: Outcome, d: Decision
     outcome.latency_s = time.perf_counter() - started
     outcome.ttft_s = outcome.latency_s
     _finish(app, rt, outcome, d, payload.get("usage") if isinstance(payload, dict) else None)
-    return ORJSONResponse(payload, headers=hdrs)
+    return Response(orjson.dumps(payload), media_type="application/json", headers=hdrs)  # ORJSONResponse warns (deprecated) per call
 
 
 def _usage(outcome: Outcome, usage: dict | None) -> None:
@@ -212,19 +251,34 @@ def _usage(outcome: Outcome, usage: dict | None) -> None:
         outcome.completion_tokens = usage.get("completion_tokens")
 
 
-def _finish(app, rt: Runtime, outcome: Outcome, d: Decision, usage: dict | None) -> None:
-    """Account for a finished request: metrics and the outcome record (off the hot path)."""
+def _finish(
+    app, rt: Runtime, outcome: Outcome, d: Decision, usage: dict | None, extra_usage: list[tuple[str, dict]] | None = None
+) -> None:
+    """Account for a finished request: metrics and the outcome record (off the hot path).
+
+    ``extra_usage`` lists earlier paid calls for the same request (cascade stages): their tokens
+    and cost are added to the served call's.
+    """
     served = outcome.served or ""
     policy = outcome.policy or ""
+    for model, u in extra_usage or []:
+        c = usage_cost(rt, model, u)
+        outcome.extra_cost_usd = (outcome.extra_cost_usd or 0.0) + (c or 0.0)
+        metrics.TOKENS.labels(model, "prompt").inc(u.get("prompt_tokens", 0) or 0)
+        metrics.TOKENS.labels(model, "completion").inc(u.get("completion_tokens", 0) or 0)
+        if c:
+            metrics.COST.labels(policy, model).inc(c)
     if outcome.served and usage:
         outcome.cost_usd = usage_cost(rt, served, usage)
+        if outcome.cost_usd is not None and outcome.extra_cost_usd:
+            outcome.cost_usd += outcome.extra_cost_usd
         ref = reference_model(rt, d)
         if ref:
             outcome.reference_cost_usd = usage_cost(rt, ref, usage)
         metrics.TOKENS.labels(served, "prompt").inc(usage.get("prompt_tokens", 0) or 0)
         metrics.TOKENS.labels(served, "completion").inc(usage.get("completion_tokens", 0) or 0)
         if outcome.cost_usd is not None:
-            metrics.COST.labels(policy, served).inc(outcome.cost_usd)
+            metrics.COST.labels(policy, served).inc(outcome.cost_usd - (outcome.extra_cost_usd or 0.0))
         if outcome.reference_cost_usd is not None and outcome.cost_usd is not None:
             metrics.COST_SAVED.labels(policy).inc(max(0.0, outcome.reference_cost_usd - outcome.cost_usd))
     status = "error" if outcome.error_type and outcome.status == 200 else f"{outcome.status // 100}xx"

@@ -129,25 +129,6 @@ class Objective(_Strict):
         return float(getattr(self, self.kind))
 
 
-class ResponseCache(_Strict):
-    """Opt-in response cache (gateway.cache): exact match, plus semantic match when ``semantic``."""
-
-    ttl: float = Field(300.0, gt=0, description="Seconds a cached response stays valid.")
-    semantic: bool = Field(False, description="Also serve a cached answer to a prompt whose embedding is close enough.")
-    similarity: float = Field(0.95, gt=0, le=1, description="Least cosine similarity for a semantic hit.")
-    max_entries: int = Field(256, ge=1, le=4096, description="Semantic index size per policy and parameter set.")
-
-
-class Online(_Strict):
-    """Opt-in online learning: a bandit over (cluster x model) fed by /v1/feedback (gateway.learning.online)."""
-
-    mode: Literal["epsilon_greedy", "thompson"] = "thompson"
-    explore: float = Field(0.05, ge=0, le=0.5, description="Most share of this policy's traffic that may explore.")
-    cost_weight: float | None = Field(None, ge=0, description="Choose by quality - cost_weight*cost/max_cost (else the policy objective).")
-    prior_strength: float = Field(20.0, gt=0, description="Pseudo-observations given to the router's prediction.")
-    clusters: str | None = Field(None, description="Centroids: a cluster router folder or a .npy file, relative to the policy file.")
-
-
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high"]
 
 
@@ -240,6 +221,33 @@ class Sticky(_Strict):
     )
 
 
+class Online(_Strict):
+    """Opt-in online learning: a bandit over (cluster x model) fed by /v1/feedback (gateway.learning.online)."""
+
+    mode: Literal["epsilon_greedy", "thompson"] = "thompson"
+    explore: float = Field(0.05, ge=0, le=0.5, description="Most share of this policy's traffic that may explore.")
+    cost_weight: float | None = Field(None, ge=0, description="Choose by quality - cost_weight*cost/max_cost (else the policy objective).")
+    prior_strength: float = Field(20.0, gt=0, description="Pseudo-observations given to the router's prediction.")
+    clusters: str | None = Field(None, description="Centroids: a cluster router folder or a .npy file, relative to the policy file.")
+
+
+class ResponseCache(_Strict):
+    """Opt-in response cache (gateway.cache): exact match, plus semantic match when ``semantic``."""
+
+    ttl: float = Field(300.0, gt=0, description="Seconds a cached response stays valid.")
+    semantic: bool = Field(False, description="Also serve a cached answer to a prompt whose embedding is close enough.")
+    similarity: float = Field(0.95, gt=0, le=1, description="Least cosine similarity for a semantic hit.")
+    max_entries: int = Field(256, ge=1, le=4096, description="Semantic index size per policy and parameter set.")
+
+
+class Cascade(_Strict):
+    """FrugalGPT runtime cascade: call the cheapest candidate, check its answer, escalate if weak."""
+
+    checker: str = Field(description="Answer-check artifact folder (kind 'answer-check').")
+    threshold: float | None = Field(None, ge=0, le=1, description="Escalate when P(answer correct) is below this (default: the checker's).")
+    order: list[str] | None = Field(None, description="Candidates from first tried to last (default: by expected cost, cheapest first).")
+
+
 class Policy(_Strict):
     description: str | None = None
     aliases: list[str] = Field(default_factory=list)
@@ -256,13 +264,14 @@ class Policy(_Strict):
     threshold_range: tuple[float, float] = (0.0, 1.0)
     cost_weight_range: tuple[float, float] = (0.0, 100.0)
     store_prompts: bool = False
-    max_prompt_tokens: int | None = Field(None, ge=1, description="Refuse prompts longer than this (400).")
     online: Online | None = Field(None, description="Learn online from feedback (bandit); off by default.")
-    cache: ResponseCache | None = Field(None, description="Response cache (exact, optionally semantic); off when omitted.")
     rules: list[Rule] = Field(default_factory=list, description="Evaluated in order before semantic routes and the router; first match wins.")
     semantic_routes: list[SemanticRoute] = Field(default_factory=list, description="Best-matching route above its threshold wins.")
     reasoning: list[ReasoningRule] = Field(default_factory=list, description="First rule that holds sets reasoning_effort.")
     sticky: Sticky | None = Field(None, description="Session stickiness; off when omitted.")
+    max_prompt_tokens: int | None = Field(None, ge=1, description="Refuse prompts longer than this (400).")
+    cache: ResponseCache | None = Field(None, description="Response cache (exact, optionally semantic); off when omitted.")
+    cascade: Cascade | None = Field(None, description="Runtime answer-check-then-escalate cascade; off when omitted.")
 
     @field_validator("candidates")
     @classmethod
