@@ -10,12 +10,18 @@ disconnects mid-stream is handled by Starlette: the stream is cancelled at once,
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
 from starlette.responses import StreamingResponse
 
 from gateway.errors import APIError
 from gateway.upstream.sse import error_event
+
+if sys.version_info >= (3, 11):
+    from asyncio import timeout
+else:  # pragma: no cover - aiohttp brings async-timeout below 3.11
+    from async_timeout import timeout
 
 
 class DeadlineMiddleware:
@@ -40,18 +46,18 @@ class DeadlineMiddleware:
             await send(msg)
 
         try:
-            async with asyncio.timeout(seconds):
+            async with timeout(seconds):
                 await self.app(scope, receive, tracked)
-        except TimeoutError:
+        except asyncio.TimeoutError:
             msg = f"The request took longer than the gateway's request timeout of {seconds:g}s."
             if not started["start"]:
                 err = APIError(504, msg, code="request_timeout")
                 return await err.response()(scope, receive, send)
             if started["sse"] and not started["done"]:
                 try:  # the client may be the reason we are here: don't wait on it for long
-                    async with asyncio.timeout(1.0):
+                    async with timeout(1.0):
                         await send({"type": "http.response.body", "body": error_event(msg, code="request_timeout"), "more_body": False})
-                except (TimeoutError, OSError):
+                except (asyncio.TimeoutError, OSError):
                     pass
 
 
