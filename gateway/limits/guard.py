@@ -47,7 +47,9 @@ class Guard:
     async def lookup(self, token: str) -> KeyRecord | None:
         if not token:
             return None
-        rec = await asyncio.to_thread(self.keys.lookup, token)
+        hit, rec = self.keys.cached(token)
+        if not hit:  # SQLite in a worker thread, not on the event loop
+            rec = await asyncio.to_thread(self.keys.lookup, token)
         if rec is None and mirror.enabled(self.shared):  # created on another replica
             rec = await mirror.get(self.shared, hash_key(token))
         return rec

@@ -95,6 +95,13 @@ class KeyStore:
             )
         return rec, key
 
+    def cached(self, key: str) -> tuple[bool, KeyRecord | None]:
+        """(found in the short-lived cache, record): no database access."""
+        hit = self._cache.get(hash_key(key))
+        if hit and hit[0] > time.monotonic():
+            return True, hit[1]
+        return False, None
+
     def lookup(self, key: str) -> KeyRecord | None:
         """The live (not revoked) key record for a plain key, or None."""
         h = hash_key(key)
