@@ -8,14 +8,32 @@ The check is a read, so concurrent requests can overshoot by at most their own c
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 from gateway.limits.keys import KeySpec
 from gateway.state import SharedState
 
 
+_cache: dict[tuple[str, int], tuple[str, float | None, str]] = {}
+
+
 def period(spec: KeySpec, now: dt.datetime | None = None) -> tuple[str, float | None, str]:
-    """(counter suffix, seconds until the period ends or None, human description)."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    """(counter suffix, seconds until the period ends or None, human description).
+
+    Computed once per second per period kind (it is on every budgeted request's path).
+    """
+    if now is None:
+        sec = int(time.time())
+        hit = _cache.get((spec.budget_period, sec))
+        if hit is None:
+            if len(_cache) > 64:
+                _cache.clear()
+            hit = _cache[(spec.budget_period, sec)] = _period(spec, dt.datetime.fromtimestamp(sec, dt.timezone.utc))
+        return hit
+    return _period(spec, now)
+
+
+def _period(spec: KeySpec, now: dt.datetime) -> tuple[str, float | None, str]:
     start = period_start(spec, now)
     if spec.budget_period == "day":
         end = start + dt.timedelta(days=1)
