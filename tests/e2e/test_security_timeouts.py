@@ -100,3 +100,23 @@ def test_stuck_client_that_stops_reading_is_cut_off(gateway, fake_upstream):
         s.close()
     r = httpx.post(f"{gw.base_url}/chat/completions", json=_body(False), timeout=10)  # still serving
     assert r.status_code == 200
+
+
+def test_slow_body_upload_hits_the_request_deadline(gateway, fake_upstream):
+    a, b = fake_upstream("a"), fake_upstream("b")
+    gw = _gw(gateway, a, b, request_timeout=2)
+    s = socket.create_connection(("127.0.0.1", gw.port))
+    s.settimeout(10)
+    t0 = time.monotonic()
+    try:  # announce 1000 bytes, send 10, then trickle nothing
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"model\": ")
+        head = b""
+        while b"request_timeout" not in head:
+            more = s.recv(4096)
+            if not more:
+                break
+            head += more
+    finally:
+        s.close()
+    assert head.startswith(b"HTTP/1.1 504") and b"request_timeout" in head
+    assert 1.9 < time.monotonic() - t0 < 5
