@@ -88,8 +88,10 @@ def test_answer_checker_parity_and_api(rb_small, tmp_path, encoder):
     got = chk.check(emb[:32], a_emb)
     assert got.shape == (32,) and np.abs(got - ref(emb[:32], a_emb)).max() <= TOL
     assert 0 <= meta["metrics"]["val_auc"] <= 1
-    via_text = chk.check_texts(few.prompts[:2], answers[:2])
-    assert np.abs(via_text - got[:2]).max() <= TOL
+    via_text = chk.check_texts(few.prompts[:2], answers[:2], encoder)  # serving path: single rows
+    direct = chk.check(encoder.embed(few.prompts[:2]), encoder.embed(answers[:2]))
+    assert np.abs(via_text - direct).max() <= TOL
+    assert np.abs(via_text - got[:2]).max() < 0.05  # bulk vs single-row embeddings
     assert 0 <= chk.threshold <= 1 and meta["answers"] > 250
     t = chk.threshold_for_escalation(0.3)
     assert 0 < t < 1
