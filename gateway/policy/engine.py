@@ -273,7 +273,7 @@ async def decide(
             if r.policy:
                 d = await handover(r.policy, "semantic", what, r.reasoning_effort or effort)
             elif r.model and allowed(r.model):
-                d = made(r.model, "semantic", what, reasoning_effort=r.reasoning_effort or effort)
+                d = made(r.model, "semantic", what, reasoning_effort=r.reasoning_effort or effort, embedding=emb)
             elif not r.model and effort is None:
                 effort, effort_why = r.reasoning_effort, what
     if d is None:

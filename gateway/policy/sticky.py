@@ -9,6 +9,7 @@ the key; each request of the session refreshes the TTL (a sliding window).
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any
 
 import orjson
@@ -16,6 +17,7 @@ import orjson
 from gateway.policy.schema import Sticky
 
 HEADER = "x-switchyard-session"
+log = logging.getLogger("switchyard.sticky")
 
 
 def session_key(cfg: Sticky | None, req: Any, headers: dict[str, str]) -> str | None:
@@ -39,7 +41,12 @@ def _store_key(policy: str, session: str) -> str:
 
 
 async def lookup(shared: Any, policy: str, session: str) -> dict | None:
-    raw = await shared.get(_store_key(policy, session))
+    """The session's pinned ``{"model", "effort"}``; None when unknown or the store is unreachable."""
+    try:
+        raw = await shared.get(_store_key(policy, session))
+    except Exception as exc:  # a Redis outage must not fail requests: route afresh
+        log.warning("sticky lookup failed (%s); deciding afresh", type(exc).__name__)
+        return None
     if not raw:
         return None
     try:
@@ -50,4 +57,8 @@ async def lookup(shared: Any, policy: str, session: str) -> dict | None:
 
 
 async def remember(shared: Any, policy: str, session: str, model: str, effort: str | None, ttl: float) -> None:
-    await shared.set(_store_key(policy, session), orjson.dumps({"model": model, "effort": effort}).decode(), ttl)
+    """Pin (or re-pin) the session and restart its TTL; a store failure is logged, not raised."""
+    try:
+        await shared.set(_store_key(policy, session), orjson.dumps({"model": model, "effort": effort}).decode(), ttl)
+    except Exception as exc:
+        log.warning("sticky store failed (%s); the session is not pinned", type(exc).__name__)

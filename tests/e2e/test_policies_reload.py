@@ -134,6 +134,7 @@ def test_reload_under_load_loses_no_request(setup):
         assert model == in_force == row["served"], (row["ts"], timeline, model)
         served[model] += 1
     assert served["x"] > 5 and served["y"] > 5
+    print(f"reload under load: {len(results)} requests, 6 reloads, 0 lost; served x={served['x']} y={served['y']}")
 
 
 def test_broken_file_keeps_old_policy_and_reports_why(setup):
