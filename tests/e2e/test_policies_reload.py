@@ -206,3 +206,29 @@ def test_reload_to_semantic_routes_starts_the_encoder(setup):
     resp, h = chat(gw, "write a python function that reverses a list")
     assert (resp.model, h["x-switchyard-reason"]) == ("y", "semantic")
     assert chat(gw, "what is the capital of peru")[0].model == "x"
+
+
+def test_in_flight_stream_finishes_on_the_old_policy(setup):
+    """A stream that started under policy A completes after B (with a rebuilt client for X) is swapped in."""
+    start, path, x, y, db = setup
+    gw = start()
+    x.control(chunk_delay=0.6)
+    c = openai.OpenAI(base_url=gw.base_url, api_key="unused", max_retries=0, timeout=30)
+    stream = c.chat.completions.create(model="router-chat", messages=[{"role": "user", "content": "one two three four"}], stream=True)
+    it = iter(stream)
+    first = next(it)
+    assert first.model == "x"
+    before = admin_config(gw)["loaded_at"]
+    # B puts y first and changes x's settings, so x's connection pool is replaced
+    write_atomic(path, policy_text(x, y, "y", db).replace(f"    model: {x.model_id}\n", f"    model: {x.model_id}\n    max_concurrency: 7\n"))
+    assert wait_reload(gw, before)["ok"]
+    assert chat(gw, "new request")[0].model == "y"
+    swapped = time.monotonic()
+    rest = []
+    for ch in it:
+        rest.append((time.monotonic(), ch))
+    assert rest[-1][0] > swapped + 0.2  # the stream really was still running under the new policy
+    rest = [ch for _, ch in rest]
+    text = (first.choices[0].delta.content or "") + "".join(ch.choices[0].delta.content or "" for ch in rest if ch.choices)
+    assert text == "Echo: one two three four" and {ch.model for ch in rest} == {"x"}
+    assert rest[-1].choices[0].finish_reason == "stop"
