@@ -5,9 +5,12 @@ feedback scores), ``p`` (sum of the router's predicted quality for those request
 (sum of cost in USD). The estimate for a prompt x corrects the router's prediction by the
 arm's observed bias, shrunk towards the router by ``prior_strength`` pseudo-observations::
 
-    q_hat(x, m) = router(x, m) + n / (n + k) * (q / n - p / n)
+    q_hat(x, m) = router(x, m) + (q - p + k * B_m) / (n + k),   B_m = (Q_m - P_m) / (N_m + k)
 
-With no router the prediction is 0.5, so ``q_hat`` is the shrunk empirical mean. The choice
+where ``B_m`` is the model's bias over all clusters (capital letters: sums over clusters), so
+an arm with little feedback borrows what the model's other clusters taught (hierarchical
+shrinkage: a model found over-rated in one cluster is distrusted a little everywhere). With
+no router the prediction is 0.5, so ``q_hat`` is a shrunk empirical mean. The choice
 uses ``routers.decision.choose`` (one decision function) with ``cost_weight`` when the online
 block sets it, otherwise the policy's objective. Thompson sampling draws each model's quality
 from ``Beta(1 + q_hat (n + k), 1 + (1 - q_hat)(n + k))``; epsilon-greedy picks a random other
@@ -49,11 +52,19 @@ def parse_stats(raw: Mapping[str, str]) -> dict[tuple[int, str], Arm]:
     return arms
 
 
-def estimate(prior: float, arm: Arm | None, k: float) -> float:
-    if arm is None or arm.n <= 0:
-        return prior
-    bias = (arm.q - arm.p) / arm.n
-    return float(np.clip(prior + arm.n / (arm.n + k) * bias, 0.0, 1.0))
+def global_bias(arms: Mapping[tuple[int, str], Arm], model: str, k: float) -> float:
+    """The model's router bias over every cluster, shrunk towards 0 by ``k``."""
+    n = q = p = 0.0
+    for (_, m), a in arms.items():
+        if m == model:
+            n, q, p = n + a.n, q + a.q, p + a.p
+    return (q - p) / (n + k)
+
+
+def estimate(prior: float, arm: Arm | None, k: float, bias0: float = 0.0) -> float:
+    """Router prediction + the arm's observed bias, shrunk towards the model's global bias ``bias0``."""
+    n, diff = (arm.n, arm.q - arm.p) if arm is not None else (0.0, 0.0)
+    return float(np.clip(prior + (diff + k * bias0) / (n + k), 0.0, 1.0))
 
 
 def assign(centroids: np.ndarray | None, emb: np.ndarray | None) -> int:
@@ -86,7 +97,7 @@ def pick(
     rng: np.random.Generator,
 ) -> Pick:
     """Rank ``models`` (live candidates) for one request."""
-    est = {m: estimate(priors.get(m, 0.5), arms.get((cluster, m)), k) for m in models}
+    est = {m: estimate(priors.get(m, 0.5), arms.get((cluster, m)), k, global_bias(arms, m, k)) for m in models}
     greedy = choose(est, costs, objective)
     choice = greedy.model
     if may_explore and len(models) > 1:

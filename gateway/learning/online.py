@@ -27,7 +27,9 @@ from routers.decision import Objective
 
 log = logging.getLogger("switchyard.online")
 
-CACHE_SECONDS = 0.5
+# How long a replica reuses the arms it read (one shared-state read per request otherwise);
+# SWITCHYARD_BANDIT_CACHE_S=0 reads on every decision (deterministic simulations).
+CACHE_SECONDS = float(os.environ.get("SWITCHYARD_BANDIT_CACHE_S", "0.5"))
 _state: Any = None
 _arms_cache: dict[str, tuple[float, dict]] = {}
 _centroids: dict[str, np.ndarray | None] = {}
