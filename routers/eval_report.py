@@ -13,7 +13,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, List
+from typing import Any, List, Optional
 
 import numpy as np
 import typer
@@ -24,6 +24,7 @@ from .evaluate import evaluate_scores
 PAIR_FAMILIES = ["mf", "cascade", "cost", "cluster", "knn", "random"]
 MANY_FAMILIES = ["cost", "cluster", "knn", "mf", "cascade", "random"]
 HOLDOUT = 0.2
+NOTES_MARK = "## Notes"
 
 
 def _run(kind: str, table, seed: int, tmp: Path) -> dict[str, Any]:
@@ -44,7 +45,7 @@ def _run(kind: str, table, seed: int, tmp: Path) -> dict[str, Any]:
 def main(
     seeds: List[int] = typer.Option([0, 1, 2], "--seeds"),
     out: Path = typer.Option(Path("docs/eval.md"), "--out"),
-    json_out: Path = typer.Option(Path("docs/eval.json"), "--json-out"),
+    json_out: Optional[Path] = typer.Option(None, "--json-out", help="also write the raw results"),
 ) -> None:
     from rich.console import Console
 
@@ -61,9 +62,13 @@ def main(
         for kind in MANY_FAMILIES:
             con.print(f"routerbench seed 0: {kind}")
             results["many"][kind] = _run(kind, rb, 0, tmp)
-    json_out.write_text(json.dumps(results, indent=1, default=float))
-    out.write_text(render_markdown(results, seeds))
-    con.print(f"wrote {out} and {json_out}")
+    if json_out:
+        json_out.write_text(json.dumps(results, indent=1, default=float))
+    text = render_markdown(results, seeds)
+    if out.exists() and NOTES_MARK in out.read_text():  # keep the hand-written notes
+        text += out.read_text()[out.read_text().index(NOTES_MARK) :]
+    out.write_text(text)
+    con.print(f"wrote {out}")
 
 
 def render_markdown(results: dict[str, Any], seeds: List[int]) -> str:
