@@ -330,7 +330,9 @@ def group_split(
     rng = np.random.default_rng(seed)
     n_test = max(1, int(round(test_frac * len(uniq)))) if test_frac > 0 else 0
     test_groups = set(rng.permutation(uniq)[:n_test].tolist())
-    is_test = np.array([g in test_groups for g in table.groups])
+    is_test = np.array([g in test_groups for g in table.groups], dtype=bool)
+    if n_test and (is_test.all() or len(uniq) < 2):  # too few groups: split rows instead
+        is_test = rng.random(len(table)) < test_frac
     return np.flatnonzero(~is_test), np.flatnonzero(is_test)
 
 

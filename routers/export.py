@@ -52,8 +52,9 @@ def typical_output_tokens(table: RoutingTable, encoder: Encoder | None = None) -
 
 
 def typical_cost(table: RoutingTable) -> dict[str, float]:
-    with np.errstate(all="ignore"):
-        mean = np.nanmean(table.cost, axis=0) if len(table) else np.full(len(table.models), np.nan)
+    finite = np.isfinite(table.cost)
+    total = np.where(finite, table.cost, 0.0).sum(axis=0)
+    mean = np.where(finite.any(axis=0), total / np.maximum(finite.sum(axis=0), 1), np.nan)
     return {m: float(c) for m, c in zip(table.models, mean) if np.isfinite(c)}
 
 
