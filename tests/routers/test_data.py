@@ -66,3 +66,25 @@ def test_group_split_holds_out_whole_groups(data_dir):
     tr, te = group_split(t, 0.2, seed=0)
     gtr, gte = {t.groups[i] for i in tr}, {t.groups[i] for i in te}
     assert not gtr & gte and 0.1 < len(gte) / len(gtr | gte) < 0.3
+
+
+def test_outcomes_with_embeddings_train_a_router(data_dir, tmp_path):
+    """The gateway's outcome export (rows with recorded embeddings) trains without re-embedding."""
+    from routers.base import load_router
+    from routers.embed_cache import embed_texts
+    from routers.train import train_router
+
+    rb = load_table(data_dir / "routerbench", "routerbench").subset(np.arange(0, 1877, 20))
+    emb = embed_texts(rb.prompts)
+    rows = []
+    for i in range(len(rb)):
+        for j, m in enumerate(rb.models[:3]):
+            rows.append({"id": rb.ids[i] + f"#{i}", "prompt": rb.prompts[i], "embedding": emb[i].tolist(),
+                         "model": m, "quality": rb.quality[i, j], "cost": rb.cost[i, j]})
+    p = tmp_path / "out.jsonl"
+    p.write_text("\n".join(json.dumps(r) for r in rows))
+    t = load_table(p, "outcomes")
+    assert t.embeddings is not None and t.embeddings.shape == (len(rb), 384)
+    meta, _ = train_router("cluster", t, tmp_path / "art", k=4)
+    assert meta["models"] == rb.models[:3] and meta["typical_cost_usd"]
+    assert load_router(tmp_path / "art").score(emb[:3]).quality.shape == (3, 3)
