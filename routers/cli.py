@@ -74,9 +74,11 @@ def train_cmd(
         except json.JSONDecodeError:
             opts[k] = v
     console.print(f"[bold]{router}[/]: {len(table)} prompts x {len(table.models)} models from {fmt}")
-    meta, _ = train_router(
-        router, table, out, holdout=holdout, seed=seed, progress=True, log=console.print, **opts
-    )
+    from .train import table_embeddings
+
+    table_embeddings(table, progress=True)  # tqdm bar while embedding (cached afterwards)
+    with console.status(f"training {router} ..."):
+        meta, _ = train_router(router, table, out, holdout=holdout, seed=seed, log=console.print, **opts)
     console.print_json(json.dumps(meta.get("metrics", {})))
 
 
