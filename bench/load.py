@@ -27,6 +27,7 @@ class Target:
     body: dict
     auth: str = ""
     unique: bool = False  # replace "{N}" in the body with a per-request counter
+    meter: object = None  # a bench.procs.Proc whose CPU time per request is reported
 
     def body_bytes(self, n: int | None = None) -> bytes:
         raw = json.dumps(self.body).encode()
@@ -43,10 +44,12 @@ def run_wrk(t: Target, duration: float, connections: int, seed: int = 0, threads
     env = {**os.environ, "BENCH_BODY": body_file, "BENCH_AUTH": t.auth, "BENCH_UNIQUE": "1" if t.unique else "0", "BENCH_SEED": str(seed), "BENCH_DELAY_MS": str(delay_ms)}
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
            "-s", str(LUA), f"http://{t.host}:{t.port}{t.path}"]
+    cpu0 = t.meter.cpu_seconds() if t.meter is not None else None
     try:
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=duration + 60)
     finally:
         os.unlink(body_file)
+    cpu1 = t.meter.cpu_seconds() if t.meter is not None else None
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk produced no summary for {t.name}:\n{out.stdout}\n{out.stderr}")
@@ -60,6 +63,8 @@ def run_wrk(t: Target, duration: float, connections: int, seed: int = 0, threads
         "p95_ms": s["p95_us"] / 1e3,
         "p99_ms": s["p99_us"] / 1e3,
         "mean_ms": s["mean_us"] / 1e3,
+        # CPU the proxy (or, for direct, the upstream) spent per request: robust to a noisy machine
+        "cpu_us_per_req": (cpu1 - cpu0) / max(1, s["requests"]) * 1e6 if cpu0 is not None else None,
     }
 
 

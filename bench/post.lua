@@ -24,11 +24,13 @@ if os.getenv("BENCH_UNIQUE") == "1" then
   end
 end
 
--- $BENCH_DELAY_MS: think time per connection between requests (paced load instead of saturation).
+-- $BENCH_DELAY_MS: mean think time per connection between requests (paced load instead of
+-- saturation), drawn uniformly from [0, 2 x mean] so the connections do not fire in bursts.
 local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
 if pause > 0 then
+  math.randomseed(tonumber(os.getenv("BENCH_SEED") or "0") + os.time())
   delay = function()
-    return pause
+    return math.random(0, 2 * pause)
   end
 end
 

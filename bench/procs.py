@@ -48,13 +48,25 @@ class Proc:
         except psutil.Error:
             return float("nan")
 
-    def loaded_heavy_libs(self) -> list[str]:
-        """Which of torch/sklearn/sentence-transformers have shared objects mapped in the process."""
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process and its children so far."""
+        try:
+            p = psutil.Process(self.proc.pid)
+            return sum(t.user + t.system for t in (q.cpu_times() for q in [p, *p.children(recursive=True)]))
+        except psutil.Error:
+            return float("nan")
+
+    def loaded_libs(self, names: tuple[str, ...] = HEAVY_LIBS) -> list[str]:
+        """Which of the packages ``names`` have shared objects mapped in the process (Linux)."""
         try:
             maps = Path(f"/proc/{self.proc.pid}/maps").read_text()
         except OSError:
             return []
-        return [lib for lib in HEAVY_LIBS if f"/{lib}/" in maps]
+        return [lib for lib in names if f"/{lib}/" in maps]
+
+    def loaded_heavy_libs(self) -> list[str]:
+        """Which of torch/sklearn/sentence-transformers are loaded (the gateway must load none)."""
+        return self.loaded_libs(HEAVY_LIBS)
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -25,6 +25,13 @@ def targets_met(res: dict) -> list[dict]:
             if rps(name):
                 x = rps(name) / ll
                 rows.append({"figure": f"{name} RPS vs LiteLLM", "target": f">= {need}x", "measured": f"{x:.1f}x", "met": x >= need})
+    llcpu = sat.get("litellm", {}).get("median", {}).get("cpu_us_per_req")
+    for name, need in (("switchyard pass-through", 10), ("switchyard learned (miss)", 5), ("switchyard learned (hit)", 5)):
+        cpu = sat.get(name, {}).get("median", {}).get("cpu_us_per_req")
+        if llcpu and cpu:
+            x = llcpu / cpu
+            rows.append({"figure": f"{name}: LiteLLM's CPU per request / ours", "target": f">= {need}x",
+                         "measured": f"{x:.1f}x", "met": x >= need})
     d = sat.get("direct", {}).get("median", {})
     for label, src in (("saturated", sat), ("paced", paced)):
         base = src.get("direct", {}).get("median", {}).get("p50_ms")
@@ -54,14 +61,17 @@ def markdown(res: dict) -> str:
              f"{NOISE} Load average before/after: {', '.join(f'{x:.1f}' for x in meta.get('loadavg_before', []))} / "
              f"{', '.join(f'{x:.1f}' for x in meta.get('loadavg_after', []))}. "
              f"{s.get('runs')} runs x {s.get('duration')} s per target, {s.get('connections')} connections, wrk; "
-             f"router: {meta.get('router')}.", ""]
+             f"router: {meta.get('router')}; prompt: {meta.get('prompt_tokens')} tokens "
+             f"(learned (miss) makes each one unique); gateway loop/parser: "
+             f"{', '.join(res.get('serving_stack', {}).get('switchyard', [])) or 'unknown'}.", ""]
     sat, paced = res.get("saturation", {}), res.get("paced", {})
     ll = sat.get("litellm", {}).get("median", {}).get("rps")
     base = sat.get("direct", {}).get("median", {})
     pbase = paced.get("direct", {}).get("median", {})
     rss = res.get("rss_mb", {})
-    lines += ["| target | RPS | x LiteLLM | p50 / p95 / p99 ms | added p50 / p95 / p99 ms | paced: added p50 / p99 ms | RSS MB |",
-              "|---|---:|---:|---|---|---|---:|"]
+    llcpu = sat.get("litellm", {}).get("median", {}).get("cpu_us_per_req")
+    lines += ["| target | RPS | x LiteLLM | CPU µs / request (x LiteLLM) | p50 / p95 / p99 ms | added p50 / p95 / p99 ms | paced: added p50 / p99 ms | RSS MB |",
+              "|---|---:|---:|---:|---|---|---|---:|"]
     for name, r in sat.items():
         m = r["median"]
         added = "–" if name == "direct" else " / ".join(_f(m[k] - base[k], 2) for k in ("p50_ms", "p95_ms", "p99_ms"))
@@ -69,11 +79,13 @@ def markdown(res: dict) -> str:
         padded = "–" if (name == "direct" or not pm) else f"{_f(pm['p50_ms'] - pbase['p50_ms'], 2)} / {_f(pm['p99_ms'] - pbase['p99_ms'], 2)}"
         proc = "upstream" if name == "direct" else ("litellm" if name.startswith("litellm") else "switchyard")
         mem = _f(rss.get(proc), 0) if name in ("direct", "litellm", "switchyard pass-through") else ""
-        lines.append(f"| {name} | {_f(m['rps'], 0)} | {_f(m['rps'] / ll, 1) if ll else '–'} | "
+        cpu = m.get("cpu_us_per_req")
+        cpu_s = "–" if cpu is None else (f"{cpu:,.0f}" + (f" ({llcpu / cpu:.1f}x)" if llcpu and name != "litellm" else ""))
+        lines.append(f"| {name} | {_f(m['rps'], 0)} | {_f(m['rps'] / ll, 1) if ll else '–'} | {cpu_s} | "
                      f"{_f(m['p50_ms'], 2)} / {_f(m['p95_ms'], 2)} / {_f(m['p99_ms'], 2)} | {added} | {padded} | {mem} |")
     if paced:
         d = paced.get("direct", {}).get("median", {})
-        lines += ["", f"Paced: {s.get('connections')} connections, each waiting {s.get('paced_delay_ms')} ms between requests "
+        lines += ["", f"Paced: {s.get('connections')} connections, each waiting a random 0-{2 * (s.get('paced_delay_ms') or 0)} ms between requests "
                   f"(direct: {_f(d.get('rps'), 0)} rps offered)."]
     st, tt = res.get("stream", {}), res.get("ttfb", {})
     if st:

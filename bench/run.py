@@ -53,19 +53,22 @@ def targets(up: procs.Proc, sw: procs.Proc, ll: procs.Proc | None, learned: bool
 
     sfx = " stream" if stream else ""
     h = "127.0.0.1"
-    out = [load.Target("direct" + sfx, h, up.port, "/v1/chat/completions", body("fake-model", FIXED)),
-           load.Target("switchyard pass-through" + sfx, h, sw.port, "/v1/chat/completions", body("fake", FIXED))]
+    out = [load.Target("direct" + sfx, h, up.port, "/v1/chat/completions", body("fake-model", FIXED), meter=up),
+           load.Target("switchyard pass-through" + sfx, h, sw.port, "/v1/chat/completions", body("fake", FIXED), meter=sw)]
     if learned:
-        out.append(load.Target("switchyard learned (miss)" + sfx, h, sw.port, "/v1/chat/completions", body("router-learned", PROMPT), unique=True))
-        out.append(load.Target("switchyard learned (hit)" + sfx, h, sw.port, "/v1/chat/completions", body("router-learned", FIXED)))
+        out.append(load.Target("switchyard learned (miss)" + sfx, h, sw.port, "/v1/chat/completions", body("router-learned", PROMPT), unique=True, meter=sw))
+        out.append(load.Target("switchyard learned (hit)" + sfx, h, sw.port, "/v1/chat/completions", body("router-learned", FIXED), meter=sw))
     if ll is not None:
-        out.append(load.Target("litellm" + sfx, h, ll.port, "/v1/chat/completions", body("fake", FIXED), auth=procs.LITELLM_KEY))
+        out.append(load.Target("litellm" + sfx, h, ll.port, "/v1/chat/completions", body("fake", FIXED), auth=procs.LITELLM_KEY, meter=ll))
     return out
 
 
 def median_of(runs: list[dict]) -> dict:
     keys = ("rps", "p50_ms", "p95_ms", "p99_ms")
-    return {k: statistics.median(r[k] for r in runs) for k in keys} | {"errors": sum(r["errors"] for r in runs), "runs": len(runs)}
+    out = {k: statistics.median(r[k] for r in runs) for k in keys} | {"errors": sum(r["errors"] for r in runs), "runs": len(runs)}
+    cpu = [r["cpu_us_per_req"] for r in runs if r.get("cpu_us_per_req") is not None]
+    out["cpu_us_per_req"] = statistics.median(cpu) if cpu else None
+    return out
 
 
 def sweep(ts: list[load.Target], runs: int, duration: float, connections: int, delay_ms: float = 0, label: str = "") -> dict:
@@ -76,7 +79,9 @@ def sweep(ts: list[load.Target], runs: int, duration: float, connections: int, d
         for t in order:
             m = load.run_wrk(t, duration, connections, seed=r + 1 + int(delay_ms) * 100, delay_ms=delay_ms)
             res[t.name].append(m)
-            print(f"  [{label} run {r + 1}/{runs}] {t.name:34s} {m['rps']:8.0f} rps  p50 {m['p50_ms']:7.2f} ms  p99 {m['p99_ms']:8.2f} ms  errors {m['errors']}", flush=True)
+            cpu = m.get("cpu_us_per_req")
+            print(f"  [{label} run {r + 1}/{runs}] {t.name:34s} {m['rps']:8.0f} rps  p50 {m['p50_ms']:7.2f} ms  p99 {m['p99_ms']:8.2f} ms  "
+                  f"cpu/req {cpu or 0:6.0f} us  errors {m['errors']}", flush=True)
     return {name: {"median": median_of(rs), "runs": rs} for name, rs in res.items()}
 
 
@@ -92,6 +97,14 @@ def ttfb(ts: list[load.Target], requests: int, seed: int) -> dict:
                        "total_p50_ms": statistics.median(total), "n": len(samples)}
         print(f"  [ttfb] {t.name:34s} p50 {out[t.name]['ttfb_p50_ms']:.2f} ms  p99 {out[t.name]['ttfb_p99_ms']:.2f} ms", flush=True)
     return out
+
+
+def prompt_tokens(text: str) -> int:
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(procs.ROOT / "routers" / "assets" / "tokenizer.json"))
+    tok.no_padding()
+    return len(tok.encode(text, add_special_tokens=False).ids)
 
 
 def git_rev() -> str:
@@ -149,6 +162,7 @@ def main() -> None:
             result["ttfb"] = ttfb(streamed, args.ttfb_requests, seed=7)
         result["rss_mb"] = {p.name: p.rss_mb() for p in started}
         result["heavy_libs_loaded"] = {p.name: p.loaded_heavy_libs() for p in started if p.name == "switchyard"}
+        result["serving_stack"] = {p.name: p.loaded_libs(("uvloop", "httptools", "aiohttp", "onnxruntime")) for p in started if p.name == "switchyard"}
     finally:
         for p in started:
             p.stop()
@@ -166,6 +180,7 @@ def main() -> None:
         "loadavg_after": os.getloadavg(),
         "router": router_desc,
         "prompt": PROMPT,
+        "prompt_tokens": prompt_tokens(FIXED),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "command": "python bench/run.py " + " ".join(sys.argv[1:]),
     }
