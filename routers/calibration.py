@@ -27,10 +27,27 @@ def threshold_for_share(qs: list[float], share: float) -> float:
     return float(np.interp(1.0 - share, LEVELS, np.asarray(qs, dtype=np.float64)))
 
 
-def strong_share_threshold(meta: dict[str, Any], share: float) -> float:
-    """Threshold on ``strong_win`` for a router artifact's stored calibration."""
+def strong_share_threshold(
+    meta: dict[str, Any], share: float, strong: str | None = None, weak: str | None = None
+) -> float:
+    """Threshold on ``strong_win`` sending ``share`` of (training) prompts to strong.
+
+    Uses the stored ``calibration.strong_win`` quantiles of a pair router. For any other
+    ``strong``/``weak`` pair of a many-model router, it computes the pair's ``strong_win``
+    (``0.5 + (q_strong - q_weak) / 2``, as ``RouterScores`` for quality-only routers) on the
+    stored ``calibration.quality_sample`` (predicted quality on up to 512 training prompts).
+    """
     cal = meta.get("calibration", {})
-    qs = cal.get("strong_win")
-    if not qs:
-        raise ValueError(f"router {meta.get('kind')} has no strong_win calibration")
-    return threshold_for_share(qs, share)
+    same_pair = (strong is None or strong == meta.get("strong")) and (weak is None or weak == meta.get("weak"))
+    qs = cal.get("strong_win") if same_pair else None
+    if qs:
+        return threshold_for_share(qs, share)
+    sample = cal.get("quality_sample")
+    models = list(meta.get("models", []))
+    strong = strong or meta.get("strong")
+    weak = weak or meta.get("weak")
+    if sample and strong in models and weak in models:
+        q = np.asarray(sample, dtype=np.float64)
+        sw = np.clip(0.5 + 0.5 * (q[:, models.index(strong)] - q[:, models.index(weak)]), 0.0, 1.0)
+        return threshold_for_share(quantiles(sw), share)
+    raise ValueError(f"router {meta.get('kind')} has no strong_win calibration for {strong!r} vs {weak!r}")

@@ -7,7 +7,8 @@ router.json fields (all families):
 - ``encoder``: ``{id, hash, dim, max_tokens, select}`` the embeddings must come from;
 - ``training_data``: ``[{format, hash, rows, models}]``;
 - ``calibration``: quantiles at 0..100% of ``strong_win`` (pair routers) and of each model's
-  predicted quality on the training prompts (for ``target_strong_share``);
+  predicted quality on the training prompts, plus ``quality_sample`` (predicted quality on up
+  to 512 training prompts) so ``target_strong_share`` works for any strong/weak pair;
 - ``metrics``: training-time metrics (train rows and, with ``--holdout``, held-out rows);
 - ``typical_output_tokens``, ``typical_cost_usd``, ``prices`` (USD per million tokens, where
   known) per model, for ``routers.costs.expected_costs``;
@@ -100,6 +101,9 @@ def calibration_of(scores: RouterScores) -> dict[str, Any]:
     if scores.strong_win is not None:
         cal["strong_win"] = quantiles(scores.strong_win)
     cal["quality"] = {m: quantiles(scores.quality[:, j]) for j, m in enumerate(scores.models)}
+    n = len(scores.quality)
+    idx = np.random.default_rng(0).choice(n, min(n, 512), replace=False) if n else []
+    cal["quality_sample"] = np.round(scores.quality[np.sort(idx)], 4).tolist()  # any-pair calibration
     return cal
 
 

@@ -147,3 +147,19 @@ def test_profile_adds_model_without_retraining(app, rb_csv, tmp_path):
     gap = sc.quality[:, j] - np.delete(sc.quality, j, axis=1).max(axis=1)
     top = np.argsort(-gap)[:20]
     assert all(picks[i] == new for i in top)
+
+
+def test_strong_share_for_any_pair_of_a_many_model_router():
+    import json as _json
+    from pathlib import Path
+
+    from routers.calibration import strong_share_threshold
+
+    meta = _json.loads((Path(__file__).resolve().parents[2] / "routers/artifacts/cost-routerbench/router.json").read_text())
+    q = np.asarray(meta["calibration"]["quality_sample"])
+    s, w = "gpt-4-1106-preview", "mistralai/mistral-7b-chat"
+    t = strong_share_threshold(meta, 0.3, strong=s, weak=w)
+    sw = 0.5 + 0.5 * (q[:, meta["models"].index(s)] - q[:, meta["models"].index(w)])
+    assert abs((sw >= t).mean() - 0.3) < 0.02
+    with pytest.raises(ValueError):
+        strong_share_threshold(meta, 0.3)  # no pair named, none stored
