@@ -24,11 +24,14 @@ from routers.decision import expected_cost
 log = logging.getLogger("switchyard")
 
 
-def threshold_for_share(meta: dict, share: float) -> float:
-    """The strong_win threshold that sends ``share`` of the router's calibration prompts to strong."""
+def threshold_for_share(meta: dict, share: float, strong: str | None = None, weak: str | None = None) -> float:
+    """The strong_win threshold that sends ``share`` of the router's calibration prompts to strong.
+
+    ``strong``/``weak`` are the router's own model names (needed for many-model routers).
+    """
     from routers.calibration import strong_share_threshold
 
-    return strong_share_threshold(meta, share)
+    return strong_share_threshold(meta, share, strong, weak)
 
 
 @dataclass
@@ -109,7 +112,9 @@ def build_policies(cfg: Config, base: Path, router_cache: dict[str, Any] | None 
             pr.strong = pol.router.strong or inverse.get(meta.get("strong"))
             pr.weak = pol.router.weak or inverse.get(meta.get("weak"))
             if obj.kind == "target_strong_share":
-                pr.objective = DecisionObjective("threshold", threshold_for_share(meta, obj.value))
+                inner_strong = pr.model_map.get(pr.strong) if pr.strong else None
+                inner_weak = pr.model_map.get(pr.weak) if pr.weak else None
+                pr.objective = DecisionObjective("threshold", threshold_for_share(meta, obj.value, inner_strong, inner_weak))
             else:
                 pr.objective = DecisionObjective(obj.kind, obj.value)  # type: ignore[arg-type]
         else:
