@@ -182,7 +182,7 @@ def main() -> None:
         "prompt": PROMPT,
         "prompt_tokens": prompt_tokens(FIXED),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "command": "python bench/run.py " + " ".join(sys.argv[1:]),
+        "command": " ".join([".venv/bin/python bench/run.py", *sys.argv[1:]]),
     }
     if args.quick and args.out == RESULTS:  # a smoke run never replaces the published results
         args.out = work
