@@ -9,9 +9,12 @@ docs/performance.md). The session is created lazily, inside the running event lo
 from __future__ import annotations
 
 import asyncio
+import functools
+import ssl
 import sys
 
 import aiohttp
+from aiohttp.helpers import BasicAuth, get_env_proxy_for_url
 from yarl import URL
 
 from gateway.policy.schema import Upstream
@@ -24,6 +27,25 @@ else:  # pragma: no cover - aiohttp depends on async-timeout below 3.11
 
 TransportError = (aiohttp.ClientError, ConnectionError)
 """Exceptions meaning the connection to the upstream failed (not a timeout)."""
+
+
+@functools.lru_cache(maxsize=1)
+def tls_context() -> ssl.SSLContext:
+    """Verify upstream certificates against certifi's bundle when present (as httpx did), else the system's."""
+    try:
+        import certifi
+
+        return ssl.create_default_context(cafile=certifi.where())
+    except ImportError:  # pragma: no cover
+        return ssl.create_default_context()
+
+
+def env_proxy(base_url: str) -> tuple[URL | None, BasicAuth | None]:
+    """The HTTP(S)_PROXY / NO_PROXY proxy for an upstream, read once (httpx's default behaviour)."""
+    try:
+        return get_env_proxy_for_url(URL(base_url)) if base_url else (None, None)
+    except (LookupError, ValueError):
+        return None, None
 
 
 class UpstreamResponse:
@@ -67,6 +89,7 @@ class UpstreamClient:
         self.base_url = (base_url or cfg.base_url or "").rstrip("/")
         self._session: aiohttp.ClientSession | None = None
         self._urls: dict[str, URL] = {}
+        self.proxy, self.proxy_auth = env_proxy(self.base_url)
         self.slots = asyncio.Semaphore(cfg.max_concurrency)
         self.breaker = Breaker(name, cfg.breaker, cfg.retry.budget)
 
@@ -75,7 +98,7 @@ class UpstreamClient:
         s = self._session
         if s is None or s.closed:
             s = self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.cfg.max_concurrency, ttl_dns_cache=300),
+                connector=aiohttp.TCPConnector(limit=self.cfg.max_concurrency, ttl_dns_cache=300, ssl=tls_context()),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.cfg.timeouts.connect),
             )
         return s

@@ -68,7 +68,9 @@ async def _open_one(client: UpstreamClient, path: str, body: dict, stream: bool)
     resp: UpstreamResponse | None = None
     try:
         async with deadline(cfg.timeouts.first_byte):
-            raw = await client.session.post(client.url(path), data=orjson.dumps(body), headers=client.headers())
+            raw = await client.session.post(
+                client.url(path), data=orjson.dumps(body), headers=client.headers(), proxy=client.proxy, proxy_auth=client.proxy_auth
+            )
             resp = UpstreamResponse(raw, cfg.timeouts.idle)
             headers_at = time.perf_counter()
             metrics.UPSTREAM_DURATION.labels(client.name).observe(headers_at - started)
