@@ -134,11 +134,7 @@ async def handle(request: Request, kind: str) -> Response:
     try:
         opened = await open_stream(clients, PATHS[kind], lambda c: reasoning.apply(upstream_body(data, c, stream), c, decision.reasoning_effort), stream, on_fallback)
     except APIError as exc:
-        outcome.status = exc.status
-        outcome.error_type = exc.code
-        outcome.latency_s = time.perf_counter() - started
-        _finish(app, rt, outcome, decision, None)
-        exc.headers.update({"x-switchyard-request-id": request_id, "x-switchyard-policy": decision.policy or ""})
+        _failed(app, rt, outcome, decision, exc, started)
         raise
     served = opened.client.name
     outcome.served = served
@@ -181,15 +177,20 @@ async def handle(request: Request, kind: str) -> Response:
     return ClosingStreamingResponse(body(), media_type="text/event-stream", headers={**hdrs, "cache-control": "no-cache"})
 
 
+def _failed(app, rt: Runtime, outcome: Outcome, d: Decision, exc: APIError, started: float) -> None:
+    """Every upstream attempt failed: record it, and tell the client which request and policy."""
+    outcome.status, outcome.error_type = exc.status, exc.code
+    outcome.latency_s = time.perf_counter() - started
+    _finish(app, rt, outcome, d, None)
+    exc.headers.update({"x-switchyard-request-id": outcome.request_id, "x-switchyard-policy": d.policy or ""})
+
+
 async def _cascade(app, rt: Runtime, pr, d: Decision, outcome: Outcome, data: dict, text: str, kind: str, req: Any, started: float) -> Response:
     """Answer with the cheapest model, escalate while the answer checker doubts it."""
     try:
         res = await cascade.run(rt, pr, d, PATHS[kind], data, text)
     except APIError as exc:
-        outcome.status, outcome.error_type = exc.status, exc.code
-        outcome.latency_s = time.perf_counter() - started
-        _finish(app, rt, outcome, d, None)
-        exc.headers.update({"x-switchyard-request-id": outcome.request_id, "x-switchyard-policy": d.policy or ""})
+        _failed(app, rt, outcome, d, exc, started)
         raise
     outcome.served = res.served
     outcome.reason = "cascade"
