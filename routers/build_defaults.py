@@ -3,14 +3,17 @@
     HF_HUB_OFFLINE=1 .venv/bin/python -m routers.build_defaults [--only NAME ...]
 
 Reads the public outcome data from ``routers.data.shared_data_dir()`` (``../shared/data``).
-Each recipe is first trained on the training split (MMLU: 80% of subjects; RouterBench: 80%
-of sample_ids; seed 0) and evaluated on the held-out rest; then the shipped artifact is refit
-with the same recipe on **all** rows (more data generalises better to unseen prompts), and
-its router.json ``metrics.holdout`` records the held-out numbers of the 80% fit (``"recipe":
-"fit on the 80% split, scored on the held-out 20%"``); ``metrics.train`` is the refit's.
-These equal the seed-0 column of ``docs/eval.md``.
+Each recipe is first trained on the training split (seed 0) and evaluated on the held-out
+rest, for each split of its data (MMLU: 20% of rows, and 20% of whole subjects; RouterBench:
+20% of sample_ids); then the shipped artifact is refit with the same recipe on **all** rows
+(more data generalises better to unseen prompts). Its router.json ``metrics.holdout``
+records the held-out numbers of the 80% fit on whole groups and ``metrics.holdout_row`` on
+rows (``"recipe": "fit on the 80% split, scored on the held-out 20%"``); ``metrics.train``
+is the refit's. These equal the seed-0 columns of ``docs/eval.md``.
 
 - ``mf-mmlu``: RouteLLM MF on gpt-4-1106-preview vs Mixtral-8x7B (routellm-mmlu);
+- ``knn-mmlu``: kNN smoothed towards linear heads on the same pair (the best pair router on
+  held-out MMLU rows);
 - ``cascade-mmlu``: Hybrid-LLM classifier on the same pair;
 - ``cluster-routerbench``: UniRoute clusters over RouterBench's 11 models;
 - ``cost-routerbench``: CARROT per-model quality heads over the 11 models;
@@ -30,9 +33,15 @@ from .runtime import write_meta
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 HOLDOUT = 0.2
+# Held-out splits recorded in router.json: (split, metrics key) per data format.
+SPLITS = {
+    "routellm": [("group", "holdout"), ("row", "holdout_row")],
+    "routerbench": [("group", "holdout")],
+}
 
 DEFAULTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "mf-mmlu": ("mf", "routellm", {}),
+    "knn-mmlu": ("knn", "routellm", {}),
     "cascade-mmlu": ("cascade", "routellm", {}),
     "cluster-routerbench": ("cluster", "routerbench", {}),
     "cost-routerbench": ("cost", "routerbench", {}),
@@ -53,13 +62,19 @@ def build(only: Optional[List[str]] = None, out: Path = ARTIFACTS) -> None:
         if fmt not in tables:
             tables[fmt] = load_table(default_paths(fmt), fmt)
         con.print(f"[bold]{name}[/]: {kind} on {fmt}")
-        with tempfile.TemporaryDirectory() as tmp:
-            held, _ = train_router(kind, tables[fmt], Path(tmp), holdout=HOLDOUT, seed=0, progress=True, log=con.print, **opts)
-        holdout = {**held["metrics"]["holdout"], "recipe": "fit on the 80% split, scored on the held-out 20%"}
+        held_out: dict[str, Any] = {}
+        for split, key in SPLITS[fmt]:
+            with tempfile.TemporaryDirectory() as tmp:
+                held, _ = train_router(
+                    kind, tables[fmt], Path(tmp), holdout=HOLDOUT, seed=0, split=split, progress=True, log=con.print, **opts
+                )
+            held_out[key] = {**held["metrics"]["holdout"], "recipe": "fit on the 80% split, scored on the held-out 20%"}
         meta, _ = train_router(kind, tables[fmt], out / name, holdout=0.0, seed=0, log=con.print, **opts)
-        meta["metrics"]["holdout"] = holdout
+        meta["metrics"].update(held_out)
         write_meta(out / name, meta)
-        con.print_json(data={k: v for k, v in holdout.items() if k in ("pair", "many", "auc")})
+        for key, h in held_out.items():
+            con.print(key)
+            con.print_json(data={k: v for k, v in h.items() if k in ("pair", "many", "auc")})
 
 
 def main(only: Optional[List[str]] = typer.Option(None, "--only", help="artifact name(s) to rebuild")) -> None:

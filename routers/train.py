@@ -45,6 +45,7 @@ def train_router(
     *,
     holdout: float = 0.0,
     seed: int = 0,
+    split: str = "group",
     progress: bool = False,
     encoder: Encoder | None = None,
     log: Callable[[str], None] = lambda s: None,
@@ -64,7 +65,7 @@ def train_router(
     out.mkdir(parents=True, exist_ok=True)
     emb_all = table_embeddings(table, encoder, progress)
     if holdout > 0:
-        tr, te = group_split(table, holdout, seed)
+        tr, te = group_split(table, holdout, seed, by=split)
     else:
         tr, te = np.arange(len(table)), np.array([], dtype=int)
     train_t = table.subset(tr)
@@ -74,7 +75,7 @@ def train_router(
         meta, ref = module.train_answer_checker(train_t, emb_all[tr], out, seed=seed, encoder=encoder, **opts)
         if len(te):
             meta["metrics"]["holdout"] = module.checker_holdout_metrics(out, table.subset(te), emb_all[te], encoder)
-            meta["metrics"]["holdout"]["split"] = {"by": "group", "frac": holdout, "seed": seed, "rows": int(len(te))}
+            meta["metrics"]["holdout"]["split"] = {"by": split, "frac": holdout, "seed": seed, "rows": int(len(te))}
             from .runtime import write_meta
 
             write_meta(out, meta)
@@ -90,7 +91,7 @@ def train_router(
     if len(te):
         test_t = table.subset(te)
         metrics["holdout"] = evaluate_scores(test_t, router.score(emb_all[te]), router.meta)
-        metrics["holdout"]["split"] = {"by": "group", "frac": holdout, "seed": seed, "rows": int(len(te))}
+        metrics["holdout"]["split"] = {"by": split, "frac": holdout, "seed": seed, "rows": int(len(te))}
     meta["metrics"] = metrics
     finish(out, meta, train_scores)
     log(f"wrote {out}")

@@ -90,6 +90,14 @@ def test_eval_prints_metrics_and_baselines(app, cluster_pair, mmlu_dir, tmp_path
     res = runner.invoke(app, ["eval", "--router", str(cluster_pair), "--data", str(mmlu_dir), "--format", "routellm", "--json"])
     rep = json.loads(res.output)
     assert 0 <= rep["pair"]["apgr"] <= 2 and rep["pair_baselines"]["random"]["apgr"] == 0.5
+    res = runner.invoke(app, ["eval", "--router", str(cluster_pair), "--data", str(mmlu_dir), "--format", "routellm",
+                              "--holdout", "0.2", "--split", "row", "--json"])
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.output)
+    assert row["data"]["split"] == "row" and row["rows"] != rep["rows"]
+    res = runner.invoke(app, ["eval", "--router", str(cluster_pair), "--data", str(mmlu_dir), "--format", "routellm",
+                              "--split", "subject"])
+    assert res.exit_code != 0 and "--split must be one of group, row" in res.output
 
 
 def test_eval_aiq(app, rb_csv, tmp_path):

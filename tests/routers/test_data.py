@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from routers.data import group_split, load_table, shared_data_dir
 
@@ -66,6 +67,17 @@ def test_group_split_holds_out_whole_groups(data_dir):
     tr, te = group_split(t, 0.2, seed=0)
     gtr, gte = {t.groups[i] for i in tr}, {t.groups[i] for i in te}
     assert not gtr & gte and 0.1 < len(gte) / len(gtr | gte) < 0.3
+
+
+def test_row_split_holds_out_rows_of_every_subject(data_dir):
+    t = load_table(data_dir / "routellm-mmlu", "routellm")
+    tr, te = group_split(t, 0.2, seed=0, by="row")
+    assert not set(tr) & set(te) and len(tr) + len(te) == len(t)
+    assert 0.18 < len(te) / len(t) < 0.22
+    assert {t.groups[i] for i in te} == set(t.groups)  # unseen questions, seen subjects
+    assert np.array_equal(te, group_split(t, 0.2, seed=0, by="row")[1])  # seeded
+    with pytest.raises(ValueError, match="split must be one of"):
+        group_split(t, 0.2, by="subject")
 
 
 def test_outcomes_with_embeddings_train_a_router(data_dir, tmp_path):

@@ -9,7 +9,7 @@ from routers.data import load_table
 from routers.train import table_embeddings, train_router
 
 TOL = 1e-5
-FAST = {"mf": {"max_epochs": 8}, "cascade": {"max_epochs": 20}, "cost": {"max_epochs": 20}}
+FAST = {"mf": {"max_epochs": 8}, "cascade": {"max_epochs": 20}, "cost": {"max_epochs": 20}, "knn": {"max_epochs": 20}}
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_pair_families_parity(kind, mmlu_small, tmp_path):
     assert sc.strong_win is not None and sc.strong == "gpt-4-1106-preview"
 
 
-@pytest.mark.parametrize("kind", ["cluster", "cost"])
+@pytest.mark.parametrize("kind", ["cluster", "cost", "knn"])
 def test_many_model_families_parity(kind, rb_small, tmp_path):
     emb = table_embeddings(rb_small)
     meta, ref = train_router(kind, rb_small, tmp_path, **FAST.get(kind, {}))
@@ -95,3 +95,19 @@ def test_answer_checker_parity_and_api(rb_small, tmp_path, encoder):
     assert 0 <= chk.threshold <= 1 and meta["answers"] > 250
     t = chk.threshold_for_escalation(0.3)
     assert 0 < t < 1
+
+
+def test_pair_scores_track_the_expected_gap_when_ties_count_half(mmlu_small, tmp_path):
+    """MF (ties half) and the Hybrid-LLM soft label both predict 0.5 + E[q_s - q_w] / 2 on
+    average; RouteLLM's tie-dropping MF heads for P(strong wins | no tie), far above it."""
+    emb = table_embeddings(mmlu_small)
+    s, w = mmlu_small.models.index("gpt-4-1106-preview"), mmlu_small.models.index("mistralai/Mixtral-8x7B-Instruct-v0.1")
+    expected = 0.5 + 0.5 * float(np.mean(mmlu_small.quality[:, s] - mmlu_small.quality[:, w]))
+    no_tie = mmlu_small.quality[:, s] != mmlu_small.quality[:, w]
+    p_win_no_tie = float(np.mean(mmlu_small.quality[no_tie, s]))
+    got = {}
+    for name, kind, opts in [("half", "mf", {"ties": "half"}), ("drop", "mf", {"ties": "drop"}), ("soft", "cascade", {})]:
+        train_router(kind, mmlu_small, tmp_path / name, max_epochs=60, **opts)
+        got[name] = float(np.mean(load_router(tmp_path / name).score(emb).strong_win))
+    assert abs(got["half"] - expected) < 0.05 and abs(got["soft"] - expected) < 0.05
+    assert expected + 0.05 < got["drop"] < p_win_no_tie + 0.05  # pulled towards P(win | no tie)
