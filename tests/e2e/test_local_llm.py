@@ -60,7 +60,7 @@ def test_newcomer_gets_a_routed_answer_from_the_local_model(default_gateway):
     assert r.usage.completion_tokens > 0
     h = raw.headers
     assert h["x-switchyard-policy"] == "default"
-    assert h["x-switchyard-router"] == "mf"
+    assert h["x-switchyard-router"] == "knn"
     assert h["x-switchyard-reason"] == "fallback"
     assert set(h["x-switchyard-scores"].split(",")[0].split("=")[0:1]) <= {"gpt-4o-mini", "gpt-4o"}
     assert (work / "var" / "outcomes.sqlite").exists()
