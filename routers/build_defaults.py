@@ -9,7 +9,7 @@ rest, for each split of its data (MMLU: 20% of rows, and 20% of whole subjects; 
 (more data generalises better to unseen prompts). Its router.json ``metrics.holdout``
 records the held-out numbers of the 80% fit on whole groups and ``metrics.holdout_row`` on
 rows (``"recipe": "fit on the 80% split, scored on the held-out 20%"``); ``metrics.train``
-is the refit's. These equal the seed-0 columns of ``docs/eval.md``.
+is the refit's. ``docs/eval.md`` (``routers.eval_report``) cross-validates the same recipes.
 
 - ``mf-mmlu``: RouteLLM MF on gpt-4-1106-preview vs Mixtral-8x7B (routellm-mmlu);
 - ``knn-mmlu``: kNN smoothed towards linear heads on the same pair (the best pair router on

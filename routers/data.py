@@ -349,6 +349,23 @@ def group_split(
     return np.flatnonzero(~is_test), np.flatnonzero(is_test)
 
 
+def kfold_split(table: RoutingTable, fold: int, k: int = 5, seed: int = 0, by: str = "group") -> tuple[np.ndarray, np.ndarray]:
+    """Fold ``fold`` of a seeded ``k``-way partition: every group (``by="group"``) or row
+    (``by="row"``) is held out in exactly one of the ``k`` folds."""
+    if by not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, not {by!r}")
+    if not 0 <= fold < k:
+        raise ValueError(f"fold must be in [0, {k})")
+    rng = np.random.default_rng(seed)
+    if by == "row":
+        part = rng.permutation(len(table)) % k
+    else:
+        uniq = rng.permutation(sorted(set(table.groups))).tolist()
+        of = {g: i % k for i, g in enumerate(uniq)}
+        part = np.array([of[g] for g in table.groups])
+    return np.flatnonzero(part != fold), np.flatnonzero(part == fold)
+
+
 def default_paths(fmt: str) -> Path:
     """The shared data folder for a public format."""
     return shared_data_dir() / {

@@ -1,11 +1,11 @@
 """Write ``docs/eval.md``: every family beside the baselines on held-out data.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python -m routers.eval_report [--seeds 0 --seeds 1 ...] [--out docs/eval.md]
+    HF_HUB_OFFLINE=1 .venv/bin/python -m routers.eval_report [--folds 5] [--out docs/eval.md]
 
-For each seed, every family is trained on the training split and evaluated on the held-out
-split. MMLU pair, two ways: 20% of the rows (unseen questions from the subjects it was
-trained on) and 20% of whole subjects (unseen topics). RouterBench: 20% of sample_ids.
-Seed 0 uses the same splits as the shipped artifacts' router.json (``routers.build_defaults``).
+Every family is trained on a training split and evaluated on the held-out rest. MMLU pair:
+5-fold cross-validation two ways, over rows (unseen questions from the subjects it was
+trained on) and over whole subjects (unseen topics; every subject is held out once).
+RouterBench: 20% of sample_ids, seed 0, as in the shipped artifacts' router.json.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, List, Optional
 import numpy as np
 import typer
 
-from .data import default_paths, group_split, load_table
+from .data import default_paths, group_split, kfold_split, load_table
 from .evaluate import evaluate_scores
 
 PAIR_FAMILIES = ["mf", "cascade", "cost", "cluster", "knn", "random"]
@@ -31,14 +31,14 @@ NOTES_MARK = "## Notes"
 PAIR_SPLITS = ("row", "group")
 
 
-def _run(kind: str, table, seed: int, tmp: Path, split: str = "group") -> dict[str, Any]:
+def _run(kind: str, table, seed: int, tmp: Path, split: str = "group", fold: tuple[int, int] | None = None) -> dict[str, Any]:
     from .base import load_router
     from .train import table_embeddings, train_router
 
-    out = tmp / f"{kind}-{table.fmt}-{seed}-{split}"
+    out = tmp / f"{kind}-{table.fmt}-{seed}-{split}-{fold}"
     t0 = time.time()
-    train_router(kind, table, out, holdout=HOLDOUT, seed=seed, split=split)
-    _, te = group_split(table, HOLDOUT, seed, by=split)
+    train_router(kind, table, out, holdout=HOLDOUT, seed=seed, split=split, fold=fold)
+    _, te = kfold_split(table, fold[0], fold[1], seed, by=split) if fold else group_split(table, HOLDOUT, seed, by=split)
     test = table.subset(te)
     router = load_router(out)
     rep = evaluate_scores(test, router.score(table_embeddings(test)), router.meta, with_baselines=True)
@@ -47,7 +47,7 @@ def _run(kind: str, table, seed: int, tmp: Path, split: str = "group") -> dict[s
 
 
 def main(
-    seeds: List[int] = typer.Option([0, 1, 2], "--seeds"),
+    folds: int = typer.Option(5, "--folds", help="MMLU: k-fold cross-validation over rows and over subjects"),
     out: Path = typer.Option(Path("docs/eval.md"), "--out"),
     json_out: Optional[Path] = typer.Option(None, "--json-out", help="also write the raw results"),
 ) -> None:
@@ -61,23 +61,23 @@ def main(
         tmp = Path(d)
         for split in PAIR_SPLITS:
             key = "pair_row" if split == "row" else "pair"
-            for seed in seeds:
+            for i in range(folds):
                 for kind in PAIR_FAMILIES:
-                    con.print(f"mmlu {split} split, seed {seed}: {kind}")
-                    results[key].setdefault(kind, {})[seed] = _run(kind, mmlu, seed, tmp, split)
+                    con.print(f"mmlu {split} split, fold {i + 1}/{folds}: {kind}")
+                    results[key].setdefault(kind, {})[i] = _run(kind, mmlu, 0, tmp, split, (i, folds))
         for kind in MANY_FAMILIES:
             con.print(f"routerbench seed 0: {kind}")
             results["many"][kind] = _run(kind, rb, 0, tmp)
     if json_out:
         json_out.write_text(json.dumps(results, indent=1, default=float))
-    text = render_markdown(results, seeds)
+    text = render_markdown(results, list(range(folds)))
     if out.exists() and NOTES_MARK in out.read_text():  # keep the hand-written notes
         text += out.read_text()[out.read_text().index(NOTES_MARK) :]
     out.write_text(text)
     con.print(f"wrote {out}")
 
 
-def render_markdown(results: dict[str, Any], seeds: List[int]) -> str:
+def render_markdown(results: dict[str, Any], folds: List[int]) -> str:
     lines = [
         "# Router evaluation",
         "",
@@ -88,11 +88,11 @@ def render_markdown(results: dict[str, Any], seeds: List[int]) -> str:
         "```",
         "",
         "Every number is on **held-out** data. MMLU (routellm-mmlu, GPT-4-1106 vs Mixtral-8x7B)",
-        "is held out two ways: 20% of the rows (new questions on the subjects the router was",
-        "trained on) and 20% of whole subjects (topics it never saw). RouterBench holds out 20% of",
-        "sample_ids. Every family is retrained on each training split; the shipped artifacts are",
-        "refit on all rows. Routing decisions go through `routers.decision.choose`, the gateway's",
-        "decision function.",
+        "is cross-validated two ways, 5 folds each (seeded): over rows (new questions on the",
+        "subjects the router was trained on) and over whole subjects (topics it never saw; every",
+        "subject is held out once). RouterBench holds out 20% of sample_ids. Every family is",
+        "retrained on each training split; the shipped artifacts are refit on all rows. Routing",
+        "decisions go through `routers.decision.choose`, the gateway's decision function.",
         "",
         "APGR: area under the performance-gap-recovered curve over the strong-call share (random",
         "= 0.5). CPT(x%): strong-call share needed to recover x% of the gap (lower is better).",
@@ -101,9 +101,9 @@ def render_markdown(results: dict[str, Any], seeds: List[int]) -> str:
         "## MMLU pair, held-out rows (unseen questions, seen subjects)",
         "",
     ]
-    lines += _pair_table(results["pair_row"], seeds)
+    lines += _pair_table(results["pair_row"], folds)
     lines += ["", "## MMLU pair, held-out subjects (unseen topics)", ""]
-    lines += _pair_table(results["pair"], seeds)
+    lines += _pair_table(results["pair"], folds)
     lines += [
         "",
         "## RouterBench, 11 models: AIQ (held-out 20% of sample_ids, seed 0)",
@@ -135,24 +135,25 @@ def render_markdown(results: dict[str, Any], seeds: List[int]) -> str:
     return "\n".join(lines)
 
 
-def _pair_table(pair: dict[str, Any], seeds: List[int]) -> list[str]:
-    head = "| router | " + " | ".join(f"APGR s{s}" for s in seeds) + " | APGR mean | CPT(50%) s0 | CPT(80%) s0 |"
-    lines = [head, "|" + "---|" * (len(seeds) + 4)]
-    for kind, by_seed in pair.items():
-        ap = [by_seed[s]["pair"]["apgr"] for s in seeds]
-        p0 = by_seed[seeds[0]]["pair"]
-        lines.append(
-            f"| {kind} | " + " | ".join(f"{a:.3f}" for a in ap) + f" | **{np.mean(ap):.3f}** | {p0['cpt50']:.1%} | {p0['cpt80']:.1%} |"
-        )
+def _pair_table(pair: dict[str, Any], folds: List[int]) -> list[str]:
+    head = "| router | " + " | ".join(f"APGR f{f + 1}" for f in folds) + " | **APGR mean** | CPT(50%) | CPT(80%) |"
+    lines = [head, "|" + "---|" * (len(folds) + 4)]
+
+    def row(name: str, reps: list[dict[str, Any]]) -> str:
+        ap = [r["apgr"] for r in reps]
+        c50, c80 = np.mean([r["cpt50"] for r in reps]), np.mean([r["cpt80"] for r in reps])
+        return f"| {name} | " + " | ".join(f"{a:.3f}" for a in ap) + f" | **{np.mean(ap):.3f}** | {c50:.1%} | {c80:.1%} |"
+
+    for kind, by_fold in pair.items():
+        lines.append(row(kind, [by_fold[f]["pair"] for f in folds]))
     any_kind = next(iter(pair.values()))
-    ob = [any_kind[s]["pair_baselines"]["oracle"]["apgr"] for s in seeds]
-    ob0 = any_kind[seeds[0]]["pair_baselines"]["oracle"]
-    lines.append("| *random (baseline)* | " + " | ".join("0.500" for _ in seeds) + " | 0.500 | 50.0% | 80.0% |")
-    lines.append("| *oracle* | " + " | ".join(f"{a:.3f}" for a in ob) + f" | {np.mean(ob):.3f} | {ob0['cpt50']:.1%} | {ob0['cpt80']:.1%} |")
+    lines.append("| *random (baseline)* | " + " | ".join("0.500" for _ in folds) + " | 0.500 | 50.0% | 80.0% |")
+    lines.append(row("*oracle*", [any_kind[f]["pair_baselines"]["oracle"] for f in folds]))
     lines.append("")
-    lines.append("Single models on the held-out rows (seed " + str(seeds[0]) + "): strong "
-                 f"{any_kind[seeds[0]]['pair_baselines']['strong_only']['quality']:.3f}, weak "
-                 f"{any_kind[seeds[0]]['pair_baselines']['weak_only']['quality']:.3f} accuracy.")
+    strong = np.mean([any_kind[f]["pair_baselines"]["strong_only"]["quality"] for f in folds])
+    weak = np.mean([any_kind[f]["pair_baselines"]["weak_only"]["quality"] for f in folds])
+    lines.append(f"Single models on the held-out rows (mean over folds): strong {strong:.3f}, weak {weak:.3f} accuracy. "
+                 "CPT columns are means over the folds.")
     return lines
 
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .base import RouterScores, load_router
-from .data import RoutingTable, group_split
+from .data import RoutingTable, group_split, kfold_split
 from .embed_cache import embed_texts
 from .encoder import Encoder
 
@@ -46,6 +46,7 @@ def train_router(
     holdout: float = 0.0,
     seed: int = 0,
     split: str = "group",
+    fold: tuple[int, int] | None = None,
     progress: bool = False,
     encoder: Encoder | None = None,
     log: Callable[[str], None] = lambda s: None,
@@ -64,7 +65,10 @@ def train_router(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     emb_all = table_embeddings(table, encoder, progress)
-    if holdout > 0:
+    if fold is not None:  # (i, k): hold out fold i of a k-way partition
+        tr, te = kfold_split(table, fold[0], fold[1], seed, by=split)
+        holdout = 1.0 / fold[1]
+    elif holdout > 0:
         tr, te = group_split(table, holdout, seed, by=split)
     else:
         tr, te = np.arange(len(table)), np.array([], dtype=int)
@@ -75,7 +79,7 @@ def train_router(
         meta, ref = module.train_answer_checker(train_t, emb_all[tr], out, seed=seed, encoder=encoder, **opts)
         if len(te):
             meta["metrics"]["holdout"] = module.checker_holdout_metrics(out, table.subset(te), emb_all[te], encoder)
-            meta["metrics"]["holdout"]["split"] = {"by": split, "frac": holdout, "seed": seed, "rows": int(len(te))}
+            meta["metrics"]["holdout"]["split"] = {"by": split, "frac": holdout, "seed": seed, "fold": fold, "rows": int(len(te))}
             from .runtime import write_meta
 
             write_meta(out, meta)
@@ -91,7 +95,7 @@ def train_router(
     if len(te):
         test_t = table.subset(te)
         metrics["holdout"] = evaluate_scores(test_t, router.score(emb_all[te]), router.meta)
-        metrics["holdout"]["split"] = {"by": split, "frac": holdout, "seed": seed, "rows": int(len(te))}
+        metrics["holdout"]["split"] = {"by": split, "frac": holdout, "seed": seed, "fold": fold, "rows": int(len(te))}
     meta["metrics"] = metrics
     finish(out, meta, train_scores)
     log(f"wrote {out}")

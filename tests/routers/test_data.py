@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from routers.data import group_split, load_table, shared_data_dir
+from routers.data import group_split, kfold_split, load_table, shared_data_dir
 
 
 def test_shared_data_dir_env(monkeypatch, tmp_path):
@@ -78,6 +78,18 @@ def test_row_split_holds_out_rows_of_every_subject(data_dir):
     assert np.array_equal(te, group_split(t, 0.2, seed=0, by="row")[1])  # seeded
     with pytest.raises(ValueError, match="split must be one of"):
         group_split(t, 0.2, by="subject")
+
+
+@pytest.mark.parametrize("by,unit", [("group", "groups"), ("row", "rows")])
+def test_kfold_holds_out_every_group_or_row_exactly_once(data_dir, by, unit):
+    t = load_table(data_dir / "routellm-mmlu", "routellm")
+    held = [kfold_split(t, i, 5, seed=0, by=by) for i in range(5)]
+    tests = np.concatenate([te for _, te in held])
+    assert sorted(tests.tolist()) == list(range(len(t)))  # each row held out once
+    for tr, te in held:
+        assert len(tr) + len(te) == len(t)
+        gtr, gte = {t.groups[i] for i in tr}, {t.groups[i] for i in te}
+        assert (not gtr & gte) if unit == "groups" else gte == set(t.groups)
 
 
 def test_outcomes_with_embeddings_train_a_router(data_dir, tmp_path):
