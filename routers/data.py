@@ -366,6 +366,18 @@ def kfold_split(table: RoutingTable, fold: int, k: int = 5, seed: int = 0, by: s
     return np.flatnonzero(part != fold), np.flatnonzero(part == fold)
 
 
+def holdout_split(
+    table: RoutingTable, holdout: float = 0.0, seed: int = 0, by: str = "group", fold: tuple[int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) rows: fold ``i`` of a ``k``-way partition when ``fold=(i, k)``, else a
+    ``holdout`` share (``group_split``), else every row for training and none held out."""
+    if fold is not None:
+        return kfold_split(table, fold[0], fold[1], seed, by=by)
+    if holdout > 0:
+        return group_split(table, holdout, seed, by=by)
+    return np.arange(len(table)), np.array([], dtype=int)
+
+
 def default_paths(fmt: str) -> Path:
     """The shared data folder for a public format."""
     return shared_data_dir() / {

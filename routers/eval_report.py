@@ -19,7 +19,7 @@ from typing import Any, List, Optional
 import numpy as np
 import typer
 
-from .data import default_paths, group_split, kfold_split, load_table
+from .data import default_paths, holdout_split, load_table
 from .evaluate import evaluate_scores
 
 PAIR_FAMILIES = ["mf", "cascade", "cost", "cluster", "knn", "random"]
@@ -38,7 +38,7 @@ def _run(kind: str, table, seed: int, tmp: Path, split: str = "group", fold: tup
     out = tmp / f"{kind}-{table.fmt}-{seed}-{split}-{fold}"
     t0 = time.time()
     train_router(kind, table, out, holdout=HOLDOUT, seed=seed, split=split, fold=fold)
-    _, te = kfold_split(table, fold[0], fold[1], seed, by=split) if fold else group_split(table, HOLDOUT, seed, by=split)
+    _, te = holdout_split(table, HOLDOUT, seed, split, fold)
     test = table.subset(te)
     router = load_router(out)
     rep = evaluate_scores(test, router.score(table_embeddings(test)), router.meta, with_baselines=True)

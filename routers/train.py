@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .base import RouterScores, load_router
-from .data import RoutingTable, group_split, kfold_split
+from .data import RoutingTable, holdout_split
 from .embed_cache import embed_texts
 from .encoder import Encoder
 
@@ -65,13 +65,9 @@ def train_router(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     emb_all = table_embeddings(table, encoder, progress)
-    if fold is not None:  # (i, k): hold out fold i of a k-way partition
-        tr, te = kfold_split(table, fold[0], fold[1], seed, by=split)
+    tr, te = holdout_split(table, holdout, seed, split, fold)
+    if fold is not None:  # (i, k): fold i of a k-way partition is held out
         holdout = 1.0 / fold[1]
-    elif holdout > 0:
-        tr, te = group_split(table, holdout, seed, by=split)
-    else:
-        tr, te = np.arange(len(table)), np.array([], dtype=int)
     train_t = table.subset(tr)
     module = importlib.import_module(f"routers.{FAMILIES[kind]}")
     log(f"fitting {kind} on {len(tr)} prompts x {len(table.models)} models")
