@@ -1,7 +1,9 @@
 """Measure encoder latency on real prompts: ``python -m routers.encoder_bench [--threads 1 2]``.
 
-Prints median single-row latency (ms) for short, medium and long (256-token) prompts and the
-throughput of ``AsyncEmbedder`` under 32 concurrent requests.
+Prints median single-row latency (ms) for short, medium and long (256-token) prompts, the cost
+per prompt of one ONNX call per row against one ONNX call for a whole batch of mixed-length
+prompts (why ``Encoder.batch_size`` defaults to 1), and the throughput of ``AsyncEmbedder``
+under 64 concurrent requests.
 """
 
 from __future__ import annotations
@@ -36,6 +38,21 @@ def main(threads: List[int] = typer.Option([1, 2], "--threads")) -> None:
                 enc.embed([t])
                 lat.append((time.perf_counter() - t0) * 1e3)
             print(f"threads={th} {name}: median {statistics.median(lat):.1f} ms (n={len(lat)})")
+
+        for n in (8, 32):
+            per: dict[int, list[float]] = {1: [], n: []}
+            for rep in range(10):
+                batch = mmlu[rep * n : (rep + 1) * n]
+                for size in per:
+                    enc.batch_size = size
+                    t0 = time.perf_counter()
+                    enc.embed(batch)
+                    per[size].append((time.perf_counter() - t0) * 1e3 / n)
+            enc.batch_size = 1
+            print(
+                f"threads={th} {n} mixed prompts: {statistics.median(per[1]):.1f} ms/prompt one row per call, "
+                f"{statistics.median(per[n]):.1f} ms/prompt in one call"
+            )
 
         from .batching import AsyncEmbedder
 
