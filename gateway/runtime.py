@@ -89,6 +89,15 @@ def _count_cached(enc: Any, text: str) -> int:
     return int(enc.count_tokens(text))
 
 
+def _warn_encoder_mismatch(path: Path, meta: dict[str, Any]) -> None:
+    from routers.base import encoder_mismatch
+    from routers.encoder import Encoder
+
+    problem = encoder_mismatch(meta, Encoder.default().encoder_hash)
+    if problem:
+        log.warning("%s: %s", path, problem)
+
+
 def build_policies(cfg: Config, base: Path, router_cache: dict[str, Any] | None = None) -> dict[str, PolicyRuntime]:
     from routers.base import load_router
 
@@ -103,7 +112,10 @@ def build_policies(cfg: Config, base: Path, router_cache: dict[str, Any] | None 
         if pol.router:
             rpath = resolve_path(base, pol.router.path)
             key = str(rpath.resolve())
-            router = router_cache.get(key) or load_router(rpath)
+            router = router_cache.get(key)
+            if router is None:
+                router = load_router(rpath)
+                _warn_encoder_mismatch(rpath, getattr(router, "meta", {}) or {})
             router_cache[key] = router
             pr.router = router
             pr.model_map = {c: pol.router.model_map.get(c, c) for c in pol.candidates}

@@ -15,5 +15,6 @@ class Settings(BaseSettings):
     encoder_threads: int = 1
     embed_max_batch: int = 32
     embed_max_wait_ms: float = 1.0
+    embed_pad_slack: float = 0.25  # split a micro-batch where padding would exceed 25% (inf: never)
     embed_cache_size: int = 10_000
     watch: bool = True

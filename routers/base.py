@@ -67,6 +67,17 @@ def load_router(path: str | Path) -> Router:
     return cls.load(path)  # type: ignore[attr-defined]
 
 
+def encoder_mismatch(meta: dict, encoder_hash: str) -> str | None:
+    """Why a router's embeddings would not match the serving encoder's, or ``None`` if they do."""
+    want = (meta.get("encoder") or {}).get("hash")
+    if want and want != encoder_hash:
+        return (
+            f"router trained on encoder {want[:12]}, serving encoder is {encoder_hash[:12]}: "
+            "its scores are off until it is retrained (switchyard train / routers.build_defaults)"
+        )
+    return None
+
+
 def _import_families() -> None:
     """Import the family modules so they register themselves (serve-time safe imports only)."""
     import importlib

@@ -3,20 +3,20 @@
 ``await embedder.embed_one(text)`` from many concurrent requests: a text arriving while no
 batch is running goes at once (a lone request never waits); texts arriving while one runs
 form the next batch, flushed when it finishes, after ``max_wait_ms``, or at ``max_batch``,
-and embedded with ONE ``Encoder.embed`` call in a dedicated thread pool (never on the event
-loop). Results are cached in an LRU keyed by the sha256 of the text; identical texts in
-flight share one slot.
+and embedded in a dedicated thread pool (never on the event loop) with ONE ONNX call when the
+batch's token counts are within ``pad_slack`` of each other (otherwise one call per run of
+similar lengths: ``Encoder.embed``; embeddings are bit-identical either way). Results are
+cached in an LRU keyed by the sha256 of the text; identical texts in flight share one slot.
 
 Metrics hooks (optional, e.g. for Prometheus): ``on_batch(size, seconds)`` after every ONNX
-call, ``on_cache(hit)`` for every lookup. Counters ``hits``, ``misses`` and the deque
-``last_batch_sizes`` are kept as well.
+call, ``on_cache(hit)`` for every lookup. Counters ``hits``, ``misses``, ``batches`` (ONNX
+calls) and the deque ``last_batch_sizes`` (rows per ONNX call) are kept as well.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
@@ -40,6 +40,7 @@ class AsyncEmbedder:
         max_wait_ms: float = 1.0,
         cache_size: int = 10_000,
         threads: int = 1,
+        pad_slack: float = 0.25,
         on_batch: Optional[Callable[[int, float], None]] = None,
         on_cache: Optional[Callable[[bool], None]] = None,
     ) -> None:
@@ -47,6 +48,7 @@ class AsyncEmbedder:
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
         self.cache_size = cache_size
+        self.pad_slack = pad_slack
         self.on_batch, self.on_cache = on_batch, on_cache
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="switchyard-embed")
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
@@ -126,10 +128,10 @@ class AsyncEmbedder:
         if self._queue:  # more than one batch waiting
             self._flush_handle = asyncio.get_running_loop().call_later(0, self._flush)
 
-    def _embed_sync(self, texts: list[str]) -> tuple[np.ndarray, float]:
-        t0 = time.perf_counter()
-        vecs = self.encoder.embed(texts)
-        return vecs, time.perf_counter() - t0
+    def _embed_sync(self, texts: list[str]) -> tuple[np.ndarray, list[tuple[int, float]]]:
+        calls: list[tuple[int, float]] = []
+        vecs = self.encoder.embed(texts, on_call=lambda n, s: calls.append((n, s)), pad_slack=self.pad_slack)
+        return vecs, calls
 
     async def _run_counted(self, batch: list[tuple[bytes, str]]) -> None:
         try:
@@ -142,17 +144,18 @@ class AsyncEmbedder:
     async def _run(self, batch: list[tuple[bytes, str]]) -> None:
         loop = asyncio.get_running_loop()
         try:
-            vecs, seconds = await loop.run_in_executor(self._executor, self._embed_sync, [t for _, t in batch])
+            vecs, calls = await loop.run_in_executor(self._executor, self._embed_sync, [t for _, t in batch])
         except BaseException as exc:  # propagate to every waiter
             for key, _ in batch:
                 fut = self._pending.pop(key, None)
                 if fut is not None and not fut.done():
                     fut.set_exception(exc)
             return
-        self.batches += 1
-        self.last_batch_sizes.append(len(batch))
-        if self.on_batch:
-            self.on_batch(len(batch), seconds)
+        for size, seconds in calls:
+            self.batches += 1
+            self.last_batch_sizes.append(size)
+            if self.on_batch:
+                self.on_batch(size, seconds)
         for (key, _), vec in zip(batch, vecs):
             vec = np.array(vec)
             vec.setflags(write=False)

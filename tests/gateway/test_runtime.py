@@ -55,3 +55,24 @@ def test_many_model_calibration_matches_the_engine_mapping():
     sw = np.clip(0.5 + 0.5 * (cal[:, i] - cal[:, j]), 0, 1)  # gateway.policy.engine's mapping
     thr = build_policies(_cfg("cluster-routerbench", 0.3, {"strong": "gpt-4-1106-preview", "weak": "mistralai/mixtral-8x7b-chat"}), Path("."))["p"].objective.value
     assert abs(float(np.mean(sw >= thr)) - 0.3) < 0.05
+
+
+def test_router_trained_on_another_encoder_is_flagged(tmp_path, caplog):
+    import json
+    import shutil
+
+    art = tmp_path / "mf-mmlu"
+    shutil.copytree(ART / "mf-mmlu", art)
+    meta = json.loads((art / "router.json").read_text())
+    meta["encoder"]["hash"] = "0" * 64
+    (art / "router.json").write_text(json.dumps(meta))
+    mm = {"strong": "gpt-4-1106-preview", "weak": "mistralai/Mixtral-8x7B-Instruct-v0.1"}
+    cfg = _cfg("mf-mmlu", 0.3, mm)
+    cfg.policies["p"].router.path = str(art)
+    with caplog.at_level("WARNING", logger="switchyard"):
+        build_policies(cfg, Path("."))
+    assert any("serving encoder" in r.message and "retrained" in r.message for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="switchyard"):
+        build_policies(_cfg("mf-mmlu", 0.3, mm), Path("."))  # the shipped one matches
+    assert not [r for r in caplog.records if "serving encoder" in r.message]

@@ -2,11 +2,12 @@
 
 import csv
 import glob
+import math
 
 import numpy as np
 import pytest
 
-from routers.encoder import MAX_TOKENS, select_text
+from routers.encoder import MAX_TOKENS, plan_batches, select_text
 
 
 def _real_prompts(data_dir, n=120):
@@ -29,19 +30,39 @@ def test_cosine_vs_sentence_transformers(data_dir, encoder):
     assert got.shape == (len(texts), 384) and got.dtype == np.float32
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
     cos = (got * ref).sum(axis=1)
-    assert cos.mean() >= 0.99, cos.mean()
-    assert cos.min() >= 0.97, cos.min()
+    assert cos.mean() >= 0.995, cos.mean()
+    assert cos.min() >= 0.99, cos.min()  # every prompt, not just on average
 
 
-def test_batch_invariance_and_long_inputs_keep_tail(encoder):
+def test_batch_invariance_and_long_inputs_keep_tail(data_dir, encoder):
+    """Per-token activation scales: a row's embedding does not depend on its batch-mates."""
     texts = ["short question?", "another one about chemistry", "x " * 3000 + "What is the capital of France?"]
-    batch = encoder.embed(texts)
+    texts += _real_prompts(data_dir, n=29)
     single = np.stack([encoder.embed([t])[0] for t in texts])
-    assert np.abs(batch - single).max() < 1e-4
+    calls = []
+    one_call = encoder.embed(texts, pad_slack=math.inf, on_call=lambda n, s: calls.append(n))
+    assert calls == [len(texts)] == [32]  # one ONNX call, every row padded to 256 tokens
+    assert np.array_equal(one_call, single)
+    calls.clear()
+    packed = encoder.embed(texts, on_call=lambda n, s: calls.append(n))
+    assert sum(calls) == len(texts) and 1 < len(calls) < len(texts)
+    assert np.array_equal(packed, single)
     ids = encoder.tokenize([texts[2]])["input_ids"][0]
     assert len(ids) == MAX_TOKENS
     tail = encoder.tokenizer.decode(ids.tolist())
     assert tail.endswith("what is the capital of france?")
+
+
+def test_plan_batches_bounds_padding():
+    lengths = [10, 250, 12, 11, 240, 10, 60, 64]
+    groups = plan_batches(lengths, max_batch=32, pad_slack=0.25)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    for g in groups:
+        ls = [lengths[i] for i in g]
+        assert max(ls) * len(ls) <= 1.25 * sum(ls)
+    assert [sorted(lengths[i] for i in g) for g in groups] == [[10, 10, 11, 12], [60, 64], [240, 250]]
+    assert plan_batches(lengths, max_batch=3, pad_slack=math.inf) == [[0, 5, 3], [2, 6, 7], [4, 1]]
+    assert plan_batches(lengths, max_batch=64, pad_slack=math.inf) == [sorted(range(8), key=lengths.__getitem__)]
 
 
 def test_hash_and_tokens(encoder):
@@ -70,7 +91,22 @@ def test_encoder_graph_builds_reproducibly(tmp_path):
     from routers.encoder import file_sha256
     from routers.encoder_build import EXPECTED_SHA256, ensure
 
-    out = ensure(tmp_path / "minilm-l6-v2-int8pc.onnx")
+    out = ensure(tmp_path / "minilm-l6-v2-int8pt.onnx")
     assert file_sha256(out) == EXPECTED_SHA256
-    assert not (tmp_path / "minilm-l6-v2-int8pc.lock").exists()
+    assert not (tmp_path / "minilm-l6-v2-int8pt.lock").exists()
     assert ensure(out) == out  # present: no second build
+
+
+def test_shipped_routers_match_the_serving_encoder():
+    """Every committed artifact was trained on the pinned encoder build (rebuild them when it changes)."""
+    import json
+
+    from conftest import ROOT
+    from routers.base import encoder_mismatch
+    from routers.encoder_build import EXPECTED_SHA256
+
+    metas = {p.parent.name: json.loads(p.read_text()) for p in (ROOT / "routers/artifacts").glob("*/router.json")}
+    assert len(metas) >= 5
+    assert {name: encoder_mismatch(m, EXPECTED_SHA256) for name, m in metas.items()} == dict.fromkeys(metas)
+    stale = dict(metas["mf-mmlu"], encoder={"hash": "0" * 64})
+    assert "retrained" in encoder_mismatch(stale, EXPECTED_SHA256)
