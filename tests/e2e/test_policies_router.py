@@ -108,3 +108,40 @@ def test_reasoning_rule_switches_to_a_reasoning_model(gw):
     resp, h = chat(gw, prompts(1)[0], model="router-hard")
     assert resp.model == "thinker" and h["x-switchyard-reasoning-effort"] == "low"
     assert h["x-switchyard-reason"] == "router"
+
+
+def _metric(text: str, name: str) -> float:
+    import re
+
+    m = re.search(rf"^{name} ([0-9.e+]+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def test_concurrent_requests_are_micro_batched(gw, artifact):
+    """Concurrent prompts share ONNX calls, and each decision is the one made for the prompt alone."""
+    import asyncio
+
+    import httpx
+    import openai
+
+    organs = ["heart", "liver", "lung", "kidney", "brain", "spleen", "stomach", "pancreas"]
+    texts = [f"Which nerve supplies the {organ} of patient number {i} in this anatomy case?" for i in range(3) for organ in organs]
+    before = httpx.get(f"{gw.url}/metrics").text
+
+    async def burst():
+        client = openai.AsyncOpenAI(base_url=gw.base_url, api_key="unused", max_retries=0)
+        raws = await asyncio.gather(*(
+            client.chat.completions.with_raw_response.create(model="router-pair", messages=[{"role": "user", "content": t}])
+            for t in texts
+        ))
+        await client.close()
+        return raws
+
+    raws = asyncio.run(burst())
+    after = httpx.get(f"{gw.url}/metrics").text
+    calls = _metric(after, "switchyard_embedding_batch_size_count") - _metric(before, "switchyard_embedding_batch_size_count")
+    rows = _metric(after, "switchyard_embedding_batch_size_sum") - _metric(before, "switchyard_embedding_batch_size_sum")
+    assert rows == len(texts)  # every prompt embedded once
+    assert 1 <= calls < len(texts)  # ... in fewer ONNX calls than prompts
+    for t, raw in zip(texts, raws):
+        assert float(raw.headers["x-switchyard-strong-win"]) == pytest.approx(strong_win(artifact, t), abs=6e-4)
