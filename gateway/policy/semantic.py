@@ -26,10 +26,7 @@ def embed_each(texts: Sequence[str]) -> np.ndarray:
     """Embed ``texts`` with the shared encoder (bit-identical to embedding each alone)."""
     from routers.encoder import Encoder
 
-    enc = Encoder.default()
-    if not texts:
-        return np.zeros((0, 384), dtype=np.float32)
-    return enc.embed(list(texts))
+    return Encoder.default().embed(list(texts))
 
 
 def default_embed(texts: Sequence[str]) -> np.ndarray:
