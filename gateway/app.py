@@ -52,6 +52,7 @@ def make_embedder(settings: Settings):
         max_batch=settings.embed_max_batch,
         max_wait_ms=settings.embed_max_wait_ms,
         pad_slack=settings.embed_pad_slack,
+        max_call_tokens=settings.embed_max_call_tokens,
         cache_size=settings.embed_cache_size,
         on_batch=on_batch,
         on_cache=on_cache,

@@ -16,5 +16,6 @@ class Settings(BaseSettings):
     embed_max_batch: int = 32
     embed_max_wait_ms: float = 1.0
     embed_pad_slack: float = 0.25  # split a micro-batch where padding would exceed 25% (inf: never)
+    embed_max_call_tokens: float = 512  # padded tokens per ONNX call (inf: no limit)
     embed_cache_size: int = 10_000
     watch: bool = True

@@ -4,8 +4,9 @@
 batch is running goes at once (a lone request never waits); texts arriving while one runs
 form the next batch, flushed when it finishes, after ``max_wait_ms``, or at ``max_batch``,
 and embedded in a dedicated thread pool (never on the event loop) with ONE ONNX call when the
-batch's token counts are within ``pad_slack`` of each other (otherwise one call per run of
-similar lengths: ``Encoder.embed``; embeddings are bit-identical either way). Results are
+batch's token counts are within ``pad_slack`` of each other and it holds at most
+``max_call_tokens`` padded tokens (otherwise one call per run of similar lengths:
+``Encoder.embed``; embeddings are bit-identical either way). Results are
 cached in an LRU keyed by the sha256 of the text; identical texts in flight share one slot.
 
 Metrics hooks (optional, e.g. for Prometheus): ``on_batch(size, seconds)`` after every ONNX
@@ -41,6 +42,7 @@ class AsyncEmbedder:
         cache_size: int = 10_000,
         threads: int = 1,
         pad_slack: float = 0.25,
+        max_call_tokens: float = 512,
         on_batch: Optional[Callable[[int, float], None]] = None,
         on_cache: Optional[Callable[[bool], None]] = None,
     ) -> None:
@@ -49,6 +51,7 @@ class AsyncEmbedder:
         self.max_wait = max_wait_ms / 1000.0
         self.cache_size = cache_size
         self.pad_slack = pad_slack
+        self.max_call_tokens = max_call_tokens
         self.on_batch, self.on_cache = on_batch, on_cache
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="switchyard-embed")
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
@@ -130,7 +133,12 @@ class AsyncEmbedder:
 
     def _embed_sync(self, texts: list[str]) -> tuple[np.ndarray, list[tuple[int, float]]]:
         calls: list[tuple[int, float]] = []
-        vecs = self.encoder.embed(texts, on_call=lambda n, s: calls.append((n, s)), pad_slack=self.pad_slack)
+        vecs = self.encoder.embed(
+            texts,
+            on_call=lambda n, s: calls.append((n, s)),
+            pad_slack=self.pad_slack,
+            max_call_tokens=self.max_call_tokens,
+        )
         return vecs, calls
 
     async def _run_counted(self, batch: list[tuple[bytes, str]]) -> None:

@@ -16,10 +16,13 @@ Where the weights come from (the choice, and why):
 Batching: activations are quantised per token, so a row's embedding does not depend on its
 batch-mates: one ONNX call for many prompts gives bit-identical vectors to one call per prompt
 (tested). ``embed`` sorts a batch by token count and runs one ONNX call per run of similar
-lengths (``max_batch`` rows, padded tokens at most ``1 + pad_slack`` times the real ones): a
-micro-batch of similar prompts is one call, while one 256-token prompt does not make 31 short
-ones pay for 256 tokens each (a single call over mixed MMLU prompts costs ~2.3x per prompt;
-``python -m routers.encoder_bench``). ``pad_slack=inf`` always makes one call.
+lengths (``max_batch`` rows, padded tokens at most ``1 + pad_slack`` times the real ones, and
+at most ``max_call_tokens`` padded tokens per call): a micro-batch of similar short prompts is
+one call, while one 256-token prompt does not make 31 short ones pay for 256 tokens each (a
+single call over mixed MMLU prompts costs ~2.3x per prompt), and long prompts do not build
+activation tensors too big for the CPU caches (16 x 256 tokens in one call: ~25% slower per
+prompt than one by one; ``python -m routers.encoder_bench``). ``pad_slack=inf`` with
+``max_call_tokens=inf`` always makes one call.
 
 Tokenisation: no fixed-length padding (the shipped tokenizer.json pads to 128; padding to the
 longest item in the batch is ~9x faster for short prompts), at most 256 tokens. Long inputs keep
@@ -31,6 +34,7 @@ the real question). Embeddings are attention-mask mean-pooled and L2-normalised.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import time
 from pathlib import Path
@@ -84,6 +88,7 @@ class Encoder:
         head_tokens: int = HEAD_TOKENS,
         max_batch: int = 32,
         pad_slack: float = 0.25,
+        max_call_tokens: float = 512,
     ) -> None:
         if model_path is None:
             from .encoder_build import ensure
@@ -94,6 +99,7 @@ class Encoder:
         self.head_tokens = head_tokens
         self.max_batch = max_batch
         self.pad_slack = pad_slack
+        self.max_call_tokens = max_call_tokens
         self.threads = threads or default_threads()
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self.tokenizer.no_padding()  # we pad to the longest item ourselves, after head+tail cut
@@ -177,11 +183,12 @@ class Encoder:
         progress: bool = False,
         on_call: Callable[[int, float], None] | None = None,
         pad_slack: float | None = None,
+        max_call_tokens: float | None = None,
     ) -> np.ndarray:
         """Embed ``texts``: one ONNX call per run of similar token counts (see module doc).
 
         ``on_call(rows, seconds)`` is called after every ONNX call (the gateway's metrics);
-        ``pad_slack`` overrides the encoder's for this call.
+        ``pad_slack`` and ``max_call_tokens`` override the encoder's for this call.
         """
         texts = list(texts)
         out = np.zeros((len(texts), DIM), dtype=np.float32)
@@ -189,7 +196,10 @@ class Encoder:
             return out
         rows = self._rows(texts)
         groups: Iterable[list[int]] = plan_batches(
-            [len(r) for r in rows], self.max_batch, self.pad_slack if pad_slack is None else pad_slack
+            [len(r) for r in rows],
+            self.max_batch,
+            self.pad_slack if pad_slack is None else pad_slack,
+            self.max_call_tokens if max_call_tokens is None else max_call_tokens,
         )
         if progress:
             from tqdm import tqdm
@@ -203,11 +213,14 @@ class Encoder:
         return out
 
 
-def plan_batches(lengths: Sequence[int], max_batch: int, pad_slack: float) -> list[list[int]]:
+def plan_batches(
+    lengths: Sequence[int], max_batch: int, pad_slack: float, max_call_tokens: float = math.inf
+) -> list[list[int]]:
     """Split items (by token count) into ONNX calls of similar lengths.
 
     Items are taken shortest first; a call grows while it has fewer than ``max_batch`` rows and
-    its padded size (rows x longest) stays within ``1 + pad_slack`` times its real tokens.
+    its padded size (rows x longest) stays within ``1 + pad_slack`` times its real tokens and
+    within ``max_call_tokens`` (a call always takes at least one item).
     """
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
     groups: list[list[int]] = []
@@ -215,7 +228,8 @@ def plan_batches(lengths: Sequence[int], max_batch: int, pad_slack: float) -> li
     real = 0
     for i in order:
         n = lengths[i]
-        if cur and (len(cur) >= max_batch or n * (len(cur) + 1) > (1 + pad_slack) * (real + n)):
+        padded = n * (len(cur) + 1)
+        if cur and (len(cur) >= max_batch or padded > (1 + pad_slack) * (real + n) or padded > max_call_tokens):
             groups.append(cur)
             cur, real = [], 0
         cur.append(i)

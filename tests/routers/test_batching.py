@@ -50,7 +50,7 @@ async def test_mixed_lengths_split_by_padding(encoder):
     await asyncio.gather(*(emb.embed_one(t) for t in [*short, long]))
     assert sorted(calls) == [1, 6] and emb.batches == 2
     calls.clear()
-    one = AsyncEmbedder(encoder, max_batch=32, max_wait_ms=20, cache_size=0, pad_slack=float("inf"),
+    one = AsyncEmbedder(encoder, max_batch=32, max_wait_ms=20, cache_size=0, pad_slack=float("inf"), max_call_tokens=float("inf"),
                         on_batch=lambda n, s: calls.append(n))
     vecs = await asyncio.gather(*(one.embed_one(t) for t in [*short, long]))
     assert calls == [7]

@@ -40,7 +40,7 @@ def test_batch_invariance_and_long_inputs_keep_tail(data_dir, encoder):
     texts += _real_prompts(data_dir, n=29)
     single = np.stack([encoder.embed([t])[0] for t in texts])
     calls = []
-    one_call = encoder.embed(texts, pad_slack=math.inf, on_call=lambda n, s: calls.append(n))
+    one_call = encoder.embed(texts, pad_slack=math.inf, max_call_tokens=math.inf, on_call=lambda n, s: calls.append(n))
     assert calls == [len(texts)] == [32]  # one ONNX call, every row padded to 256 tokens
     assert np.array_equal(one_call, single)
     calls.clear()
@@ -63,6 +63,10 @@ def test_plan_batches_bounds_padding():
     assert [sorted(lengths[i] for i in g) for g in groups] == [[10, 10, 11, 12], [60, 64], [240, 250]]
     assert plan_batches(lengths, max_batch=3, pad_slack=math.inf) == [[0, 5, 3], [2, 6, 7], [4, 1]]
     assert plan_batches(lengths, max_batch=64, pad_slack=math.inf) == [sorted(range(8), key=lengths.__getitem__)]
+    # a token budget per call (rows x longest): 5 x 60 > 130 starts a new call, 2 x 64 fits; long ones go alone
+    budget = plan_batches(lengths, max_batch=32, pad_slack=math.inf, max_call_tokens=130)
+    assert [sorted(lengths[i] for i in g) for g in budget] == [[10, 10, 11, 12], [60, 64], [240], [250]]
+    assert all(max(lengths[i] for i in g) * len(g) <= 130 or len(g) == 1 for g in budget)
 
 
 def test_hash_and_tokens(encoder):
