@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from bench.chaos import FAKE, ROOT, free_port, wait_ready
+from bench.procs import FAKE, ROOT, free_port, wait_ready
 from bench.load import Target, run_wrk
 
 ADMIN = "bench-admin-key-0123456789"

@@ -27,7 +27,6 @@ import json
 import os
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -38,29 +37,9 @@ from pathlib import Path
 import httpx
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-FAKE = ROOT / "tests" / "fakes" / "fake_upstream.py"
+from bench.procs import FAKE, ROOT, free_port, wait_ready
+
 DEFAULT_CHAOS = {"500": 0.08, "429": 0.05, "timeout": 0.03, "reset": 0.05, "midstream": 0.06}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(url)
 
 
 def _fake(model: str, seed: int, log) -> tuple[subprocess.Popen, int]:

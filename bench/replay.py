@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,8 +39,8 @@ import httpx
 import numpy as np
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-FAKE = ROOT / "tests" / "fakes" / "fake_upstream.py"
+from bench.procs import FAKE, ROOT, free_port, wait_ready
+
 
 # upstream name -> (RouterBench model, input $/M, output $/M)
 MODELS = {
@@ -243,26 +242,6 @@ def embeddings(rows: np.ndarray, d: Data) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------ processes (bench)
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited ({proc.returncode}) before {url} answered")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(url)
-
-
 def wait_router(base: str, policy: str, path: str, timeout: float = 30) -> float:
     """Poll /admin/config until the policy's router path is ``path``; returns seconds waited."""
     t0 = time.monotonic()
@@ -385,20 +364,20 @@ def main() -> None:
         start_dir = train_start_router(d, start, work / "start")
         fakes = {}
         for name, (model_id, _, _) in MODELS.items():
-            port = _free_port()
+            port = free_port()
             p = subprocess.Popen([sys.executable, str(FAKE), "--port", str(port), "--model-id", model_id], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
             procs.append(p)
-            _wait(f"http://127.0.0.1:{port}/v1/models", p)
+            wait_ready(f"http://127.0.0.1:{port}/v1/models", p)
             fakes[name] = f"http://127.0.0.1:{port}/v1"
         config = work / "policy.yaml"
         cents = unlabelled_centroids(d, [start, live, ev], work / "centroids.npy")
         config.write_text(yaml.safe_dump(policy_config(fakes, start_dir, work / "outcomes.sqlite", clusters=cents), sort_keys=False))
-        port = _free_port()
+        port = free_port()
         gw = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)], cwd=ROOT,
                               env={**os.environ, **GATEWAY_ENV}, stdout=open(work / "gateway.log", "wb"), stderr=subprocess.STDOUT)
         procs.append(gw)
         base = f"http://127.0.0.1:{port}"
-        _wait(base + "/readyz", gw)
+        wait_ready(base + "/readyz", gw)
         res = run_scenario(base, config, work, d, start_dir, live, ev)
         res["split"] = {"start_arc_only": len(start), "seed": args.seed}
         args.out.parent.mkdir(parents=True, exist_ok=True)
