@@ -15,7 +15,9 @@ class Settings(BaseSettings):
     encoder_threads: int = 1
     embed_max_batch: int = 32
     embed_max_wait_ms: float = 1.0
-    embed_pad_slack: float = 0.25  # split a micro-batch where padding would exceed 25% (inf: never)
-    embed_max_call_tokens: float = 512  # padded tokens per ONNX call (inf: no limit)
+    # How a micro-batch splits into ONNX calls; None: the encoder's defaults (routers.encoder:
+    # padding over 25% of the real tokens, or over 512 padded tokens per call; inf: never).
+    embed_pad_slack: float | None = None
+    embed_max_call_tokens: float | None = None
     embed_cache_size: int = 10_000
     watch: bool = True

@@ -6,7 +6,8 @@ form the next batch, flushed when it finishes, after ``max_wait_ms``, or at ``ma
 and embedded in a dedicated thread pool (never on the event loop) with ONE ONNX call when the
 batch's token counts are within ``pad_slack`` of each other and it holds at most
 ``max_call_tokens`` padded tokens (otherwise one call per run of similar lengths:
-``Encoder.embed``; embeddings are bit-identical either way). Results are
+``Encoder.embed``, whose settings apply where these are ``None``; embeddings are
+bit-identical either way). Results are
 cached in an LRU keyed by the sha256 of the text; identical texts in flight share one slot.
 
 Metrics hooks (optional, e.g. for Prometheus): ``on_batch(size, seconds)`` after every ONNX
@@ -41,8 +42,8 @@ class AsyncEmbedder:
         max_wait_ms: float = 1.0,
         cache_size: int = 10_000,
         threads: int = 1,
-        pad_slack: float = 0.25,
-        max_call_tokens: float = 512,
+        pad_slack: float | None = None,
+        max_call_tokens: float | None = None,
         on_batch: Optional[Callable[[int, float], None]] = None,
         on_cache: Optional[Callable[[bool], None]] = None,
     ) -> None:
