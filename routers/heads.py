@@ -100,6 +100,34 @@ def fit_heads(
     return out, {"best_epoch": best_epoch, "val_bce": best, "hidden": hidden, "weight_decay": weight_decay}
 
 
+def fit_logistic(x: np.ndarray, y: np.ndarray, *, C: float = 0.3, max_iter: int = 3000) -> tuple[Layers, dict]:
+    """One L2-regularised logistic regression per output column (scikit-learn, lbfgs), fitted to
+    soft targets in [0, 1]: each row enters twice, as a positive with weight ``y`` and as a
+    negative with weight ``1 - y``, which is exactly the soft-target BCE. NaN targets are
+    skipped. ``C`` is scikit-learn's inverse regularisation strength (no early stopping, so
+    the fit is deterministic). Returns ``([(W, b)], info)`` like :func:`fit_heads`.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64).reshape(len(x), -1)
+    w_out = np.zeros((x.shape[1], y.shape[1]), np.float32)
+    b_out = np.zeros(y.shape[1], np.float32)
+    for j in range(y.shape[1]):
+        ok = np.isfinite(y[:, j])
+        yj = np.clip(y[ok, j], 0.0, 1.0)
+        xx = np.concatenate([x[ok], x[ok]])
+        lab = np.concatenate([np.ones(ok.sum()), np.zeros(ok.sum())])
+        sw = np.concatenate([yj, 1.0 - yj])
+        if not ok.any() or yj.min() == yj.max():  # constant column: a bias-only head
+            p = float(np.clip(yj.mean() if ok.any() else 0.5, 1e-3, 1 - 1e-3))
+            b_out[j] = np.log(p / (1 - p))
+            continue
+        m = LogisticRegression(C=C, max_iter=max_iter).fit(xx, lab, sample_weight=sw)
+        w_out[:, j], b_out[j] = m.coef_[0], m.intercept_[0]
+    return [(w_out, b_out)], {"kind": "logistic", "C": C}
+
+
 def predict_logits(layers: Layers, x: np.ndarray) -> np.ndarray:
     h = np.asarray(x, np.float32)
     for i, (w, b) in enumerate(layers):

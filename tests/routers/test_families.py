@@ -9,7 +9,7 @@ from routers.data import load_table
 from routers.train import table_embeddings, train_router
 
 TOL = 1e-5
-FAST = {"mf": {"max_epochs": 8}, "cascade": {"max_epochs": 20}, "cost": {"max_epochs": 20}, "knn": {"max_epochs": 20}}
+FAST = {"mf": {"max_epochs": 8}, "cascade": {"max_epochs": 20}, "cost": {"max_epochs": 20}, "knn": {}}
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +50,35 @@ def test_pair_families_parity(kind, mmlu_small, tmp_path):
     assert "apgr" in meta["metrics"]["holdout"]["pair"]
     sc = router.score(emb[:5])
     assert sc.strong_win is not None and sc.strong == "gpt-4-1106-preview"
+
+
+def test_knn_with_torch_head_prior_parity(mmlu_small, tmp_path):
+    emb = table_embeddings(mmlu_small)
+    meta, ref = train_router("knn", mmlu_small, tmp_path, prior="heads", prior_weight=0.3, max_epochs=20)
+    _parity(tmp_path, ref, emb[:64])
+    assert meta["prior"] == "heads" and meta["fit"]["best_epoch"] >= 0
+    with pytest.raises(ValueError, match="prior='heads' only"):
+        train_router("knn", mmlu_small, tmp_path / "x", max_epochs=20)
+
+
+def test_soft_target_logistic_is_weighted_bce(mmlu_small):
+    """Soft targets enter as weighted positive/negative copies: hard labels give plain
+    logistic regression, a NaN target drops the row, and a constant column is bias-only."""
+    from sklearn.linear_model import LogisticRegression
+
+    from routers.heads import fit_logistic, predict_heads
+
+    x = table_embeddings(mmlu_small)
+    y = mmlu_small.quality[:, :1].copy()
+    (w, b), = fit_logistic(x, y, C=0.3)[0]
+    ref = LogisticRegression(C=0.3, max_iter=3000).fit(x, y[:, 0])
+    assert np.abs(w[:, 0] - ref.coef_[0]).max() < 1e-3 and abs(b[0] - ref.intercept_[0]) < 1e-3
+    y_nan = np.concatenate([y, np.full((len(y), 1), 0.25)], axis=1)
+    y_nan[:50, 0] = np.nan
+    layers, info = fit_logistic(x, y_nan, C=0.3)
+    ref_nan = LogisticRegression(C=0.3, max_iter=3000).fit(x[50:], y[50:, 0])
+    assert np.abs(layers[0][0][:, 0] - ref_nan.coef_[0]).max() < 1e-3
+    assert np.allclose(predict_heads(layers, x)[:, 1], 0.25, atol=1e-5) and info["kind"] == "logistic"
 
 
 @pytest.mark.parametrize("kind", ["cluster", "cost", "knn"])
