@@ -6,6 +6,8 @@ Every family is trained on a training split and evaluated on the held-out rest. 
 5-fold cross-validation two ways, over rows (unseen questions from the subjects it was
 trained on) and over whole subjects (unseen topics; every subject is held out once).
 RouterBench: 20% of sample_ids, seed 0, as in the shipped artifacts' router.json.
+Transfer: each pair family trained on all of MMLU, scored on RouterBench's other benchmarks
+against the same two models' outcomes there.
 """
 
 from __future__ import annotations
@@ -46,6 +48,31 @@ def _run(kind: str, table, seed: int, tmp: Path, split: str = "group", fold: tup
     return rep
 
 
+# RouterBench's names for the MMLU pair (GPT-4-1106 vs Mixtral-8x7B), for the transfer check.
+TRANSFER_PAIR = ("gpt-4-1106-preview", "mistralai/mixtral-8x7b-chat")
+
+
+def transfer(kind: str, mmlu, rb, tmp: Path) -> dict[str, dict[str, float]]:
+    """Train ``kind`` on every MMLU row, then score RouterBench's prompts (other benchmarks:
+    ARC, MBPP, Winogrande) and compute pair metrics per task on RouterBench's own GPT-4-1106 and
+    Mixtral outcomes, i.e. the same model pair on benchmarks the router never saw. Rows missing
+    either outcome are skipped; the task is the ``sample_id`` prefix (``arc-challenge.test.12``)."""
+    from .base import load_router
+    from .train import table_embeddings, train_router
+
+    out = tmp / f"{kind}-transfer"
+    train_router(kind, mmlu, out, seed=0)
+    strong_win = load_router(out).score(table_embeddings(rb)).strong_win
+    s, w = rb.models.index(TRANSFER_PAIR[0]), rb.models.index(TRANSFER_PAIR[1])
+    ok = np.isfinite(rb.quality[:, [s, w]]).all(axis=1)
+    task = np.array([g.split(".")[0] for g in rb.groups])
+    res = {}
+    for t in sorted(set(task.tolist())):
+        m = ok & (task == t)
+        res[t] = {**pair_metrics(strong_win[m], rb.quality[m, s], rb.quality[m, w]), "rows": int(m.sum())}
+    return res
+
+
 def subject_oracle(table, test_idx: np.ndarray) -> dict[str, float]:
     """Pair metrics of a bound, not a router: each held-out prompt scored by the true mean
     quality gap of its subject **on the held-out rows themselves** (it reads the test labels).
@@ -71,7 +98,7 @@ def main(
     from rich.console import Console
 
     con = Console(stderr=True)
-    results: dict[str, Any] = {"pair": {}, "pair_row": {}, "many": {}, "subject_oracle": {}}
+    results: dict[str, Any] = {"pair": {}, "pair_row": {}, "many": {}, "subject_oracle": {}, "transfer": {}}
     mmlu = load_table(default_paths("routellm"), "routellm")
     rb = load_table(default_paths("routerbench"), "routerbench")
     with tempfile.TemporaryDirectory() as d:
@@ -87,6 +114,9 @@ def main(
         for kind in MANY_FAMILIES:
             con.print(f"routerbench seed 0: {kind}")
             results["many"][kind] = _run(kind, rb, 0, tmp)
+        for kind in PAIR_FAMILIES:
+            con.print(f"transfer (all MMLU -> RouterBench tasks): {kind}")
+            results["transfer"][kind] = transfer(kind, mmlu, rb, tmp)
     if json_out:
         json_out.write_text(json.dumps(results, indent=1, default=float))
     text = render_markdown(results, list(range(folds)))
@@ -100,7 +130,7 @@ def render_markdown(results: dict[str, Any], folds: List[int]) -> str:
     lines = [
         "# Router evaluation",
         "",
-        "Reproduce (about 2 minutes on 2 CPU cores once the embeddings are cached in ~/.cache/switchyard: 66 trainings; the first run embeds ~15k prompts, about 5 more minutes):",
+        "Reproduce (about 4 minutes on 2 CPU cores once the embeddings are cached in ~/.cache/switchyard: 72 trainings; the first run embeds ~15k prompts, about 5 more minutes):",
         "",
         "```",
         "HF_HUB_OFFLINE=1 .venv/bin/python -m routers.eval_report",
@@ -150,8 +180,30 @@ def render_markdown(results: dict[str, Any], folds: List[int]) -> str:
         lines += ["", "| single model | mean cost $ | quality | AIQ |", "|---|---|---|---|"]
         for m, v in base["single"].items():
             lines.append(f"| {m} | {v['cost']:.6f} | {v['quality']:.3f} | {v['aiq']:.4f} |")
-    lines.append("")
+    if results.get("transfer"):
+        lines += ["", *_transfer_table(results["transfer"])]
+    lines += ["", ""]  # a blank line before the hand-written notes
     return "\n".join(lines)
+
+
+def _transfer_table(tr: dict[str, Any]) -> list[str]:
+    tasks = list(next(iter(tr.values())))
+    lines = [
+        "## Transfer: trained on MMLU, routed on other benchmarks",
+        "",
+        "Each pair family trained on every MMLU row, then scoring RouterBench's prompts: APGR on",
+        "RouterBench's own outcomes of the same two models (GPT-4-1106 vs Mixtral-8x7B), per task.",
+        "",
+        "| router | " + " | ".join(tasks) + " | **mean** |",
+        "|" + "---|" * (len(tasks) + 2),
+    ]
+    for kind, per in tr.items():
+        ap = [per[t]["apgr"] for t in tasks]
+        lines.append(f"| {kind} | " + " | ".join(f"{a:.3f}" for a in ap) + f" | **{np.mean(ap):.3f}** |")
+    any_kind = next(iter(tr.values()))
+    lines += ["", "Rows and single-model accuracy (strong / weak) per task: " + "; ".join(
+        f"{t} {any_kind[t]['rows']} rows, {any_kind[t]['q_strong']:.3f} / {any_kind[t]['q_weak']:.3f}" for t in tasks) + "."]
+    return lines
 
 
 def _pair_table(pair: dict[str, Any], folds: List[int], subject_bound: dict | None = None) -> list[str]:

@@ -31,3 +31,18 @@ def test_pair_table_prints_the_bound_beside_the_routers(data_dir):
     rep = {"pair": bound, "pair_baselines": base}
     text = "\n".join(_pair_table({"knn": {0: rep}}, [0], {0: bound}))
     assert "| *subject bound*" in text and f"**{bound['apgr']:.3f}**" in text
+
+
+def test_transfer_scores_every_routerbench_task_on_the_same_model_pair(data_dir, tmp_path):
+    from routers.eval_report import TRANSFER_PAIR, transfer
+
+    mmlu = load_table(data_dir / "routellm-mmlu", "routellm")
+    mmlu = mmlu.subset(np.random.default_rng(0).choice(len(mmlu), 600, replace=False))
+    rb = load_table(data_dir / "routerbench", "routerbench")
+    res = transfer("knn", mmlu, rb, tmp_path)
+    assert set(res) == {"arc-challenge", "mbpp", "winogrande"}
+    cols = [rb.models.index(m) for m in TRANSFER_PAIR]
+    assert sum(r["rows"] for r in res.values()) == int(np.isfinite(rb.quality[:, cols]).all(axis=1).sum())
+    for r in res.values():
+        assert 0.0 < r["apgr"] < 1.5 and 0.0 <= r["cpt50"] <= 1.0
+        assert r["q_strong"] > r["q_weak"]  # GPT-4-1106 beats Mixtral on each of these tasks
