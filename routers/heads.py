@@ -116,14 +116,14 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, *, C: float = 0.3, max_iter: int 
     for j in range(y.shape[1]):
         ok = np.isfinite(y[:, j])
         yj = np.clip(y[ok, j], 0.0, 1.0)
-        xx = np.concatenate([x[ok], x[ok]])
-        lab = np.concatenate([np.ones(ok.sum()), np.zeros(ok.sum())])
-        sw = np.concatenate([yj, 1.0 - yj])
         if not ok.any() or yj.min() == yj.max():  # constant column: a bias-only head
             p = float(np.clip(yj.mean() if ok.any() else 0.5, 1e-3, 1 - 1e-3))
             b_out[j] = np.log(p / (1 - p))
             continue
-        m = LogisticRegression(C=C, max_iter=max_iter).fit(xx, lab, sample_weight=sw)
+        n = int(ok.sum())
+        xx = np.concatenate([x[ok], x[ok]])
+        lab = np.concatenate([np.ones(n), np.zeros(n)])
+        m = LogisticRegression(C=C, max_iter=max_iter).fit(xx, lab, sample_weight=np.concatenate([yj, 1.0 - yj]))
         w_out[:, j], b_out[j] = m.coef_[0], m.intercept_[0]
     return [(w_out, b_out)], {"kind": "logistic", "C": C}
 
