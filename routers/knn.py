@@ -72,19 +72,19 @@ def train(
     from .heads import fit_heads, fit_logistic, predict_heads
     from .onnx_graphs import GraphBuilder
 
-    x_all = np.asarray(emb, np.float32)
     if not 0.0 <= prior_weight <= 1.0:
         raise ValueError("prior_weight must be in [0, 1]")
-    layers, head_info = None, None
     if prior not in ("logistic", "heads"):
         raise ValueError("prior must be 'logistic' or 'heads'")
     if prior == "logistic" and head_kw:
         raise ValueError(f"options {sorted(head_kw)} apply to prior='heads' only")
-    if prior_weight > 0 and prior == "logistic":
-        layers, head_info = fit_logistic(x_all, table.quality, C=C)
-    elif prior_weight > 0:
-        layers, head_info = fit_heads(x_all, table.quality, table.groups, hidden=0, seed=seed, **head_kw)
-    x = x_all
+    x = np.asarray(emb, np.float32)
+    layers, head_info = None, None
+    if prior_weight > 0:
+        if prior == "logistic":
+            layers, head_info = fit_logistic(x, table.quality, C=C)
+        else:
+            layers, head_info = fit_heads(x, table.quality, table.groups, hidden=0, seed=seed, **head_kw)
     q = np.asarray(table.quality, np.float64)
     q = np.where(np.isfinite(q), q, np.nanmean(q, axis=0)[None, :]).astype(np.float32)
     if len(x) > max_rows:
