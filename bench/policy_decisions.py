@@ -1,7 +1,7 @@
 """Routing-decision time of semantic routes vs rules through a running gateway (fake upstream).
 
 Usage: .venv/bin/python -m bench.policy_decisions
-Output: mean switchyard_routing_decision_seconds per policy over the labelled prompts x4, sequential.
+Output: mean shunter_routing_decision_seconds per policy over the labelled prompts x4, sequential.
 """
 import json
 import re
@@ -23,7 +23,7 @@ with tempfile.TemporaryDirectory() as tmp, processes(Path(tmp)) as (fake_upstrea
     for up in cfg["upstreams"].values():
         up.update(base_url=fake.base_url); up.pop("api_key", None)
     cfg["policies"]["rules"] = {"candidates": ["gpt-4o-mini", "gpt-4o"], "rules": [
-        {"name": "premium", "header": {"x-switchyard-tier": "premium"}, "model": "gpt-4o"},
+        {"name": "premium", "header": {"x-shunter-tier": "premium"}, "model": "gpt-4o"},
         {"name": "sql", "regex": r"(?i)\bselect\b.+\bfrom\b", "model": "codestral"},
         {"name": "kw", "keywords": ["python", "rust", "golang"], "model": "codestral"}]}
     gw = gateway(cfg)
@@ -31,8 +31,8 @@ with tempfile.TemporaryDirectory() as tmp, processes(Path(tmp)) as (fake_upstrea
     rows = [json.loads(l) for l in (ROOT / "config/semantic-examples.jsonl").read_text().splitlines() if l.strip()]
     def hist(policy):
         txt = httpx.get(f"{gw.url}/metrics").text
-        s = float(re.search(rf'switchyard_routing_decision_seconds_sum{{policy="{policy}"}} (\S+)', txt).group(1))
-        n = float(re.search(rf'switchyard_routing_decision_seconds_count{{policy="{policy}"}} (\S+)', txt).group(1))
+        s = float(re.search(rf'shunter_routing_decision_seconds_sum{{policy="{policy}"}} (\S+)', txt).group(1))
+        n = float(re.search(rf'shunter_routing_decision_seconds_count{{policy="{policy}"}} (\S+)', txt).group(1))
         return s, n
     for policy in ("domains", "rules"):
         for i in range(5):  # warm-up

@@ -1,4 +1,4 @@
-"""Start, probe and stop the processes a benchmark compares: the fake upstream, Switchyard, LiteLLM."""
+"""Start, probe and stop the processes a benchmark compares: the fake upstream, Shunter, LiteLLM."""
 
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ def start_fake(workdir: Path) -> Proc:
     return p
 
 
-def switchyard_config(upstream: Proc, workdir: Path, router: Path | None) -> Path:
+def shunter_config(upstream: Proc, workdir: Path, router: Path | None) -> Path:
     """A policy file with a pass-through upstream and, given a router artifact, a learned policy."""
     entry = {
         "base_url": upstream.url + "/v1",
@@ -145,16 +145,16 @@ def switchyard_config(upstream: Proc, workdir: Path, router: Path | None) -> Pat
             "router": {"path": str(router), "model_map": {"fake": weak, "fake-strong": strong}, "strong": "fake-strong", "weak": "fake"},
             "objective": {"threshold": 0.5},
         }
-    path = workdir / "switchyard.yaml"
+    path = workdir / "shunter.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
 
 
-def start_switchyard(config: Path, workdir: Path, workers: int = 1) -> Proc:
+def start_shunter(config: Path, workdir: Path, workers: int = 1) -> Proc:
     port = free_port()
     cmd = [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port),
            "--no-watch", "--log-level", "warning", "--workers", str(workers)]
-    p = _spawn("switchyard", cmd, workdir, port=port)
+    p = _spawn("shunter", cmd, workdir, port=port)
     wait_http(p, "/readyz", 180)
     return p
 

@@ -1,4 +1,4 @@
-"""Profile the gateway under load: py-spy samples ``switchyard serve`` while wrk drives one mode.
+"""Profile the gateway under load: py-spy samples ``shunter serve`` while wrk drives one mode.
 
 Prints the frames with the most samples (inclusive and self, main thread) and keeps the raw
 py-spy output (``-f raw``, collapsed stacks, for flamegraph tools).
@@ -52,10 +52,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("profile.txt"))
     args = ap.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    work = Path(tempfile.mkdtemp(prefix="switchyard-profile-"))
+    work = Path(tempfile.mkdtemp(prefix="shunter-profile-"))
     router, _ = router_for_bench(work)
     up = procs.start_fake(work)
-    sw = procs.start_switchyard(procs.switchyard_config(up, work, router), work)
+    sw = procs.start_shunter(procs.shunter_config(up, work, router), work)
     try:
         model = "fake" if args.mode == "pass" else "router-learned"
         body = {"model": model, "messages": [{"role": "user", "content": PROMPT if args.mode == "miss" else FIXED}],

@@ -8,7 +8,7 @@ that prompt, and its cost is the recorded USD cost of that call. Scenario:
 2. phase A: the evaluation prompts (a mix of ARC, Winogrande and MBPP) through the starting
    router (no feedback): quality and cost;
 3. phase B: live prompts (a different mix) with feedback;
-4. ``switchyard retrain`` publishes (or refuses) and the gateway hot-swaps the artifact under load;
+4. ``shunter retrain`` publishes (or refuses) and the gateway hot-swaps the artifact under load;
 5. phase C: the evaluation prompts again. The online (bandit) policy runs phases B and C on
    its own policy, separately.
 
@@ -53,7 +53,7 @@ MODELS = {
 COST_WEIGHT = 0.25
 ONLINE_COST_WEIGHT = COST_WEIGHT
 ADMIN_KEY = "replay-admin"
-GATEWAY_ENV = {"SWITCHYARD_ADMIN_KEY": ADMIN_KEY, "SWITCHYARD_BANDIT_SEED": "7", "SWITCHYARD_BANDIT_CACHE_S": "0"}
+GATEWAY_ENV = {"SHUNTER_ADMIN_KEY": ADMIN_KEY, "SHUNTER_BANDIT_SEED": "7", "SHUNTER_BANDIT_CACHE_S": "0"}
 
 
 @dataclass
@@ -145,7 +145,7 @@ def policy_config(fakes: dict[str, str], router: Path, outcomes: Path, online: d
     if clusters is not None:
         online_pol["online"] = {**online_pol["online"], "clusters": str(clusters)}
     policies["online"] = online_pol
-    return {"server": {"outcomes_path": str(outcomes), "admin_key": "os.environ/SWITCHYARD_ADMIN_KEY"}, "upstreams": ups, "policies": policies}
+    return {"server": {"outcomes_path": str(outcomes), "admin_key": "os.environ/SHUNTER_ADMIN_KEY"}, "upstreams": ups, "policies": policies}
 
 
 @dataclass
@@ -184,9 +184,9 @@ async def replay(base: str, policy: str, d: Data, rows: np.ndarray, feedback: bo
             except Exception:
                 res.failed += 1
                 return
-            served = raw.headers["x-switchyard-model"]
-            rid = raw.headers["x-switchyard-request-id"]
-            reason = raw.headers.get("x-switchyard-reason", "")
+            served = raw.headers["x-shunter-model"]
+            rid = raw.headers["x-shunter-request-id"]
+            reason = raw.headers.get("x-shunter-reason", "")
             res.reasons[reason] = res.reasons.get(reason, 0) + 1
             res.served.append(served)
             res.rows.append(int(i))
@@ -270,7 +270,7 @@ class Background:
                 r = c.post("/v1/chat/completions", json={"model": f"router-{self.policy}", "messages": [{"role": "user", "content": self.prompts[i % len(self.prompts)]}]})
                 if r.status_code == 200:
                     self.ok += 1
-                    self.models.add(r.headers.get("x-switchyard-scores", ""))
+                    self.models.add(r.headers.get("x-shunter-scores", ""))
                 else:
                     self.failed += 1
                 i += 4
@@ -291,7 +291,7 @@ def retrain_cmd(config: Path, policy: str, out: Path, *extra: str) -> subprocess
     return subprocess.run(
         [sys.executable, "-m", "gateway", "retrain", "--config", str(config), "--policy", policy, "--out", str(out), "--since", "0", *extra],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "SWITCHYARD_ADMIN_KEY": ADMIN_KEY},
+        env={**os.environ, "SHUNTER_ADMIN_KEY": ADMIN_KEY},
     )
 
 

@@ -21,12 +21,12 @@ def targets_met(res: dict) -> list[dict]:
         return sat.get(name, {}).get("median", {}).get("rps")
 
     if ll:
-        for name, need in (("switchyard pass-through", 10), ("switchyard learned (miss)", 5), ("switchyard learned (hit)", 5)):
+        for name, need in (("shunter pass-through", 10), ("shunter learned (miss)", 5), ("shunter learned (hit)", 5)):
             if rps(name):
                 x = rps(name) / ll
                 rows.append({"figure": f"{name} RPS vs LiteLLM", "target": f">= {need}x", "measured": f"{x:.1f}x", "met": x >= need})
     llcpu = sat.get("litellm", {}).get("median", {}).get("cpu_us_per_req")
-    for name, need in (("switchyard pass-through", 10), ("switchyard learned (miss)", 5), ("switchyard learned (hit)", 5)):
+    for name, need in (("shunter pass-through", 10), ("shunter learned (miss)", 5), ("shunter learned (hit)", 5)):
         cpu = sat.get(name, {}).get("median", {}).get("cpu_us_per_req")
         if llcpu and cpu:
             x = llcpu / cpu
@@ -35,7 +35,7 @@ def targets_met(res: dict) -> list[dict]:
     d = sat.get("direct", {}).get("median", {})
     for label, src in (("saturated", sat), ("paced", paced)):
         base = src.get("direct", {}).get("median", {}).get("p50_ms")
-        for name in ("switchyard learned (miss)", "switchyard learned (hit)"):
+        for name in ("shunter learned (miss)", "shunter learned (hit)"):
             v = src.get(name, {}).get("median", {}).get("p50_ms")
             if v is not None and base is not None:
                 rows.append({"figure": f"added p50 @16 conns, {label}, {name.split(' ', 1)[1]}", "target": "<= 3 ms",
@@ -45,8 +45,8 @@ def targets_met(res: dict) -> list[dict]:
         b = r["batch1"]
         rows.append({"figure": f"routing decision, {tok} tokens, batch 1", "target": "p50 <= 2 ms, p99 <= 6 ms",
                      "measured": f"p50 {b['p50_ms']:.2f} ms, p99 {b['p99_ms']:.2f} ms", "met": b["p50_ms"] <= 2 and b["p99_ms"] <= 6})
-    rss = res.get("rss_mb", {}).get("switchyard")
-    heavy = res.get("heavy_libs_loaded", {}).get("switchyard", [])
+    rss = res.get("rss_mb", {}).get("shunter")
+    heavy = res.get("heavy_libs_loaded", {}).get("shunter", [])
     if rss is not None:
         rows.append({"figure": "gateway RSS (encoder + router loaded)", "target": "<= 300 MB, no torch",
                      "measured": f"{rss:.0f} MB, heavy libs: {', '.join(heavy) or 'none'}", "met": rss <= 300 and not heavy})
@@ -63,7 +63,7 @@ def markdown(res: dict) -> str:
              f"{s.get('runs')} runs x {s.get('duration')} s per target, {s.get('connections')} connections, wrk; "
              f"router: {meta.get('router')}; prompt: {meta.get('prompt_tokens')} tokens "
              f"(learned (miss) makes each one unique); gateway loop/parser: "
-             f"{', '.join(res.get('serving_stack', {}).get('switchyard', [])) or 'unknown'}.", ""]
+             f"{', '.join(res.get('serving_stack', {}).get('shunter', [])) or 'unknown'}.", ""]
     sat, paced = res.get("saturation", {}), res.get("paced", {})
     ll = sat.get("litellm", {}).get("median", {}).get("rps")
     base = sat.get("direct", {}).get("median", {})
@@ -77,8 +77,8 @@ def markdown(res: dict) -> str:
         added = "–" if name == "direct" else " / ".join(_f(m[k] - base[k], 2) for k in ("p50_ms", "p95_ms", "p99_ms"))
         pm = paced.get(name, {}).get("median")
         padded = "–" if (name == "direct" or not pm) else f"{_f(pm['p50_ms'] - pbase['p50_ms'], 2)} / {_f(pm['p99_ms'] - pbase['p99_ms'], 2)}"
-        proc = "upstream" if name == "direct" else ("litellm" if name.startswith("litellm") else "switchyard")
-        mem = _f(rss.get(proc), 0) if name in ("direct", "litellm", "switchyard pass-through") else ""
+        proc = "upstream" if name == "direct" else ("litellm" if name.startswith("litellm") else "shunter")
+        mem = _f(rss.get(proc), 0) if name in ("direct", "litellm", "shunter pass-through") else ""
         cpu = m.get("cpu_us_per_req")
         cpu_s = "–" if cpu is None else (f"{cpu:,.0f}" + (f" ({llcpu / cpu:.1f}x)" if llcpu and name != "litellm" else ""))
         lines.append(f"| {name} | {_f(m['rps'], 0)} | {_f(m['rps'] / ll, 1) if ll else '–'} | {cpu_s} | "

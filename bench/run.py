@@ -1,7 +1,7 @@
-"""Switchyard vs a direct call vs LiteLLM's proxy, side by side, in one run.
+"""Shunter vs a direct call vs LiteLLM's proxy, side by side, in one run.
 
-Starts the fake OpenAI-compatible upstream (``tests/fakes/fake_upstream.py``), Switchyard
-(``switchyard serve``, one worker) and LiteLLM's proxy (one worker, its own venv
+Starts the fake OpenAI-compatible upstream (``tests/fakes/fake_upstream.py``), Shunter
+(``shunter serve``, one worker) and LiteLLM's proxy (one worker, its own venv
 ``.bench-venv``, created on first use), all pointing at the same upstream, then measures with
 ``wrk`` at fixed concurrency, interleaving the targets run by run and reporting medians:
 
@@ -12,7 +12,7 @@ Starts the fake OpenAI-compatible upstream (``tests/fakes/fake_upstream.py``), S
 - memory: RSS of each process after the load, and whether torch/sklearn are mapped;
 - the routing decision alone, in process (``bench.routing``).
 
-Switchyard modes: ``pass-through`` (an explicit upstream model, no routing), ``learned (miss)``
+Shunter modes: ``pass-through`` (an explicit upstream model, no routing), ``learned (miss)``
 (unique prompts: embed + ONNX router every request) and ``learned (hit)`` (one prompt: the
 embedding LRU answers).
 
@@ -54,10 +54,10 @@ def targets(up: procs.Proc, sw: procs.Proc, ll: procs.Proc | None, learned: bool
     sfx = " stream" if stream else ""
     h = "127.0.0.1"
     out = [load.Target("direct" + sfx, h, up.port, "/v1/chat/completions", body("fake-model", FIXED), meter=up),
-           load.Target("switchyard pass-through" + sfx, h, sw.port, "/v1/chat/completions", body("fake", FIXED), meter=sw)]
+           load.Target("shunter pass-through" + sfx, h, sw.port, "/v1/chat/completions", body("fake", FIXED), meter=sw)]
     if learned:
-        out.append(load.Target("switchyard learned (miss)" + sfx, h, sw.port, "/v1/chat/completions", body("router-learned", PROMPT), unique=True, meter=sw))
-        out.append(load.Target("switchyard learned (hit)" + sfx, h, sw.port, "/v1/chat/completions", body("router-learned", FIXED), meter=sw))
+        out.append(load.Target("shunter learned (miss)" + sfx, h, sw.port, "/v1/chat/completions", body("router-learned", PROMPT), unique=True, meter=sw))
+        out.append(load.Target("shunter learned (hit)" + sfx, h, sw.port, "/v1/chat/completions", body("router-learned", FIXED), meter=sw))
     if ll is not None:
         out.append(load.Target("litellm" + sfx, h, ll.port, "/v1/chat/completions", body("fake", FIXED), auth=procs.LITELLM_KEY, meter=ll))
     return out
@@ -123,7 +123,7 @@ def main() -> None:
     ap.add_argument("--ttfb-requests", type=int, default=200)
     ap.add_argument("--routing-n", type=int, default=200, help="decisions per prompt length (0: skip)")
     ap.add_argument("--router", help="router artifact folder (default: shipped mf, else a synthetic one)")
-    ap.add_argument("--workers", type=int, default=1, help="switchyard worker processes")
+    ap.add_argument("--workers", type=int, default=1, help="shunter worker processes")
     ap.add_argument("--no-litellm", action="store_true")
     ap.add_argument("--no-stream", action="store_true")
     ap.add_argument("--quick", action="store_true", help="tiny settings: a smoke test of the harness, not a measurement")
@@ -132,7 +132,7 @@ def main() -> None:
     if args.quick:
         args.runs, args.duration, args.ttfb_requests, args.routing_n, args.paced_delay_ms = 1, 1, 20, 5, 0
 
-    work = Path(tempfile.mkdtemp(prefix="switchyard-bench-"))
+    work = Path(tempfile.mkdtemp(prefix="shunter-bench-"))
     router, router_desc = router_for_bench(work, args.router)
     load_before = os.getloadavg()
     print(f"bench workdir {work}; router: {router_desc}", flush=True)
@@ -141,7 +141,7 @@ def main() -> None:
     try:
         up = procs.start_fake(work)
         started.append(up)
-        sw = procs.start_switchyard(procs.switchyard_config(up, work, router), work, args.workers)
+        sw = procs.start_shunter(procs.shunter_config(up, work, router), work, args.workers)
         started.append(sw)
         ll = None
         if not args.no_litellm:
@@ -161,8 +161,8 @@ def main() -> None:
             result["stream"] = sweep(streamed, args.runs, args.duration, args.connections, label="stream")
             result["ttfb"] = ttfb(streamed, args.ttfb_requests, seed=7)
         result["rss_mb"] = {p.name: p.rss_mb() for p in started}
-        result["heavy_libs_loaded"] = {p.name: p.loaded_heavy_libs() for p in started if p.name == "switchyard"}
-        result["serving_stack"] = {p.name: p.loaded_libs(("uvloop", "httptools", "aiohttp", "onnxruntime")) for p in started if p.name == "switchyard"}
+        result["heavy_libs_loaded"] = {p.name: p.loaded_heavy_libs() for p in started if p.name == "shunter"}
+        result["serving_stack"] = {p.name: p.loaded_libs(("uvloop", "httptools", "aiohttp", "onnxruntime")) for p in started if p.name == "shunter"}
     finally:
         for p in started:
             p.stop()

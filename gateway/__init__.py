@@ -1,3 +1,3 @@
-"""Switchyard: an OpenAI-compatible gateway that routes each request to the right model."""
+"""Shunter: an OpenAI-compatible gateway that routes each request to the right model."""
 
 __version__ = "0.1.0"

@@ -30,7 +30,7 @@ from gateway.settings import Settings
 from gateway.state import make_state
 from gateway.upstream.launcher import LocalServer
 
-log = logging.getLogger("switchyard")
+log = logging.getLogger("shunter")
 
 
 def make_embedder(settings: Settings):
@@ -46,7 +46,7 @@ def make_embedder(settings: Settings):
     def on_cache(hit: bool) -> None:
         metrics.CACHE.labels("embedding", "hit" if hit else "miss").inc()
 
-    encoder = Encoder.default()  # threads: SWITCHYARD_ENCODER_THREADS, read by the encoder itself
+    encoder = Encoder.default()  # threads: SHUNTER_ENCODER_THREADS, read by the encoder itself
     return AsyncEmbedder(
         encoder,
         max_batch=settings.embed_max_batch,
@@ -138,7 +138,7 @@ def _openapi(app: FastAPI):
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
-        title="Switchyard",
+        title="Shunter",
         version=__version__,
         description="OpenAI-compatible LLM routing gateway.",
         lifespan=lifespan,

@@ -1,7 +1,7 @@
 """Response cache: exact-match and semantic, opt-in per policy (``policies.<name>.cache``).
 
 - **Key:** the policy name plus a hash of the normalised request (sorted JSON without the fields
-  that do not change the answer: ``stream``, ``stream_options``, ``user``, ``switchyard``;
+  that do not change the answer: ``stream``, ``stream_options``, ``user``, ``shunter``;
   message text stripped of surrounding whitespace).
 - **Exact:** ``cache:resp:<policy>:<sha256>`` holds the upstream's JSON body for ``ttl`` seconds.
 - **Semantic** (``semantic: true``): ``cache:sem:<policy>:<scope>`` holds a small index of
@@ -13,8 +13,8 @@
   ``server.redis_url`` is set, so every replica sees the same cache.
 - Only successful non-streaming responses are stored; a hit is served to plain and streaming
   requests alike (a stream gets the cached completion as SSE chunks).
-- Response headers: ``x-switchyard-cache: hit|miss`` and, on semantic lookups and hits,
-  ``x-switchyard-cache-similarity``.
+- Response headers: ``x-shunter-cache: hit|miss`` and, on semantic lookups and hits,
+  ``x-shunter-cache-similarity``.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from fastapi.responses import Response, StreamingResponse
 
 from gateway import metrics
 
-log = logging.getLogger("switchyard.cache")
+log = logging.getLogger("shunter.cache")
 
-_IGNORED = {"stream", "stream_options", "user", "switchyard"}
+_IGNORED = {"stream", "stream_options", "user", "shunter"}
 _TEXT_FIELDS = {"messages", "prompt"}
 
 
@@ -112,14 +112,14 @@ class Lookup:
     def headers(self) -> dict[str, str]:
         if not self.enabled:
             return {}
-        h = {"x-switchyard-cache": "hit" if self.hit else "miss"}
+        h = {"x-shunter-cache": "hit" if self.hit else "miss"}
         if self.similarity is not None:
-            h["x-switchyard-cache-similarity"] = f"{self.similarity:.4f}"
+            h["x-shunter-cache-similarity"] = f"{self.similarity:.4f}"
         return h
 
     def response(self, headers: dict[str, str], stream: bool, include_usage: bool) -> Response:
         """The cached completion as a plain JSON response or as an SSE stream."""
-        hdrs = {**headers, **self.headers(), "x-switchyard-reason": "cache"}
+        hdrs = {**headers, **self.headers(), "x-shunter-reason": "cache"}
         payload = dict(self.payload or {})
         if not stream:
             return Response(orjson.dumps(payload), media_type="application/json", headers=hdrs)

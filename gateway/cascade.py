@@ -72,7 +72,7 @@ async def run(rt: "Runtime", pr: "PolicyRuntime", d: "Decision", path: str, data
     last_error: APIError | None = None
     for i, model in enumerate(order):
         client = rt.clients[model]
-        body = {k: v for k, v in data.items() if k not in ("switchyard", "stream", "stream_options")}
+        body = {k: v for k, v in data.items() if k not in ("shunter", "stream", "stream_options")}
         body["model"] = client.model_id
         try:
             opened = await open_stream([client], path, lambda c, b=body: b, False)

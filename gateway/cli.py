@@ -1,4 +1,4 @@
-"""The ``switchyard`` command line (typer)."""
+"""The ``shunter`` command line (typer)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ from typing import Optional
 
 import typer
 
-app = typer.Typer(help="Switchyard: an OpenAI-compatible LLM routing gateway.", no_args_is_help=True)
+app = typer.Typer(help="Shunter: an OpenAI-compatible LLM routing gateway.", no_args_is_help=True)
 config_app = typer.Typer(help="Validate policy files and emit their JSON Schema.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
 
 @app.command()
 def serve(
-    config: Path = typer.Option(Path("config/default.yaml"), "--config", "-c", envvar="SWITCHYARD_CONFIG", help="Policy file."),
-    host: str = typer.Option("127.0.0.1", envvar="SWITCHYARD_HOST"),
-    port: int = typer.Option(8080, envvar="SWITCHYARD_PORT"),
+    config: Path = typer.Option(Path("config/default.yaml"), "--config", "-c", envvar="SHUNTER_CONFIG", help="Policy file."),
+    host: str = typer.Option("127.0.0.1", envvar="SHUNTER_HOST"),
+    port: int = typer.Option(8080, envvar="SHUNTER_PORT"),
     workers: int = typer.Option(1, help="uvicorn worker processes."),
     log_level: str = typer.Option("info"),
     watch: bool = typer.Option(True, help="Reload the policy file when it changes."),
@@ -35,8 +35,8 @@ def serve(
     except ConfigError as exc:
         typer.echo(f"invalid policy file:\n{exc}", err=True)
         raise typer.Exit(2) from None
-    os.environ["SWITCHYARD_CONFIG"] = str(config)
-    os.environ["SWITCHYARD_WATCH"] = "1" if watch else "0"
+    os.environ["SHUNTER_CONFIG"] = str(config)
+    os.environ["SHUNTER_WATCH"] = "1" if watch else "0"
     from gateway import promdir
 
     cleanup = promdir.prepare(workers)  # before any worker imports gateway.metrics
@@ -96,14 +96,14 @@ try:  # training-side commands (train, score, eval, calibrate, profile) live wit
 except ImportError:  # pragma: no cover - routers.cli not present
     pass
 
-from gateway.limits.cli import register as _register_keys  # noqa: E402  (switchyard keys ...)
+from gateway.limits.cli import register as _register_keys  # noqa: E402  (shunter keys ...)
 
 _register_keys(app)
 
-from gateway.policy.cli import register as _register_routes  # noqa: E402  (switchyard routes fit)
+from gateway.policy.cli import register as _register_routes  # noqa: E402  (shunter routes fit)
 
 _register_routes(app)
 
-from gateway.learning.cli import register as _register_learning  # noqa: E402  (switchyard retrain, outcomes pull)
+from gateway.learning.cli import register as _register_learning  # noqa: E402  (shunter retrain, outcomes pull)
 
 _register_learning(app)

@@ -86,5 +86,5 @@ async def http_handler(_: Request, exc: StarletteHTTPException) -> ORJSONRespons
 async def unhandled_handler(_: Request, exc: Exception) -> ORJSONResponse:
     import logging
 
-    logging.getLogger("switchyard").exception("unhandled error")
+    logging.getLogger("shunter").exception("unhandled error")
     return APIError(500, "Internal gateway error.", code="internal_error").response()

@@ -1,4 +1,4 @@
-"""Prometheus metrics: names follow Prometheus conventions (``switchyard_`` prefix, base units).
+"""Prometheus metrics: names follow Prometheus conventions (``shunter_`` prefix, base units).
 
 Labels are bounded: policy, model, upstream, status class, reason, error class. Never request ids
 or prompts. With several uvicorn workers set ``PROMETHEUS_MULTIPROC_DIR`` before import; the
@@ -27,109 +27,109 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 _MP = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 REQUESTS = Counter(
-    "switchyard_requests_total",
+    "shunter_requests_total",
     "Requests handled, by policy, served model, HTTP status class and decision reason.",
     ["policy", "model", "status", "reason"],
 )
 REQUEST_DURATION = Histogram(
-    "switchyard_request_duration_seconds",
+    "shunter_request_duration_seconds",
     "End-to-end request duration as seen by the gateway.",
     ["policy", "model"],
     buckets=_LATENCY_BUCKETS,
 )
 TTFT = Histogram(
-    "switchyard_time_to_first_token_seconds",
+    "shunter_time_to_first_token_seconds",
     "Time from request arrival to the first streamed byte sent to the client.",
     ["policy", "model"],
     buckets=_LATENCY_BUCKETS,
 )
 ROUTING_DURATION = Histogram(
-    "switchyard_routing_decision_seconds",
+    "shunter_routing_decision_seconds",
     "Time to decide a model (rules, embedding, router scoring, choice).",
     ["policy"],
     buckets=_FAST_BUCKETS,
 )
 EMBEDDING_DURATION = Histogram(
-    "switchyard_embedding_seconds",
+    "shunter_embedding_seconds",
     "Time for one ONNX encoder batch.",
     buckets=_FAST_BUCKETS,
 )
 EMBEDDING_BATCH = Histogram(
-    "switchyard_embedding_batch_size",
+    "shunter_embedding_batch_size",
     "Prompts per ONNX encoder call (micro-batching).",
     buckets=_BATCH_BUCKETS,
 )
 CACHE = Counter(
-    "switchyard_cache_requests_total",
+    "shunter_cache_requests_total",
     "Cache lookups by cache (embedding, response) and result (hit, miss).",
     ["cache", "result"],
 )
 UPSTREAM_ERRORS = Counter(
-    "switchyard_upstream_errors_total",
+    "shunter_upstream_errors_total",
     "Upstream failures by upstream and class (connect, timeout, status_429, status_5xx, midstream).",
     ["upstream", "error"],
 )
 UPSTREAM_DURATION = Histogram(
-    "switchyard_upstream_duration_seconds",
+    "shunter_upstream_duration_seconds",
     "Upstream call duration until the response headers arrive.",
     ["upstream"],
     buckets=_LATENCY_BUCKETS,
 )
-RETRIES = Counter("switchyard_retries_total", "Retries of an upstream call before the first byte.", ["upstream"])
+RETRIES = Counter("shunter_retries_total", "Retries of an upstream call before the first byte.", ["upstream"])
 FALLBACKS = Counter(
-    "switchyard_fallbacks_total", "Fallbacks from one candidate to the next.", ["policy", "from_model", "to_model"]
+    "shunter_fallbacks_total", "Fallbacks from one candidate to the next.", ["policy", "from_model", "to_model"]
 )
 ESCALATIONS = Counter(
-    "switchyard_cascade_escalations_total", "Runtime cascade escalations.", ["policy", "from_model", "to_model"]
+    "shunter_cascade_escalations_total", "Runtime cascade escalations.", ["policy", "from_model", "to_model"]
 )
-TOKENS = Counter("switchyard_tokens_total", "Tokens by model and kind (prompt, completion).", ["model", "kind"])
-COST = Counter("switchyard_cost_usd_total", "Spend in USD by policy and model, from the price table.", ["policy", "model"])
+TOKENS = Counter("shunter_tokens_total", "Tokens by model and kind (prompt, completion).", ["model", "kind"])
+COST = Counter("shunter_cost_usd_total", "Spend in USD by policy and model, from the price table.", ["policy", "model"])
 COST_SAVED = Counter(
-    "switchyard_cost_saved_usd_total",
+    "shunter_cost_saved_usd_total",
     "USD saved against always sending the request to the policy's reference model.",
     ["policy"],
 )
 INFLIGHT = Gauge(
-    "switchyard_upstream_inflight_requests",
+    "shunter_upstream_inflight_requests",
     "Requests in flight per upstream.",
     ["upstream"],
     multiprocess_mode="livesum",
 )
 CIRCUIT_STATE = Gauge(
-    "switchyard_circuit_state",
+    "shunter_circuit_state",
     "Circuit breaker state per upstream: 0 closed, 1 half-open, 2 open.",
     ["upstream"],
     multiprocess_mode="livemax",  # open if any live worker sees it open; dead workers drop out
 )
 OUTCOME_QUEUE_DEPTH = Gauge(
-    "switchyard_outcome_queue_depth", "Outcome records waiting to be written.", multiprocess_mode="livesum"
+    "shunter_outcome_queue_depth", "Outcome records waiting to be written.", multiprocess_mode="livesum"
 )
-OUTCOMES_WRITTEN = Counter("switchyard_outcomes_written_total", "Outcome records written to the store.", ["store"])
+OUTCOMES_WRITTEN = Counter("shunter_outcomes_written_total", "Outcome records written to the store.", ["store"])
 OUTCOMES_DROPPED = Counter(
-    "switchyard_outcomes_dropped_total", "Outcome records dropped because the queue was full.", ["store"]
+    "shunter_outcomes_dropped_total", "Outcome records dropped because the queue was full.", ["store"]
 )
-FEEDBACK = Counter("switchyard_feedback_total", "Feedback items received, by source.", ["source"])
+FEEDBACK = Counter("shunter_feedback_total", "Feedback items received, by source.", ["source"])
 CONFIG_RELOADS = Counter(
-    "switchyard_config_reloads_total", "Policy file reload attempts by result (success, rejected).", ["result"]
+    "shunter_config_reloads_total", "Policy file reload attempts by result (success, rejected).", ["result"]
 )
 THRESHOLD = Gauge(
-    "switchyard_policy_threshold",
+    "shunter_policy_threshold",
     "Objective value in force per policy (threshold, cost weight or cost cap).",
     ["policy", "objective"],
     multiprocess_mode="livemostrecent",  # the value set by the latest (re)load
 )
-# switchyard_retrain_runs_total{policy, decision}: counted from the retrain reports on disk at
+# shunter_retrain_runs_total{policy, decision}: counted from the retrain reports on disk at
 # scrape time (retrains run outside the gateway); see gateway/retrain_reports.py.
 RETRAINS = _retrain_reports.COLLECTOR
 REGISTRY.register(RETRAINS)
-RATE_LIMITED = Counter("switchyard_rate_limited_total", "Requests refused by limits, by limit kind.", ["limit"])
+RATE_LIMITED = Counter("shunter_rate_limited_total", "Requests refused by limits, by limit kind.", ["limit"])
 BANDIT_EXPLORATIONS = Counter(
-    "switchyard_bandit_explorations_total", "Online-learning exploration picks.", ["policy"]
+    "shunter_bandit_explorations_total", "Online-learning exploration picks.", ["policy"]
 )
 
 
 CACHE_SIMILARITY = Histogram(
-    "switchyard_cache_similarity",
+    "shunter_cache_similarity",
     "Cosine similarity of the best semantic response-cache candidate, per policy.",
     ["policy"],
     buckets=(0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 1.0),

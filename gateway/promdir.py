@@ -1,4 +1,4 @@
-"""Prometheus multiprocess directory for ``switchyard serve --workers N``.
+"""Prometheus multiprocess directory for ``shunter serve --workers N``.
 
 prometheus-client's multiprocess mode needs ``PROMETHEUS_MULTIPROC_DIR`` set before
 ``gateway.metrics`` is imported in any worker, and the directory must start empty on each server
@@ -35,7 +35,7 @@ def prepare(workers: int) -> Callable[[], None]:
         return lambda: None
     if workers <= 1:
         return lambda: None
-    path = Path(tempfile.mkdtemp(prefix="switchyard-prom-"))
+    path = Path(tempfile.mkdtemp(prefix="shunter-prom-"))
     os.environ[ENV] = str(path)
 
     def cleanup() -> None:

@@ -47,8 +47,8 @@ class StreamOptions(_Open):
     include_usage: bool | None = None
 
 
-class SwitchyardOptions(BaseModel):
-    """Per-request routing control, sent as ``extra_body={"switchyard": {...}}``."""
+class ShunterOptions(BaseModel):
+    """Per-request routing control, sent as ``extra_body={"shunter": {...}}``."""
 
     model_config = ConfigDict(extra="forbid")
     policy: str | None = None
@@ -75,7 +75,7 @@ class ChatCompletionRequest(_Open):
     user: str | None = None
     metadata: dict[str, Any] | None = None
     reasoning_effort: str | None = None
-    switchyard: SwitchyardOptions | None = None
+    shunter: ShunterOptions | None = None
 
     def wants_tools(self) -> bool:
         return bool(self.tools) or any(m.tool_calls for m in self.messages)
@@ -96,7 +96,7 @@ class CompletionRequest(_Open):
     temperature: float | None = Field(default=None, ge=0, le=2)
     user: str | None = None
     metadata: dict[str, Any] | None = None
-    switchyard: SwitchyardOptions | None = None
+    shunter: ShunterOptions | None = None
 
     @field_validator("prompt")
     @classmethod
@@ -136,7 +136,7 @@ class ModelCard(BaseModel):
     id: str
     object: Literal["model"] = "model"
     created: int = 0
-    owned_by: str = "switchyard"
+    owned_by: str = "shunter"
     kind: Literal["policy", "model"] = "model"
     description: str | None = None
 

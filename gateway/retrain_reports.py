@@ -1,11 +1,11 @@
-"""``switchyard_retrain_runs_total`` from the retrain reports on disk.
+"""``shunter_retrain_runs_total`` from the retrain reports on disk.
 
-``switchyard retrain`` runs outside the gateway and writes
+``shunter retrain`` runs outside the gateway and writes
 ``<out>/<policy>/<version>/report.json`` with ``"decision": "published" | "refused"``
 (``gateway.learning.retrain``; ``<out>`` defaults to ``var/routers``). This collector counts
 those reports when Prometheus scrapes, so refused runs show up too, the count survives gateway
 restarts, and every replica that mounts the same folder reports the same numbers.
-``SWITCHYARD_RETRAIN_DIR`` points at another folder.
+``SHUNTER_RETRAIN_DIR`` points at another folder.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Iterable
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-NAME = "switchyard_retrain_runs"
+NAME = "shunter_retrain_runs"
 DECISIONS = ("published", "refused")
 
 
@@ -32,7 +32,7 @@ class RetrainReports(Collector):
 
     @property
     def root(self) -> Path:
-        return self._root or Path(os.environ.get("SWITCHYARD_RETRAIN_DIR", "var/routers"))
+        return self._root or Path(os.environ.get("SHUNTER_RETRAIN_DIR", "var/routers"))
 
     def counts(self) -> dict[tuple[str, str], int]:
         out = {(p, d): 0 for p in self.policies for d in DECISIONS}

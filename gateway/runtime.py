@@ -21,7 +21,7 @@ from gateway.upstream.client import UpstreamClient
 from routers.decision import Objective as DecisionObjective
 from routers.decision import expected_cost
 
-log = logging.getLogger("switchyard")
+log = logging.getLogger("shunter")
 
 
 def threshold_for_share(meta: dict, share: float, strong: str | None = None, weak: str | None = None) -> float:

@@ -1,4 +1,4 @@
-"""Process settings from the environment (``SWITCHYARD_*``); the policy file holds the rest."""
+"""Process settings from the environment (``SHUNTER_*``); the policy file holds the rest."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SWITCHYARD_")
+    model_config = SettingsConfigDict(env_prefix="SHUNTER_")
 
     config: str = "config/default.yaml"
     host: str = "127.0.0.1"

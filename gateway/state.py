@@ -113,7 +113,7 @@ class InProcessState:
 class RedisState:
     """Redis-backed state shared by every replica pointing at the same server."""
 
-    def __init__(self, url: str, prefix: str = "switchyard:") -> None:
+    def __init__(self, url: str, prefix: str = "shunter:") -> None:
         import redis.asyncio as aioredis
 
         self.redis = aioredis.from_url(url, decode_responses=True)

@@ -73,7 +73,7 @@ def encoder_mismatch(meta: dict, encoder_hash: str) -> str | None:
     if want and want != encoder_hash:
         return (
             f"router trained on encoder {want[:12]}, serving encoder is {encoder_hash[:12]}: "
-            "its scores are off until it is retrained (switchyard train / routers.build_defaults)"
+            "its scores are off until it is retrained (shunter train / routers.build_defaults)"
         )
     return None
 

@@ -54,7 +54,7 @@ class AsyncEmbedder:
         self.pad_slack = pad_slack
         self.max_call_tokens = max_call_tokens
         self.on_batch, self.on_cache = on_batch, on_cache
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="switchyard-embed")
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="shunter-embed")
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._pending: dict[bytes, asyncio.Future] = {}
         self._queue: list[tuple[bytes, str]] = []

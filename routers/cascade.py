@@ -150,7 +150,7 @@ def train(
     logit = g.op("Squeeze", [x, g.const(np.array([1], np.int64))])
     g.op("Sigmoid", [logit], "cheap_ok")
     g.op("Sigmoid", [g.op("Neg", [logit])], "strong_win")
-    g.save(Path(out) / "router.onnx", {"cheap_ok": ["N"], "strong_win": ["N"]}, doc="switchyard cascade (Hybrid-LLM)")
+    g.save(Path(out) / "router.onnx", {"cheap_ok": ["N"], "strong_win": ["N"]}, doc="shunter cascade (Hybrid-LLM)")
     meta = base_meta("cascade", sub, fit=info, label="q_weak >= q_strong" if label == "hard" else "(1 + q_weak - q_strong) / 2", onnx_outputs=["cheap_ok", "strong_win"])
     meta["strong"], meta["weak"] = s_name, w_name
 
@@ -220,7 +220,7 @@ def train_answer_checker(
             h = g.op("Relu", [h])
     g.op("Sigmoid", [g.op("Squeeze", [h, g.const(np.array([1], np.int64))])], "p_correct")
     Path(out).mkdir(parents=True, exist_ok=True)
-    g.save(Path(out) / "router.onnx", {"p_correct": ["N"]}, doc="switchyard FrugalGPT answer checker")
+    g.save(Path(out) / "router.onnx", {"p_correct": ["N"]}, doc="shunter FrugalGPT answer checker")
     p = predict_heads(layers, x)[:, 0]
     _, va = val_split(groups, seed=seed)
     auc = _auc(p[va], y[va])

@@ -1,4 +1,4 @@
-"""``switchyard`` router commands: train, score, eval, calibrate, profile.
+"""``shunter`` router commands: train, score, eval, calibrate, profile.
 
 The gateway's typer app gains them with ``routers.cli.register(app)``; standalone:
 ``python -m routers.cli --help``.
@@ -193,7 +193,7 @@ def profile_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the router commands to a typer app (the gateway's ``switchyard``)."""
+    """Add the router commands to a typer app (the gateway's ``shunter``)."""
     app.command("train")(train_cmd)
     app.command("score")(score_cmd)
     app.command("eval")(eval_cmd)
@@ -201,9 +201,9 @@ def register(app: typer.Typer) -> None:
     app.command("profile")(profile_cmd)
 
 
-app = typer.Typer(help="Switchyard router tools", no_args_is_help=True, add_completion=False)
+app = typer.Typer(help="Shunter router tools", no_args_is_help=True, add_completion=False)
 register(app)
 
 if __name__ == "__main__":
-    app(prog_name="switchyard")
+    app(prog_name="shunter")
     sys.exit(0)

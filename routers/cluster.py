@@ -10,7 +10,7 @@ so small clusters do not swing to 0 or 1.
 
 **Adding a model is profiling, not retraining**: :func:`profile` embeds a small labelled set
 for the new model, soft-assigns it with the *unchanged* ONNX graph, and writes the new
-model's column (and its typical cost, when given) into router.json. ``switchyard profile``
+model's column (and its typical cost, when given) into router.json. ``shunter profile``
 calls it.
 """
 
@@ -76,7 +76,7 @@ def export(centers: np.ndarray, temperature: float, out: str | Path) -> None:
     d2 = g.op("Add", [g.op("Sub", [xx, g.op("Mul", [cross, g.const(np.float32(2.0))])]), cc])
     z = g.op("Mul", [d2, g.const(np.float32(-1.0 / temperature))])
     g.op("Softmax", [z], "assign", axis=1)
-    g.save(Path(out) / "router.onnx", {"assign": ["N", centers.shape[0]]}, doc="switchyard cluster router")
+    g.save(Path(out) / "router.onnx", {"assign": ["N", centers.shape[0]]}, doc="shunter cluster router")
 
 
 def _pick_temperature(x: np.ndarray, centers: np.ndarray, q: np.ndarray, groups: Sequence[str], prior: float) -> float:

@@ -53,7 +53,7 @@ def train(
     layers, info = fit_heads(
         emb, table.quality, table.groups, hidden=hidden, weight_decay=weight_decay, dropout=dropout, seed=seed, **fit_kw
     )
-    mlp_quality_graph(Path(out) / "router.onnx", layers, doc="switchyard cost router")
+    mlp_quality_graph(Path(out) / "router.onnx", layers, doc="shunter cost router")
     meta = base_meta("cost", table, fit=info, onnx_outputs=["quality"])
 
     def reference(e: np.ndarray) -> RouterScores:

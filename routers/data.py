@@ -48,8 +48,8 @@ def repo_root() -> Path:
 
 
 def shared_data_dir() -> Path:
-    """``$SWITCHYARD_DATA_DIR`` or ``<repo>/../shared/data``."""
-    env = os.environ.get("SWITCHYARD_DATA_DIR")
+    """``$SHUNTER_DATA_DIR`` or ``<repo>/../shared/data``."""
+    env = os.environ.get("SHUNTER_DATA_DIR")
     return Path(env) if env else repo_root().parent / "shared" / "data"
 
 

@@ -1,4 +1,4 @@
-"""The one decision function shared by the gateway, ``switchyard score``/``eval`` and replay.
+"""The one decision function shared by the gateway, ``shunter score``/``eval`` and replay.
 
 ``choose`` turns per-model predicted quality into a choice, so offline numbers describe live
 behaviour exactly.

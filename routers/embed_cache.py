@@ -1,8 +1,8 @@
-"""On-disk embedding cache for training and evaluation (``~/.cache/switchyard/emb``).
+"""On-disk embedding cache for training and evaluation (``~/.cache/shunter/emb``).
 
 Keyed by the encoder hash and the sha256 of each text (batched and single-row embeddings are
 bit-identical, see ``routers.encoder``), so re-running ``train``/``eval`` on
-the same data does not re-embed. Override the folder with ``SWITCHYARD_CACHE_DIR``.
+the same data does not re-embed. Override the folder with ``SHUNTER_CACHE_DIR``.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ _LOCK = threading.Lock()
 
 
 def cache_dir() -> Path:
-    env = os.environ.get("SWITCHYARD_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "switchyard"
+    env = os.environ.get("SHUNTER_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "shunter"
 
 
 def _key(text: str) -> str:

@@ -58,13 +58,13 @@ SelectMode = Literal["last_user", "all_user", "system_last_user"]
 
 
 def default_threads() -> int:
-    """intra-op threads: ``SWITCHYARD_ENCODER_THREADS``, else 1.
+    """intra-op threads: ``SHUNTER_ENCODER_THREADS``, else 1.
 
     Measured on the 2-core target (``python -m routers.encoder_bench``, single rows): 1 and 2
     threads give the same median latency (5.7 ms short, ~9.5 ms medium, ~41 ms 256-token
     prompts), and 1 thread leaves a core for the event loop and degrades far less under load.
     """
-    env = os.environ.get("SWITCHYARD_ENCODER_THREADS")
+    env = os.environ.get("SHUNTER_ENCODER_THREADS")
     return max(1, int(env)) if env else 1
 
 

@@ -159,7 +159,7 @@ def build(out: Path = DEFAULT_OUT) -> Path:
 def ensure(out: Path = DEFAULT_OUT) -> Path:
     """The encoder graph at ``out``, built once if missing (safe with several processes at once).
 
-    When the package folder is read-only, the graph is built under ``~/.cache/switchyard``.
+    When the package folder is read-only, the graph is built under ``~/.cache/shunter``.
     A build whose hash differs from ``EXPECTED_SHA256`` (another onnxruntime version) is used
     with a warning: its embeddings match to cosine ~0.99, not bit for bit.
     """
@@ -188,7 +188,7 @@ def ensure(out: Path = DEFAULT_OUT) -> Path:
             lock_path.unlink(missing_ok=True)  # later callers see ``out`` and never lock
     digest = file_sha256(out)
     if digest != EXPECTED_SHA256:
-        logging.getLogger("switchyard").warning(
+        logging.getLogger("shunter").warning(
             "encoder graph %s has sha256 %s, expected %s: routers were trained on the pinned build", out, digest, EXPECTED_SHA256
         )
     return out

@@ -130,7 +130,7 @@ def render_markdown(results: dict[str, Any], folds: List[int]) -> str:
     lines = [
         "# Router evaluation",
         "",
-        "Reproduce (about 4 minutes on 2 CPU cores once the embeddings are cached in ~/.cache/switchyard: 72 trainings; the first run embeds ~15k prompts, about 5 more minutes):",
+        "Reproduce (about 4 minutes on 2 CPU cores once the embeddings are cached in ~/.cache/shunter: 72 trainings; the first run embeds ~15k prompts, about 5 more minutes):",
         "",
         "```",
         "HF_HUB_OFFLINE=1 .venv/bin/python -m routers.eval_report",

@@ -123,7 +123,7 @@ def train(
              g.op("Mul", [head, g.const(np.array(prior_weight, np.float32))])],
             "quality",
         )
-    g.save(Path(out) / "router.onnx", {"quality": ["N", q.shape[1]]}, doc="switchyard knn router")
+    g.save(Path(out) / "router.onnx", {"quality": ["N", q.shape[1]]}, doc="shunter knn router")
     meta = base_meta(
         "knn", table, k=k, rows=int(len(x)), dims=dims, prior_weight=prior_weight, prior=prior, fit=head_info,
         onnx_outputs=["quality"],

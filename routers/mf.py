@@ -204,7 +204,7 @@ def export(params: dict[str, np.ndarray], out: str | Path, pair: tuple[int, int]
         diff[pair[0]], diff[pair[1]] = 1.0, -1.0
         g.op("Sigmoid", [g.op("MatMul", [s, g.const(diff)])], "strong_win")
         outputs["strong_win"] = ["N"]
-    g.save(Path(out) / "router.onnx", outputs, doc="switchyard mf router")
+    g.save(Path(out) / "router.onnx", outputs, doc="shunter mf router")
     return list(outputs)
 
 

@@ -54,9 +54,9 @@ class GraphBuilder:
         outs = [
             self._h.make_tensor_value_info(n, self._tp.FLOAT, list(shape)) for n, shape in outputs.items()
         ]
-        graph = self._h.make_graph(self.nodes, "switchyard_router", [self.input], outs, self.inits)
+        graph = self._h.make_graph(self.nodes, "shunter_router", [self.input], outs, self.inits)
         model = self._h.make_model(
-            graph, opset_imports=[self._h.make_opsetid("", OPSET)], producer_name="switchyard"
+            graph, opset_imports=[self._h.make_opsetid("", OPSET)], producer_name="shunter"
         )
         model.ir_version = 8
         model.doc_string = doc

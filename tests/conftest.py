@@ -19,7 +19,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKE = ROOT / "tests" / "fakes" / "fake_upstream.py"
-DATA = Path(os.environ.get("SWITCHYARD_DATA_DIR", ROOT.parent / "shared" / "data"))
+DATA = Path(os.environ.get("SHUNTER_DATA_DIR", ROOT.parent / "shared" / "data"))
 
 
 def free_port() -> int:

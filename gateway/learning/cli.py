@@ -1,4 +1,4 @@
-"""``switchyard retrain`` and ``switchyard outcomes pull`` (registered by ``gateway.cli``)."""
+"""``shunter retrain`` and ``shunter outcomes pull`` (registered by ``gateway.cli``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ outcomes_app = typer.Typer(help="Recorded outcomes: copy the Redis stream into a
 
 def retrain(
     policy: str = typer.Option(..., "--policy", "-p", help="Policy whose router is retrained."),
-    config: Path = typer.Option(Path("config/default.yaml"), "--config", "-c", envvar="SWITCHYARD_CONFIG", help="Policy file (rewritten on publish)."),
+    config: Path = typer.Option(Path("config/default.yaml"), "--config", "-c", envvar="SHUNTER_CONFIG", help="Policy file (rewritten on publish)."),
     since: str = typer.Option("7d", help="Outcomes newer than this (7d, 12h, 30m; 0 for all)."),
     judge: Optional[Path] = typer.Option(None, help="LLM-judge scores, JSONL {request_id, score, source?}."),
     margin: float = typer.Option(0.01, help="Publish only when the candidate is better by this much."),
@@ -35,7 +35,7 @@ def retrain(
 
     opts = Options(config=config, policy=policy, since=None if since in ("0", "all") else since, judge=judge, margin=margin,
                    holdout=holdout, metric=metric, out=out, db=db, candidate=candidate, family=family, min_rows=min_rows,
-                   publish=publish, reload_url=reload_url, admin_key=os.environ.get("SWITCHYARD_ADMIN_KEY"), seed=seed)
+                   publish=publish, reload_url=reload_url, admin_key=os.environ.get("SHUNTER_ADMIN_KEY"), seed=seed)
     try:
         report = run(opts, log=lambda s: typer.echo(s, err=True))
     except ValueError as exc:
@@ -47,7 +47,7 @@ def retrain(
 
 @outcomes_app.command("pull")
 def pull(
-    redis_url: str = typer.Option(..., "--redis", envvar="SWITCHYARD_REDIS_URL", help="redis://host:port/db"),
+    redis_url: str = typer.Option(..., "--redis", envvar="SHUNTER_REDIS_URL", help="redis://host:port/db"),
     db: Path = typer.Option(Path("var/outcomes.sqlite"), help="Trainer's SQLite file."),
     group: str = typer.Option("trainer", help="Consumer group."),
     consumer: Optional[str] = typer.Option(None, help="Consumer name (default host-pid)."),

@@ -25,16 +25,16 @@ from gateway import metrics
 from gateway.learning import bandit
 from routers.decision import Objective
 
-log = logging.getLogger("switchyard.online")
+log = logging.getLogger("shunter.online")
 
 # How long a replica reuses the arms it read (one shared-state read per request otherwise);
-# SWITCHYARD_BANDIT_CACHE_S=0 reads on every decision (deterministic simulations).
-CACHE_SECONDS = float(os.environ.get("SWITCHYARD_BANDIT_CACHE_S", "0.5"))
+# SHUNTER_BANDIT_CACHE_S=0 reads on every decision (deterministic simulations).
+CACHE_SECONDS = float(os.environ.get("SHUNTER_BANDIT_CACHE_S", "0.5"))
 _state: Any = None
 _arms_cache: dict[str, tuple[float, dict]] = {}
 _centroids: dict[str, np.ndarray | None] = {}
-# SWITCHYARD_BANDIT_SEED makes simulations repeatable; unset in production (fresh entropy).
-_rng = np.random.default_rng(int(os.environ["SWITCHYARD_BANDIT_SEED"]) if os.environ.get("SWITCHYARD_BANDIT_SEED") else None)
+# SHUNTER_BANDIT_SEED makes simulations repeatable; unset in production (fresh entropy).
+_rng = np.random.default_rng(int(os.environ["SHUNTER_BANDIT_SEED"]) if os.environ.get("SHUNTER_BANDIT_SEED") else None)
 
 
 def bind(shared: Any) -> None:

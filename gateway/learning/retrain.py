@@ -1,4 +1,4 @@
-"""``switchyard retrain``: outcomes with feedback -> a new router -> the publish gate -> publish.
+"""``shunter retrain``: outcomes with feedback -> a new router -> the publish gate -> publish.
 
 1. read the policy's outcomes with feedback from the SQLite store (first pulling the Redis
    stream into it through the ``trainer`` consumer group when ``redis_url`` is set), plus an

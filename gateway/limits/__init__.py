@@ -9,13 +9,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-log = logging.getLogger("switchyard")
+log = logging.getLogger("shunter")
 
 HOW_TO = (
     "auth is off: anyone who can reach this port may spend the upstreams' money. To turn it on set "
     "'server: {auth: true}' in the policy file, then create a key with "
-    "'switchyard keys create --config <file> --budget 20 --rpm 60 --policies <policy>' "
-    "(or POST /admin/keys with SWITCHYARD_ADMIN_KEY). See docs/security.md."
+    "'shunter keys create --config <file> --budget 20 --rpm 60 --policies <policy>' "
+    "(or POST /admin/keys with SHUNTER_ADMIN_KEY). See docs/security.md."
 )
 
 
@@ -54,4 +54,4 @@ def startup(app: Any) -> None:
     if not cfg.server.auth:
         log.warning(HOW_TO)
     elif not app.state.limits.keys.list():
-        log.warning("auth is on and no API key exists yet: create one with 'switchyard keys create --config <file> --rpm 60 --budget 20'")
+        log.warning("auth is on and no API key exists yet: create one with 'shunter keys create --config <file> --rpm 60 --budget 20'")

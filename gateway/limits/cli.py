@@ -1,4 +1,4 @@
-"""``switchyard keys create|list|revoke``: manage virtual API keys in the gateway's SQLite file."""
+"""``shunter keys create|list|revoke``: manage virtual API keys in the gateway's SQLite file."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import typer
 
 keys_app = typer.Typer(help="Virtual API keys: create (shown once), list, revoke.", no_args_is_help=True)
 
-_CONFIG = typer.Option(Path("config/default.yaml"), "--config", "-c", envvar="SWITCHYARD_CONFIG", help="Policy file (its server.outcomes_path holds the keys).")
+_CONFIG = typer.Option(Path("config/default.yaml"), "--config", "-c", envvar="SHUNTER_CONFIG", help="Policy file (its server.outcomes_path holds the keys).")
 _DB = typer.Option(None, "--db", help="SQLite file to use instead of the policy file's server.outcomes_path.")
 
 

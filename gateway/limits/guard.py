@@ -24,7 +24,7 @@ from gateway.limits import budget, mirror, ratelimit
 from gateway.limits.keys import KeyRecord, KeyStore, hash_key, recorded_spend
 from gateway.state import InProcessState, SharedState
 
-log = logging.getLogger("switchyard.limits")
+log = logging.getLogger("shunter.limits")
 
 
 @dataclass
@@ -201,7 +201,7 @@ class AuthMiddleware:
             token = _bearer(scope)
             rec = await guard.lookup(token)
             if rec is None:
-                msg = "Invalid API key." if token else "Missing API key: send 'Authorization: Bearer <key>' (create one with 'switchyard keys create')."
+                msg = "Invalid API key." if token else "Missing API key: send 'Authorization: Bearer <key>' (create one with 'shunter keys create')."
                 err = APIError(401, msg, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
                 return await err.response()(scope, receive, send)
             state["key"], state["key_id"] = rec, rec.id

@@ -1,7 +1,7 @@
 """Key records mirrored into shared state (Redis), so every replica accepts a key created on any.
 
 SQLite (``api_keys``) stays the durable store on each node; with ``server.redis_url`` set, keys
-created by ``POST /admin/keys`` or ``switchyard keys create`` are also written as
+created by ``POST /admin/keys`` or ``shunter keys create`` are also written as
 ``apikey:<sha256>`` (the record, never the key) and revocations update it there.
 """
 
@@ -40,7 +40,7 @@ async def revoke(shared: Any, key_id: str) -> bool:
     return True
 
 
-def put_sync(redis_url: str, key_hash: str, rec: KeyRecord, prefix: str = "switchyard:") -> None:
+def put_sync(redis_url: str, key_hash: str, rec: KeyRecord, prefix: str = "shunter:") -> None:
     """For the CLI, which has no event loop: same keys as ``RedisState`` uses."""
     import redis
 
@@ -52,7 +52,7 @@ def put_sync(redis_url: str, key_hash: str, rec: KeyRecord, prefix: str = "switc
         r.close()
 
 
-def revoke_sync(redis_url: str, key_id: str, prefix: str = "switchyard:") -> bool:
+def revoke_sync(redis_url: str, key_id: str, prefix: str = "shunter:") -> bool:
     import redis
 
     r = redis.Redis.from_url(redis_url, decode_responses=True)

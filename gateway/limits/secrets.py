@@ -13,7 +13,7 @@ import os
 from typing import Any, Iterable
 
 MASK = "[REDACTED]"
-_ENV_NAMES: set[str] = {"SWITCHYARD_ADMIN_KEY"}
+_ENV_NAMES: set[str] = {"SHUNTER_ADMIN_KEY"}
 _MIN_LEN = 8  # never mask short values that would mangle ordinary text
 
 
@@ -44,7 +44,7 @@ def redact(text: str) -> str:
 
 def install_log_redaction() -> None:
     old = logging.getLogRecordFactory()
-    if getattr(old, "_switchyard_redacts", False):
+    if getattr(old, "_shunter_redacts", False):
         return
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
@@ -61,5 +61,5 @@ def install_log_redaction() -> None:
             rec.exc_text = redact(text)
         return rec
 
-    factory._switchyard_redacts = True  # type: ignore[attr-defined]
+    factory._shunter_redacts = True  # type: ignore[attr-defined]
     logging.setLogRecordFactory(factory)

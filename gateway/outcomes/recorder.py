@@ -1,7 +1,7 @@
 """A bounded queue between the request path and the outcome store.
 
 ``submit`` never blocks a request: when the queue is full the record is dropped, counted in
-``switchyard_outcomes_dropped_total`` and logged (at most once a second, with the running
+``shunter_outcomes_dropped_total`` and logged (at most once a second, with the running
 total). A background task drains the queue in batches and writes them with the store's
 blocking ``write_batch`` in a worker thread. ``stop`` lets the batch being written finish, then
 flushes everything still queued (graceful shutdown: uvicorn has drained in-flight requests
@@ -21,7 +21,7 @@ from typing import Protocol
 from gateway import metrics
 from gateway.outcomes.record import Outcome
 
-log = logging.getLogger("switchyard.outcomes")
+log = logging.getLogger("shunter.outcomes")
 
 
 class OutcomeStore(Protocol):

@@ -1,6 +1,6 @@
 """Redis Streams outcome store: every replica ``XADD``s to one stream; one trainer reads it.
 
-Keys (``prefix`` default ``switchyard:``):
+Keys (``prefix`` default ``shunter:``):
 
 - ``outcomes`` stream: one entry per request, fields ``o`` (the record as JSON, embedding left
   out) and ``e`` (the float16 embedding bytes); trimmed with ``XADD MAXLEN ~ maxlen``;
@@ -24,7 +24,7 @@ import orjson
 
 from gateway.outcomes.record import Feedback, Outcome
 
-log = logging.getLogger("switchyard.outcomes")
+log = logging.getLogger("shunter.outcomes")
 
 OUTCOMES = "outcomes"
 FEEDBACK = "feedback"
@@ -54,7 +54,7 @@ class RedisStreamStore:
 
     name = "redis"
 
-    def __init__(self, url: str, maxlen: int = 1_000_000, prefix: str = "switchyard:", index_ttl: float = 30 * 86400) -> None:
+    def __init__(self, url: str, maxlen: int = 1_000_000, prefix: str = "shunter:", index_ttl: float = 30 * 86400) -> None:
         self.url = url
         self.r = _sync_client(url)
         self.maxlen = maxlen
@@ -107,7 +107,7 @@ class RedisStreamStore:
 class StreamReader:
     """Consumer-group reader of the outcome and feedback streams into a sink (a ``SQLiteStore``)."""
 
-    def __init__(self, url: str, sink: Any, group: str = "trainer", consumer: str | None = None, prefix: str = "switchyard:") -> None:
+    def __init__(self, url: str, sink: Any, group: str = "trainer", consumer: str | None = None, prefix: str = "shunter:") -> None:
         self.r = _sync_client(url)
         self.sink = sink
         self.group = group

@@ -12,7 +12,7 @@ from gateway.outcomes.record import Outcome
 
 def record_rejection(app: Any, request: Any, request_id: str, arrived: float, started: float, kind: str, exc: APIError) -> None:
     """Count and record the refusal, and name the request id in the error response's headers."""
-    policy = request.headers.get("x-switchyard-policy") or None
+    policy = request.headers.get("x-shunter-policy") or None
     outcome = Outcome(
         request_id=request_id,
         ts=arrived,
@@ -26,7 +26,7 @@ def record_rejection(app: Any, request: Any, request_id: str, arrived: float, st
         latency_s=time.perf_counter() - started,
     )
     metrics.REQUESTS.labels(policy or "", "none", f"{exc.status // 100}xx", "rejected").inc()
-    exc.headers.setdefault("x-switchyard-request-id", request_id)
+    exc.headers.setdefault("x-shunter-request-id", request_id)
     recorder = getattr(app.state, "recorder", None)
     if recorder is not None:
         recorder.submit(outcome)

@@ -1,4 +1,4 @@
-"""``switchyard routes ...``: semantic-route tools (registered by ``gateway.cli``)."""
+"""``shunter routes ...``: semantic-route tools (registered by ``gateway.cli``)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The routing decision: model name → policy → filters → sticky/rules/semantic/router → ranking.
 
 Order of evaluation for a policy request:
-1. per-request overrides (``router-<policy>-<threshold>``, ``x-switchyard-*`` headers,
-   ``extra_body`` ``switchyard: {...}``), range-checked against the policy;
+1. per-request overrides (``router-<policy>-<threshold>``, ``x-shunter-*`` headers,
+   ``extra_body`` ``shunter: {...}``), range-checked against the policy;
 2. hard filters: availability (API key set, circuit closed), required capabilities (tools,
    vision, JSON mode), context window (the whole prompt plus ``max_tokens``);
 3. session stickiness: a known session stays on its model (reason ``sticky``);
@@ -26,7 +26,7 @@ from gateway import metrics
 from gateway.errors import APIError
 from gateway.policy import reasoning, rules, sticky
 from gateway.policy.rules import RuleInput
-from gateway.protocol import ChatCompletionRequest, CompletionRequest, SwitchyardOptions
+from gateway.protocol import ChatCompletionRequest, CompletionRequest, ShunterOptions
 from routers.decision import Objective as DecisionObjective
 from routers.decision import choose, expected_cost
 
@@ -68,7 +68,7 @@ def resolve_model(rt: "Runtime", model: str, header_policy: str | None = None) -
     """``router-<policy>``, ``router-<policy>-<threshold>``, an alias, or a concrete upstream model."""
     if header_policy:
         if header_policy not in rt.policies:
-            raise APIError(404, f"Unknown policy '{header_policy}' in x-switchyard-policy.", code="policy_not_found", param="x-switchyard-policy")
+            raise APIError(404, f"Unknown policy '{header_policy}' in x-shunter-policy.", code="policy_not_found", param="x-shunter-policy")
         return Target(header_policy, None)
     if model in rt.aliases:
         return Target(rt.aliases[model], None)
@@ -99,7 +99,7 @@ def _needs(req: ChatCompletionRequest | CompletionRequest) -> set[str]:
     return needs
 
 
-def apply_overrides(pr: "PolicyRuntime", target: Target, opts: SwitchyardOptions | None, headers: dict[str, str]) -> tuple[DecisionObjective, list[str]]:
+def apply_overrides(pr: "PolicyRuntime", target: Target, opts: ShunterOptions | None, headers: dict[str, str]) -> tuple[DecisionObjective, list[str]]:
     """The objective and candidate list in force for this request, after per-request overrides."""
     obj = pr.objective
     cands = list(pr.cfg.candidates)
@@ -107,12 +107,12 @@ def apply_overrides(pr: "PolicyRuntime", target: Target, opts: SwitchyardOptions
     cost_weight = None
     cap = None
     sub = None
-    if "x-switchyard-threshold" in headers:
-        threshold = _float(headers["x-switchyard-threshold"], "x-switchyard-threshold")
-    if "x-switchyard-cost-weight" in headers:
-        cost_weight = _float(headers["x-switchyard-cost-weight"], "x-switchyard-cost-weight")
-    if "x-switchyard-candidates" in headers:
-        sub = [c.strip() for c in headers["x-switchyard-candidates"].split(",") if c.strip()]
+    if "x-shunter-threshold" in headers:
+        threshold = _float(headers["x-shunter-threshold"], "x-shunter-threshold")
+    if "x-shunter-cost-weight" in headers:
+        cost_weight = _float(headers["x-shunter-cost-weight"], "x-shunter-cost-weight")
+    if "x-shunter-candidates" in headers:
+        sub = [c.strip() for c in headers["x-shunter-candidates"].split(",") if c.strip()]
     if opts:
         threshold = opts.threshold if opts.threshold is not None else threshold
         cost_weight = opts.cost_weight if opts.cost_weight is not None else cost_weight
@@ -193,7 +193,7 @@ async def decide(
         return Decision(None, target.passthrough, [target.passthrough], "passthrough", prompt_tokens=prompt_tokens, seconds=time.perf_counter() - t0)
     pr = rt.policies[target.policy]  # type: ignore[index]
     if _depth == 0:
-        objective, cands = apply_overrides(pr, target, req.switchyard, headers)
+        objective, cands = apply_overrides(pr, target, req.shunter, headers)
     else:  # handed over by a rule or route: the target policy's own settings
         objective, cands = pr.objective, list(pr.cfg.candidates)
     restricted = cands != list(pr.cfg.candidates)

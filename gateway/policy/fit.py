@@ -1,4 +1,4 @@
-"""``switchyard routes fit``: tune semantic-route thresholds on labelled examples.
+"""``shunter routes fit``: tune semantic-route thresholds on labelled examples.
 
 Input: the policy file and a JSONL file of ``{"text": "...", "route": "code"}`` lines (``route``
 null, ``""`` or ``"none"`` for prompts that should match no route). Every prompt is embedded with
@@ -145,7 +145,7 @@ def fit(config: Path, examples: Path, policy: str | None = None, embed=None) -> 
 
 def snippet(res: FitResult) -> str:
     lines = [
-        f"# switchyard routes fit: accuracy {res.accuracy_before:.3f} -> {res.accuracy_after:.3f} on {res.n} examples",
+        f"# shunter routes fit: accuracy {res.accuracy_before:.3f} -> {res.accuracy_after:.3f} on {res.n} examples",
         "policies:",
         f"  {res.policy}:",
         "    semantic_routes:",

@@ -16,7 +16,7 @@ from gateway import metrics
 from gateway.policy.loader import ConfigError, load_config
 from gateway.runtime import Runtime, build_clients, build_policies, needs_encoder
 
-log = logging.getLogger("switchyard.reload")
+log = logging.getLogger("shunter.reload")
 
 
 class Reloader:

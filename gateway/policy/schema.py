@@ -1,4 +1,4 @@
-"""The policy file model: pydantic is the single source of truth (``switchyard config schema``).
+"""The policy file model: pydantic is the single source of truth (``shunter config schema``).
 
 A file has ``server`` settings, ``upstreams`` (one entry per served model at an endpoint) and
 ``policies`` (virtual models such as ``router-chat`` that choose among upstream models).
@@ -217,7 +217,7 @@ class Sticky(_Strict):
     ttl: float = Field(1800.0, gt=0, description="Seconds a session stays on its model after its last request.")
     key: Literal["any", "header", "user"] = Field(
         "any",
-        description="header: x-switchyard-session (or extra_body switchyard.session); user: the 'user' field; any: header first, then user.",
+        description="header: x-shunter-session (or extra_body shunter.session); user: the 'user' field; any: header first, then user.",
     )
 
 
@@ -298,7 +298,7 @@ class Server(_Strict):
     outcome_queue_size: int = Field(10_000, ge=1)
     redis_url: str | None = Field(None, description="Shared state and outcome stream; 'os.environ/VAR' allowed.")
     outcome_stream_maxlen: int = Field(1_000_000, ge=1000, description="Redis outcome stream length (XADD MAXLEN ~).")
-    admin_key: str | None = Field("os.environ/SWITCHYARD_ADMIN_KEY", description="Admin key reference.")
+    admin_key: str | None = Field("os.environ/SHUNTER_ADMIN_KEY", description="Admin key reference.")
     allow_passthrough: bool = Field(True, description="A concrete upstream model name bypasses routing.")
     default_policy: str | None = Field(None, description="Policy used when the model is 'router' or 'auto'.")
     auth: bool = Field(False, description="Require a virtual key (Bearer) on every /v1 request; see docs/security.md.")

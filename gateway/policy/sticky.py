@@ -1,7 +1,7 @@
 """Session stickiness: a conversation stays on the model it started with, for a TTL.
 
-The session key comes from the ``x-switchyard-session`` header (or ``extra_body``
-``switchyard.session``) and/or the OpenAI ``user`` field, as the policy's ``sticky.key`` says.
+The session key comes from the ``x-shunter-session`` header (or ``extra_body``
+``shunter.session``) and/or the OpenAI ``user`` field, as the policy's ``sticky.key`` says.
 The model is stored in ``SharedState`` (in-process, or Redis across replicas) under a hash of
 the key; each request of the session refreshes the TTL (a sliding window).
 """
@@ -16,15 +16,15 @@ import orjson
 
 from gateway.policy.schema import Sticky
 
-HEADER = "x-switchyard-session"
-log = logging.getLogger("switchyard.sticky")
+HEADER = "x-shunter-session"
+log = logging.getLogger("shunter.sticky")
 
 
 def session_key(cfg: Sticky | None, req: Any, headers: dict[str, str]) -> str | None:
     """The session identifier for this request, or None when stickiness does not apply."""
     if cfg is None:
         return None
-    opts = getattr(req, "switchyard", None)
+    opts = getattr(req, "shunter", None)
     from_header = headers.get(HEADER) or (opts.session if opts is not None else None)
     from_user = getattr(req, "user", None)
     if cfg.key == "header":

@@ -1,6 +1,6 @@
 """Per-upstream circuit breaker, retry budget and 429 cooldown.
 
-States (``switchyard_circuit_state``): 0 closed, 1 half-open, 2 open.
+States (``shunter_circuit_state``): 0 closed, 1 half-open, 2 open.
 
 - **Opens** after ``consecutive_failures`` failures in a row, or when at least ``min_calls``
   calls in the last ``window`` seconds failed at a rate of ``error_rate`` or more; also for the
@@ -27,7 +27,7 @@ from gateway import metrics
 from gateway.limits.config import BreakerConfig, RetryBudgetConfig
 
 CLOSED, HALF_OPEN, OPEN = 0, 1, 2
-log = logging.getLogger("switchyard.breaker")
+log = logging.getLogger("shunter.breaker")
 
 
 class Breaker:

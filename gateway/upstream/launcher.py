@@ -21,7 +21,7 @@ import httpx
 
 from gateway.policy.schema import Launch
 
-log = logging.getLogger("switchyard.launcher")
+log = logging.getLogger("shunter.launcher")
 
 
 def free_port() -> int:
@@ -72,10 +72,10 @@ class LocalServer:
         try:
             import llama_cpp  # noqa: F401
         except ImportError:
-            raise RuntimeError("the local model needs llama-cpp-python: pip install 'switchyard[local]'") from None
+            raise RuntimeError("the local model needs llama-cpp-python: pip install 'shunter[local]'") from None
         log.info("starting local model server %s on port %d", self.name, self.port)
         # The child logs a lot: send it to a file (a pipe nobody reads would fill and block it).
-        self.log_path = Path(tempfile.gettempdir()) / f"switchyard-{self.name}-{self.port}.log"
+        self.log_path = Path(tempfile.gettempdir()) / f"shunter-{self.name}-{self.port}.log"
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self._cmd(), stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ})
 

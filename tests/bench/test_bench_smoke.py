@@ -23,9 +23,9 @@ def test_bench_quick_run_writes_results(tmp_path):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     res = json.loads((tmp_path / "quick.json").read_text())
     sat = res["saturation"]
-    for name in ("direct", "switchyard pass-through", "switchyard learned (miss)", "switchyard learned (hit)"):
+    for name in ("direct", "shunter pass-through", "shunter learned (miss)", "shunter learned (hit)"):
         assert sat[name]["median"]["rps"] > 0 and sat[name]["median"]["errors"] == 0, name
-    assert res["heavy_libs_loaded"]["switchyard"] == []  # torch/sklearn never mapped into the gateway
+    assert res["heavy_libs_loaded"]["shunter"] == []  # torch/sklearn never mapped into the gateway
     assert set(res["routing"]["lengths"]) == {"10", "100", "256"}
     md = (tmp_path / "quick.md").read_text()
-    assert "| switchyard pass-through |" in md and "Targets (issue 8)" in md
+    assert "| shunter pass-through |" in md and "Targets (issue 8)" in md

@@ -44,14 +44,14 @@ def _policies(gw) -> set[str]:
 def test_configmap_swap_is_picked_up(gateway, fake_upstream, tmp_path):
     fake = fake_upstream("m-v1")
     cfg = {
-        "server": {"outcomes_path": str(tmp_path / "o.sqlite"), "admin_key": "os.environ/SWITCHYARD_ADMIN_KEY"},
+        "server": {"outcomes_path": str(tmp_path / "o.sqlite"), "admin_key": "os.environ/SHUNTER_ADMIN_KEY"},
         "upstreams": {"a": upstream_entry(fake), "b": upstream_entry(fake)},
         "policies": {"first": {"candidates": ["a", "b"]}},
     }
-    mount = tmp_path / "etc-switchyard"
+    mount = tmp_path / "etc-shunter"
     mount.mkdir()
     _publish(mount, cfg, "2026_01_01_00_00_00.000000001")
-    gw = gateway(mount / "policy.yaml", env={"SWITCHYARD_ADMIN_KEY": ADMIN})
+    gw = gateway(mount / "policy.yaml", env={"SHUNTER_ADMIN_KEY": ADMIN})
     assert "router-first" in _policies(gw)
     time.sleep(0.5)  # the watcher is running
     cfg["policies"]["second"] = {"candidates": ["a", "b"]}

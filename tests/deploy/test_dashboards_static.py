@@ -14,14 +14,14 @@ import gateway.metrics  # noqa: F401  (registers every metric)
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "deploy" / "grafana"
-METRIC = re.compile(r"\b(switchyard_[a-z0-9_]+)\b")
+METRIC = re.compile(r"\b(shunter_[a-z0-9_]+)\b")
 
 
 def exported() -> set[str]:
     names: set[str] = set()
     for collector in list(REGISTRY._collector_to_names):  # noqa: SLF001 - the names each collector exposes
         for fam in collector.describe() if hasattr(collector, "describe") else []:
-            if not fam.name.startswith("switchyard_"):
+            if not fam.name.startswith("shunter_"):
                 continue
             if fam.type == "counter":
                 names |= {fam.name + "_total", fam.name + "_created"}
@@ -45,7 +45,7 @@ def dashboard_exprs() -> list[tuple[str, str]]:
 
 def test_every_referenced_metric_is_exported():
     names = exported()
-    assert "switchyard_requests_total" in names and "switchyard_request_duration_seconds_bucket" in names
+    assert "shunter_requests_total" in names and "shunter_request_duration_seconds_bucket" in names
     unknown = [(where, m) for where, expr in dashboard_exprs() for m in METRIC.findall(expr) if m not in names]
     rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
     for g in rules["groups"]:
@@ -76,5 +76,5 @@ def test_dashboards_use_the_provisioned_datasource_and_are_generated():
     spec.loader.exec_module(mod)  # type: ignore[union-attr]
     for build in (mod.overview, mod.routing, mod.upstreams, mod.learning):
         d = build()
-        path = GRAFANA / "dashboards" / f"{d['uid'].removeprefix('switchyard-')}.json"
+        path = GRAFANA / "dashboards" / f"{d['uid'].removeprefix('shunter-')}.json"
         assert json.loads(path.read_text()) == d, f"{path.name} is stale: run python deploy/grafana/build_dashboards.py"

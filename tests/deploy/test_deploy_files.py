@@ -64,7 +64,7 @@ def test_k8s_manifests_pass_the_schema_validator():
             n += 1
     assert n >= 7
     # the validator is really strict: a misspelt field and a wrong type are refused
-    dep = _k8s()[("Deployment", "switchyard")]
+    dep = _k8s()[("Deployment", "shunter")]
     bad = yaml.safe_load(yaml.safe_dump(dep))
     bad["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGett"] = {"path": "/readyz", "port": 8080}
     with pytest.raises(kv.ValidationError):
@@ -77,7 +77,7 @@ def test_k8s_manifests_pass_the_schema_validator():
 
 def test_k8s_pieces_fit_together():
     objs = _k8s()
-    dep = objs[("Deployment", "switchyard")]
+    dep = objs[("Deployment", "shunter")]
     pod = dep["spec"]["template"]
     labels = pod["metadata"]["labels"]
     assert dep["spec"]["selector"]["matchLabels"].items() <= labels.items()
@@ -87,30 +87,30 @@ def test_k8s_pieces_fit_together():
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert c["resources"]["requests"]["cpu"] and c["resources"]["requests"]["memory"]
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
-    svc = objs[("Service", "switchyard")]
+    svc = objs[("Service", "shunter")]
     assert svc["spec"]["selector"].items() <= labels.items()
     assert svc["spec"]["ports"][0]["targetPort"] in ("http", port)
-    hpa = objs[("HorizontalPodAutoscaler", "switchyard")]
-    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "switchyard"}
+    hpa = objs[("HorizontalPodAutoscaler", "shunter")]
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "shunter"}
     assert 2 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
-    pdb = objs[("PodDisruptionBudget", "switchyard")]
+    pdb = objs[("PodDisruptionBudget", "shunter")]
     assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    # the policy ConfigMap is mounted where SWITCHYARD_CONFIG points
+    # the policy ConfigMap is mounted where SHUNTER_CONFIG points
     env = {e["name"]: e for e in c["env"]}
     mount = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}["policies"]
     cm_name = next(v["configMap"]["name"] for v in pod["spec"]["volumes"] if v["name"] == "policies")
     cm = objs[("ConfigMap", cm_name)]
-    key = Path(env["SWITCHYARD_CONFIG"]["value"]).name
-    assert env["SWITCHYARD_CONFIG"]["value"] == f"{mount}/{key}" and key in cm["data"]
+    key = Path(env["SHUNTER_CONFIG"]["value"]).name
+    assert env["SHUNTER_CONFIG"]["value"] == f"{mount}/{key}" and key in cm["data"]
     # the gateway reaches Redis through the Bitnami chart's master service
     kust = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     redis = next(h for h in kust["helmCharts"] if h["name"] == "redis")
     assert "bitnami" in redis["repo"] and redis["version"]
-    assert f"{redis['releaseName']}-master:6379" in env["SWITCHYARD_REDIS_URL"]["value"]
+    assert f"{redis['releaseName']}-master:6379" in env["SHUNTER_REDIS_URL"]["value"]
     assert redis["valuesInline"]["auth"]["existingSecret"] == env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"]
     # the local upstream named in the policy is the llama Service
     policy = yaml.safe_load(cm["data"][key])
-    llama = objs[("Service", "switchyard-llama")]
+    llama = objs[("Service", "shunter-llama")]
     assert policy["upstreams"]["local"]["base_url"] == f"http://{llama['metadata']['name']}:{llama['spec']['ports'][0]['port']}/v1"
 
 
@@ -121,13 +121,13 @@ def _check_policy(text: str, tmp_path: Path) -> None:
         path = tmp_path / "policy.yaml"
         path.write_text(text)
         cfg = load_config(path)
-        assert cfg.server.redis_url == "os.environ/SWITCHYARD_REDIS_URL"
+        assert cfg.server.redis_url == "os.environ/SHUNTER_REDIS_URL"
 
 
 def test_k8s_and_compose_policies_are_valid(tmp_path):
-    cm = _k8s()[("ConfigMap", "switchyard-policies")]
+    cm = _k8s()[("ConfigMap", "shunter-policies")]
     _check_policy(cm["data"]["policy.yaml"], tmp_path)
-    _check_policy((ROOT / "deploy" / "compose" / "switchyard.yaml").read_text(), tmp_path)
+    _check_policy((ROOT / "deploy" / "compose" / "shunter.yaml").read_text(), tmp_path)
 
 
 # ---------------------------------------------------------------- docker compose
@@ -156,16 +156,16 @@ def test_compose_parses_and_every_path_exists():
             assert vol in compose["volumes"], vol
     # the gateway's policy file is the mounted one, and it is valid
     gw = services["gateway"]
-    cfg_path = gw["environment"]["SWITCHYARD_CONFIG"]
+    cfg_path = gw["environment"]["SHUNTER_CONFIG"]
     assert any(v.endswith(f":{cfg_path}:ro") for v in gw["volumes"])
     # Prometheus scrapes the gateway service; Grafana's datasource is the prometheus service
     prom = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
-    targets = [t for sc in prom["scrape_configs"] if sc["job_name"] == "switchyard" for s in sc["static_configs"] for t in s["targets"]]
+    targets = [t for sc in prom["scrape_configs"] if sc["job_name"] == "shunter" for s in sc["static_configs"] for t in s["targets"]]
     assert targets == ["gateway:8080"]
     ds = yaml.safe_load((ROOT / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yaml").read_text())["datasources"][0]
     assert ds["url"] == "http://prometheus:9090"
     grafana_mounts = dict(v.split(":")[:2] for v in services["grafana"]["volumes"] if v.startswith("."))
-    provider = yaml.safe_load((ROOT / "deploy" / "grafana" / "provisioning" / "dashboards" / "switchyard.yaml").read_text())["providers"][0]
+    provider = yaml.safe_load((ROOT / "deploy" / "grafana" / "provisioning" / "dashboards" / "shunter.yaml").read_text())["providers"][0]
     assert grafana_mounts["./deploy/grafana/dashboards"] == provider["options"]["path"]
     home = services["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     assert (ROOT / "deploy" / "grafana" / "dashboards" / Path(home).name).exists()
@@ -251,5 +251,5 @@ def test_kustomization_renders(tmp_path):
     kinds = sorted(d["kind"] for d in docs)
     assert kinds == ["ConfigMap", "Deployment", "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service", "Service"]
     for d in docs:
-        assert d["metadata"]["labels"]["app.kubernetes.io/part-of"] == "switchyard"
+        assert d["metadata"]["labels"]["app.kubernetes.io/part-of"] == "shunter"
         kv.validate(d, kv.latest_version(), strict=True)

@@ -1,4 +1,4 @@
-"""``switchyard serve --workers 2``: /metrics aggregates every worker (prometheus multiprocess)."""
+"""``shunter serve --workers 2``: /metrics aggregates every worker (prometheus multiprocess)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ def _env(pid: int) -> dict[str, str]:
 def _requests_total(text: str) -> float:
     total = 0.0
     for fam in text_string_to_metric_families(text):
-        if fam.name == "switchyard_requests":
-            total += sum(s.value for s in fam.samples if s.name == "switchyard_requests_total")
+        if fam.name == "shunter_requests":
+            total += sum(s.value for s in fam.samples if s.name == "shunter_requests_total")
     return total
 
 

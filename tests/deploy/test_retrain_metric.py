@@ -1,4 +1,4 @@
-"""``switchyard_retrain_runs_total`` counts the retrain reports on disk, in every worker."""
+"""``shunter_retrain_runs_total`` counts the retrain reports on disk, in every worker."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tests.conftest import upstream_entry
 def _retrains(text: str) -> dict[tuple[str, str], float]:
     out = {}
     for fam in text_string_to_metric_families(text):
-        if fam.name == "switchyard_retrain_runs":
+        if fam.name == "shunter_retrain_runs":
             for s in fam.samples:
                 if s.name.endswith("_total"):
                     out[(s.labels["policy"], s.labels["decision"])] = s.value
@@ -24,7 +24,7 @@ def test_reports_written_by_retrain_show_up_as_counters(gateway, fake_upstream, 
     fake = fake_upstream("m-v1")
     reports = tmp_path / "routers"
     cfg = {"upstreams": {"a": upstream_entry(fake), "b": upstream_entry(fake)}, "policies": {"p": {"candidates": ["a", "b"]}}}
-    gw = gateway(cfg, env={"SWITCHYARD_RETRAIN_DIR": str(reports)}, args=["--workers", "2"])
+    gw = gateway(cfg, env={"SHUNTER_RETRAIN_DIR": str(reports)}, args=["--workers", "2"])
     got = _retrains(httpx.get(f"{gw.url}/metrics").text)
     assert got == {("p", "published"): 0.0, ("p", "refused"): 0.0}
     # the layout and fields gateway.learning.retrain writes: <out>/<policy>/<version>/report.json

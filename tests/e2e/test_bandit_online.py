@@ -13,7 +13,7 @@ ADMIN = "bandit-admin-key"
 
 def cfg(cheap, strong, mode: str = "epsilon_greedy", explore: float = 0.2, **server) -> dict:
     return {
-        "server": {"admin_key": "os.environ/SWITCHYARD_ADMIN_KEY", **server},
+        "server": {"admin_key": "os.environ/SHUNTER_ADMIN_KEY", **server},
         "upstreams": {
             "cheap": upstream_entry(cheap, input_price=0.1, output_price=0.1),
             "strong": upstream_entry(strong, input_price=1.0, output_price=1.0),
@@ -31,7 +31,7 @@ def cfg(cheap, strong, mode: str = "epsilon_greedy", explore: float = 0.2, **ser
 def ask(gw, i: int) -> tuple[str, str, str]:
     r = httpx.post(f"{gw.url}/v1/chat/completions", json={"model": "router-online", "messages": [{"role": "user", "content": f"q{i}"}]}, timeout=10)
     assert r.status_code == 200, r.text
-    return r.headers["x-switchyard-request-id"], r.headers["x-switchyard-model"], r.headers["x-switchyard-reason"]
+    return r.headers["x-shunter-request-id"], r.headers["x-shunter-model"], r.headers["x-shunter-reason"]
 
 
 def rate(gw, rid: str, model: str) -> None:
@@ -49,7 +49,7 @@ def state(gw) -> dict:
 @pytest.mark.parametrize("mode", ["epsilon_greedy", "thompson"])
 def test_bandit_learns_from_feedback_with_bounded_exploration(gateway, fake_upstream, mode):
     cheap, strong = fake_upstream("cheap-v1"), fake_upstream("strong-v1")
-    gw = gateway(cfg(cheap, strong, mode=mode, explore=0.2), env={"SWITCHYARD_ADMIN_KEY": ADMIN})
+    gw = gateway(cfg(cheap, strong, mode=mode, explore=0.2), env={"SHUNTER_ADMIN_KEY": ADMIN})
     first = [ask(gw, i) for i in range(10)]
     assert [m for _, m, reason in first if reason == "online"] and all(m == "cheap" for _, m, r in first if r == "online")  # equal priors: the cheaper model
     picks = []
@@ -68,13 +68,13 @@ def test_bandit_learns_from_feedback_with_bounded_exploration(gateway, fake_upst
     assert st["feedback"] == 80 and st["backend"] == "InProcessState"
     assert arms["strong"]["reward"] < 1.0  # the cost term is in the reward
     lines = httpx.get(f"{gw.url}/metrics", timeout=5).text.splitlines()
-    got = [float(x.rsplit(" ", 1)[1]) for x in lines if x.startswith('switchyard_bandit_explorations_total{policy="online"}')]
+    got = [float(x.rsplit(" ", 1)[1]) for x in lines if x.startswith('shunter_bandit_explorations_total{policy="online"}')]
     assert got == [float(explored)], [x for x in lines if "bandit" in x]
 
 
 def test_zero_exploration_never_explores_and_state_needs_admin(gateway, fake_upstream):
     cheap, strong = fake_upstream("cheap-v1"), fake_upstream("strong-v1")
-    gw = gateway(cfg(cheap, strong, mode="thompson", explore=0.0), env={"SWITCHYARD_ADMIN_KEY": ADMIN})
+    gw = gateway(cfg(cheap, strong, mode="thompson", explore=0.0), env={"SHUNTER_ADMIN_KEY": ADMIN})
     reasons = {ask(gw, i)[2] for i in range(30)}
     assert reasons == {"online"}
     assert httpx.get(f"{gw.url}/admin/policies/online/state", timeout=5).status_code == 401
@@ -85,11 +85,11 @@ def test_replicas_share_bandit_state_through_redis(gateway, fake_upstream, redis
     import redis as redis_lib
 
     r = redis_lib.Redis.from_url(redis_server)
-    for k in r.scan_iter("switchyard:bandit:*"):
+    for k in r.scan_iter("shunter:bandit:*"):
         r.delete(k)
     cheap, strong = fake_upstream("cheap-v1"), fake_upstream("strong-v1")
     c = cfg(cheap, strong, mode="epsilon_greedy", explore=0.3, redis_url="os.environ/TEST_REDIS_URL")
-    env = {"SWITCHYARD_ADMIN_KEY": ADMIN, "TEST_REDIS_URL": redis_server}
+    env = {"SHUNTER_ADMIN_KEY": ADMIN, "TEST_REDIS_URL": redis_server}
     a, b = gateway(c, env=env), gateway(c, env=env)
     for i in range(60):  # replica a serves and learns
         rid, model, _ = ask(a, i)

@@ -45,8 +45,8 @@ def test_weak_answer_escalates_and_user_sees_only_the_final_one(gateway, fakes):
     raw = c.chat.completions.with_raw_response.create(model="router-frugal", messages=[{"role": "user", "content": QUESTION}])
     r = raw.parse()
     assert r.model == "strong" and r.choices[0].message.content == "Carbon dioxide (CO2)."
-    assert raw.headers["x-switchyard-reason"] == "cascade"
-    stages = raw.headers["x-switchyard-cascade"].split("->")
+    assert raw.headers["x-shunter-reason"] == "cascade"
+    stages = raw.headers["x-shunter-cascade"].split("->")
     assert stages[0].startswith("cheap(p=") and stages[1] == "strong(final)"
     assert cheap.stats()["requests"] == 1 and strong.stats()["requests"] == 1
     # streamed: the final answer arrives as chunks, usage included on request
@@ -54,9 +54,9 @@ def test_weak_answer_escalates_and_user_sees_only_the_final_one(gateway, fakes):
     assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices) == "Carbon dioxide (CO2)."
     assert chunks[-1].usage is not None
     metrics = httpx.get(f"{gw.url}/metrics").text
-    line = [l for l in metrics.splitlines() if l.startswith("switchyard_cascade_escalations_total{") and 'from_model="cheap"' in l]
+    line = [l for l in metrics.splitlines() if l.startswith("shunter_cascade_escalations_total{") and 'from_model="cheap"' in l]
     assert line and float(line[0].rsplit(" ", 1)[1]) == 2.0
-    request_id = raw.headers["x-switchyard-request-id"]
+    request_id = raw.headers["x-shunter-request-id"]
     from tests.conftest import stop
 
     stop(gw.proc)  # flush the outcome queue
@@ -75,7 +75,7 @@ def test_confident_answer_stays_on_the_cheap_model(gateway, fakes):
     c = openai.OpenAI(base_url=gw.base_url, api_key="x", max_retries=0)
     raw = c.chat.completions.with_raw_response.create(model="router-frugal", messages=[{"role": "user", "content": QUESTION}])
     assert raw.parse().model == "cheap"
-    assert raw.headers["x-switchyard-cascade"].startswith("cheap(p=")
+    assert raw.headers["x-shunter-cascade"].startswith("cheap(p=")
     assert strong.stats()["requests"] == 0
 
 

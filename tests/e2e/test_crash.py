@@ -1,7 +1,7 @@
 """Crash safety: ``kill -9`` the gateway under load, restart it on the same SQLite outcome store.
 
 "Acknowledged" means: the recorder's SQLite transaction for the record's batch committed. The
-recorder counts exactly those records in ``switchyard_outcomes_written_total`` (incremented after
+recorder counts exactly those records in ``shunter_outcomes_written_total`` (incremented after
 ``write_batch`` returns, i.e. after COMMIT). So:
 
 - after a quiet point where ``written_total`` equals the number of requests answered, every one
@@ -27,7 +27,7 @@ from tests.conftest import upstream_entry
 
 def _written(gw) -> int:
     text = httpx.get(f"{gw.url}/metrics", timeout=5).text
-    m = re.search(r'switchyard_outcomes_written_total\{store="sqlite"\} (\S+)', text)
+    m = re.search(r'shunter_outcomes_written_total\{store="sqlite"\} (\S+)', text)
     return int(float(m.group(1))) if m else 0
 
 
@@ -35,7 +35,7 @@ def _ask(gw, i: int, client: httpx.Client) -> str:
     body = {"model": "router-chat", "messages": [{"role": "user", "content": f"crash test {i}"}], "stream": i % 2 == 0}
     r = client.post(f"{gw.base_url}/chat/completions", json=body, timeout=30)
     assert r.status_code == 200
-    return r.headers["x-switchyard-request-id"]
+    return r.headers["x-shunter-request-id"]
 
 
 def test_kill_9_under_load_loses_no_acknowledged_record(gateway, fake_upstream, tmp_path):

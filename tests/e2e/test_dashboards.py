@@ -6,7 +6,7 @@ increase): routed plain and streamed requests, cache hits, failures that retry a
 config reload and feedback. Then every panel's PromQL, with the dashboard variables set to
 "All", is run against Prometheus's HTTP API and must return at least one finite sample.
 
-Set ``SWITCHYARD_DASHBOARD_PNG=docs/img/dashboard.png`` to also render the picture used in the
+Set ``SHUNTER_DASHBOARD_PNG=docs/img/dashboard.png`` to also render the picture used in the
 README from the same Prometheus (``deploy/grafana/render_png.py``).
 """
 
@@ -58,7 +58,7 @@ class Prometheus:
         cfg = tmp / "prometheus.yml"
         cfg.write_text(
             "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-            f"scrape_configs:\n  - job_name: switchyard\n    static_configs: [{{targets: ['{target}']}}]\n"
+            f"scrape_configs:\n  - job_name: shunter\n    static_configs: [{{targets: ['{target}']}}]\n"
         )
         self.log = open(tmp / "prometheus.log", "wb")
         self.proc = subprocess.Popen(
@@ -124,10 +124,10 @@ def drive(http: httpx.Client, gw, flaky, round_: int, policies: dict) -> int:
     ids = []
     for i in range(6):
         # one in three asks for the strong model only (a per-request candidates override)
-        hdrs = {"x-switchyard-candidates": "strong"} if i % 3 == 2 else None
+        hdrs = {"x-shunter-candidates": "strong"} if i % 3 == 2 else None
         r = _chat(http, gw, "router-chat", f"round {round_} question {i}", stream=i % 2 == 1, headers=hdrs)
         assert r.status_code == 200
-        ids.append(r.headers["x-switchyard-request-id"])
+        ids.append(r.headers["x-shunter-request-id"])
         n += 1
     for _ in range(3):  # the same question: response-cache hits after the first
         assert _chat(http, gw, "router-chat", "what is the capital of France?").status_code == 200
@@ -145,7 +145,7 @@ def drive(http: httpx.Client, gw, flaky, round_: int, policies: dict) -> int:
         n += 1
     flaky.control(fail_next=3, fail_status=503)  # retries, then a fallback to 'cheap'
     r = _chat(http, gw, "router-flaky", f"round {round_} flaky")
-    assert r.status_code == 200 and r.headers["x-switchyard-model"] == "cheap"
+    assert r.status_code == 200 and r.headers["x-shunter-model"] == "cheap"
     n += 1
     flaky.control(fail_next=2, fail_status=400)  # a client error the upstream refuses: 4xx
     # 400 from the upstream; 503 once many failures opened the circuit (long picture runs)
@@ -160,7 +160,7 @@ def drive(http: httpx.Client, gw, flaky, round_: int, policies: dict) -> int:
 def test_every_panel_query_returns_data(gateway, fake_upstream, tmp_path):
     cheap, strong, flaky = fake_upstream("cheap-v1"), fake_upstream("strong-v1"), fake_upstream("flaky-v1")
     cfg = {
-        "server": {"admin_key": "os.environ/SWITCHYARD_ADMIN_KEY"},
+        "server": {"admin_key": "os.environ/SHUNTER_ADMIN_KEY"},
         "upstreams": {
             "cheap": upstream_entry(cheap, input_price=0.15, output_price=0.6),
             "strong": upstream_entry(strong, input_price=2.5, output_price=10.0),
@@ -189,19 +189,19 @@ def test_every_panel_query_returns_data(gateway, fake_upstream, tmp_path):
         cfg["policies"]["cascade"] = {"candidates": ["cheap", "strong"], "cascade": {"checker": str(checker), "threshold": 1.0}}
     else:
         skip |= NEEDS_CHECKER
-    gw = gateway(cfg, env={"SWITCHYARD_ADMIN_KEY": ADMIN_KEY})
+    gw = gateway(cfg, env={"SHUNTER_ADMIN_KEY": ADMIN_KEY})
     prom = Prometheus(tmp_path, f"127.0.0.1:{gw.port}")
     try:
-        prom.wait_for('up{job="switchyard"}', 1)
+        prom.wait_for('up{job="shunter"}', 1)
         total = 0
-        out = os.environ.get("SWITCHYARD_DASHBOARD_PNG")
+        out = os.environ.get("SHUNTER_DASHBOARD_PNG")
         rounds = 40 if out else 2  # a longer run only for the README picture
         with httpx.Client(timeout=20) as http:
             for round_ in range(1, rounds + 1):
                 total += drive(http, gw, flaky, round_, cfg["policies"])
                 r = http.post(f"{gw.url}/admin/reload", headers={"authorization": f"Bearer {ADMIN_KEY}"})
                 assert r.status_code == 200, r.text
-                prom.wait_for("sum(switchyard_requests_total)", total)
+                prom.wait_for("sum(shunter_requests_total)", total)
                 if out and round_ % 10 == 0:
                     strong.control(delay=0.05 * (round_ // 10))  # some variety for the picture
         time.sleep(2)  # one more scrape so gauges set by the last requests are in
@@ -223,20 +223,20 @@ def test_every_panel_query_returns_data(gateway, fake_upstream, tmp_path):
             vals = httpx.get(f"{prom.url}/api/v1/label/{var}/values").json()["data"]
             assert vals, var
         # the figures are the ones we sent: requests, cache hits, cost saved
-        assert float(prom.query("sum(switchyard_requests_total)")[0]["value"][1]) == total
-        assert float(prom.query('sum(switchyard_cache_requests_total{cache="response",result="hit"})')[0]["value"][1]) >= 2 + 3 * (rounds - 1)
-        assert float(prom.query("sum(switchyard_cost_saved_usd_total)")[0]["value"][1]) > 0
+        assert float(prom.query("sum(shunter_requests_total)")[0]["value"][1]) == total
+        assert float(prom.query('sum(shunter_cache_requests_total{cache="response",result="hit"})')[0]["value"][1]) >= 2 + 3 * (rounds - 1)
+        assert float(prom.query("sum(shunter_cost_saved_usd_total)")[0]["value"][1]) > 0
         # each path the issue names really increments its metric (not just a primed zero)
         must_move = [
-            "switchyard_request_duration_seconds_count", "switchyard_time_to_first_token_seconds_count",
-            "switchyard_routing_decision_seconds_count", "switchyard_upstream_duration_seconds_count",
-            "switchyard_upstream_errors_total", "switchyard_retries_total", "switchyard_fallbacks_total",
-            "switchyard_tokens_total", "switchyard_cost_usd_total", "switchyard_outcomes_written_total",
-            "switchyard_feedback_total", 'switchyard_config_reloads_total{result="success"}',
-            'switchyard_requests_total{status="4xx"}',
+            "shunter_request_duration_seconds_count", "shunter_time_to_first_token_seconds_count",
+            "shunter_routing_decision_seconds_count", "shunter_upstream_duration_seconds_count",
+            "shunter_upstream_errors_total", "shunter_retries_total", "shunter_fallbacks_total",
+            "shunter_tokens_total", "shunter_cost_usd_total", "shunter_outcomes_written_total",
+            "shunter_feedback_total", 'shunter_config_reloads_total{result="success"}',
+            'shunter_requests_total{status="4xx"}',
         ]
         if encoder_available():
-            must_move += ["switchyard_embedding_batch_size_count", "switchyard_embedding_seconds_count", "switchyard_cache_similarity_count"]
+            must_move += ["shunter_embedding_batch_size_count", "shunter_embedding_seconds_count", "shunter_cache_similarity_count"]
         for m in must_move:
             got = prom.query(f"sum({m})")
             assert got and float(got[0]["value"][1]) > 0, m

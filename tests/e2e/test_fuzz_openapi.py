@@ -39,7 +39,7 @@ def test_fuzz_the_openapi_schema(gateway, fake_upstream, tmp_path):
             "upstreams": {"a": upstream_entry(a), "b": upstream_entry(b)},
             "policies": {"chat": {"candidates": ["a", "b"], "max_prompt_tokens": 2000}},
         },
-        env={"SWITCHYARD_ADMIN_KEY": ADMIN},
+        env={"SHUNTER_ADMIN_KEY": ADMIN},
     )
     r = _st(f"{gw.url}/openapi.json", gw.url, 25)
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-2000:]

@@ -1,4 +1,4 @@
-"""The real openai SDK against a running ``switchyard serve`` with fake upstream processes."""
+"""The real openai SDK against a running ``shunter serve`` with fake upstream processes."""
 
 from __future__ import annotations
 
@@ -44,10 +44,10 @@ def test_plain_chat_reports_served_model_and_usage(gw):
     assert resp.model == "cheap"
     assert resp.usage.prompt_tokens == 2 and resp.usage.completion_tokens == 3
     h = raw.headers
-    assert h["x-switchyard-model"] == "cheap"
-    assert h["x-switchyard-policy"] == "chat"
-    assert h["x-switchyard-request-id"].startswith("req_")
-    assert "x-switchyard-router" in h
+    assert h["x-shunter-model"] == "cheap"
+    assert h["x-shunter-policy"] == "chat"
+    assert h["x-shunter-request-id"].startswith("req_")
+    assert "x-shunter-router" in h
 
 
 def test_streaming_chat_with_usage(gw):

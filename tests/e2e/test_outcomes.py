@@ -62,7 +62,7 @@ def test_sigterm_mid_load_every_200_has_its_record(gateway, fake_upstream, tmp_p
                 async for _ in raw.parse():
                     pass
             if raw.status_code == 200:
-                ok.add(raw.headers["x-switchyard-request-id"])
+                ok.add(raw.headers["x-shunter-request-id"])
         except (openai.APIConnectionError, openai.APIStatusError, httpx.HTTPError) as exc:
             failed.append(type(exc).__name__)
 
@@ -101,15 +101,15 @@ def test_full_queue_drops_are_counted_and_logged_requests_still_succeed(gateway,
         for i in range(20):
             raw = c.chat.completions.with_raw_response.create(model="router-chat", messages=[{"role": "user", "content": f"q {i}"}])
             assert raw.status_code == 200 and raw.parse().choices[0].message.content == f"Echo: q {i}"
-            ids.append(raw.headers["x-switchyard-request-id"])
-        dropped = metric(gw, "switchyard_outcomes_dropped_total", store="sqlite")
+            ids.append(raw.headers["x-shunter-request-id"])
+        dropped = metric(gw, "shunter_outcomes_dropped_total", store="sqlite")
         assert dropped >= 15  # one batch blocked in the writer, two queued, the rest dropped
-        assert metric(gw, "switchyard_outcome_queue_depth") == 2
+        assert metric(gw, "shunter_outcome_queue_depth") == 2
     finally:
         lock.execute("ROLLBACK")
         lock.close()
     deadline = time.monotonic() + 10
-    while metric(gw, "switchyard_outcome_queue_depth") > 0 and time.monotonic() < deadline:
+    while metric(gw, "shunter_outcome_queue_depth") > 0 and time.monotonic() < deadline:
         time.sleep(0.1)
     kept = ids_in(db) & set(ids)
     assert len(kept) == 20 - dropped
@@ -122,7 +122,7 @@ def test_feedback_joined_by_id_idempotent_and_404(gateway, fake_upstream, tmp_pa
     gw = gateway(cfg_two(cheap, strong, outcomes_path=str(db)))
     c = openai.OpenAI(base_url=gw.base_url, api_key="x", max_retries=0)
     raw = c.chat.completions.with_raw_response.create(model="router-chat", messages=[{"role": "user", "content": "rate me"}])
-    rid = raw.headers["x-switchyard-request-id"]
+    rid = raw.headers["x-shunter-request-id"]
     h = httpx.Client(base_url=gw.url, timeout=10)
     # sent at once: the record may still be queued, the handler waits for it
     r = h.post("/v1/feedback", json={"request_id": rid, "score": 0.9, "label": "good", "comment": "nice"})
@@ -135,7 +135,7 @@ def test_feedback_joined_by_id_idempotent_and_404(gateway, fake_upstream, tmp_pa
     assert judge.status_code == 201
     # streamed: feedback right after the last chunk
     chunks = c.chat.completions.with_raw_response.create(model="router-chat", messages=[{"role": "user", "content": "s"}], stream=True)
-    srid = chunks.headers["x-switchyard-request-id"]
+    srid = chunks.headers["x-shunter-request-id"]
     list(chunks.parse())
     assert h.post("/v1/feedback", json={"request_id": srid, "thumbs": "up"}).status_code == 201
     # errors, OpenAI style
@@ -144,8 +144,8 @@ def test_feedback_joined_by_id_idempotent_and_404(gateway, fake_upstream, tmp_pa
     assert h.post("/v1/feedback", json={"request_id": rid}).status_code == 400
     assert h.post("/v1/feedback", json={"request_id": rid, "score": 1.5}).json()["error"]["param"] == "score"
     assert h.post("/v1/feedback", json={"request_id": rid, "score": 1, "thumbs": "up"}).status_code == 400
-    assert metric(gw, "switchyard_feedback_total", source="user") == 3
-    assert metric(gw, "switchyard_feedback_total", source="judge") == 1
+    assert metric(gw, "shunter_feedback_total", source="user") == 3
+    assert metric(gw, "shunter_feedback_total", source="judge") == 1
     s = SQLiteStore(db)
     assert [(f.source, f.score, f.label) for f in s.feedback(rid)] == [("judge", 1.0, None), ("user", 0.0, None)]
     assert s.get(srid).stream is True
@@ -161,12 +161,12 @@ def test_rejected_request_is_recorded_with_its_id(gateway, fake_upstream, tmp_pa
     r = h.post("/chat/completions", json={"model": "no-such-model", "messages": [{"role": "user", "content": "x"}]})
     assert r.status_code == 404
     r2 = h.post("/chat/completions", json={"model": "router-chat", "messages": [{"role": "user", "content": "x"}]},
-                headers={"x-switchyard-threshold": "0.9"})
+                headers={"x-shunter-threshold": "0.9"})
     assert r2.status_code == 400
     time.sleep(0.5)
     s = SQLiteStore(db)
-    o1 = s.get(r.headers["x-switchyard-request-id"])
-    o2 = s.get(r2.headers["x-switchyard-request-id"])
+    o1 = s.get(r.headers["x-shunter-request-id"])
+    o2 = s.get(r2.headers["x-shunter-request-id"])
     assert (o1.status, o1.error_type, o1.reason, o1.served) == (404, "model_not_found", "rejected", None)
     assert (o2.status, o2.error_type) == (400, "overrides_not_allowed")
 
@@ -178,7 +178,7 @@ def test_redis_store_feeds_trainer_through_consumer_group(gateway, fake_upstream
 
     cheap, strong = fake_upstream("cheap-v1"), fake_upstream("strong-v1")
     r = redis_lib.Redis.from_url(redis_server)
-    for k in r.scan_iter("switchyard:*"):
+    for k in r.scan_iter("shunter:*"):
         r.delete(k)
     cfg = cfg_two(cheap, strong, redis_url="os.environ/TEST_REDIS_URL", outcomes_path=str(tmp_path / "unused.sqlite"))
     gws = [gateway(cfg, env={"TEST_REDIS_URL": redis_server}) for _ in range(2)]  # two replicas
@@ -187,12 +187,12 @@ def test_redis_store_feeds_trainer_through_consumer_group(gateway, fake_upstream
         gw = gws[i % 2]
         raw = openai.OpenAI(base_url=gw.base_url, api_key="x", max_retries=0).chat.completions.with_raw_response.create(
             model="router-chat", messages=[{"role": "user", "content": f"r {i}"}])
-        ids.append(raw.headers["x-switchyard-request-id"])
+        ids.append(raw.headers["x-shunter-request-id"])
     # feedback on the other replica than the one that served it
     fb = httpx.post(f"{gws[1].url}/v1/feedback", json={"request_id": ids[0], "score": 1.0}, timeout=10)
     assert fb.status_code == 201, fb.text
     assert httpx.post(f"{gws[0].url}/v1/feedback", json={"request_id": ids[0], "score": 1.0}, timeout=10).status_code == 200
-    assert r.xlen("switchyard:outcomes") == 10 and r.exists(f"switchyard:outcome:{ids[3]}")
+    assert r.xlen("shunter:outcomes") == 10 and r.exists(f"shunter:outcome:{ids[3]}")
     sink = SQLiteStore(tmp_path / "trainer.sqlite")
     got = StreamReader(redis_server, sink, group="trainer").pull()
     assert got == {"outcomes": 10, "feedback": 2}

@@ -74,9 +74,9 @@ def localised(name: str, fake, stand_ins, tmp_path: Path) -> Path:
 def test_openai_example(gateway, fake_upstream, stand_ins, tmp_path):
     gw = gateway(localised("openai.yaml", fake_upstream("any"), stand_ins, tmp_path))
     resp, h = chat(gw, "What is the capital of France?", model="auto")
-    assert resp.model in ("gpt-4o-mini", "gpt-4o") and h["x-switchyard-reason"] == "router"
-    assert chat(gw, "hi", model="auto", headers={"x-switchyard-tier": "premium"})[1]["x-switchyard-reason"] == "rule"
-    assert chat(gw, "hi", model="router-chat-0.1")[1]["x-switchyard-reason"] == "router"
+    assert resp.model in ("gpt-4o-mini", "gpt-4o") and h["x-shunter-reason"] == "router"
+    assert chat(gw, "hi", model="auto", headers={"x-shunter-tier": "premium"})[1]["x-shunter-reason"] == "rule"
+    assert chat(gw, "hi", model="router-chat-0.1")[1]["x-shunter-reason"] == "router"
     with pytest.raises(openai.BadRequestError, match=r"outside policy 'chat' allowed range \[0.1, 0.9\]"):
         chat(gw, "hi", model="router-chat-0")
     assert chat(gw, "hi", model="router-premium")[0].model == "gpt-4o"
@@ -87,19 +87,19 @@ def test_multi_model_example(gateway, fake_upstream, stand_ins, tmp_path):
     seen = set()
     for q in ["Write a function that reverses a string.", "What is 2+2?", "Explain quantum tunnelling.", "Name a prime > 100."]:
         resp, h = chat(gw, q, model="auto")
-        assert h["x-switchyard-reason"] == "router" and len(h["x-switchyard-scores"].split(",")) == 11
+        assert h["x-shunter-reason"] == "router" and len(h["x-shunter-scores"].split(",")) == 11
         seen.add(resp.model)
     # cost weight 0: the best predicted quality, whatever it costs; the largest allowed weight: cheaper
     prices = {n: u["output_price"] for n, u in yaml.safe_load((ROOT / "config" / "multi-model.yaml").read_text())["upstreams"].items()}
-    best, h = chat(gw, "What is 2+2?", model="auto", headers={"x-switchyard-cost-weight": "0"})
-    scores = dict(kv.rsplit("=", 1) for kv in h["x-switchyard-scores"].split(","))
+    best, h = chat(gw, "What is 2+2?", model="auto", headers={"x-shunter-cost-weight": "0"})
+    scores = dict(kv.rsplit("=", 1) for kv in h["x-shunter-scores"].split(","))
     assert best.model == max(scores, key=lambda m: float(scores[m]))
-    thrifty, _ = chat(gw, "What is 2+2?", model="auto", headers={"x-switchyard-cost-weight": "10"})
+    thrifty, _ = chat(gw, "What is 2+2?", model="auto", headers={"x-shunter-cost-weight": "10"})
     assert prices[thrifty.model] <= prices[best.model]
     with pytest.raises(openai.BadRequestError, match="outside policy 'balanced' allowed range"):
-        chat(gw, "What is 2+2?", model="auto", headers={"x-switchyard-cost-weight": "11"})
+        chat(gw, "What is 2+2?", model="auto", headers={"x-shunter-cost-weight": "11"})
     resp, h = chat(gw, "What is 2+2?", model="router-budget")
-    assert h["x-switchyard-policy"] == "budget" and h["x-switchyard-reason"] == "router"
+    assert h["x-shunter-policy"] == "budget" and h["x-shunter-reason"] == "router"
     assert resp.model not in ("gpt-4-1106-preview", "claude-v2", "claude-v1")  # over $0.002 per request
 
 

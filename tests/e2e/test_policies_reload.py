@@ -71,7 +71,7 @@ def wait_reload(gw, since: float, timeout: float = 10.0) -> dict:
 
 def reload_counter(gw, result: str) -> float:
     for line in httpx.get(f"{gw.url}/metrics", timeout=5).text.splitlines():
-        if line.startswith("switchyard_config_reloads_total{") and f'result="{result}"' in line:
+        if line.startswith("shunter_config_reloads_total{") and f'result="{result}"' in line:
             return float(line.rsplit(" ", 1)[1])
     return 0.0
 
@@ -84,7 +84,7 @@ def setup(gateway, fake_upstream, tmp_path):
     path.write_text(policy_text(x, y, "x", db))
 
     def start(args=None):
-        return gateway(path, env={"SWITCHYARD_ADMIN_KEY": ADMIN}, args=args)
+        return gateway(path, env={"SHUNTER_ADMIN_KEY": ADMIN}, args=args)
 
     return start, path, x, y, db
 
@@ -103,7 +103,7 @@ def test_reload_under_load_loses_no_request(setup):
         while not stop.is_set():
             try:
                 raw = c.chat.completions.with_raw_response.create(model="router-chat", messages=[{"role": "user", "content": "hi"}])
-                results.append((raw.status_code, raw.parse().model, raw.headers["x-switchyard-request-id"]))
+                results.append((raw.status_code, raw.parse().model, raw.headers["x-shunter-request-id"]))
             except BaseException as exc:  # noqa: BLE001 - every failure is a lost request
                 errors.append(exc)
 
@@ -204,7 +204,7 @@ def test_reload_to_semantic_routes_starts_the_encoder(setup):
     last = wait_reload(gw, before, timeout=60)
     assert last["ok"], last
     resp, h = chat(gw, "write a python function that reverses a list")
-    assert (resp.model, h["x-switchyard-reason"]) == ("y", "semantic")
+    assert (resp.model, h["x-shunter-reason"]) == ("y", "semantic")
     assert chat(gw, "what is the capital of peru")[0].model == "x"
 
 

@@ -1,6 +1,6 @@
 """Policies with a learned router through a running gateway: objectives, overrides, reasoning.
 
-The router is a real artifact trained here (``switchyard train --router random`` on one
+The router is a real artifact trained here (``shunter train --router random`` on one
 RouteLLM MMLU file: deterministic per prompt), so expected choices are computed offline with the
 same encoder and artifact, and compared with what the gateway did.
 """
@@ -85,14 +85,14 @@ def test_target_strong_share_matches_offline_choice(gw, artifact):
     for t in texts:
         resp, h = chat(gw, t, model="router-pair")
         sw = strong_win(artifact, t)
-        assert h["x-switchyard-reason"] == "router" and h["x-switchyard-router"] == "random"
-        assert float(h["x-switchyard-strong-win"]) == pytest.approx(sw, abs=1e-3)
+        assert h["x-shunter-reason"] == "router" and h["x-shunter-router"] == "random"
+        assert float(h["x-shunter-strong-win"]) == pytest.approx(sw, abs=1e-3)
         if abs(sw - thr) > 1e-3:
             assert resp.model == ("strong" if sw >= thr else "weak"), (sw, thr)
         strong += resp.model == "strong"
         # the reasoning switch reads the same score; only the strong model can reason
         want_effort = resp.model == "strong" and sw >= 0.7
-        assert (h.get("x-switchyard-reasoning-effort") == "high") == want_effort
+        assert (h.get("x-shunter-reasoning-effort") == "high") == want_effort
     assert 0.2 <= strong / len(texts) <= 0.8
 
 
@@ -100,14 +100,14 @@ def test_threshold_overrides_move_the_router_choice(gw, artifact):
     t = prompts(1)[0]
     assert chat(gw, t, model="router-pair-0")[0].model == "strong"  # strong_win >= 0 always
     assert chat(gw, t, model="router-pair-1.0")[0].model == ("strong" if strong_win(artifact, t) >= 1.0 else "weak")
-    assert chat(gw, t, model="router-pair", headers={"x-switchyard-threshold": "0"})[0].model == "strong"
-    assert chat(gw, t, model="router-pair", extra_body={"switchyard": {"threshold": 1.0}})[0].model == "weak"
+    assert chat(gw, t, model="router-pair", headers={"x-shunter-threshold": "0"})[0].model == "strong"
+    assert chat(gw, t, model="router-pair", extra_body={"shunter": {"threshold": 1.0}})[0].model == "weak"
 
 
 def test_reasoning_rule_switches_to_a_reasoning_model(gw):
     resp, h = chat(gw, prompts(1)[0], model="router-hard")
-    assert resp.model == "thinker" and h["x-switchyard-reasoning-effort"] == "low"
-    assert h["x-switchyard-reason"] == "router"
+    assert resp.model == "thinker" and h["x-shunter-reasoning-effort"] == "low"
+    assert h["x-shunter-reason"] == "router"
 
 
 def _metric(text: str, name: str) -> float:
@@ -139,9 +139,9 @@ def test_concurrent_requests_are_micro_batched(gw, artifact):
 
     raws = asyncio.run(burst())
     after = httpx.get(f"{gw.url}/metrics").text
-    calls = _metric(after, "switchyard_embedding_batch_size_count") - _metric(before, "switchyard_embedding_batch_size_count")
-    rows = _metric(after, "switchyard_embedding_batch_size_sum") - _metric(before, "switchyard_embedding_batch_size_sum")
+    calls = _metric(after, "shunter_embedding_batch_size_count") - _metric(before, "shunter_embedding_batch_size_count")
+    rows = _metric(after, "shunter_embedding_batch_size_sum") - _metric(before, "shunter_embedding_batch_size_sum")
     assert rows == len(texts)  # every prompt embedded once
     assert 1 <= calls < len(texts)  # ... in fewer ONNX calls than prompts
     for t, raw in zip(texts, raws):
-        assert float(raw.headers["x-switchyard-strong-win"]) == pytest.approx(strong_win(artifact, t), abs=6e-4)
+        assert float(raw.headers["x-shunter-strong-win"]) == pytest.approx(strong_win(artifact, t), abs=6e-4)

@@ -29,7 +29,7 @@ def gw(procs):
             "chat": {
                 "candidates": ["cheap", "strong"],
                 "rules": [
-                    {"name": "premium", "header": {"x-switchyard-tier": "premium"}, "model": "strong"},
+                    {"name": "premium", "header": {"x-shunter-tier": "premium"}, "model": "strong"},
                     {"name": "gold", "metadata": {"tier": ["gold", "platinum"]}, "model": "strong"},
                     {"name": "code", "keywords": ["python", "rust code"], "model": "code"},
                     {"name": "sql", "regex": r"(?i)\bselect\b.+\bfrom\b", "model": "code"},
@@ -44,41 +44,41 @@ def gw(procs):
 
 def test_no_rule_matches_uses_policy_order(gw):
     resp, h = chat(gw, "hello there")
-    assert resp.model == "cheap" and h["x-switchyard-reason"] == "static"
+    assert resp.model == "cheap" and h["x-shunter-reason"] == "static"
 
 
 def test_header_rule(gw):
-    resp, h = chat(gw, "hello there", headers={"X-Switchyard-Tier": "premium"})
+    resp, h = chat(gw, "hello there", headers={"X-Shunter-Tier": "premium"})
     assert resp.model == "strong"
-    assert h["x-switchyard-reason"] == "rule"
-    row = outcome(gw.db, h["x-switchyard-request-id"])
+    assert h["x-shunter-reason"] == "rule"
+    row = outcome(gw.db, h["x-shunter-request-id"])
     assert row["reason"] == "rule" and row["chosen"] == "strong" and "premium" in row["detail"]
-    resp, h = chat(gw, "hello there", headers={"X-Switchyard-Tier": "basic"})
+    resp, h = chat(gw, "hello there", headers={"X-Shunter-Tier": "basic"})
     assert resp.model == "cheap"
 
 
 def test_metadata_rule(gw):
     resp, h = chat(gw, "hello", metadata={"tier": "platinum"})
-    assert (resp.model, h["x-switchyard-reason"]) == ("strong", "rule")
+    assert (resp.model, h["x-shunter-reason"]) == ("strong", "rule")
     resp, h = chat(gw, "hello", metadata={"tier": "bronze"})
-    assert (resp.model, h["x-switchyard-reason"]) == ("cheap", "static")
+    assert (resp.model, h["x-shunter-reason"]) == ("cheap", "static")
 
 
 def test_keyword_and_regex_rules(gw):
     resp, h = chat(gw, "Write PYTHON to sort a list")
-    assert (resp.model, h["x-switchyard-reason"]) == ("code", "rule")
-    assert "rule 'code'" in outcome(gw.db, h["x-switchyard-request-id"])["detail"]
+    assert (resp.model, h["x-shunter-reason"]) == ("code", "rule")
+    assert "rule 'code'" in outcome(gw.db, h["x-shunter-request-id"])["detail"]
     resp, h = chat(gw, "pythonic is not a keyword match")
     assert resp.model == "cheap"
     resp, h = chat(gw, "select name from users where id = 3")
-    assert (resp.model, h["x-switchyard-reason"]) == ("code", "rule")
-    assert "rule 'sql'" in outcome(gw.db, h["x-switchyard-request-id"])["detail"]
+    assert (resp.model, h["x-shunter-reason"]) == ("code", "rule")
+    assert "rule 'sql'" in outcome(gw.db, h["x-shunter-request-id"])["detail"]
 
 
 def test_rule_target_still_filtered_by_capabilities_and_context(gw):
     tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]
     resp, h = chat(gw, "python please", tools=tools)
-    assert resp.model == "cheap" and h["x-switchyard-reason"] == "static"  # code lacks tools
+    assert resp.model == "cheap" and h["x-shunter-reason"] == "static"  # code lacks tools
     # ~40 tokens + max_tokens 100 exceed code's 120-token window (below the 60-token rule)
     resp, h = chat(gw, "python " + "word " * 30, max_tokens=100)
     assert resp.model == "cheap"
@@ -87,8 +87,8 @@ def test_rule_target_still_filtered_by_capabilities_and_context(gw):
 def test_token_count_rule_hands_over_to_another_policy(gw):
     resp, h = chat(gw, "tell me " + "more and more " * 40)
     assert resp.model == "strong"
-    assert h["x-switchyard-reason"] == "rule" and h["x-switchyard-policy"] == "big"
-    row = outcome(gw.db, h["x-switchyard-request-id"])
+    assert h["x-shunter-reason"] == "rule" and h["x-shunter-policy"] == "big"
+    row = outcome(gw.db, h["x-shunter-request-id"])
     assert row["reason"] == "rule" and "policy 'big'" in row["detail"]
 
 
@@ -98,14 +98,14 @@ def test_token_count_counts_every_message(gw):
 
     msgs = [{"role": "user", "content": "context " * 80}, {"role": "assistant", "content": "ok"}, {"role": "user", "content": "and?"}]
     raw = client(gw).chat.completions.with_raw_response.create(model="router-chat", messages=msgs)
-    assert raw.headers["x-switchyard-policy"] == "big" and raw.parse().model == "strong"
+    assert raw.headers["x-shunter-policy"] == "big" and raw.parse().model == "strong"
 
 
 def test_completions_endpoint_uses_rules_too(gw):
     from tests.e2e.policy_util import client
 
     raw = client(gw).completions.with_raw_response.create(model="router-chat", prompt="def f(): pass  # python")
-    assert raw.headers["x-switchyard-reason"] == "rule" and raw.parse().model == "code"
+    assert raw.headers["x-shunter-reason"] == "rule" and raw.parse().model == "code"
 
 
 @pytest.fixture(scope="module")

@@ -30,17 +30,17 @@ def test_shipped_semantic_example_routes_labelled_prompts(gateway, fake_upstream
         resp, h = chat(gw, row["text"], model="auto")
         route = routes.get(row["route"] or "")
         want = route["model"] if route else "gpt-4o-mini"
-        ok = resp.model == want and h["x-switchyard-reason"] == ("semantic" if route else "static")
+        ok = resp.model == want and h["x-shunter-reason"] == ("semantic" if route else "static")
         right += ok
         if ok and route and route.get("reasoning_effort"):
-            assert h["x-switchyard-reasoning-effort"] == route["reasoning_effort"]
+            assert h["x-shunter-reasoning-effort"] == route["reasoning_effort"]
             assert fake.last()["reasoning_effort"] == route["reasoning_effort"]
     accuracy = right / len(rows)
     print(f"semantic.yaml through the gateway: {right}/{len(rows)} = {accuracy:.3f}")
     assert accuracy >= 0.9
     resp, h = chat(gw, "write a python function that merges two sorted lists", model="auto")
-    assert (resp.model, h["x-switchyard-reason"]) == ("codestral", "semantic")
-    row = outcome(tmp_path / "o.sqlite", h["x-switchyard-request-id"])
+    assert (resp.model, h["x-shunter-reason"]) == ("codestral", "semantic")
+    row = outcome(tmp_path / "o.sqlite", h["x-shunter-request-id"])
     assert row["reason"] == "semantic" and "route 'code' (similarity" in row["detail"]
 
 
@@ -79,14 +79,14 @@ def gw(tmp_path_factory):
 
 def test_route_hands_over_to_another_policy(gw):
     resp, h = chat(gw, "please review this rental contract for clauses that are risky for me")
-    assert (resp.model, h["x-switchyard-reason"], h["x-switchyard-policy"]) == ("strong", "semantic", "careful")
+    assert (resp.model, h["x-shunter-reason"], h["x-shunter-policy"]) == ("strong", "semantic", "careful")
     resp, h = chat(gw, "what's a good name for a cat")
-    assert (resp.model, h["x-switchyard-reason"]) == ("mini", "static")
+    assert (resp.model, h["x-shunter-reason"]) == ("mini", "static")
 
 
 def test_effort_only_route_keeps_the_policy_choice(gw):
     resp, h = chat(gw, "solve this logic puzzle about knights and knaves", model="router-thinking")
-    assert resp.model == "thinker" and h["x-switchyard-reasoning-effort"] == "medium"
+    assert resp.model == "thinker" and h["x-shunter-reasoning-effort"] == "medium"
     assert gw.thinker.last()["reasoning_effort"] == "medium"
     resp, h = chat(gw, "solve this logic puzzle about knights and knaves")  # chat picks mini: no effort sent
-    assert resp.model == "mini" and "x-switchyard-reasoning-effort" not in h
+    assert resp.model == "mini" and "x-shunter-reasoning-effort" not in h

@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import upstream_entry
 from tests.e2e.policy_util import chat, outcome, processes
 
-PREMIUM = {"x-switchyard-tier": "premium"}
+PREMIUM = {"x-shunter-tier": "premium"}
 
 
 def sticky_cfg(cheap, strong, ttl: float, **server) -> dict:
@@ -19,7 +19,7 @@ def sticky_cfg(cheap, strong, ttl: float, **server) -> dict:
         "policies": {
             "chat": {
                 "candidates": ["cheap", "strong"],
-                "rules": [{"name": "premium", "header": {"x-switchyard-tier": "premium"}, "model": "strong"}],
+                "rules": [{"name": "premium", "header": {"x-shunter-tier": "premium"}, "model": "strong"}],
                 "sticky": {"ttl": ttl, "key": "any"},
             }
         },
@@ -28,43 +28,43 @@ def sticky_cfg(cheap, strong, ttl: float, **server) -> dict:
 
 def test_session_stays_on_its_first_model_for_the_ttl(gateway, fake_upstream, tmp_path):
     gw = gateway(sticky_cfg(fake_upstream("cheap-v1"), fake_upstream("strong-v1"), ttl=1.5, outcomes_path=str(tmp_path / "o.sqlite")))
-    s1 = {"x-switchyard-session": "conv-1"}
+    s1 = {"x-shunter-session": "conv-1"}
     resp, h = chat(gw, "hi", headers={**s1, **PREMIUM})
-    assert (resp.model, h["x-switchyard-reason"]) == ("strong", "rule")
+    assert (resp.model, h["x-shunter-reason"]) == ("strong", "rule")
     resp, h = chat(gw, "and then?", headers=s1)  # no premium header: still strong
-    assert (resp.model, h["x-switchyard-reason"]) == ("strong", "sticky")
-    assert outcome(tmp_path / "o.sqlite", h["x-switchyard-request-id"])["reason"] == "sticky"
+    assert (resp.model, h["x-shunter-reason"]) == ("strong", "sticky")
+    assert outcome(tmp_path / "o.sqlite", h["x-shunter-request-id"])["reason"] == "sticky"
     # another session started on cheap stays there, even when a rule would say otherwise
-    s2 = {"x-switchyard-session": "conv-2"}
+    s2 = {"x-shunter-session": "conv-2"}
     assert chat(gw, "hi", headers=s2)[0].model == "cheap"
     resp, h = chat(gw, "hi", headers={**s2, **PREMIUM})
-    assert (resp.model, h["x-switchyard-reason"]) == ("cheap", "sticky")
-    # the OpenAI `user` field is a session key too; extra_body switchyard.session as well
+    assert (resp.model, h["x-shunter-reason"]) == ("cheap", "sticky")
+    # the OpenAI `user` field is a session key too; extra_body shunter.session as well
     assert chat(gw, "hi", headers=PREMIUM, user="alice")[0].model == "strong"
-    assert chat(gw, "hi", user="alice")[1]["x-switchyard-reason"] == "sticky"
-    assert chat(gw, "hi", headers=PREMIUM, extra_body={"switchyard": {"session": "conv-3"}})[0].model == "strong"
-    assert chat(gw, "hi", extra_body={"switchyard": {"session": "conv-3"}})[0].model == "strong"
+    assert chat(gw, "hi", user="alice")[1]["x-shunter-reason"] == "sticky"
+    assert chat(gw, "hi", headers=PREMIUM, extra_body={"shunter": {"session": "conv-3"}})[0].model == "strong"
+    assert chat(gw, "hi", extra_body={"shunter": {"session": "conv-3"}})[0].model == "strong"
     # no key: no stickiness
-    assert chat(gw, "hi")[1]["x-switchyard-reason"] == "static"
+    assert chat(gw, "hi")[1]["x-shunter-reason"] == "static"
     # a candidates override that excludes the pinned model re-decides and re-pins
-    resp, h = chat(gw, "hi", headers={**s1, "x-switchyard-candidates": "cheap"})
-    assert (resp.model, h["x-switchyard-reason"]) == ("cheap", "static")
-    assert chat(gw, "hi", headers=s1)[1]["x-switchyard-reason"] == "sticky"
+    resp, h = chat(gw, "hi", headers={**s1, "x-shunter-candidates": "cheap"})
+    assert (resp.model, h["x-shunter-reason"]) == ("cheap", "static")
+    assert chat(gw, "hi", headers=s1)[1]["x-shunter-reason"] == "sticky"
     # after the TTL (sliding: from the last request) the session is decided afresh
     assert chat(gw, "hi", headers={**s2, **PREMIUM})[0].model == "cheap"
     time.sleep(1.8)
     resp, h = chat(gw, "hi", headers={**s2, **PREMIUM})
-    assert (resp.model, h["x-switchyard-reason"]) == ("strong", "rule")
+    assert (resp.model, h["x-shunter-reason"]) == ("strong", "rule")
 
 
 def test_sessions_are_shared_across_replicas_through_redis(gateway, fake_upstream, redis_server):
     cheap, strong = fake_upstream("cheap-v1"), fake_upstream("strong-v1")
     a = gateway(sticky_cfg(cheap, strong, ttl=60, redis_url=redis_server))
     b = gateway(sticky_cfg(cheap, strong, ttl=60, redis_url=redis_server))
-    sess = {"x-switchyard-session": f"redis-conv-{time.time()}"}
+    sess = {"x-shunter-session": f"redis-conv-{time.time()}"}
     assert chat(a, "hi", headers={**sess, **PREMIUM})[0].model == "strong"
     resp, h = chat(b, "next turn", headers=sess)
-    assert (resp.model, h["x-switchyard-reason"]) == ("strong", "sticky")
+    assert (resp.model, h["x-shunter-reason"]) == ("strong", "sticky")
 
 
 @pytest.fixture(scope="module")
@@ -98,25 +98,25 @@ def reasoning_gw(tmp_path_factory):
 def test_rule_switches_to_a_reasoning_model_with_effort(reasoning_gw):
     gw = reasoning_gw
     resp, h = chat(gw, "prove that 17 is prime")
-    assert resp.model == "thinker" and h["x-switchyard-reasoning-effort"] == "high"
+    assert resp.model == "thinker" and h["x-shunter-reasoning-effort"] == "high"
     assert gw.thinker.last()["reasoning_effort"] == "high"
     resp, h = chat(gw, "hello")
-    assert resp.model == "mini" and "x-switchyard-reasoning-effort" not in h
+    assert resp.model == "mini" and "x-shunter-reasoning-effort" not in h
     assert "reasoning_effort" not in gw.mini.last()
 
 
 def test_effort_only_rule_applies_to_reasoning_models_only(reasoning_gw):
     gw = reasoning_gw
     resp, h = chat(gw, "hello", model="router-think", headers={"x-depth": "deep"})
-    assert resp.model == "thinker" and h["x-switchyard-reasoning-effort"] == "medium"
+    assert resp.model == "thinker" and h["x-shunter-reasoning-effort"] == "medium"
     assert gw.thinker.last()["reasoning_effort"] == "medium"
     resp, h = chat(gw, "hello", headers={"x-depth": "deep"})  # chat picks mini, which cannot reason
-    assert resp.model == "mini" and "x-switchyard-reasoning-effort" not in h
+    assert resp.model == "mini" and "x-shunter-reasoning-effort" not in h
     assert "reasoning_effort" not in gw.mini.last()
 
 
 def test_client_reasoning_effort_is_never_replaced(reasoning_gw):
     gw = reasoning_gw
     resp, h = chat(gw, "prove it", reasoning_effort="low")
-    assert resp.model == "thinker" and "x-switchyard-reasoning-effort" not in h
+    assert resp.model == "thinker" and "x-shunter-reasoning-effort" not in h
     assert gw.thinker.last()["reasoning_effort"] == "low"

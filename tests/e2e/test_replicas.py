@@ -37,7 +37,7 @@ def replicas(gateway, fake_upstream, redis_db):
     url, r = redis_db
     fake, flaky = fake_upstream("m-v1"), fake_upstream("flaky-v1")
     cfg = {
-        "server": {"redis_url": url, "auth": True, "admin_key": "os.environ/SWITCHYARD_ADMIN_KEY"},
+        "server": {"redis_url": url, "auth": True, "admin_key": "os.environ/SHUNTER_ADMIN_KEY"},
         "upstreams": {
             "a": upstream_entry(fake, input_price=0.15, output_price=0.6),
             "b": upstream_entry(fake, input_price=2.5, output_price=10.0),
@@ -48,7 +48,7 @@ def replicas(gateway, fake_upstream, redis_db):
             "cached": {"candidates": ["a", "b"], "cache": {"ttl": 60}},
         },
     }
-    env = {"SWITCHYARD_ADMIN_KEY": ADMIN}
+    env = {"SHUNTER_ADMIN_KEY": ADMIN}
     one = gateway(cfg, env=env)
     two = gateway(one.config, env=env)  # the same policy file (and key store), another port
     return one, two, r, flaky
@@ -89,13 +89,13 @@ def test_outcomes_from_both_replicas_land_in_one_stream_exactly_once(replicas):
         gw = (one, two)[i % 2]
         resp = _chat(gw, key, f"record me {i}")
         assert resp.status_code == 200
-        sent[resp.headers["x-switchyard-request-id"]] = gw.url
+        sent[resp.headers["x-shunter-request-id"]] = gw.url
     assert len(set(sent.values())) == 2
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and r.xlen("switchyard:outcomes") < len(sent):
+    while time.monotonic() < deadline and r.xlen("shunter:outcomes") < len(sent):
         time.sleep(0.1)
     time.sleep(0.5)  # anything extra (a duplicate) would have arrived by now
-    entries = r.xrange("switchyard:outcomes")
+    entries = r.xrange("shunter:outcomes")
     ids = [orjson.loads(fields[b"o"])["request_id"] for _, fields in entries]
     assert sorted(ids) == sorted(sent), "each request exactly once in the shared stream"
     assert all(orjson.loads(f[b"o"])["served"] in ("a", "b") for _, f in entries)
@@ -105,9 +105,9 @@ def test_response_cache_is_shared(replicas):
     one, two, _, _ = replicas
     key = _key(one, name="cache")
     first = _chat(one, key, "cache me across replicas", model="router-cached")
-    assert first.headers["x-switchyard-cache"] == "miss"
+    assert first.headers["x-shunter-cache"] == "miss"
     second = _chat(two, key, "cache me across replicas", model="router-cached")
-    assert second.headers["x-switchyard-cache"] == "hit"
+    assert second.headers["x-shunter-cache"] == "hit"
     assert second.json()["choices"] == first.json()["choices"]
 
 
@@ -122,7 +122,7 @@ def test_circuit_opened_by_one_replica_is_open_on_the_other(replicas):
     state = None
     while time.monotonic() < deadline:
         text = httpx.get(f"{two.url}/metrics", headers={"authorization": f"Bearer {ADMIN}"}, timeout=5).text
-        line = next((ln for ln in text.splitlines() if ln.startswith('switchyard_circuit_state{upstream="flaky"}')), "")
+        line = next((ln for ln in text.splitlines() if ln.startswith('shunter_circuit_state{upstream="flaky"}')), "")
         state = float(line.split()[-1]) if line else None
         if state == 2:
             break

@@ -30,35 +30,35 @@ def test_exact_hit_skips_the_upstream_and_says_so(gateway, fake_upstream):
     gw = gateway(_cfg(fake, {"ttl": 60}))
     first = _chat(gw, "what is a cache?")
     assert first.status_code == 200
-    assert first.headers["x-switchyard-cache"] == "miss"
+    assert first.headers["x-shunter-cache"] == "miss"
     before = fake.stats()["requests"]
     # whitespace around the text and the 'user' field do not change the key
     second = _chat(gw, "  what is a cache?\n", user="someone")
     assert second.status_code == 200
-    assert second.headers["x-switchyard-cache"] == "hit"
-    assert second.headers["x-switchyard-cache-similarity"] == "1.0000"
-    assert second.headers["x-switchyard-reason"] == "cache"
+    assert second.headers["x-shunter-cache"] == "hit"
+    assert second.headers["x-shunter-cache-similarity"] == "1.0000"
+    assert second.headers["x-shunter-reason"] == "cache"
     assert second.json()["choices"] == first.json()["choices"]
     assert fake.stats()["requests"] == before, "a hit must not reach the upstream"
     # different parameters are a different key
     third = _chat(gw, "what is a cache?", temperature=0.3)
-    assert third.headers["x-switchyard-cache"] == "miss"
+    assert third.headers["x-shunter-cache"] == "miss"
     metrics = httpx.get(f"{gw.url}/metrics").text
-    assert 'switchyard_cache_requests_total{cache="response",result="hit"} 1.0' in metrics
+    assert 'shunter_cache_requests_total{cache="response",result="hit"} 1.0' in metrics
     assert 'reason="cache"' in metrics
 
 
 def test_stream_request_is_served_from_cache_as_sse(gateway, fake_upstream):
     fake = fake_upstream("m-v1")
     gw = gateway(_cfg(fake, {"ttl": 60}))
-    assert _chat(gw, "stream me").headers["x-switchyard-cache"] == "miss"
+    assert _chat(gw, "stream me").headers["x-shunter-cache"] == "miss"
     before = fake.stats()["requests"]
     client = openai.OpenAI(base_url=gw.base_url, api_key="unused", max_retries=0)
     raw = client.chat.completions.with_raw_response.create(
         model="router-cached", messages=[{"role": "user", "content": "stream me"}], stream=True,
         stream_options={"include_usage": True},
     )
-    assert raw.headers["x-switchyard-cache"] == "hit"
+    assert raw.headers["x-shunter-cache"] == "hit"
     chunks = list(raw.parse())
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "Echo: stream me"
@@ -69,30 +69,30 @@ def test_stream_request_is_served_from_cache_as_sse(gateway, fake_upstream):
 def test_ttl_expires_and_policies_without_cache_are_untouched(gateway, fake_upstream):
     fake = fake_upstream("m-v1")
     gw = gateway(_cfg(fake, {"ttl": 1}))
-    assert _chat(gw, "short lived").headers["x-switchyard-cache"] == "miss"
-    assert _chat(gw, "short lived").headers["x-switchyard-cache"] == "hit"
+    assert _chat(gw, "short lived").headers["x-shunter-cache"] == "miss"
+    assert _chat(gw, "short lived").headers["x-shunter-cache"] == "hit"
     time.sleep(1.3)
-    assert _chat(gw, "short lived").headers["x-switchyard-cache"] == "miss"
+    assert _chat(gw, "short lived").headers["x-shunter-cache"] == "miss"
     r1, r2 = _chat(gw, "no cache here", model="router-plain"), _chat(gw, "no cache here", model="router-plain")
-    assert "x-switchyard-cache" not in r1.headers and "x-switchyard-cache" not in r2.headers
+    assert "x-shunter-cache" not in r1.headers and "x-shunter-cache" not in r2.headers
 
 
 def test_semantic_hit_for_a_paraphrase_and_miss_for_another_question(gateway, fake_upstream):
     fake = fake_upstream("m-v1")
     gw = gateway(_cfg(fake, {"ttl": 60, "semantic": True, "similarity": 0.8}))
     first = _chat(gw, "What is the capital city of France?")
-    assert first.headers["x-switchyard-cache"] == "miss"
+    assert first.headers["x-shunter-cache"] == "miss"
     before = fake.stats()["requests"]
     para = _chat(gw, "what's the capital of France")
-    assert para.headers["x-switchyard-cache"] == "hit", para.headers
-    sim = float(para.headers["x-switchyard-cache-similarity"])
+    assert para.headers["x-shunter-cache"] == "hit", para.headers
+    sim = float(para.headers["x-shunter-cache-similarity"])
     assert 0.8 <= sim < 1.0
     assert para.json()["choices"] == first.json()["choices"]
     assert fake.stats()["requests"] == before
     other = _chat(gw, "How do I bake sourdough bread at home?")
-    assert other.headers["x-switchyard-cache"] == "miss"
-    assert float(other.headers["x-switchyard-cache-similarity"]) < 0.8
+    assert other.headers["x-shunter-cache"] == "miss"
+    assert float(other.headers["x-shunter-cache-similarity"]) < 0.8
     # a different parameter set is a different semantic scope: no hit even for the same text
-    assert _chat(gw, "what's the capital of France", temperature=0.9).headers["x-switchyard-cache"] == "miss"
+    assert _chat(gw, "what's the capital of France", temperature=0.9).headers["x-shunter-cache"] == "miss"
     metrics = httpx.get(f"{gw.url}/metrics").text
-    assert "switchyard_cache_similarity_bucket" in metrics and "switchyard_embedding_batch_size_count" in metrics
+    assert "shunter_cache_similarity_bucket" in metrics and "shunter_embedding_batch_size_count" in metrics

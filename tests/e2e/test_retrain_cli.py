@@ -1,4 +1,4 @@
-"""``switchyard retrain`` as a process on a store filled with real RouterBench prompts: an
+"""``shunter retrain`` as a process on a store filled with real RouterBench prompts: an
 LLM-judge file as the only labels, --no-publish, the minimum-rows refusal, unknown policy."""
 
 from __future__ import annotations

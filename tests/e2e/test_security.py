@@ -27,7 +27,7 @@ def test_upstream_key_never_leaks(gateway, fake_upstream, tmp_path):
         },
         "policies": {"chat": {"candidates": ["a", "b"]}},
     }
-    gw = gateway(cfg, env={"CANARY_KEY": canary, "SWITCHYARD_ADMIN_KEY": ADMIN})
+    gw = gateway(cfg, env={"CANARY_KEY": canary, "SHUNTER_ADMIN_KEY": ADMIN})
     a.control(echo_auth=True)  # the worst upstream: it repeats our credentials in its errors
     seen: list[str] = []
     c = openai.OpenAI(base_url=gw.base_url, api_key="client-key", max_retries=0)
@@ -81,11 +81,11 @@ def test_clients_cannot_choose_the_upstream_url(gateway, fake_upstream):
         ({"model": "router-chat", "base_url": target, "api_base": target, "url": target, "endpoint": target}, {}),
         ({"model": target}, {}),
         ({"model": f"{target}/chat/completions"}, {}),
-        ({"model": "router-chat", "switchyard": {"candidates": [target]}}, {}),
-        ({"model": "router-chat", "switchyard": {"policy": target}}, {}),
-        ({"model": "router-chat"}, {"x-switchyard-candidates": target, "x-switchyard-upstream": target}),
+        ({"model": "router-chat", "shunter": {"candidates": [target]}}, {}),
+        ({"model": "router-chat", "shunter": {"policy": target}}, {}),
+        ({"model": "router-chat"}, {"x-shunter-candidates": target, "x-shunter-upstream": target}),
         ({"model": "router-chat"}, {"Host": f"127.0.0.1:{evil.port}", "X-Forwarded-Host": f"127.0.0.1:{evil.port}", "Forwarded": f"host=127.0.0.1:{evil.port}"}),
-        ({"model": "a", "extra_headers": {"Host": f"127.0.0.1:{evil.port}"}, "base_url": target}, {"x-switchyard-base-url": target}),
+        ({"model": "a", "extra_headers": {"Host": f"127.0.0.1:{evil.port}"}, "base_url": target}, {"x-shunter-base-url": target}),
         ({"model": "../../../evil"}, {}),
     ]
     statuses = []

@@ -22,7 +22,7 @@ def _gw(gateway, a, b, request_timeout: float = 2.0):
 
 def _inflight(gw, upstream: str = "a") -> float:
     text = httpx.get(f"{gw.url}/metrics", timeout=5).text
-    m = re.search(rf'switchyard_upstream_inflight_requests\{{upstream="{upstream}"\}} (\S+)', text)
+    m = re.search(rf'shunter_upstream_inflight_requests\{{upstream="{upstream}"\}} (\S+)', text)
     return float(m.group(1)) if m else 0.0
 
 

@@ -42,8 +42,8 @@ def test_connection_refused_falls_back(gateway, fake_upstream):
     gw = gateway(_cfg(dead, upstream_entry(b)))
     raw = _client(gw).chat.completions.with_raw_response.create(model="router-chat", messages=[{"role": "user", "content": "fall back"}])
     assert raw.parse().model == "backup"
-    assert raw.headers["x-switchyard-model"] == "backup"
-    assert raw.headers["x-switchyard-reason"] == "fallback"
+    assert raw.headers["x-shunter-model"] == "backup"
+    assert raw.headers["x-shunter-reason"] == "fallback"
     chunks = list(_client(gw).chat.completions.create(model="router-chat", messages=[{"role": "user", "content": "s"}], stream=True))
     assert {c.model for c in chunks} == {"backup"}
 

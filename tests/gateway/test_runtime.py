@@ -69,10 +69,10 @@ def test_router_trained_on_another_encoder_is_flagged(tmp_path, caplog):
     mm = {"strong": "gpt-4-1106-preview", "weak": "mistralai/Mixtral-8x7B-Instruct-v0.1"}
     cfg = _cfg("mf-mmlu", 0.3, mm)
     cfg.policies["p"].router.path = str(art)
-    with caplog.at_level("WARNING", logger="switchyard"):
+    with caplog.at_level("WARNING", logger="shunter"):
         build_policies(cfg, Path("."))
     assert any("serving encoder" in r.message and "retrained" in r.message for r in caplog.records)
     caplog.clear()
-    with caplog.at_level("WARNING", logger="switchyard"):
+    with caplog.at_level("WARNING", logger="shunter"):
         build_policies(_cfg("mf-mmlu", 0.3, mm), Path("."))  # the shipped one matches
     assert not [r for r in caplog.records if "serving encoder" in r.message]

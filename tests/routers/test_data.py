@@ -9,7 +9,7 @@ from routers.data import group_split, kfold_split, load_table, shared_data_dir
 
 
 def test_shared_data_dir_env(monkeypatch, tmp_path):
-    monkeypatch.setenv("SWITCHYARD_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SHUNTER_DATA_DIR", str(tmp_path))
     assert shared_data_dir() == tmp_path
 
 

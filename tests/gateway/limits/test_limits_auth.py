@@ -49,7 +49,7 @@ def _ask(c: openai.OpenAI, model: str = "router-chat", text: str = "hi"):
 @pytest.fixture
 def gw(gateway, fake_upstream, tmp_path):
     a, b = fake_upstream("a"), fake_upstream("b")
-    return gateway(_cfg(a, b, tmp_path), env={"SWITCHYARD_ADMIN_KEY": ADMIN})
+    return gateway(_cfg(a, b, tmp_path), env={"SHUNTER_ADMIN_KEY": ADMIN})
 
 
 def test_auth_required_and_keys_are_stored_hashed(gw, tmp_path):
@@ -71,7 +71,7 @@ def test_auth_required_and_keys_are_stored_hashed(gw, tmp_path):
     db = sqlite3.connect(tmp_path / "gw.sqlite")
     assert db.execute("SELECT hash FROM api_keys WHERE id=?", (made["id"],)).fetchone()[0] == hashlib.sha256(key.encode()).hexdigest()
     # the outcome record carries the key id
-    rid = r.headers["x-switchyard-request-id"]
+    rid = r.headers["x-shunter-request-id"]
     deadline = time.monotonic() + 10
     row = None
     while row is None and time.monotonic() < deadline:
@@ -159,10 +159,10 @@ def test_cli_creates_a_key_the_running_gateway_accepts(gw):
 
 def test_metrics_can_require_the_admin_key(gateway, fake_upstream, tmp_path):
     a, b = fake_upstream("a"), fake_upstream("b")
-    gw = gateway(_cfg(a, b, tmp_path, metrics_auth=True), env={"SWITCHYARD_ADMIN_KEY": ADMIN})
+    gw = gateway(_cfg(a, b, tmp_path, metrics_auth=True), env={"SHUNTER_ADMIN_KEY": ADMIN})
     assert httpx.get(f"{gw.url}/metrics", timeout=5).status_code == 401
     r = httpx.get(f"{gw.url}/metrics", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=5)
-    assert r.status_code == 200 and "switchyard_requests_total" in r.text
+    assert r.status_code == 200 and "shunter_requests_total" in r.text
 
 
 def test_auth_off_prints_how_to_turn_it_on(gateway, fake_upstream):
@@ -173,12 +173,12 @@ def test_auth_off_prints_how_to_turn_it_on(gateway, fake_upstream):
     while "auth is off" not in gw.output() and time.monotonic() < deadline:
         time.sleep(0.1)
     log = gw.output()
-    assert "auth is off" in log and "switchyard keys create" in log and "auth: true" in log
+    assert "auth is off" in log and "shunter keys create" in log and "auth: true" in log
 
 
 def test_keys_and_limits_are_shared_across_replicas_through_redis(gateway, fake_upstream, tmp_path, redis_server):
     a, b = fake_upstream("a"), fake_upstream("b")
-    env = {"SWITCHYARD_ADMIN_KEY": ADMIN}
+    env = {"SHUNTER_ADMIN_KEY": ADMIN}
     # separate SQLite files: replicas share only Redis (keys mirrored, counters shared)
     gw1 = gateway(_cfg(a, b, tmp_path, redis_url=redis_server, outcomes_path=str(tmp_path / "r1.sqlite")), env=env)
     gw2 = gateway(_cfg(a, b, tmp_path, redis_url=redis_server, outcomes_path=str(tmp_path / "r2.sqlite")), env=env)

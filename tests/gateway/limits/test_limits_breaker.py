@@ -23,12 +23,12 @@ def _cfg(a, b, breaker: dict | None = None, retry: dict | None = None, **server)
 def _ask(gw) -> str:
     c = openai.OpenAI(base_url=gw.base_url, api_key="x", max_retries=0)
     raw = c.chat.completions.with_raw_response.create(model="router-chat", messages=[{"role": "user", "content": "hi"}])
-    return raw.headers["x-switchyard-model"]
+    return raw.headers["x-shunter-model"]
 
 
 def _state(gw, upstream: str) -> int:
     text = httpx.get(f"{gw.url}/metrics", timeout=5).text
-    m = re.search(rf'switchyard_circuit_state\{{upstream="{upstream}"\}} (\S+)', text)
+    m = re.search(rf'shunter_circuit_state\{{upstream="{upstream}"\}} (\S+)', text)
     return int(float(m.group(1))) if m else -1
 
 
@@ -80,7 +80,7 @@ def test_retry_budget_caps_retries_against_a_failing_upstream(gateway, fake_upst
     assert [_ask(gw) for _ in range(n)] == ["backup"] * n
     # without a budget: 3 tries per request (30); with it: 10 first tries + 2 retries
     assert a.stats()["requests"] == n + 2
-    assert 'switchyard_rate_limited_total{limit="retry_budget"}' in httpx.get(f"{gw.url}/metrics", timeout=5).text
+    assert 'shunter_rate_limited_total{limit="retry_budget"}' in httpx.get(f"{gw.url}/metrics", timeout=5).text
 
 
 def test_upstream_429_retry_after_is_a_cooldown(gateway, fake_upstream):

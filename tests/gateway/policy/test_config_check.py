@@ -1,4 +1,4 @@
-"""``switchyard config check``: errors name the file, line, column and field, in plain words."""
+"""``shunter config check``: errors name the file, line, column and field, in plain words."""
 
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ def test_schema_command_matches_committed_schema():
     assert r.returncode == 0, r.stderr
     committed = (ROOT / "config" / "schema.json").read_text()
     assert json.loads(r.stdout) == json.loads(committed)
-    assert r.stdout == committed, "config/schema.json is stale: run `switchyard config schema -o config/schema.json`"
+    assert r.stdout == committed, "config/schema.json is stale: run `shunter config schema -o config/schema.json`"
 
 
 def test_examples_start_with_schema_line():

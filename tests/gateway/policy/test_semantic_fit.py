@@ -1,4 +1,4 @@
-"""Semantic route matching with the real encoder, and ``switchyard routes fit``."""
+"""Semantic route matching with the real encoder, and ``shunter routes fit``."""
 
 from __future__ import annotations
 
