@@ -44,7 +44,11 @@ DEFAULT_CHAOS = {"500": 0.08, "429": 0.05, "timeout": 0.03, "reset": 0.05, "mids
 
 def _fake(model: str, seed: int, log) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, str(FAKE), "--port", str(port), "--model-id", model, "--seed", str(seed)], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, str(FAKE), "--port", str(port), "--model-id", model, "--seed", str(seed)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     wait_ready(f"http://127.0.0.1:{port}/v1/models", proc, 30)
     return proc, port
 
@@ -52,7 +56,10 @@ def _fake(model: str, seed: int, log) -> tuple[subprocess.Popen, int]:
 def _config(workdir: Path, primary: int, backup: int, breaker: bool) -> Path:
     def up(port: int, model: str) -> dict:
         return {
-            "base_url": f"http://127.0.0.1:{port}/v1", "model": model, "input_price": 0.15, "output_price": 0.6,
+            "base_url": f"http://127.0.0.1:{port}/v1",
+            "model": model,
+            "input_price": 0.15,
+            "output_price": 0.6,
             "timeouts": {"connect": 1, "first_byte": 1.0, "total": 30, "idle": 2},
             "retry": {"attempts": 2, "backoff": 0.01, "max_backoff": 0.5},
             **({} if breaker else {"breaker": {"consecutive_failures": 1_000_000, "min_calls": 1_000_000}}),
@@ -69,7 +76,11 @@ def _config(workdir: Path, primary: int, backup: int, breaker: bool) -> Path:
 
 
 async def _one(client: httpx.AsyncClient, url: str, i: int, stream: bool) -> dict:
-    body = {"model": "router-chat", "messages": [{"role": "user", "content": f"chaos request {i} with a few words"}], "stream": stream}
+    body = {
+        "model": "router-chat",
+        "messages": [{"role": "user", "content": f"chaos request {i} with a few words"}],
+        "stream": stream,
+    }
     rec: dict = {"i": i, "stream": stream, "id": None}
     try:
         if not stream:
@@ -87,7 +98,12 @@ async def _one(client: httpx.AsyncClient, url: str, i: int, stream: bool) -> dic
             events = [ln[6:] async for ln in r.aiter_lines() if ln.startswith("data: ")]
     except httpx.HTTPError as exc:
         started = rec["id"] is not None
-        return {**rec, "class": "unclean" if started else "failed_before_first_byte", "status": None, "detail": repr(exc)}
+        return {
+            **rec,
+            "class": "unclean" if started else "failed_before_first_byte",
+            "status": None,
+            "detail": repr(exc),
+        }
     if events and events[-1] == "[DONE]":
         return {**rec, "class": "ok", "status": 200}
     if events and '"error"' in events[-1]:
@@ -114,8 +130,16 @@ async def load(base: str, n: int, concurrency: int, stream_share: float, seed: i
     return out
 
 
-def run(requests: int = 400, concurrency: int = 8, chaos: dict | None = None, stream_share: float = 0.5,
-        breaker: bool = False, seed: int = 0, retry_after: float | None = 0.2, workdir: Path | None = None) -> dict:
+def run(
+    requests: int = 400,
+    concurrency: int = 8,
+    chaos: dict | None = None,
+    stream_share: float = 0.5,
+    breaker: bool = False,
+    seed: int = 0,
+    retry_after: float | None = 0.2,
+    workdir: Path | None = None,
+) -> dict:
     """Run one chaos experiment and return its report (see the module docstring)."""
     chaos = DEFAULT_CHAOS if chaos is None else chaos
     workdir = Path(workdir or tempfile.mkdtemp(prefix="shunter-chaos-"))
@@ -129,8 +153,13 @@ def run(requests: int = 400, concurrency: int = 8, chaos: dict | None = None, st
         cfg = _config(workdir, p_port, b_port, breaker)
         port = free_port()
         gw_log = open(workdir / "gateway.log", "wb")
-        gw = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--config", str(cfg), "--port", str(port), "--no-watch"],
-                              cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=gw_log, stderr=subprocess.STDOUT)
+        gw = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--config", str(cfg), "--port", str(port), "--no-watch"],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=gw_log,
+            stderr=subprocess.STDOUT,
+        )
         procs.append(gw)
         base = f"http://127.0.0.1:{port}"
         wait_ready(f"{base}/readyz", gw)
@@ -138,10 +167,15 @@ def run(requests: int = 400, concurrency: int = 8, chaos: dict | None = None, st
         t0 = time.perf_counter()
         results = asyncio.run(load(base, requests, concurrency, stream_share, seed))
         elapsed = time.perf_counter() - t0
-        stats = {name: httpx.get(f"http://127.0.0.1:{p}/_stats", timeout=5).json() for name, p in (("primary", p_port), ("backup", b_port))}
+        stats = {
+            name: httpx.get(f"http://127.0.0.1:{p}/_stats", timeout=5).json()
+            for name, p in (("primary", p_port), ("backup", b_port))
+        }
         gw.send_signal(signal.SIGTERM)  # graceful: the recorder flushes its queue
         gw.wait(60)
-        return _report(results, stats, workdir / "outcomes.sqlite", elapsed, requests, concurrency, chaos, breaker, stream_share)
+        return _report(
+            results, stats, workdir / "outcomes.sqlite", elapsed, requests, concurrency, chaos, breaker, stream_share
+        )
     finally:
         for p in procs:
             if p.poll() is None:
@@ -149,8 +183,17 @@ def run(requests: int = 400, concurrency: int = 8, chaos: dict | None = None, st
                 p.wait()
 
 
-def _report(results: list[dict], stats: dict, db: Path, elapsed: float, requests: int, concurrency: int,
-            chaos: dict, breaker: bool, stream_share: float) -> dict:
+def _report(
+    results: list[dict],
+    stats: dict,
+    db: Path,
+    elapsed: float,
+    requests: int,
+    concurrency: int,
+    chaos: dict,
+    breaker: bool,
+    stream_share: float,
+) -> dict:
     classes: dict[str, int] = {}
     for r in results:
         classes[r["class"]] = classes.get(r["class"], 0) + 1
@@ -175,7 +218,13 @@ def _report(results: list[dict], stats: dict, db: Path, elapsed: float, requests
             "midstream_clean_error": classes.get("midstream_clean_error", 0),
             "unclean": classes.get("unclean", 0),
         },
-        "records": {"request_ids_seen": len(ids), "found": sum(i in found for i in ids), "lost": sum(i not in found for i in ids), "rows": len(found), "integrity": integrity},
+        "records": {
+            "request_ids_seen": len(ids),
+            "found": sum(i in found for i in ids),
+            "lost": sum(i not in found for i in ids),
+            "rows": len(found),
+            "integrity": integrity,
+        },
         "examples": [r for r in results if r["class"] not in ("ok", "midstream_clean_error")][:5],
     }
 
@@ -186,12 +235,22 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--chaos", type=json.loads, default=DEFAULT_CHAOS, help="JSON: probability per fault kind")
     ap.add_argument("--stream-share", type=float, default=0.5)
-    ap.add_argument("--breaker", action="store_true", help="keep the circuit breaker at its defaults (it hides faults once open)")
+    ap.add_argument(
+        "--breaker", action="store_true", help="keep the circuit breaker at its defaults (it hides faults once open)"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--retry-after", type=float, default=0.2, help="Retry-After seconds on injected 429s (<0: none)")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
-    rep = run(a.requests, a.concurrency, a.chaos, a.stream_share, a.breaker, a.seed, a.retry_after if a.retry_after >= 0 else None)
+    rep = run(
+        a.requests,
+        a.concurrency,
+        a.chaos,
+        a.stream_share,
+        a.breaker,
+        a.seed,
+        a.retry_after if a.retry_after >= 0 else None,
+    )
     text = json.dumps(rep, indent=2)
     print(text)
     if a.out:

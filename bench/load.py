@@ -41,9 +41,25 @@ def run_wrk(t: Target, duration: float, connections: int, seed: int = 0, threads
     with tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False) as f:
         f.write(json.dumps(t.body).encode())
         body_file = f.name
-    env = {**os.environ, "BENCH_BODY": body_file, "BENCH_AUTH": t.auth, "BENCH_UNIQUE": "1" if t.unique else "0", "BENCH_SEED": str(seed), "BENCH_DELAY_MS": str(delay_ms)}
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
-           "-s", str(LUA), f"http://{t.host}:{t.port}{t.path}"]
+    env = {
+        **os.environ,
+        "BENCH_BODY": body_file,
+        "BENCH_AUTH": t.auth,
+        "BENCH_UNIQUE": "1" if t.unique else "0",
+        "BENCH_SEED": str(seed),
+        "BENCH_DELAY_MS": str(delay_ms),
+    }
+    cmd = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        f"http://{t.host}:{t.port}{t.path}",
+    ]
     cpu0 = t.meter.cpu_seconds() if t.meter is not None else None
     try:
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=duration + 60)
@@ -53,7 +69,7 @@ def run_wrk(t: Target, duration: float, connections: int, seed: int = 0, threads
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk produced no summary for {t.name}:\n{out.stdout}\n{out.stderr}")
-    s = json.loads(line[len("BENCH_JSON "):])
+    s = json.loads(line[len("BENCH_JSON ") :])
     errors = s["err_connect"] + s["err_read"] + s["err_write"] + s["err_status"] + s["err_timeout"]
     return {
         "rps": s["requests"] / (s["duration_us"] / 1e6),
@@ -70,8 +86,13 @@ def run_wrk(t: Target, duration: float, connections: int, seed: int = 0, threads
 
 def _request(t: Target, n: int | None) -> bytes:
     body = t.body_bytes(n)
-    head = [f"POST {t.path} HTTP/1.1", f"Host: {t.host}:{t.port}", "Content-Type: application/json",
-            f"Content-Length: {len(body)}", "Accept: text/event-stream"]
+    head = [
+        f"POST {t.path} HTTP/1.1",
+        f"Host: {t.host}:{t.port}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        "Accept: text/event-stream",
+    ]
     if t.auth:
         head.append(f"Authorization: Bearer {t.auth}")
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body

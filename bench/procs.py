@@ -97,7 +97,9 @@ def wait_http(p: Proc, path: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if p.proc.poll() is not None:
-            raise RuntimeError(f"{p.name} exited with {p.proc.returncode}:\n{p.log.read_text(errors='replace')[-3000:]}")
+            raise RuntimeError(
+                f"{p.name} exited with {p.proc.returncode}:\n{p.log.read_text(errors='replace')[-3000:]}"
+            )
         try:
             if httpx.get(p.url + path, timeout=1.0).status_code == 200:
                 return
@@ -109,13 +111,17 @@ def wait_http(p: Proc, path: str, timeout: float = 120.0) -> None:
 
 def _spawn(name: str, cmd: list[str], workdir: Path, env: dict | None = None, port: int = 0) -> Proc:
     log = workdir / f"{name}.log"
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=open(log, "wb"), stderr=subprocess.STDOUT
+    )
     return Proc(name, port, proc, log)
 
 
 def start_fake(workdir: Path) -> Proc:
     port = free_port()
-    p = _spawn("upstream", [sys.executable, str(FAKE), "--port", str(port), "--model-id", "fake-model"], workdir, port=port)
+    p = _spawn(
+        "upstream", [sys.executable, str(FAKE), "--port", str(port), "--model-id", "fake-model"], workdir, port=port
+    )
     wait_http(p, "/v1/models", 60)
     return p
 
@@ -142,7 +148,12 @@ def shunter_config(upstream: Proc, workdir: Path, router: Path | None) -> Path:
         strong, weak = meta.get("strong") or models[0], meta.get("weak") or models[1]
         cfg["policies"]["learned"] = {
             "candidates": ["fake", "fake-strong"],
-            "router": {"path": str(router), "model_map": {"fake": weak, "fake-strong": strong}, "strong": "fake-strong", "weak": "fake"},
+            "router": {
+                "path": str(router),
+                "model_map": {"fake": weak, "fake-strong": strong},
+                "strong": "fake-strong",
+                "weak": "fake",
+            },
             "objective": {"threshold": 0.5},
         }
     path = workdir / "shunter.yaml"
@@ -152,8 +163,21 @@ def shunter_config(upstream: Proc, workdir: Path, router: Path | None) -> Path:
 
 def start_shunter(config: Path, workdir: Path, workers: int = 1) -> Proc:
     port = free_port()
-    cmd = [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port),
-           "--no-watch", "--log-level", "warning", "--workers", str(workers)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "gateway",
+        "serve",
+        "--config",
+        str(config),
+        "--port",
+        str(port),
+        "--no-watch",
+        "--log-level",
+        "warning",
+        "--workers",
+        str(workers),
+    ]
     p = _spawn("shunter", cmd, workdir, port=port)
     wait_http(p, "/readyz", 180)
     return p
@@ -172,17 +196,35 @@ def ensure_litellm() -> Path:
 def start_litellm(upstream: Proc, workdir: Path) -> Proc:
     exe = ensure_litellm()
     cfg = {
-        "model_list": [{"model_name": "fake", "litellm_params": {
-            "model": "openai/fake-model", "api_base": upstream.url + "/v1", "api_key": "sk-fake"}}],
+        "model_list": [
+            {
+                "model_name": "fake",
+                "litellm_params": {
+                    "model": "openai/fake-model",
+                    "api_base": upstream.url + "/v1",
+                    "api_key": "sk-fake",
+                },
+            }
+        ],
         "general_settings": {"master_key": LITELLM_KEY},
         "litellm_settings": {"drop_params": True, "set_verbose": False},
     }
     path = workdir / "litellm.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     port = free_port()
-    env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False",
-           "DISABLE_ADMIN_UI": "True", "NO_DOCS": "True"}
-    p = _spawn("litellm", [str(exe), "--config", str(path), "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"],
-               workdir, env=env, port=port)
+    env = {
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_LOG": "ERROR",
+        "LITELLM_TELEMETRY": "False",
+        "DISABLE_ADMIN_UI": "True",
+        "NO_DOCS": "True",
+    }
+    p = _spawn(
+        "litellm",
+        [str(exe), "--config", str(path), "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"],
+        workdir,
+        env=env,
+        port=port,
+    )
     wait_http(p, "/health/liveliness", 240)
     return p

@@ -19,9 +19,9 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import load, procs  # noqa: E402
-from bench.router_artifact import router_for_bench  # noqa: E402
-from bench.run import FIXED, PROMPT  # noqa: E402
+from bench import load, procs
+from bench.router_artifact import router_for_bench
+from bench.run import FIXED, PROMPT
 
 
 def summarise(raw: Path, top: int = 40) -> str:
@@ -58,16 +58,40 @@ def main() -> None:
     sw = procs.start_shunter(procs.shunter_config(up, work, router), work)
     try:
         model = "fake" if args.mode == "pass" else "router-learned"
-        body = {"model": model, "messages": [{"role": "user", "content": PROMPT if args.mode == "miss" else FIXED}],
-                "max_tokens": 32, "stream": args.stream}
-        t = load.Target(args.mode, "127.0.0.1", sw.port, "/v1/chat/completions", body, unique=args.mode == "miss", meter=sw)
+        body = {
+            "model": model,
+            "messages": [{"role": "user", "content": PROMPT if args.mode == "miss" else FIXED}],
+            "max_tokens": 32,
+            "stream": args.stream,
+        }
+        t = load.Target(
+            args.mode, "127.0.0.1", sw.port, "/v1/chat/completions", body, unique=args.mode == "miss", meter=sw
+        )
         load.run_wrk(t, 2, args.connections, seed=99)  # warm up: imports, pools, sessions
-        rec = subprocess.Popen([spy, "record", "-p", str(sw.proc.pid), "-o", str(args.out), "-f", "raw",
-                                "-d", str(args.seconds), "-r", "200", "--nonblocking"], stdout=subprocess.DEVNULL)
+        rec = subprocess.Popen(
+            [
+                spy,
+                "record",
+                "-p",
+                str(sw.proc.pid),
+                "-o",
+                str(args.out),
+                "-f",
+                "raw",
+                "-d",
+                str(args.seconds),
+                "-r",
+                "200",
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
         m = load.run_wrk(t, args.seconds - 1, args.connections, seed=1)
         rec.wait()
-        print(f"{args.mode}{' stream' if args.stream else ''}: {m['rps']:.0f} rps, p50 {m['p50_ms']:.2f} ms, "
-              f"{m['cpu_us_per_req']:.0f} µs CPU per request")
+        print(
+            f"{args.mode}{' stream' if args.stream else ''}: {m['rps']:.0f} rps, p50 {m['p50_ms']:.2f} ms, "
+            f"{m['cpu_us_per_req']:.0f} µs CPU per request"
+        )
         print(summarise(args.out))
         print(f"raw stacks: {args.out}")
     finally:

@@ -31,16 +31,16 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import numpy as np
 import yaml
 
 from bench.procs import FAKE, ROOT, free_port, wait_ready
-
 
 # upstream name -> (RouterBench model, input $/M, output $/M)
 MODELS = {
@@ -130,22 +130,43 @@ def unlabelled_centroids(d: Data, exclude: list[np.ndarray], out: Path, k: int =
     return out
 
 
-def policy_config(fakes: dict[str, str], router: Path, outcomes: Path, online: dict | None = None, clusters: Path | None = None) -> dict:
+def policy_config(
+    fakes: dict[str, str], router: Path, outcomes: Path, online: dict | None = None, clusters: Path | None = None
+) -> dict:
     ups = {
-        name: {"base_url": url, "model": MODELS[name][0], "input_price": MODELS[name][1], "output_price": MODELS[name][2],
-               "context_window": 32000, "typical_output_tokens": 64,
-               "timeouts": {"connect": 2, "first_byte": 30, "total": 60, "idle": 30}}
+        name: {
+            "base_url": url,
+            "model": MODELS[name][0],
+            "input_price": MODELS[name][1],
+            "output_price": MODELS[name][2],
+            "context_window": 32000,
+            "typical_output_tokens": 64,
+            "timeouts": {"connect": 2, "first_byte": 30, "total": 60, "idle": 30},
+        }
         for name, url in fakes.items()
     }
     router_ref = {"path": str(router), "model_map": {n: MODELS[n][0] for n in MODELS}}
-    pol = {"candidates": list(MODELS), "router": router_ref, "objective": {"cost_weight": COST_WEIGHT}, "reference_model": "gpt-4"}
+    pol = {
+        "candidates": list(MODELS),
+        "router": router_ref,
+        "objective": {"cost_weight": COST_WEIGHT},
+        "reference_model": "gpt-4",
+    }
     policies = {"replay": pol}
-    online_pol = {**pol, "router": dict(router_ref), "objective": {"cost_weight": ONLINE_COST_WEIGHT},
-                  "online": online or {"mode": "thompson", "explore": 0.05, "cost_weight": ONLINE_COST_WEIGHT}}
+    online_pol = {
+        **pol,
+        "router": dict(router_ref),
+        "objective": {"cost_weight": ONLINE_COST_WEIGHT},
+        "online": online or {"mode": "thompson", "explore": 0.05, "cost_weight": ONLINE_COST_WEIGHT},
+    }
     if clusters is not None:
         online_pol["online"] = {**online_pol["online"], "clusters": str(clusters)}
     policies["online"] = online_pol
-    return {"server": {"outcomes_path": str(outcomes), "admin_key": "os.environ/SHUNTER_ADMIN_KEY"}, "upstreams": ups, "policies": policies}
+    return {
+        "server": {"outcomes_path": str(outcomes), "admin_key": "os.environ/SHUNTER_ADMIN_KEY"},
+        "upstreams": ups,
+        "policies": policies,
+    }
 
 
 @dataclass
@@ -180,7 +201,8 @@ async def replay(base: str, policy: str, d: Data, rows: np.ndarray, feedback: bo
         async with sem:
             try:
                 raw = await client.chat.completions.with_raw_response.create(
-                    model=f"router-{policy}", messages=[{"role": "user", "content": d.prompts[i]}], max_tokens=16)
+                    model=f"router-{policy}", messages=[{"role": "user", "content": d.prompts[i]}], max_tokens=16
+                )
             except Exception:
                 res.failed += 1
                 return
@@ -192,7 +214,10 @@ async def replay(base: str, policy: str, d: Data, rows: np.ndarray, feedback: bo
             res.rows.append(int(i))
             res.ids.append(rid)
             if feedback:
-                r = await http.post("/v1/feedback", json={"request_id": rid, "score": float(d.quality[i, col[served]]), "source": "replay"})
+                r = await http.post(
+                    "/v1/feedback",
+                    json={"request_id": rid, "score": float(d.quality[i, col[served]]), "source": "replay"},
+                )
                 r.raise_for_status()
 
     await asyncio.gather(*(one(int(i)) for i in rows))
@@ -201,7 +226,9 @@ async def replay(base: str, policy: str, d: Data, rows: np.ndarray, feedback: bo
     return res
 
 
-def frontier(router_path: Path, d: Data, rows: np.ndarray, emb: np.ndarray, lambdas: np.ndarray | None = None) -> np.ndarray:
+def frontier(
+    router_path: Path, d: Data, rows: np.ndarray, emb: np.ndarray, lambdas: np.ndarray | None = None
+) -> np.ndarray:
     """(cost, quality) of a router on ``rows`` for every cost weight, through ``choose``."""
     from routers.base import load_router
     from routers.decision import Objective, choose
@@ -215,8 +242,14 @@ def frontier(router_path: Path, d: Data, rows: np.ndarray, emb: np.ndarray, lamb
     pts = []
     for lam in lambdas:
         obj = Objective("cost_weight", float(lam))
-        picks = np.array([names.index(choose({n: float(q[k, inner[j]]) for j, n in enumerate(names)}, dict(zip(names, exp)), obj).model)
-                          for k in range(len(rows))])
+        picks = np.array(
+            [
+                names.index(
+                    choose({n: float(q[k, inner[j]]) for j, n in enumerate(names)}, dict(zip(names, exp)), obj).model
+                )
+                for k in range(len(rows))
+            ]
+        )
         pts.append((float(d.cost[rows, picks].mean()), float(d.quality[rows, picks].mean())))
     return np.array(pts)
 
@@ -267,7 +300,13 @@ class Background:
         with httpx.Client(base_url=self.base, timeout=30) as c:
             i = k
             while not self._stop.is_set():
-                r = c.post("/v1/chat/completions", json={"model": f"router-{self.policy}", "messages": [{"role": "user", "content": self.prompts[i % len(self.prompts)]}]})
+                r = c.post(
+                    "/v1/chat/completions",
+                    json={
+                        "model": f"router-{self.policy}",
+                        "messages": [{"role": "user", "content": self.prompts[i % len(self.prompts)]}],
+                    },
+                )
                 if r.status_code == 200:
                     self.ok += 1
                     self.models.add(r.headers.get("x-shunter-scores", ""))
@@ -276,7 +315,7 @@ class Background:
                 i += 4
                 time.sleep(0.02)  # steady, not saturating: the retrain shares the CPU
 
-    def __enter__(self) -> "Background":
+    def __enter__(self) -> Background:
         for t in self._threads:
             t.start()
         return self
@@ -289,23 +328,56 @@ class Background:
 
 def retrain_cmd(config: Path, policy: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "gateway", "retrain", "--config", str(config), "--policy", policy, "--out", str(out), "--since", "0", *extra],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "retrain",
+            "--config",
+            str(config),
+            "--policy",
+            policy,
+            "--out",
+            str(out),
+            "--since",
+            "0",
+            *extra,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**os.environ, "SHUNTER_ADMIN_KEY": ADMIN_KEY},
     )
 
 
-def run_scenario(base: str, config: Path, workdir: Path, d: Data, start_dir: Path, live: np.ndarray, ev: np.ndarray,
-                 log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_scenario(
+    base: str,
+    config: Path,
+    workdir: Path,
+    d: Data,
+    start_dir: Path,
+    live: np.ndarray,
+    ev: np.ndarray,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Phases A, B, retrain + hot swap under load, C, worse-candidate gate, and the online policy."""
-    out: dict[str, Any] = {"cost_weight": COST_WEIGHT, "online_cost_weight": ONLINE_COST_WEIGHT, "live": len(live), "eval": len(ev), "models": {n: m[0] for n, m in MODELS.items()}}
+    out: dict[str, Any] = {
+        "cost_weight": COST_WEIGHT,
+        "online_cost_weight": ONLINE_COST_WEIGHT,
+        "live": len(live),
+        "eval": len(ev),
+        "models": {n: m[0] for n, m in MODELS.items()},
+    }
     emb_ev = embeddings(ev, d)
     start_front = frontier(start_dir, d, ev, emb_ev)
     a = asyncio.run(replay(base, "replay", d, ev, feedback=False))
     qa, ca = a.quality_cost(d)
     out["start"] = {"quality": qa, "cost_usd": ca, "share": a.share(), "failed": a.failed}
     log(f"A start router on eval: quality {qa:.3f} cost ${ca * 1e3:.3f}/1k-req-units share {a.share()}")
-    b = asyncio.run(replay(base, "replay", d, live, feedback=True, concurrency=1))  # in order: a deterministic time split
+    b = asyncio.run(
+        replay(base, "replay", d, live, feedback=True, concurrency=1)
+    )  # in order: a deterministic time split
     out["live_phase"] = {"requests": len(b.served), "failed": b.failed, "quality": b.quality_cost(d)[0]}
     # a deliberately worse candidate is refused by the gate
     worse = worse_artifact(start_dir, workdir / "worse")
@@ -332,18 +404,36 @@ def run_scenario(base: str, config: Path, workdir: Path, d: Data, start_dir: Pat
         out["aiq"] = {"start": aiq(start_front, lo, hi), "retrained": aiq(frontier(new_dir, d, ev, emb_ev), lo, hi)}
     c = asyncio.run(replay(base, "replay", d, ev, feedback=False))
     qc, cc = c.quality_cost(d)
-    out["retrained"] = {"quality": qc, "cost_usd": cc, "share": c.share(), "failed": c.failed,
-                        "start_frontier_quality_at_same_cost": quality_at(start_front, cc)}
-    log(f"C retrained on eval: quality {qc:.3f} cost {cc:.6f} (start frontier at that cost: {quality_at(start_front, cc):.3f})")
+    out["retrained"] = {
+        "quality": qc,
+        "cost_usd": cc,
+        "share": c.share(),
+        "failed": c.failed,
+        "start_frontier_quality_at_same_cost": quality_at(start_front, cc),
+    }
+    log(
+        f"C retrained on eval: quality {qc:.3f} cost {cc:.6f} (start frontier at that cost: {quality_at(start_front, cc):.3f})"
+    )
     # online policy: learns from the same live traffic, then the eval prompts
     ob = asyncio.run(replay(base, "online", d, live, feedback=True, concurrency=1))
     oc = asyncio.run(replay(base, "online", d, ev, feedback=False))
     qo, co = oc.quality_cost(d)
-    state = httpx.get(base + "/admin/policies/online/state", headers={"authorization": f"Bearer {ADMIN_KEY}"}, timeout=10).json()
-    out["online"] = {"quality": qo, "cost_usd": co, "share": oc.share(), "failed": oc.failed + ob.failed,
-                     "start_frontier_quality_at_same_cost": quality_at(start_front, co),
-                     "explored_share": state["explored_share"], "feedback": state["feedback"], "reasons_eval": oc.reasons}
-    log(f"online on eval: quality {qo:.3f} cost {co:.6f} (start frontier at that cost: {quality_at(start_front, co):.3f}); explored {state['explored_share']:.3f}")
+    state = httpx.get(
+        base + "/admin/policies/online/state", headers={"authorization": f"Bearer {ADMIN_KEY}"}, timeout=10
+    ).json()
+    out["online"] = {
+        "quality": qo,
+        "cost_usd": co,
+        "share": oc.share(),
+        "failed": oc.failed + ob.failed,
+        "start_frontier_quality_at_same_cost": quality_at(start_front, co),
+        "explored_share": state["explored_share"],
+        "feedback": state["feedback"],
+        "reasons_eval": oc.reasons,
+    }
+    log(
+        f"online on eval: quality {qo:.3f} cost {co:.6f} (start frontier at that cost: {quality_at(start_front, co):.3f}); explored {state['explored_share']:.3f}"
+    )
     out["start_frontier"] = start_front.tolist()
     return out
 
@@ -365,16 +455,27 @@ def main() -> None:
         fakes = {}
         for name, (model_id, _, _) in MODELS.items():
             port = free_port()
-            p = subprocess.Popen([sys.executable, str(FAKE), "--port", str(port), "--model-id", model_id], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+            p = subprocess.Popen(
+                [sys.executable, str(FAKE), "--port", str(port), "--model-id", model_id],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+            )
             procs.append(p)
             wait_ready(f"http://127.0.0.1:{port}/v1/models", p)
             fakes[name] = f"http://127.0.0.1:{port}/v1"
         config = work / "policy.yaml"
         cents = unlabelled_centroids(d, [start, live, ev], work / "centroids.npy")
-        config.write_text(yaml.safe_dump(policy_config(fakes, start_dir, work / "outcomes.sqlite", clusters=cents), sort_keys=False))
+        config.write_text(
+            yaml.safe_dump(policy_config(fakes, start_dir, work / "outcomes.sqlite", clusters=cents), sort_keys=False)
+        )
         port = free_port()
-        gw = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)], cwd=ROOT,
-                              env={**os.environ, **GATEWAY_ENV}, stdout=open(work / "gateway.log", "wb"), stderr=subprocess.STDOUT)
+        gw = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)],
+            cwd=ROOT,
+            env={**os.environ, **GATEWAY_ENV},
+            stdout=open(work / "gateway.log", "wb"),
+            stderr=subprocess.STDOUT,
+        )
         procs.append(gw)
         base = f"http://127.0.0.1:{port}"
         wait_ready(base + "/readyz", gw)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-NOISE = ("Measured on a shared, noisy machine (other processes compete for the same cores): "
-         "all targets run side by side, interleaved run by run, and every figure is a median of the runs.")
+NOISE = (
+    "Measured on a shared, noisy machine (other processes compete for the same cores): "
+    "all targets run side by side, interleaved run by run, and every figure is a median of the runs."
+)
 
 
 def _f(v: float | None, nd: int = 1) -> str:
@@ -24,32 +26,63 @@ def targets_met(res: dict) -> list[dict]:
         for name, need in (("shunter pass-through", 10), ("shunter learned (miss)", 5), ("shunter learned (hit)", 5)):
             if rps(name):
                 x = rps(name) / ll
-                rows.append({"figure": f"{name} RPS vs LiteLLM", "target": f">= {need}x", "measured": f"{x:.1f}x", "met": x >= need})
+                rows.append(
+                    {
+                        "figure": f"{name} RPS vs LiteLLM",
+                        "target": f">= {need}x",
+                        "measured": f"{x:.1f}x",
+                        "met": x >= need,
+                    }
+                )
     llcpu = sat.get("litellm", {}).get("median", {}).get("cpu_us_per_req")
     for name, need in (("shunter pass-through", 10), ("shunter learned (miss)", 5), ("shunter learned (hit)", 5)):
         cpu = sat.get(name, {}).get("median", {}).get("cpu_us_per_req")
         if llcpu and cpu:
             x = llcpu / cpu
-            rows.append({"figure": f"{name}: LiteLLM's CPU per request / ours", "target": f">= {need}x",
-                         "measured": f"{x:.1f}x", "met": x >= need})
+            rows.append(
+                {
+                    "figure": f"{name}: LiteLLM's CPU per request / ours",
+                    "target": f">= {need}x",
+                    "measured": f"{x:.1f}x",
+                    "met": x >= need,
+                }
+            )
     d = sat.get("direct", {}).get("median", {})
     for label, src in (("saturated", sat), ("paced", paced)):
         base = src.get("direct", {}).get("median", {}).get("p50_ms")
         for name in ("shunter learned (miss)", "shunter learned (hit)"):
             v = src.get(name, {}).get("median", {}).get("p50_ms")
             if v is not None and base is not None:
-                rows.append({"figure": f"added p50 @16 conns, {label}, {name.split(' ', 1)[1]}", "target": "<= 3 ms",
-                             "measured": f"{v - base:.2f} ms", "met": v - base <= 3.0})
+                rows.append(
+                    {
+                        "figure": f"added p50 @16 conns, {label}, {name.split(' ', 1)[1]}",
+                        "target": "<= 3 ms",
+                        "measured": f"{v - base:.2f} ms",
+                        "met": v - base <= 3.0,
+                    }
+                )
     routing = res.get("routing", {}).get("lengths", {})
     for tok, r in routing.items():
         b = r["batch1"]
-        rows.append({"figure": f"routing decision, {tok} tokens, batch 1", "target": "p50 <= 2 ms, p99 <= 6 ms",
-                     "measured": f"p50 {b['p50_ms']:.2f} ms, p99 {b['p99_ms']:.2f} ms", "met": b["p50_ms"] <= 2 and b["p99_ms"] <= 6})
+        rows.append(
+            {
+                "figure": f"routing decision, {tok} tokens, batch 1",
+                "target": "p50 <= 2 ms, p99 <= 6 ms",
+                "measured": f"p50 {b['p50_ms']:.2f} ms, p99 {b['p99_ms']:.2f} ms",
+                "met": b["p50_ms"] <= 2 and b["p99_ms"] <= 6,
+            }
+        )
     rss = res.get("rss_mb", {}).get("shunter")
     heavy = res.get("heavy_libs_loaded", {}).get("shunter", [])
     if rss is not None:
-        rows.append({"figure": "gateway RSS (encoder + router loaded)", "target": "<= 300 MB, no torch",
-                     "measured": f"{rss:.0f} MB, heavy libs: {', '.join(heavy) or 'none'}", "met": rss <= 300 and not heavy})
+        rows.append(
+            {
+                "figure": "gateway RSS (encoder + router loaded)",
+                "target": "<= 300 MB, no torch",
+                "measured": f"{rss:.0f} MB, heavy libs: {', '.join(heavy) or 'none'}",
+                "met": rss <= 300 and not heavy,
+            }
+        )
     del d
     return rows
 
@@ -57,61 +90,94 @@ def targets_met(res: dict) -> list[dict]:
 def markdown(res: dict) -> str:
     meta = res.get("meta", {})
     s = meta.get("settings", {})
-    lines = [f"### Benchmark ({meta.get('date', '')}, git {meta.get('git', '')}, {meta.get('cpus')} CPUs)", "",
-             f"{NOISE} Load average before/after: {', '.join(f'{x:.1f}' for x in meta.get('loadavg_before', []))} / "
-             f"{', '.join(f'{x:.1f}' for x in meta.get('loadavg_after', []))}. "
-             f"{s.get('runs')} runs x {s.get('duration')} s per target, {s.get('connections')} connections, wrk; "
-             f"router: {meta.get('router')}; prompt: {meta.get('prompt_tokens')} tokens "
-             f"(learned (miss) makes each one unique); gateway loop/parser: "
-             f"{', '.join(res.get('serving_stack', {}).get('shunter', [])) or 'unknown'}.", ""]
+    lines = [
+        f"### Benchmark ({meta.get('date', '')}, git {meta.get('git', '')}, {meta.get('cpus')} CPUs)",
+        "",
+        f"{NOISE} Load average before/after: {', '.join(f'{x:.1f}' for x in meta.get('loadavg_before', []))} / "
+        f"{', '.join(f'{x:.1f}' for x in meta.get('loadavg_after', []))}. "
+        f"{s.get('runs')} runs x {s.get('duration')} s per target, {s.get('connections')} connections, wrk; "
+        f"router: {meta.get('router')}; prompt: {meta.get('prompt_tokens')} tokens "
+        f"(learned (miss) makes each one unique); gateway loop/parser: "
+        f"{', '.join(res.get('serving_stack', {}).get('shunter', [])) or 'unknown'}.",
+        "",
+    ]
     sat, paced = res.get("saturation", {}), res.get("paced", {})
     ll = sat.get("litellm", {}).get("median", {}).get("rps")
     base = sat.get("direct", {}).get("median", {})
     pbase = paced.get("direct", {}).get("median", {})
     rss = res.get("rss_mb", {})
     llcpu = sat.get("litellm", {}).get("median", {}).get("cpu_us_per_req")
-    lines += ["| target | RPS | x LiteLLM | CPU µs / request (x LiteLLM) | p50 / p95 / p99 ms | added p50 / p95 / p99 ms | paced: added p50 / p99 ms | RSS MB |",
-              "|---|---:|---:|---:|---|---|---|---:|"]
+    lines += [
+        "| target | RPS | x LiteLLM | CPU µs / request (x LiteLLM) | p50 / p95 / p99 ms | added p50 / p95 / p99 ms | paced: added p50 / p99 ms | RSS MB |",
+        "|---|---:|---:|---:|---|---|---|---:|",
+    ]
     for name, r in sat.items():
         m = r["median"]
         added = "–" if name == "direct" else " / ".join(_f(m[k] - base[k], 2) for k in ("p50_ms", "p95_ms", "p99_ms"))
         pm = paced.get(name, {}).get("median")
-        padded = "–" if (name == "direct" or not pm) else f"{_f(pm['p50_ms'] - pbase['p50_ms'], 2)} / {_f(pm['p99_ms'] - pbase['p99_ms'], 2)}"
+        padded = (
+            "–"
+            if (name == "direct" or not pm)
+            else f"{_f(pm['p50_ms'] - pbase['p50_ms'], 2)} / {_f(pm['p99_ms'] - pbase['p99_ms'], 2)}"
+        )
         proc = "upstream" if name == "direct" else ("litellm" if name.startswith("litellm") else "shunter")
         mem = _f(rss.get(proc), 0) if name in ("direct", "litellm", "shunter pass-through") else ""
         cpu = m.get("cpu_us_per_req")
-        cpu_s = "–" if cpu is None else (f"{cpu:,.0f}" + (f" ({llcpu / cpu:.1f}x)" if llcpu and name != "litellm" else ""))
-        lines.append(f"| {name} | {_f(m['rps'], 0)} | {_f(m['rps'] / ll, 1) if ll else '–'} | {cpu_s} | "
-                     f"{_f(m['p50_ms'], 2)} / {_f(m['p95_ms'], 2)} / {_f(m['p99_ms'], 2)} | {added} | {padded} | {mem} |")
+        cpu_s = (
+            "–" if cpu is None else (f"{cpu:,.0f}" + (f" ({llcpu / cpu:.1f}x)" if llcpu and name != "litellm" else ""))
+        )
+        lines.append(
+            f"| {name} | {_f(m['rps'], 0)} | {_f(m['rps'] / ll, 1) if ll else '–'} | {cpu_s} | "
+            f"{_f(m['p50_ms'], 2)} / {_f(m['p95_ms'], 2)} / {_f(m['p99_ms'], 2)} | {added} | {padded} | {mem} |"
+        )
     if paced:
         d = paced.get("direct", {}).get("median", {})
-        lines += ["", f"Paced: {s.get('connections')} connections, each waiting a random 0-{2 * (s.get('paced_delay_ms') or 0)} ms between requests "
-                  f"(direct: {_f(d.get('rps'), 0)} rps offered)."]
+        lines += [
+            "",
+            f"Paced: {s.get('connections')} connections, each waiting a random 0-{2 * (s.get('paced_delay_ms') or 0)} ms between requests "
+            f"(direct: {_f(d.get('rps'), 0)} rps offered).",
+        ]
     st, tt = res.get("stream", {}), res.get("ttfb", {})
     if st:
         sb = st.get("direct stream", {}).get("median", {})
         tb = tt.get("direct stream", {})
-        lines += ["", "Streaming (SSE, 4 content chunks + usage):", "",
-                  "| target | RPS | p50 / p99 ms | TTFB p50 / p99 ms (sequential) | added TTFB p50 ms |", "|---|---:|---|---|---:|"]
+        lines += [
+            "",
+            "Streaming (SSE, 4 content chunks + usage):",
+            "",
+            "| target | RPS | p50 / p99 ms | TTFB p50 / p99 ms (sequential) | added TTFB p50 ms |",
+            "|---|---:|---|---|---:|",
+        ]
         for name, r in st.items():
             m, t = r["median"], tt.get(name, {})
             added = "–" if name == "direct stream" else _f(t.get("ttfb_p50_ms", 0) - tb.get("ttfb_p50_ms", 0), 2)
-            lines.append(f"| {name} | {_f(m['rps'], 0)} | {_f(m['p50_ms'], 2)} / {_f(m['p99_ms'], 2)} | "
-                         f"{_f(t.get('ttfb_p50_ms'), 2)} / {_f(t.get('ttfb_p99_ms'), 2)} | {added} |")
+            lines.append(
+                f"| {name} | {_f(m['rps'], 0)} | {_f(m['p50_ms'], 2)} / {_f(m['p99_ms'], 2)} | "
+                f"{_f(t.get('ttfb_p50_ms'), 2)} / {_f(t.get('ttfb_p99_ms'), 2)} | {added} |"
+            )
         del sb
     rt = res.get("routing")
     if rt:
-        lines += ["", f"Routing decision alone, in process (embed + score, unique prompts; encoder threads "
-                  f"{rt.get('encoder_threads')}, micro-batch <= {rt.get('max_batch')} / {rt.get('max_wait_ms'):.1f} ms):", "",
-                  "| prompt tokens | batch 1 p50 / p99 ms | cache hit p50 / p99 ms | "
-                  f"{rt.get('concurrency')} concurrent p50 / p99 ms | decisions/s | mean batch |", "|---:|---|---|---|---:|---:|"]
+        lines += [
+            "",
+            f"Routing decision alone, in process (embed + score, unique prompts; encoder threads "
+            f"{rt.get('encoder_threads')}, micro-batch <= {rt.get('max_batch')} / {rt.get('max_wait_ms'):.1f} ms):",
+            "",
+            "| prompt tokens | batch 1 p50 / p99 ms | cache hit p50 / p99 ms | "
+            f"{rt.get('concurrency')} concurrent p50 / p99 ms | decisions/s | mean batch |",
+            "|---:|---|---|---|---:|---:|",
+        ]
         for tok, r in rt["lengths"].items():
             b, h, c = r["batch1"], r["cache_hit"], r["concurrent"]
-            lines.append(f"| {tok} | {_f(b['p50_ms'], 2)} / {_f(b['p99_ms'], 2)} | {_f(h['p50_ms'], 3)} / {_f(h['p99_ms'], 3)} | "
-                         f"{_f(c['p50_ms'], 1)} / {_f(c['p99_ms'], 1)} | {_f(c['decisions_per_s'], 0)} | {_f(c['mean_batch'], 1)} |")
+            lines.append(
+                f"| {tok} | {_f(b['p50_ms'], 2)} / {_f(b['p99_ms'], 2)} | {_f(h['p50_ms'], 3)} / {_f(h['p99_ms'], 3)} | "
+                f"{_f(c['p50_ms'], 1)} / {_f(c['p99_ms'], 1)} | {_f(c['decisions_per_s'], 0)} | {_f(c['mean_batch'], 1)} |"
+            )
     rows = targets_met(res)
     if rows:
         lines += ["", "Targets (issue 8):", "", "| figure | target | measured | met |", "|---|---|---|---|"]
-        lines += [f"| {r['figure']} | {r['target']} | {r['measured']} | {'yes' if r['met'] else '**no**'} |" for r in rows]
+        lines += [
+            f"| {r['figure']} | {r['target']} | {r['measured']} | {'yes' if r['met'] else '**no**'} |" for r in rows
+        ]
     lines += ["", f"Reproduce: `{meta.get('command', '.venv/bin/python bench/run.py')}`", ""]
     return "\n".join(lines)

@@ -36,8 +36,15 @@ def synthetic(out: Path, dim: int = 128, seed: int = 0) -> Path:
     }
     out.mkdir(parents=True, exist_ok=True)
     outputs = export(params, out, (0, 1))
-    meta = {"kind": "mf", "version": 1, "models": ["strong-model", "weak-model"], "strong": "strong-model",
-            "weak": "weak-model", "onnx_outputs": outputs, "note": "benchmark-only: random weights"}
+    meta = {
+        "kind": "mf",
+        "version": 1,
+        "models": ["strong-model", "weak-model"],
+        "strong": "strong-model",
+        "weak": "weak-model",
+        "onnx_outputs": outputs,
+        "note": "benchmark-only: random weights",
+    }
     (out / "router.json").write_text(json.dumps(meta, indent=2))
     return out
 

@@ -45,7 +45,12 @@ def make_prompt(encoder: Any, tokens: int, rng: random.Random) -> str:
 
 def pct(xs: list[float]) -> dict[str, float]:
     a = np.asarray(xs) * 1e3
-    return {"p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)), "mean_ms": float(a.mean()), "n": len(xs)}
+    return {
+        "p50_ms": float(np.percentile(a, 50)),
+        "p99_ms": float(np.percentile(a, 99)),
+        "mean_ms": float(a.mean()),
+        "n": len(xs),
+    }
 
 
 async def _decide(embedder: Any, router: Any, text: str) -> None:
@@ -62,8 +67,14 @@ async def bench(router_path: Path, n: int, concurrency: int, lengths: list[int],
     embedder = AsyncEmbedder(encoder)
     router = load_router(router_path)
     rng = random.Random(seed)
-    out: dict[str, Any] = {"encoder_threads": encoder.threads, "router": str(router_path), "concurrency": concurrency,
-                           "max_batch": embedder.max_batch, "max_wait_ms": embedder.max_wait * 1e3, "lengths": {}}
+    out: dict[str, Any] = {
+        "encoder_threads": encoder.threads,
+        "router": str(router_path),
+        "concurrency": concurrency,
+        "max_batch": embedder.max_batch,
+        "max_wait_ms": embedder.max_wait * 1e3,
+        "lengths": {},
+    }
     for _ in range(20):  # warm up ONNX (first runs allocate)
         await _decide(embedder, router, make_prompt(encoder, 50, rng))
     for tokens in lengths:
@@ -83,17 +94,20 @@ async def bench(router_path: Path, n: int, concurrency: int, lengths: list[int],
         clat: list[float] = []
 
         async def worker() -> None:
-            for p in queue:
+            for p in queue:  # noqa: B023 (awaited within this iteration)
                 t0 = time.perf_counter()
                 await _decide(embedder, router, p)
-                clat.append(time.perf_counter() - t0)
+                clat.append(time.perf_counter() - t0)  # noqa: B023
 
         sizes0 = embedder.batches
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - t0
-        conc = {**pct(clat), "decisions_per_s": len(clat) / wall,
-                "mean_batch": len(clat) / max(1, embedder.batches - sizes0)}
+        conc = {
+            **pct(clat),
+            "decisions_per_s": len(clat) / wall,
+            "mean_batch": len(clat) / max(1, embedder.batches - sizes0),
+        }
         out["lengths"][str(tokens)] = {"batch1": batch1, "cache_hit": pct(hits), "concurrent": conc}
     embedder.close()
     return out

@@ -35,9 +35,9 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: bench/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import load, procs  # noqa: E402
-from bench.report import markdown  # noqa: E402
-from bench.router_artifact import router_for_bench  # noqa: E402
+from bench import load, procs
+from bench.report import markdown
+from bench.router_artifact import router_for_bench
 
 RESULTS = Path(__file__).with_name("results")
 PROMPT = "Explain in two sentences why the sky is blue during the day and red at sunset. Request {N}."
@@ -53,35 +53,74 @@ def targets(up: procs.Proc, sw: procs.Proc, ll: procs.Proc | None, learned: bool
 
     sfx = " stream" if stream else ""
     h = "127.0.0.1"
-    out = [load.Target("direct" + sfx, h, up.port, "/v1/chat/completions", body("fake-model", FIXED), meter=up),
-           load.Target("shunter pass-through" + sfx, h, sw.port, "/v1/chat/completions", body("fake", FIXED), meter=sw)]
+    out = [
+        load.Target("direct" + sfx, h, up.port, "/v1/chat/completions", body("fake-model", FIXED), meter=up),
+        load.Target("shunter pass-through" + sfx, h, sw.port, "/v1/chat/completions", body("fake", FIXED), meter=sw),
+    ]
     if learned:
-        out.append(load.Target("shunter learned (miss)" + sfx, h, sw.port, "/v1/chat/completions", body("router-learned", PROMPT), unique=True, meter=sw))
-        out.append(load.Target("shunter learned (hit)" + sfx, h, sw.port, "/v1/chat/completions", body("router-learned", FIXED), meter=sw))
+        out.append(
+            load.Target(
+                "shunter learned (miss)" + sfx,
+                h,
+                sw.port,
+                "/v1/chat/completions",
+                body("router-learned", PROMPT),
+                unique=True,
+                meter=sw,
+            )
+        )
+        out.append(
+            load.Target(
+                "shunter learned (hit)" + sfx,
+                h,
+                sw.port,
+                "/v1/chat/completions",
+                body("router-learned", FIXED),
+                meter=sw,
+            )
+        )
     if ll is not None:
-        out.append(load.Target("litellm" + sfx, h, ll.port, "/v1/chat/completions", body("fake", FIXED), auth=procs.LITELLM_KEY, meter=ll))
+        out.append(
+            load.Target(
+                "litellm" + sfx,
+                h,
+                ll.port,
+                "/v1/chat/completions",
+                body("fake", FIXED),
+                auth=procs.LITELLM_KEY,
+                meter=ll,
+            )
+        )
     return out
 
 
 def median_of(runs: list[dict]) -> dict:
     keys = ("rps", "p50_ms", "p95_ms", "p99_ms")
-    out = {k: statistics.median(r[k] for r in runs) for k in keys} | {"errors": sum(r["errors"] for r in runs), "runs": len(runs)}
+    out = {k: statistics.median(r[k] for r in runs) for k in keys} | {
+        "errors": sum(r["errors"] for r in runs),
+        "runs": len(runs),
+    }
     cpu = [r["cpu_us_per_req"] for r in runs if r.get("cpu_us_per_req") is not None]
     out["cpu_us_per_req"] = statistics.median(cpu) if cpu else None
     return out
 
 
-def sweep(ts: list[load.Target], runs: int, duration: float, connections: int, delay_ms: float = 0, label: str = "") -> dict:
+def sweep(
+    ts: list[load.Target], runs: int, duration: float, connections: int, delay_ms: float = 0, label: str = ""
+) -> dict:
     """Every target once per run, the order rotated each run; medians per target."""
     res: dict[str, list[dict]] = {t.name: [] for t in ts}
     for r in range(runs):
-        order = ts[r % len(ts):] + ts[: r % len(ts)]
+        order = ts[r % len(ts) :] + ts[: r % len(ts)]
         for t in order:
             m = load.run_wrk(t, duration, connections, seed=r + 1 + int(delay_ms) * 100, delay_ms=delay_ms)
             res[t.name].append(m)
             cpu = m.get("cpu_us_per_req")
-            print(f"  [{label} run {r + 1}/{runs}] {t.name:34s} {m['rps']:8.0f} rps  p50 {m['p50_ms']:7.2f} ms  p99 {m['p99_ms']:8.2f} ms  "
-                  f"cpu/req {cpu or 0:6.0f} us  errors {m['errors']}", flush=True)
+            print(
+                f"  [{label} run {r + 1}/{runs}] {t.name:34s} {m['rps']:8.0f} rps  p50 {m['p50_ms']:7.2f} ms  p99 {m['p99_ms']:8.2f} ms  "
+                f"cpu/req {cpu or 0:6.0f} us  errors {m['errors']}",
+                flush=True,
+            )
     return {name: {"median": median_of(rs), "runs": rs} for name, rs in res.items()}
 
 
@@ -93,9 +132,17 @@ def ttfb(ts: list[load.Target], requests: int, seed: int) -> dict:
         first = sorted(s[0] * 1e3 for s in samples)
         total = sorted(s[1] * 1e3 for s in samples)
         q = statistics.quantiles(first, n=100)
-        out[t.name] = {"ttfb_p50_ms": statistics.median(first), "ttfb_p95_ms": q[94], "ttfb_p99_ms": q[98],
-                       "total_p50_ms": statistics.median(total), "n": len(samples)}
-        print(f"  [ttfb] {t.name:34s} p50 {out[t.name]['ttfb_p50_ms']:.2f} ms  p99 {out[t.name]['ttfb_p99_ms']:.2f} ms", flush=True)
+        out[t.name] = {
+            "ttfb_p50_ms": statistics.median(first),
+            "ttfb_p95_ms": q[94],
+            "ttfb_p99_ms": q[98],
+            "total_p50_ms": statistics.median(total),
+            "n": len(samples),
+        }
+        print(
+            f"  [ttfb] {t.name:34s} p50 {out[t.name]['ttfb_p50_ms']:.2f} ms  p99 {out[t.name]['ttfb_p99_ms']:.2f} ms",
+            flush=True,
+        )
     return out
 
 
@@ -109,7 +156,9 @@ def prompt_tokens(text: str) -> int:
 
 def git_rev() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=procs.ROOT, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=procs.ROOT, capture_output=True, text=True
+        ).stdout.strip()
     except OSError:
         return ""
 
@@ -119,14 +168,18 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3, help="runs per target (medians are reported)")
     ap.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
     ap.add_argument("--connections", type=int, default=16)
-    ap.add_argument("--paced-delay-ms", type=int, default=200, help="think time per connection for the paced sweep (0: skip)")
+    ap.add_argument(
+        "--paced-delay-ms", type=int, default=200, help="think time per connection for the paced sweep (0: skip)"
+    )
     ap.add_argument("--ttfb-requests", type=int, default=200)
     ap.add_argument("--routing-n", type=int, default=200, help="decisions per prompt length (0: skip)")
     ap.add_argument("--router", help="router artifact folder (default: shipped mf, else a synthetic one)")
     ap.add_argument("--workers", type=int, default=1, help="shunter worker processes")
     ap.add_argument("--no-litellm", action="store_true")
     ap.add_argument("--no-stream", action="store_true")
-    ap.add_argument("--quick", action="store_true", help="tiny settings: a smoke test of the harness, not a measurement")
+    ap.add_argument(
+        "--quick", action="store_true", help="tiny settings: a smoke test of the harness, not a measurement"
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     if args.quick:
@@ -154,7 +207,9 @@ def main() -> None:
         result["saturation"] = sweep(plain, args.runs, args.duration, args.connections, label="sat")
         if args.paced_delay_ms:
             print("paced sweep", flush=True)
-            result["paced"] = sweep(plain, args.runs, args.duration, args.connections, args.paced_delay_ms, label="paced")
+            result["paced"] = sweep(
+                plain, args.runs, args.duration, args.connections, args.paced_delay_ms, label="paced"
+            )
         if not args.no_stream:
             streamed = [t for t in targets(up, sw, ll, True, True) if "(miss)" not in t.name]
             print("streaming sweep", flush=True)
@@ -162,15 +217,35 @@ def main() -> None:
             result["ttfb"] = ttfb(streamed, args.ttfb_requests, seed=7)
         result["rss_mb"] = {p.name: p.rss_mb() for p in started}
         result["heavy_libs_loaded"] = {p.name: p.loaded_heavy_libs() for p in started if p.name == "shunter"}
-        result["serving_stack"] = {p.name: p.loaded_libs(("uvloop", "httptools", "aiohttp", "onnxruntime")) for p in started if p.name == "shunter"}
+        result["serving_stack"] = {
+            p.name: p.loaded_libs(("uvloop", "httptools", "aiohttp", "onnxruntime"))
+            for p in started
+            if p.name == "shunter"
+        }
     finally:
         for p in started:
             p.stop()
     if args.routing_n:
         print("routing decision (in process)", flush=True)
         out = work / "routing.json"
-        subprocess.run([sys.executable, "-m", "bench.routing", "--router", str(router), "--n", str(args.routing_n),
-                        "--concurrency", str(args.connections), "--json", str(out)], cwd=procs.ROOT, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.routing",
+                "--router",
+                str(router),
+                "--n",
+                str(args.routing_n),
+                "--concurrency",
+                str(args.connections),
+                "--json",
+                str(out),
+            ],
+            cwd=procs.ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         result["routing"] = json.loads(out.read_text())
     result["meta"] = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

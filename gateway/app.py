@@ -14,12 +14,11 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway import __version__, metrics
+from gateway import __version__, limits, metrics
 from gateway.api import admin, chat, feedback, health, models
 from gateway.api.fastpath import FastPathMiddleware
-from gateway.learning import online
-from gateway import limits
 from gateway.errors import APIError, api_error_handler, http_handler, unhandled_handler, validation_handler
+from gateway.learning import online
 from gateway.outcomes.recorder import Recorder
 from gateway.outcomes.stores import make_store
 from gateway.policy.loader import load_config
@@ -34,10 +33,9 @@ log = logging.getLogger("shunter")
 
 
 def make_embedder(settings: Settings):
+    from gateway import metrics
     from routers.batching import AsyncEmbedder
     from routers.encoder import Encoder
-
-    from gateway import metrics
 
     def on_batch(size: int, seconds: float) -> None:
         metrics.EMBEDDING_BATCH.observe(size)

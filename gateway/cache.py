@@ -74,7 +74,10 @@ def _decode_index(raw: str | None) -> list[tuple[np.ndarray, str, float]]:
     if not raw:
         return []
     try:
-        return [(np.frombuffer(base64.b64decode(v), dtype=np.float16).astype(np.float32), k, float(exp)) for v, k, exp in orjson.loads(raw)]
+        return [
+            (np.frombuffer(base64.b64decode(v), dtype=np.float16).astype(np.float32), k, float(exp))
+            for v, k, exp in orjson.loads(raw)
+        ]
     except Exception:  # a corrupt or foreign value: start over
         return []
 
@@ -123,7 +126,11 @@ class Lookup:
         payload = dict(self.payload or {})
         if not stream:
             return Response(orjson.dumps(payload), media_type="application/json", headers=hdrs)
-        return StreamingResponse(_as_sse(payload, include_usage), media_type="text/event-stream", headers={**hdrs, "cache-control": "no-cache"})
+        return StreamingResponse(
+            _as_sse(payload, include_usage),
+            media_type="text/event-stream",
+            headers={**hdrs, "cache-control": "no-cache"},
+        )
 
     async def store(self, response: Response) -> None:
         """Keep a successful plain response (called on the miss path)."""
@@ -139,7 +146,9 @@ class Lookup:
             await self.shared.set(self.key, orjson.dumps(payload).decode(), ttl=self.ttl)
             if self.embedding is not None:
                 now = time.time()
-                entries = [e for e in _decode_index(await self.shared.get(self.scope)) if e[2] > now and e[1] != self.key]
+                entries = [
+                    e for e in _decode_index(await self.shared.get(self.scope)) if e[2] > now and e[1] != self.key
+                ]
                 entries.append((self.embedding, self.key, now + self.ttl))
                 await self.shared.set(self.scope, _encode_index(entries[-self.max_entries :]), ttl=self.ttl)
         except Exception:  # the cache must never fail a request
@@ -153,7 +162,9 @@ async def lookup(app: Any, rt: Any, decision: Any, data: dict, text: str) -> Loo
     shared = getattr(app.state, "shared", None)
     if cfg is None or shared is None:
         return Lookup()
-    lk = Lookup(True, key=request_key(policy, data), ttl=cfg.ttl, max_entries=cfg.max_entries, shared=shared, policy=policy)
+    lk = Lookup(
+        True, key=request_key(policy, data), ttl=cfg.ttl, max_entries=cfg.max_entries, shared=shared, policy=policy
+    )
     try:
         raw = await shared.get(lk.key)
         if raw:
@@ -193,7 +204,11 @@ async def _semantic(lk: Lookup, rt: Any, decision: Any, data: dict, text: str, t
 async def _as_sse(payload: dict, include_usage: bool):
     """Replay a cached ``chat.completion`` as ``chat.completion.chunk`` events (or a text completion)."""
     chat = payload.get("object") == "chat.completion"
-    base = {"id": payload.get("id", ""), "created": payload.get("created", int(time.time())), "model": payload.get("model", "")}
+    base = {
+        "id": payload.get("id", ""),
+        "created": payload.get("created", int(time.time())),
+        "model": payload.get("model", ""),
+    }
     obj = "chat.completion.chunk" if chat else "text_completion"
     for ch in payload.get("choices") or []:
         idx = ch.get("index", 0)

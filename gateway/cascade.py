@@ -47,7 +47,10 @@ class CascadeResult:
         return [(s.model, s.usage) for s in self.stages if s.usage]
 
     def header(self) -> str:
-        return "->".join(f"{s.model}({'p=%.3f' % s.p_correct if s.p_correct is not None else s.error or 'final'})" for s in self.stages)
+        return "->".join(
+            f"{s.model}({f'p={s.p_correct:.3f}' if s.p_correct is not None else s.error or 'final'})"
+            for s in self.stages
+        )
 
 
 def _answer(payload: dict) -> str:
@@ -57,7 +60,7 @@ def _answer(payload: dict) -> str:
     return (msg.get("content") if isinstance(msg, dict) else None) or ch.get("text") or ""
 
 
-async def run(rt: "Runtime", pr: "PolicyRuntime", d: "Decision", path: str, data: dict, text: str) -> CascadeResult:
+async def run(rt: Runtime, pr: PolicyRuntime, d: Decision, path: str, data: dict, text: str) -> CascadeResult:
     cfg = pr.cfg.cascade
     assert cfg is not None and pr.checker is not None
     live = [m for m in d.ranking if m in pr.cfg.candidates]
@@ -113,12 +116,47 @@ def as_sse(payload: dict, wants_usage: bool) -> list[bytes]:
             delta = {"role": msg.get("role", "assistant"), "content": msg.get("content")}
             if msg.get("tool_calls"):
                 delta["tool_calls"] = [{"index": j, **tc} for j, tc in enumerate(msg["tool_calls"])]
-            out.append(event({**base, "object": "chat.completion.chunk", "choices": [{"index": idx, "delta": delta, "finish_reason": None}]}))
-            out.append(event({**base, "object": "chat.completion.chunk", "choices": [{"index": idx, "delta": {}, "finish_reason": ch.get("finish_reason")}]}))
+            out.append(
+                event(
+                    {
+                        **base,
+                        "object": "chat.completion.chunk",
+                        "choices": [{"index": idx, "delta": delta, "finish_reason": None}],
+                    }
+                )
+            )
+            out.append(
+                event(
+                    {
+                        **base,
+                        "object": "chat.completion.chunk",
+                        "choices": [{"index": idx, "delta": {}, "finish_reason": ch.get("finish_reason")}],
+                    }
+                )
+            )
         else:
-            out.append(event({**base, "object": "text_completion", "choices": [{"index": idx, "text": ch.get("text", ""), "finish_reason": ch.get("finish_reason")}]}))
+            out.append(
+                event(
+                    {
+                        **base,
+                        "object": "text_completion",
+                        "choices": [
+                            {"index": idx, "text": ch.get("text", ""), "finish_reason": ch.get("finish_reason")}
+                        ],
+                    }
+                )
+            )
     if wants_usage and payload.get("usage"):
-        out.append(event({**base, "object": "chat.completion.chunk" if chat else "text_completion", "choices": [], "usage": payload["usage"]}))
+        out.append(
+            event(
+                {
+                    **base,
+                    "object": "chat.completion.chunk" if chat else "text_completion",
+                    "choices": [],
+                    "usage": payload["usage"],
+                }
+            )
+        )
     out.append(DONE)
     return out
 

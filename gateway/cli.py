@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -16,7 +15,9 @@ app.add_typer(config_app, name="config")
 
 @app.command()
 def serve(
-    config: Path = typer.Option(Path("config/default.yaml"), "--config", "-c", envvar="SHUNTER_CONFIG", help="Policy file."),
+    config: Path = typer.Option(
+        Path("config/default.yaml"), "--config", "-c", envvar="SHUNTER_CONFIG", help="Policy file."
+    ),
     host: str = typer.Option("127.0.0.1", envvar="SHUNTER_HOST"),
     port: int = typer.Option(8080, envvar="SHUNTER_PORT"),
     workers: int = typer.Option(1, help="uvicorn worker processes."),
@@ -78,7 +79,7 @@ def config_check(files: list[Path] = typer.Argument(..., help="Policy files to v
 
 
 @config_app.command("schema")
-def config_schema(out: Optional[Path] = typer.Option(None, "--out", "-o")) -> None:
+def config_schema(out: Path | None = typer.Option(None, "--out", "-o")) -> None:
     """Print (or write) the policy file's JSON Schema."""
     from gateway.policy.schema import Config
 

@@ -73,7 +73,12 @@ async def validation_handler(_: Request, exc: RequestValidationError) -> ORJSONR
         msg = f"Missing required parameter: '{param}'."
     else:
         msg = f"Invalid value for '{param}': {err.get('msg')}." if param else str(err.get("msg"))
-    return APIError(400, msg, param=param or None, code="invalid_value" if err.get("type") != "missing" else "missing_required_parameter").response()
+    return APIError(
+        400,
+        msg,
+        param=param or None,
+        code="invalid_value" if err.get("type") != "missing" else "missing_required_parameter",
+    ).response()
 
 
 async def http_handler(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:

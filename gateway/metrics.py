@@ -123,9 +123,7 @@ THRESHOLD = Gauge(
 RETRAINS = _retrain_reports.COLLECTOR
 REGISTRY.register(RETRAINS)
 RATE_LIMITED = Counter("shunter_rate_limited_total", "Requests refused by limits, by limit kind.", ["limit"])
-BANDIT_EXPLORATIONS = Counter(
-    "shunter_bandit_explorations_total", "Online-learning exploration picks.", ["policy"]
-)
+BANDIT_EXPLORATIONS = Counter("shunter_bandit_explorations_total", "Online-learning exploration picks.", ["policy"])
 
 
 CACHE_SIMILARITY = Histogram(

@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
@@ -54,10 +54,14 @@ class RetrainReports(Collector):
         return out
 
     def describe(self) -> Iterable[CounterMetricFamily]:
-        yield CounterMetricFamily(NAME, "Retrain runs by policy and gate decision (published, refused).", labels=["policy", "decision"])
+        yield CounterMetricFamily(
+            NAME, "Retrain runs by policy and gate decision (published, refused).", labels=["policy", "decision"]
+        )
 
     def collect(self) -> Iterable[CounterMetricFamily]:
-        fam = CounterMetricFamily(NAME, "Retrain runs by policy and gate decision (published, refused).", labels=["policy", "decision"])
+        fam = CounterMetricFamily(
+            NAME, "Retrain runs by policy and gate decision (published, refused).", labels=["policy", "decision"]
+        )
         for (policy, decision), n in sorted(self.counts().items()):
             fam.add_metric([policy, decision], n)
         yield fam

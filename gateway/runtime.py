@@ -42,7 +42,7 @@ class PolicyRuntime:
     model_map: dict[str, str] = field(default_factory=dict)
     strong: str | None = None
     weak: str | None = None
-    objective: DecisionObjective = DecisionObjective("threshold", 0.5)
+    objective: DecisionObjective = field(default_factory=lambda: DecisionObjective("threshold", 0.5))
     checker: Any = None  # routers.cascade.AnswerChecker for a runtime cascade
     semantic: Any = None  # gateway.policy.semantic.SemanticIndex
 
@@ -99,9 +99,8 @@ def _warn_encoder_mismatch(path: Path, meta: dict[str, Any]) -> None:
 
 
 def build_policies(cfg: Config, base: Path, router_cache: dict[str, Any] | None = None) -> dict[str, PolicyRuntime]:
-    from routers.base import load_router
-
     from gateway.policy.semantic import build_index
+    from routers.base import load_router
 
     out: dict[str, PolicyRuntime] = {}
     router_cache = router_cache if router_cache is not None else {}
@@ -126,7 +125,9 @@ def build_policies(cfg: Config, base: Path, router_cache: dict[str, Any] | None 
             if obj.kind == "target_strong_share":
                 inner_strong = pr.model_map.get(pr.strong) if pr.strong else None
                 inner_weak = pr.model_map.get(pr.weak) if pr.weak else None
-                pr.objective = DecisionObjective("threshold", threshold_for_share(meta, obj.value, inner_strong, inner_weak))
+                pr.objective = DecisionObjective(
+                    "threshold", threshold_for_share(meta, obj.value, inner_strong, inner_weak)
+                )
             else:
                 pr.objective = DecisionObjective(obj.kind, obj.value)  # type: ignore[arg-type]
         else:

@@ -20,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Optional
 
 import numpy as np
 
@@ -44,8 +44,8 @@ class AsyncEmbedder:
         threads: int = 1,
         pad_slack: float | None = None,
         max_call_tokens: float | None = None,
-        on_batch: Optional[Callable[[int, float], None]] = None,
-        on_cache: Optional[Callable[[bool], None]] = None,
+        on_batch: Callable[[int, float], None] | None = None,
+        on_cache: Callable[[bool], None] | None = None,
     ) -> None:
         self.encoder = encoder or Encoder.default()
         self.max_batch = max_batch
@@ -108,7 +108,9 @@ class AsyncEmbedder:
         if len(self._queue) >= self.max_batch:
             self._flush()
         elif self._flush_handle is None:  # idle: go on the next loop turn (texts of this turn join)
-            self._flush_handle = loop.call_later(self.max_wait, self._flush) if self._inflight else loop.call_soon(self._flush)
+            self._flush_handle = (
+                loop.call_later(self.max_wait, self._flush) if self._inflight else loop.call_soon(self._flush)
+            )
         return await asyncio.shield(fut)
 
     async def embed_many(self, texts: list[str]) -> np.ndarray:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 import typer
 
@@ -49,7 +49,7 @@ DEFAULTS: dict[str, tuple[str, str, dict[str, Any]]] = {
 }
 
 
-def build(only: Optional[List[str]] = None, out: Path = ARTIFACTS) -> None:
+def build(only: list[str] | None = None, out: Path = ARTIFACTS) -> None:
     from rich.console import Console
 
     from .train import train_router
@@ -66,7 +66,15 @@ def build(only: Optional[List[str]] = None, out: Path = ARTIFACTS) -> None:
         for split, key in SPLITS[fmt]:
             with tempfile.TemporaryDirectory() as tmp:
                 held, _ = train_router(
-                    kind, tables[fmt], Path(tmp), holdout=HOLDOUT, seed=0, split=split, progress=True, log=con.print, **opts
+                    kind,
+                    tables[fmt],
+                    Path(tmp),
+                    holdout=HOLDOUT,
+                    seed=0,
+                    split=split,
+                    progress=True,
+                    log=con.print,
+                    **opts,
                 )
             held_out[key] = {**held["metrics"]["holdout"], "recipe": "fit on the 80% split, scored on the held-out 20%"}
         meta, _ = train_router(kind, tables[fmt], out / name, holdout=0.0, seed=0, log=con.print, **opts)
@@ -77,7 +85,7 @@ def build(only: Optional[List[str]] = None, out: Path = ARTIFACTS) -> None:
             con.print_json(data={k: v for k, v in h.items() if k in ("pair", "many", "auc")})
 
 
-def main(only: Optional[List[str]] = typer.Option(None, "--only", help="artifact name(s) to rebuild")) -> None:
+def main(only: list[str] | None = typer.Option(None, "--only", help="artifact name(s) to rebuild")) -> None:
     build(only)
 
 

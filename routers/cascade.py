@@ -26,8 +26,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -60,7 +61,7 @@ class AnswerChecker:
         self.session = make_session(self.path / ONNX_FILE, threads)
 
     @classmethod
-    def load(cls, path: str | Path, threads: int = 1) -> "AnswerChecker":
+    def load(cls, path: str | Path, threads: int = 1) -> AnswerChecker:
         meta = read_meta(path)
         if meta.get("kind") != "answer-check":
             raise ValueError(f"{path} is not an answer-check artifact (kind={meta.get('kind')!r})")
@@ -103,7 +104,11 @@ def _pair_names(table, strong: str | None, weak: str | None) -> tuple[str, str]:
     mean_q = np.nanmean(table.quality, axis=0)
     mean_c = np.nanmean(table.cost, axis=0)
     s = table.models[int(np.nanargmax(mean_q))]
-    w = table.models[int(np.nanargmin(mean_c))] if np.isfinite(mean_c).any() else table.models[int(np.nanargmin(mean_q))]
+    w = (
+        table.models[int(np.nanargmin(mean_c))]
+        if np.isfinite(mean_c).any()
+        else table.models[int(np.nanargmin(mean_q))]
+    )
     return strong or s, weak or w
 
 
@@ -140,7 +145,9 @@ def train(
     qs, qw = sub.quality[:, 0], sub.quality[:, 1]
     ok = (qw >= qs).astype(np.float32) if label == "hard" else ((1.0 + qw - qs) / 2.0).astype(np.float32)
     y = np.where(np.isfinite(qs) & np.isfinite(qw), ok, np.nan)
-    layers, info = fit_heads(emb, y[:, None], table.groups, hidden=hidden, weight_decay=weight_decay, dropout=dropout, seed=seed, **fit_kw)
+    layers, info = fit_heads(
+        emb, y[:, None], table.groups, hidden=hidden, weight_decay=weight_decay, dropout=dropout, seed=seed, **fit_kw
+    )
     g = GraphBuilder(emb.shape[1])
     x = g.input_name
     for i, (w, b) in enumerate(layers):
@@ -151,7 +158,13 @@ def train(
     g.op("Sigmoid", [logit], "cheap_ok")
     g.op("Sigmoid", [g.op("Neg", [logit])], "strong_win")
     g.save(Path(out) / "router.onnx", {"cheap_ok": ["N"], "strong_win": ["N"]}, doc="shunter cascade (Hybrid-LLM)")
-    meta = base_meta("cascade", sub, fit=info, label="q_weak >= q_strong" if label == "hard" else "(1 + q_weak - q_strong) / 2", onnx_outputs=["cheap_ok", "strong_win"])
+    meta = base_meta(
+        "cascade",
+        sub,
+        fit=info,
+        label="q_weak >= q_strong" if label == "hard" else "(1 + q_weak - q_strong) / 2",
+        onnx_outputs=["cheap_ok", "strong_win"],
+    )
     meta["strong"], meta["weak"] = s_name, w_name
 
     def reference(e: np.ndarray) -> RouterScores:
@@ -211,7 +224,9 @@ def train_answer_checker(
     from .runtime import write_meta
 
     x, y, groups = answer_dataset(table, emb, encoder, progress)
-    layers, info = fit_heads(x, y[:, None], groups, hidden=hidden, weight_decay=weight_decay, dropout=dropout, seed=seed, **fit_kw)
+    layers, info = fit_heads(
+        x, y[:, None], groups, hidden=hidden, weight_decay=weight_decay, dropout=dropout, seed=seed, **fit_kw
+    )
     g = GraphBuilder(x.shape[1], input_name="features")
     h = g.input_name
     for i, (w, b) in enumerate(layers):
@@ -252,7 +267,11 @@ def checker_holdout_metrics(out: str | Path, table, emb: np.ndarray, encoder=Non
     chk = AnswerChecker.load(out)
     d = emb.shape[1]
     p = chk.check(x[:, :d], x[:, d : 2 * d])
-    return {"auc": _auc(p, y), "accuracy@threshold": float(((p >= chk.threshold) == (y >= 0.5)).mean()), "answers": int(len(y))}
+    return {
+        "auc": _auc(p, y),
+        "accuracy@threshold": float(((p >= chk.threshold) == (y >= 0.5)).mean()),
+        "answers": int(len(y)),
+    }
 
 
 def _auc(score: np.ndarray, y: np.ndarray) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 import typer
 
@@ -47,14 +47,14 @@ def _check(value: str, allowed: tuple[str, ...], name: str) -> str:
 
 def train_cmd(
     router: str = typer.Option(..., "--router", help="family: " + ", ".join(ROUTER_KINDS)),
-    data: List[Path] = typer.Option(..., "--data", help="data file(s) or folder(s)"),
+    data: list[Path] = typer.Option(..., "--data", help="data file(s) or folder(s)"),
     fmt: str = typer.Option(..., "--format", help="data format: " + ", ".join(FORMATS)),
     out: Path = typer.Option(..., "--out", help="artifact folder to write"),
     holdout: float = typer.Option(0.0, "--holdout", help="share held out for router.json metrics"),
     split: str = typer.Option("group", "--split", help="hold out whole groups (group) or rows (row)"),
     seed: int = typer.Option(0, "--seed"),
-    models: Optional[str] = typer.Option(None, "--models", help="comma-separated subset of models"),
-    opt: List[str] = typer.Option([], "--opt", help="family option key=value (e.g. k=24, hidden=64)"),
+    models: str | None = typer.Option(None, "--models", help="comma-separated subset of models"),
+    opt: list[str] = typer.Option([], "--opt", help="family option key=value (e.g. k=24, hidden=64)"),
 ) -> None:
     """Train a router on outcome data and export router.onnx + router.json."""
     from rich.console import Console
@@ -114,12 +114,12 @@ def score_cmd(
 
 def eval_cmd(
     router: Path = typer.Option(..., "--router", help="artifact folder"),
-    data: List[Path] = typer.Option(..., "--data"),
+    data: list[Path] = typer.Option(..., "--data"),
     fmt: str = typer.Option(..., "--format"),
     holdout: float = typer.Option(0.0, "--holdout", help="evaluate only the held-out part of this split"),
     split: str = typer.Option("group", "--split", help="the held-out part is whole groups (group) or rows (row)"),
     seed: int = typer.Option(0, "--seed"),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="write a PNG"),
+    plot: Path | None = typer.Option(None, "--plot", help="write a PNG"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Evaluate a router (APGR/CPT on pairs, AIQ with costs) beside baselines."""
@@ -142,7 +142,7 @@ def eval_cmd(
 def calibrate_cmd(
     router: Path = typer.Option(..., "--router"),
     strong_share: float = typer.Option(..., "--strong-share", help="share of prompts to send to strong"),
-    prompts: Optional[Path] = typer.Option(None, "--prompts", help="prompts (JSONL or lines); default: stored quantiles"),
+    prompts: Path | None = typer.Option(None, "--prompts", help="prompts (JSONL or lines); default: stored quantiles"),
 ) -> None:
     """Print the strong_win threshold that sends --strong-share of prompts to the strong model."""
     import numpy as np
@@ -168,9 +168,9 @@ def calibrate_cmd(
 def profile_cmd(
     router: Path = typer.Option(..., "--router", help="cluster router folder (updated in place)"),
     model: str = typer.Option(..., "--model", help="name of the model to add"),
-    data: List[Path] = typer.Option(..., "--data"),
+    data: list[Path] = typer.Option(..., "--data"),
     fmt: str = typer.Option(..., "--format"),
-    column: Optional[str] = typer.Option(None, "--column", help="model column in the data (default: --model)"),
+    column: str | None = typer.Option(None, "--column", help="model column in the data (default: --model)"),
 ) -> None:
     """Add a model to a cluster router by profiling it on a small labelled set (no retraining)."""
     import numpy as np

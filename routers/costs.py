@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .decision import expected_cost
 
@@ -27,7 +28,9 @@ def expected_costs(
     for m in models or list(meta["models"]):
         p = prices.get(m)
         if p:
-            res[m] = expected_cost(prompt_tokens, float(p["input_per_m"]), float(p["output_per_m"]), float(out_tok.get(m, 256)))
+            res[m] = expected_cost(
+                prompt_tokens, float(p["input_per_m"]), float(p["output_per_m"]), float(out_tok.get(m, 256))
+            )
         else:
             res[m] = float(typical.get(m, 0.0))
     return res

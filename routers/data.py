@@ -33,9 +33,9 @@ import csv
 import hashlib
 import json
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -72,7 +72,7 @@ class RoutingTable:
     def __len__(self) -> int:
         return len(self.prompts)
 
-    def subset(self, idx: Sequence[int] | np.ndarray) -> "RoutingTable":
+    def subset(self, idx: Sequence[int] | np.ndarray) -> RoutingTable:
         idx = np.asarray(idx, dtype=int)
         return replace(
             self,
@@ -81,22 +81,18 @@ class RoutingTable:
             cost=self.cost[idx],
             ids=[self.ids[i] for i in idx],
             groups=[self.groups[i] for i in idx],
-            responses=None
-            if self.responses is None
-            else {m: [r[i] for i in idx] for m, r in self.responses.items()},
+            responses=None if self.responses is None else {m: [r[i] for i in idx] for m, r in self.responses.items()},
             embeddings=None if self.embeddings is None else self.embeddings[idx],
         )
 
-    def select_models(self, models: Sequence[str]) -> "RoutingTable":
+    def select_models(self, models: Sequence[str]) -> RoutingTable:
         cols = [self.models.index(m) for m in models]
         return replace(
             self,
             models=list(models),
             quality=self.quality[:, cols],
             cost=self.cost[:, cols],
-            responses=None
-            if self.responses is None
-            else {m: self.responses[m] for m in models if m in self.responses},
+            responses=None if self.responses is None else {m: self.responses[m] for m in models if m in self.responses},
         )
 
 
@@ -164,9 +160,7 @@ def load_routellm(paths: Sequence[str | Path]) -> RoutingTable:
                 groups.append(subject)
     assert models is not None
     q = np.array(rows, dtype=np.float64).reshape(len(rows), len(models))
-    return RoutingTable(
-        prompts, models, q, np.full_like(q, np.nan), ids, groups, "routellm", files_hash(files)
-    )
+    return RoutingTable(prompts, models, q, np.full_like(q, np.nan), ids, groups, "routellm", files_hash(files))
 
 
 def routerbench_prompt(raw: str) -> str:
@@ -228,9 +222,7 @@ def load_llmrouter(paths: Sequence[str | Path]) -> RoutingTable:
         if mj.exists():
             prices.update(json.loads(mj.read_text()))
     models = sorted({m for it in items for m in it["scores"]})
-    q = np.array(
-        [[_float(it["scores"].get(m)) for m in models] for it in items], dtype=np.float64
-    )
+    q = np.array([[_float(it["scores"].get(m)) for m in models] for it in items], dtype=np.float64)
     # Cost: prompt tokens (~4 chars/token) x input price; output length is not in the data.
     ntok = np.array([len(it["question"]) / 4.0 for it in items])
     inp = np.array([_float(str(prices.get(m, {}).get("input_price", ""))) for m in models])
@@ -284,9 +276,7 @@ def load_outcomes(paths: Sequence[str | Path]) -> RoutingTable:
             m = str(row["model"])
             if m not in models:
                 models.append(m)
-            cells.setdefault((key_index[key], m), []).append(
-                (_outcome_quality(row), _float(row.get("cost")))
-            )
+            cells.setdefault((key_index[key], m), []).append((_outcome_quality(row), _float(row.get("cost"))))
     q = np.full((len(prompts), len(models)), np.nan)
     c = np.full_like(q, np.nan)
     for (i, m), vals in cells.items():
@@ -298,9 +288,7 @@ def load_outcomes(paths: Sequence[str | Path]) -> RoutingTable:
     emb = None
     if embs and all(e is not None for e in embs):
         emb = np.asarray(embs, dtype=np.float32)
-    return RoutingTable(
-        prompts, models, q, c, ids, groups, "outcomes", files_hash(files), embeddings=emb
-    )
+    return RoutingTable(prompts, models, q, c, ids, groups, "outcomes", files_hash(files), embeddings=emb)
 
 
 LOADERS = {
@@ -349,7 +337,9 @@ def group_split(
     return np.flatnonzero(~is_test), np.flatnonzero(is_test)
 
 
-def kfold_split(table: RoutingTable, fold: int, k: int = 5, seed: int = 0, by: str = "group") -> tuple[np.ndarray, np.ndarray]:
+def kfold_split(
+    table: RoutingTable, fold: int, k: int = 5, seed: int = 0, by: str = "group"
+) -> tuple[np.ndarray, np.ndarray]:
     """Fold ``fold`` of a seeded ``k``-way partition: every group (``by="group"``) or row
     (``by="row"``) is held out in exactly one of the ``k`` folds."""
     if by not in SPLITS:
@@ -380,8 +370,11 @@ def holdout_split(
 
 def default_paths(fmt: str) -> Path:
     """The shared data folder for a public format."""
-    return shared_data_dir() / {
-        "routellm": "routellm-mmlu",
-        "routerbench": "routerbench",
-        "llmrouter": "llmrouter/train.json",
-    }[fmt]
+    return (
+        shared_data_dir()
+        / {
+            "routellm": "routellm-mmlu",
+            "routerbench": "routerbench",
+            "llmrouter": "llmrouter/train.json",
+        }[fmt]
+    )

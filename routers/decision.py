@@ -6,8 +6,9 @@ behaviour exactly.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Mapping, Sequence
+from typing import Literal
 
 ObjectiveKind = Literal["threshold", "cost_weight", "target_strong_share", "max_cost_per_request"]
 
@@ -92,8 +93,6 @@ def choose(
     return Choice(model=pick, reason=reason, ranking=ranking)
 
 
-def expected_cost(
-    prompt_tokens: int, price_in_per_m: float, price_out_per_m: float, output_tokens: float
-) -> float:
+def expected_cost(prompt_tokens: int, price_in_per_m: float, price_out_per_m: float, output_tokens: float) -> float:
     """Expected USD cost of one call: prompt tokens at the input price plus typical output."""
     return (prompt_tokens * price_in_per_m + output_tokens * price_out_per_m) / 1e6

@@ -37,8 +37,9 @@ import hashlib
 import math
 import os
 import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import onnxruntime as ort
@@ -111,19 +112,17 @@ class Encoder:
         # (measured: ~6x more decisions/s at 16 concurrent on a busy 2-core box; docs/performance.md).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(
-            str(self.model_path), opts, providers=["CPUExecutionProvider"]
-        )
+        self.session = ort.InferenceSession(str(self.model_path), opts, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self.session.get_inputs()}
         self.encoder_id = ENCODER_ID if self.model_path.name == DEFAULT_MODEL.name else self.model_path.stem
         self.encoder_hash = file_sha256(self.model_path)
         self.cls_id = self.tokenizer.token_to_id("[CLS]")
         self.sep_id = self.tokenizer.token_to_id("[SEP]")
 
-    _default: "Encoder | None" = None
+    _default: Encoder | None = None
 
     @classmethod
-    def default(cls) -> "Encoder":
+    def default(cls) -> Encoder:
         """A process-wide shared encoder on the vendored assets."""
         if cls._default is None:
             cls._default = cls()
@@ -272,10 +271,6 @@ def select_text(messages: list[dict], mode: SelectMode | str = "last_user") -> s
     if mode == "all_user":
         return "\n".join(users)
     if mode == "system_last_user":
-        system = [
-            _content_text(m.get("content"))
-            for m in messages
-            if m.get("role") in ("system", "developer")
-        ]
+        system = [_content_text(m.get("content")) for m in messages if m.get("role") in ("system", "developer")]
         return "\n".join([*system, users[-1] if users else ""]).strip()
     raise ValueError(f"unknown select_text mode {mode!r}")

@@ -15,7 +15,6 @@ import math
 import random
 import statistics
 import time
-from typing import List
 
 import typer
 
@@ -28,14 +27,18 @@ def _bucket(enc: Encoder, texts: list[str], lo: int, hi: int, n: int = 40) -> li
     return out[:n]
 
 
-def main(threads: List[int] = typer.Option([1, 2], "--threads")) -> None:
+def main(threads: list[int] = typer.Option([1, 2], "--threads")) -> None:
     mmlu = load_table(default_paths("routellm"), "routellm").prompts[::50]
     rb = load_table(default_paths("routerbench"), "routerbench").prompts[::10]
     lr = load_table(default_paths("llmrouter"), "llmrouter").prompts[::20]
     for th in threads:
         enc = Encoder(threads=th)
         enc.embed(mmlu[:4])
-        for name, (lo, hi) in {"short <48 tok": (0, 48), "medium 48-160": (48, 160), "long >=254": (254, 10**9)}.items():
+        for name, (lo, hi) in {
+            "short <48 tok": (0, 48),
+            "medium 48-160": (48, 160),
+            "long >=254": (254, 10**9),
+        }.items():
             texts = _bucket(enc, mmlu + rb, lo, hi)
             lat = []
             for t in texts:
@@ -48,7 +51,11 @@ def main(threads: List[int] = typer.Option([1, 2], "--threads")) -> None:
         for label, pool in (("mixed", mmlu + rb + lr), ("short chat", chat)):
             rng = random.Random(0)
             for n in (8, 32):
-                ways = {"per row": (1, math.inf, math.inf), "one call": (n, math.inf, math.inf), "default": (n, 0.25, 512)}
+                ways = {
+                    "per row": (1, math.inf, math.inf),
+                    "one call": (n, math.inf, math.inf),
+                    "default": (n, 0.25, 512),
+                }
                 per: dict[str, list[float]] = {k: [] for k in ways}
                 for _ in range(8):
                     batch = rng.sample(pool, n)
@@ -66,7 +73,7 @@ def main(threads: List[int] = typer.Option([1, 2], "--threads")) -> None:
         from .batching import AsyncEmbedder
 
         async def burst() -> float:
-            emb = AsyncEmbedder(enc, max_batch=32, max_wait_ms=1.0, cache_size=0)
+            emb = AsyncEmbedder(enc, max_batch=32, max_wait_ms=1.0, cache_size=0)  # noqa: B023 (awaited in this iteration)
             texts = [f"{t} #{i}" for i, t in enumerate(mmlu[:64])]
             t0 = time.perf_counter()
             await asyncio.gather(*(emb.embed_one(t) for t in texts))

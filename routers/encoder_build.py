@@ -189,7 +189,10 @@ def ensure(out: Path = DEFAULT_OUT) -> Path:
     digest = file_sha256(out)
     if digest != EXPECTED_SHA256:
         logging.getLogger("shunter").warning(
-            "encoder graph %s has sha256 %s, expected %s: routers were trained on the pinned build", out, digest, EXPECTED_SHA256
+            "encoder graph %s has sha256 %s, expected %s: routers were trained on the pinned build",
+            out,
+            digest,
+            EXPECTED_SHA256,
         )
     return out
 

@@ -16,7 +16,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 import numpy as np
 import typer
@@ -33,7 +33,9 @@ NOTES_MARK = "## Notes"
 PAIR_SPLITS = ("row", "group")
 
 
-def _run(kind: str, table, seed: int, tmp: Path, split: str = "group", fold: tuple[int, int] | None = None) -> dict[str, Any]:
+def _run(
+    kind: str, table, seed: int, tmp: Path, split: str = "group", fold: tuple[int, int] | None = None
+) -> dict[str, Any]:
     from .base import load_router
     from .train import table_embeddings, train_router
 
@@ -93,7 +95,7 @@ def subject_oracle(table, test_idx: np.ndarray) -> dict[str, float]:
 def main(
     folds: int = typer.Option(5, "--folds", help="MMLU: k-fold cross-validation over rows and over subjects"),
     out: Path = typer.Option(Path("docs/eval.md"), "--out"),
-    json_out: Optional[Path] = typer.Option(None, "--json-out", help="also write the raw results"),
+    json_out: Path | None = typer.Option(None, "--json-out", help="also write the raw results"),
 ) -> None:
     from rich.console import Console
 
@@ -126,7 +128,7 @@ def main(
     con.print(f"wrote {out}")
 
 
-def render_markdown(results: dict[str, Any], folds: List[int]) -> str:
+def render_markdown(results: dict[str, Any], folds: list[int]) -> str:
     lines = [
         "# Router evaluation",
         "",
@@ -158,7 +160,7 @@ def render_markdown(results: dict[str, Any], folds: List[int]) -> str:
         "## RouterBench, 11 models: AIQ (held-out 20% of sample_ids, seed 0)",
         "",
         "AIQ: area under the non-decreasing convex hull of (mean cost, mean quality) points swept",
-        "over `Objective(\"cost_weight\", lambda)`, divided by the single models' cost range.",
+        'over `Objective("cost_weight", lambda)`, divided by the single models\' cost range.',
         "Pair-only families (cascade) route between GPT-4 and the cheapest model only.",
         "",
         "| router | AIQ | models |",
@@ -176,7 +178,9 @@ def render_markdown(results: dict[str, Any], folds: List[int]) -> str:
     if base:
         lines.append(f"| *zero router (hull of single models)* | {base['zero']['aiq']:.4f} | 11 |")
         lines.append(f"| *random* | {base['random']['aiq']:.4f} | 11 |")
-        lines.append(f"| *oracle* | {base['oracle']['aiq']:.4f} (cost ${base['oracle']['cost']:.6f}, quality {base['oracle']['quality']:.3f}) | 11 |")
+        lines.append(
+            f"| *oracle* | {base['oracle']['aiq']:.4f} (cost ${base['oracle']['cost']:.6f}, quality {base['oracle']['quality']:.3f}) | 11 |"
+        )
         lines += ["", "| single model | mean cost $ | quality | AIQ |", "|---|---|---|---|"]
         for m, v in base["single"].items():
             lines.append(f"| {m} | {v['cost']:.6f} | {v['quality']:.3f} | {v['aiq']:.4f} |")
@@ -201,19 +205,28 @@ def _transfer_table(tr: dict[str, Any]) -> list[str]:
         ap = [per[t]["apgr"] for t in tasks]
         lines.append(f"| {kind} | " + " | ".join(f"{a:.3f}" for a in ap) + f" | **{np.mean(ap):.3f}** |")
     any_kind = next(iter(tr.values()))
-    lines += ["", "Rows and single-model accuracy (strong / weak) per task: " + "; ".join(
-        f"{t} {any_kind[t]['rows']} rows, {any_kind[t]['q_strong']:.3f} / {any_kind[t]['q_weak']:.3f}" for t in tasks) + "."]
+    lines += [
+        "",
+        "Rows and single-model accuracy (strong / weak) per task: "
+        + "; ".join(
+            f"{t} {any_kind[t]['rows']} rows, {any_kind[t]['q_strong']:.3f} / {any_kind[t]['q_weak']:.3f}"
+            for t in tasks
+        )
+        + ".",
+    ]
     return lines
 
 
-def _pair_table(pair: dict[str, Any], folds: List[int], subject_bound: dict | None = None) -> list[str]:
+def _pair_table(pair: dict[str, Any], folds: list[int], subject_bound: dict | None = None) -> list[str]:
     head = "| router | " + " | ".join(f"APGR f{f + 1}" for f in folds) + " | **APGR mean** | CPT(50%) | CPT(80%) |"
     lines = [head, "|" + "---|" * (len(folds) + 4)]
 
     def row(name: str, reps: list[dict[str, Any]]) -> str:
         ap = [r["apgr"] for r in reps]
         c50, c80 = np.mean([r["cpt50"] for r in reps]), np.mean([r["cpt80"] for r in reps])
-        return f"| {name} | " + " | ".join(f"{a:.3f}" for a in ap) + f" | **{np.mean(ap):.3f}** | {c50:.1%} | {c80:.1%} |"
+        return (
+            f"| {name} | " + " | ".join(f"{a:.3f}" for a in ap) + f" | **{np.mean(ap):.3f}** | {c50:.1%} | {c80:.1%} |"
+        )
 
     for kind, by_fold in pair.items():
         lines.append(row(kind, [by_fold[f]["pair"] for f in folds]))
@@ -221,12 +234,19 @@ def _pair_table(pair: dict[str, Any], folds: List[int], subject_bound: dict | No
     lines.append("| *random (baseline)* | " + " | ".join("0.500" for _ in folds) + " | 0.500 | 50.0% | 80.0% |")
     lines.append(row("*oracle*", [any_kind[f]["pair_baselines"]["oracle"] for f in folds]))
     if subject_bound:
-        lines.append(row("*subject bound* (held-out subject's true mean gap; reads the test labels)", [subject_bound[f] for f in folds]))
+        lines.append(
+            row(
+                "*subject bound* (held-out subject's true mean gap; reads the test labels)",
+                [subject_bound[f] for f in folds],
+            )
+        )
     lines.append("")
     strong = np.mean([any_kind[f]["pair_baselines"]["strong_only"]["quality"] for f in folds])
     weak = np.mean([any_kind[f]["pair_baselines"]["weak_only"]["quality"] for f in folds])
-    lines.append(f"Single models on the held-out rows (mean over folds): strong {strong:.3f}, weak {weak:.3f} accuracy. "
-                 "CPT columns are means over the folds.")
+    lines.append(
+        f"Single models on the held-out rows (mean over folds): strong {strong:.3f}, weak {weak:.3f} accuracy. "
+        "CPT columns are means over the folds."
+    )
     return lines
 
 

@@ -19,7 +19,8 @@ uses, so offline numbers describe live behaviour.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -173,7 +174,9 @@ def many_baselines(table: RoutingTable, exp_cost: np.ndarray, seed: int = 0) -> 
     cheapest = pts[np.argmin(pts[:, 0])][None, :]
     return {
         "cost_range": [c_min, c_max],
-        "single": {m: {**v, "aiq": aiq(np.array([[v["cost"], v["quality"]]]), c_min, c_max)} for m, v in single.items()},
+        "single": {
+            m: {**v, "aiq": aiq(np.array([[v["cost"], v["quality"]]]), c_min, c_max)} for m, v in single.items()
+        },
         "zero": {"aiq": aiq(pts, c_min, c_max)},
         "random": {"aiq": aiq(rand_pts[:, 1:], c_min, c_max), "points": rand_pts[:, 1:].tolist()},
         "oracle": {

@@ -66,9 +66,7 @@ def prices_of(table: RoutingTable) -> dict[str, dict[str, float]]:
     return out
 
 
-def base_meta(
-    kind: str, table: RoutingTable, encoder: Encoder | None = None, **extra: Any
-) -> dict[str, Any]:
+def base_meta(kind: str, table: RoutingTable, encoder: Encoder | None = None, **extra: Any) -> dict[str, Any]:
     enc = encoder or Encoder.default()
     pair = pair_of(table)
     meta: dict[str, Any] = {

@@ -8,7 +8,7 @@ and that :func:`predict_heads` evaluates (the training-time reference for parity
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -115,17 +115,26 @@ def train(
         g.op("ReduceMean", [nb], "quality", axes=[1], keepdims=0)
     else:
         local = g.op("ReduceMean", [nb], axes=[1], keepdims=0)
-        (w, b), = layers
+        ((w, b),) = layers
         head = g.op("Sigmoid", [g.dense(g.input_name, w, b)])
         g.op(
             "Add",
-            [g.op("Mul", [local, g.const(np.array(1 - prior_weight, np.float32))]),
-             g.op("Mul", [head, g.const(np.array(prior_weight, np.float32))])],
+            [
+                g.op("Mul", [local, g.const(np.array(1 - prior_weight, np.float32))]),
+                g.op("Mul", [head, g.const(np.array(prior_weight, np.float32))]),
+            ],
             "quality",
         )
     g.save(Path(out) / "router.onnx", {"quality": ["N", q.shape[1]]}, doc="shunter knn router")
     meta = base_meta(
-        "knn", table, k=k, rows=int(len(x)), dims=dims, prior_weight=prior_weight, prior=prior, fit=head_info,
+        "knn",
+        table,
+        k=k,
+        rows=int(len(x)),
+        dims=dims,
+        prior_weight=prior_weight,
+        prior=prior,
+        fit=head_info,
         onnx_outputs=["quality"],
     )
 

@@ -5,8 +5,9 @@ Every graph takes ``embedding`` (float32 [N, dim]) and returns named float32 out
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -51,13 +52,9 @@ class GraphBuilder:
         """``outputs``: name -> shape; the graph must have produced tensors with these names."""
         import onnx
 
-        outs = [
-            self._h.make_tensor_value_info(n, self._tp.FLOAT, list(shape)) for n, shape in outputs.items()
-        ]
+        outs = [self._h.make_tensor_value_info(n, self._tp.FLOAT, list(shape)) for n, shape in outputs.items()]
         graph = self._h.make_graph(self.nodes, "shunter_router", [self.input], outs, self.inits)
-        model = self._h.make_model(
-            graph, opset_imports=[self._h.make_opsetid("", OPSET)], producer_name="shunter"
-        )
+        model = self._h.make_model(graph, opset_imports=[self._h.make_opsetid("", OPSET)], producer_name="shunter")
         model.ir_version = 8
         model.doc_string = doc
         onnx.checker.check_model(model)

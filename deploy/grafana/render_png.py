@@ -35,7 +35,13 @@ PANELS = [
 
 
 def _expand(expr: str, step: int) -> str:
-    for k, v in (("$__rate_interval", f"{max(4 * step, 15)}s"), ("$__range", "5m"), ("$__interval", f"{step}s"), ("$policy", ".*"), ("$upstream", ".*")):
+    for k, v in (
+        ("$__rate_interval", f"{max(4 * step, 15)}s"),
+        ("$__range", "5m"),
+        ("$__interval", f"{step}s"),
+        ("$policy", ".*"),
+        ("$upstream", ".*"),
+    ):
         expr = expr.replace(k, v)
     return expr
 
@@ -70,13 +76,22 @@ def render(prom_url: str, out: Path, seconds: int = 300, step: int = 2) -> Path:
             s.set_color("#2c3235")
         ax.grid(color="#2c3235", linewidth=0.5)
         for t in p["targets"]:
-            r = httpx.get(f"{prom_url}/api/v1/query_range", params={"query": _expand(t["expr"], step), "start": start, "end": end, "step": step}, timeout=20).json()
+            r = httpx.get(
+                f"{prom_url}/api/v1/query_range",
+                params={"query": _expand(t["expr"], step), "start": start, "end": end, "step": step},
+                timeout=20,
+            ).json()
             for series in r.get("data", {}).get("result", [])[:6]:
                 xs = [float(v[0]) - end for v in series["values"]]
                 ys = [float(v[1]) for v in series["values"]]
                 pts = [(x, y) for x, y in zip(xs, ys) if math.isfinite(y)]
                 if pts:
-                    ax.plot([x for x, _ in pts], [y for _, y in pts], linewidth=1.3, label=_legend(t.get("legendFormat", ""), series["metric"])[:28])
+                    ax.plot(
+                        [x for x, _ in pts],
+                        [y for _, y in pts],
+                        linewidth=1.3,
+                        label=_legend(t.get("legendFormat", ""), series["metric"])[:28],
+                    )
         unit = p["fieldConfig"]["defaults"].get("unit", "")
         ax.set_xlabel(f"seconds (unit: {unit})", color="#8e8e8e", fontsize=7)
         if ax.get_legend_handles_labels()[0]:

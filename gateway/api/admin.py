@@ -23,7 +23,9 @@ def admin_key(request: Request) -> str | None:
 async def require_admin(request: Request) -> None:
     expected = admin_key(request)
     if not expected:
-        raise APIError(403, "Admin endpoints are disabled: set SHUNTER_ADMIN_KEY (or server.admin_key).", code="admin_disabled")
+        raise APIError(
+            403, "Admin endpoints are disabled: set SHUNTER_ADMIN_KEY (or server.admin_key).", code="admin_disabled"
+        )
     auth = request.headers.get("authorization", "")
     given = auth[7:] if auth.lower().startswith("bearer ") else request.headers.get("x-admin-key", "")
     if not hmac.compare_digest(given.encode(), expected.encode()):

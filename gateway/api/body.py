@@ -19,7 +19,9 @@ async def read_json(request: Request, max_bytes: int) -> dict:
         raise APIError(415, f"Content-Type must be application/json, got '{ctype}'.", code="unsupported_media_type")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise APIError(413, f"Request body of {declared} bytes exceeds the limit of {max_bytes} bytes.", code="request_too_large")
+        raise APIError(
+            413, f"Request body of {declared} bytes exceeds the limit of {max_bytes} bytes.", code="request_too_large"
+        )
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -46,5 +48,9 @@ def validate(model: type[M], data: dict) -> M:
         err = exc.errors()[0]
         param = _loc(tuple(err["loc"]))
         if err["type"] == "missing":
-            raise APIError(400, f"Missing required parameter: '{param}'.", code="missing_required_parameter", param=param) from None
-        raise APIError(400, f"Invalid value for '{param}': {err['msg']}.", code="invalid_value", param=param or None) from None
+            raise APIError(
+                400, f"Missing required parameter: '{param}'.", code="missing_required_parameter", param=param
+            ) from None
+        raise APIError(
+            400, f"Invalid value for '{param}': {err['msg']}.", code="invalid_value", param=param or None
+        ) from None

@@ -13,10 +13,21 @@ _ERRORS = {s: {"model": ErrorResponse} for s in (400, 401, 404, 413, 415, 429, 5
 
 
 def _body(model) -> dict:
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema(ref_template="#/components/schemas/{model}")}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": model.model_json_schema(ref_template="#/components/schemas/{model}")}
+            },
+        }
+    }
 
 
-@router.post("/v1/chat/completions", responses={200: {"model": ChatCompletion}, **_ERRORS}, openapi_extra=_body(ChatCompletionRequest))
+@router.post(
+    "/v1/chat/completions",
+    responses={200: {"model": ChatCompletion}, **_ERRORS},
+    openapi_extra=_body(ChatCompletionRequest),
+)
 async def chat_completions(request: Request) -> Response:
     return await handle(request, "chat")
 

@@ -37,7 +37,12 @@ def feedback_score(req: FeedbackRequest) -> float:
         return float(req.score)
     if req.thumbs is not None:
         return 1.0 if req.thumbs == "up" else 0.0
-    raise APIError(400, "Missing required parameter: 'score' (0..1) or 'thumbs' ('up' or 'down').", code="missing_required_parameter", param="score")
+    raise APIError(
+        400,
+        "Missing required parameter: 'score' (0..1) or 'thumbs' ('up' or 'down').",
+        code="missing_required_parameter",
+        param="score",
+    )
 
 
 async def find_outcome(app, request_id: str):
@@ -61,8 +66,12 @@ async def post_feedback(request: Request) -> ORJSONResponse:
     score = feedback_score(req)
     outcome = await find_outcome(app, req.request_id)
     if outcome is None:
-        raise APIError(404, f"No request with id '{req.request_id}' was recorded.", code="request_not_found", param="request_id")
-    fb = Feedback(request_id=req.request_id, source=req.source, score=score, label=req.label, comment=req.comment, ts=time.time())
+        raise APIError(
+            404, f"No request with id '{req.request_id}' was recorded.", code="request_not_found", param="request_id"
+        )
+    fb = Feedback(
+        request_id=req.request_id, source=req.source, score=score, label=req.label, comment=req.comment, ts=time.time()
+    )
     created = await asyncio.to_thread(app.state.store.add_feedback, fb)
     metrics.FEEDBACK.labels(req.source if _KNOWN_SOURCES.match(req.source) else "other").inc()
     learned = await online.learn(rt, outcome, score) if created else False

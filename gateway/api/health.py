@@ -25,7 +25,10 @@ async def readyz(request: Request) -> ORJSONResponse:
         ok, why = c.available()
         upstreams[name] = "ok" if ok else why
     ready = any(v == "ok" for v in upstreams.values())
-    return ORJSONResponse({"status": "ready" if ready else "no upstream available", "upstreams": upstreams}, status_code=200 if ready else 503)
+    return ORJSONResponse(
+        {"status": "ready" if ready else "no upstream available", "upstreams": upstreams},
+        status_code=200 if ready else 503,
+    )
 
 
 @router.get("/metrics")

@@ -13,7 +13,11 @@ router = APIRouter()
 async def list_models(request: Request) -> ModelList:
     rt = request.app.state.runtime
     cards = [
-        ModelCard(id=f"router-{name}", kind="policy", description=p.cfg.description or f"routes among {', '.join(p.cfg.candidates)}")
+        ModelCard(
+            id=f"router-{name}",
+            kind="policy",
+            description=p.cfg.description or f"routes among {', '.join(p.cfg.candidates)}",
+        )
         for name, p in rt.policies.items()
     ]
     cards += [ModelCard(id=a, kind="policy", description=f"alias of router-{p}") for a, p in rt.aliases.items()]

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import orjson
 from fastapi import Request
-from fastapi.responses import ORJSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from gateway import cache as response_cache
 from gateway import cascade, metrics
@@ -76,7 +76,11 @@ def reference_model(rt: Runtime, d: Decision) -> str | None:
     if pol.reference_model:
         return pol.reference_model
     priced = [c for c in pol.candidates if rt.clients[c].cfg.output_price is not None]
-    return max(priced, key=lambda c: (rt.clients[c].cfg.output_price or 0, rt.clients[c].cfg.input_price or 0)) if priced else None
+    return (
+        max(priced, key=lambda c: (rt.clients[c].cfg.output_price or 0, rt.clients[c].cfg.input_price or 0))
+        if priced
+        else None
+    )
 
 
 async def handle(request: Request, kind: str) -> Response:
@@ -88,10 +92,19 @@ async def handle(request: Request, kind: str) -> Response:
     data = await read_json(request, rt.cfg.server.max_body_bytes)
     req: Any = validate(ChatCompletionRequest if kind == "chat" else CompletionRequest, data)
     if kind == "chat" and len(req.messages) > rt.cfg.server.max_messages:
-        raise APIError(400, f"Too many messages: {len(req.messages)} (limit {rt.cfg.server.max_messages}).", code="too_many_messages", param="messages")
-    headers = {k.lower(): v for k, v in request.headers.items() if k.lower() not in ("authorization", "cookie")}  # rules may match any header
+        raise APIError(
+            400,
+            f"Too many messages: {len(req.messages)} (limit {rt.cfg.server.max_messages}).",
+            code="too_many_messages",
+            param="messages",
+        )
+    headers = {
+        k.lower(): v for k, v in request.headers.items() if k.lower() not in ("authorization", "cookie")
+    }  # rules may match any header
     try:
-        target = resolve_model(rt, req.model, headers.get("x-shunter-policy") or (req.shunter.policy if req.shunter else None))
+        target = resolve_model(
+            rt, req.model, headers.get("x-shunter-policy") or (req.shunter.policy if req.shunter else None)
+        )
         await guard.admit(request, rt, target, req, request_id)  # key's policies/models, prompt size, tpm, budget
         mode = rt.policies[target.policy].cfg.embed if target.policy else "last_user"
         text = prompt_text(req, mode)
@@ -127,12 +140,20 @@ async def handle(request: Request, kind: str) -> Response:
         outcome.served, outcome.reason, outcome.latency_s = cached.model, "cache", time.perf_counter() - started
         _finish(app, rt, outcome, decision, None)
         usage_opt = getattr(req, "stream_options", None)
-        return cached.response(decision_headers(request_id, decision, cached.model), stream, bool(usage_opt and usage_opt.include_usage))
+        return cached.response(
+            decision_headers(request_id, decision, cached.model), stream, bool(usage_opt and usage_opt.include_usage)
+        )
     pr = rt.policies[decision.policy] if decision.policy else None
     if pr is not None and pr.checker is not None:  # FrugalGPT runtime cascade
         return await _cascade(app, rt, pr, decision, outcome, data, text, kind, req, started)
     try:
-        opened = await open_stream(clients, PATHS[kind], lambda c: reasoning.apply(upstream_body(data, c, stream), c, decision.reasoning_effort), stream, on_fallback)
+        opened = await open_stream(
+            clients,
+            PATHS[kind],
+            lambda c: reasoning.apply(upstream_body(data, c, stream), c, decision.reasoning_effort),
+            stream,
+            on_fallback,
+        )
     except APIError as exc:
         _failed(app, rt, outcome, decision, exc, started)
         raise
@@ -174,7 +195,9 @@ async def handle(request: Request, kind: str) -> Response:
             _usage(outcome, result.usage)
             _finish(app, rt, outcome, decision, result.usage)
 
-    return ClosingStreamingResponse(body(), media_type="text/event-stream", headers={**hdrs, "cache-control": "no-cache"})
+    return ClosingStreamingResponse(
+        body(), media_type="text/event-stream", headers={**hdrs, "cache-control": "no-cache"}
+    )
 
 
 def _failed(app, rt: Runtime, outcome: Outcome, d: Decision, exc: APIError, started: float) -> None:
@@ -185,7 +208,9 @@ def _failed(app, rt: Runtime, outcome: Outcome, d: Decision, exc: APIError, star
     exc.headers.update({"x-shunter-request-id": outcome.request_id, "x-shunter-policy": d.policy or ""})
 
 
-async def _cascade(app, rt: Runtime, pr, d: Decision, outcome: Outcome, data: dict, text: str, kind: str, req: Any, started: float) -> Response:
+async def _cascade(
+    app, rt: Runtime, pr, d: Decision, outcome: Outcome, data: dict, text: str, kind: str, req: Any, started: float
+) -> Response:
     """Answer with the cheapest model, escalate while the answer checker doubts it."""
     try:
         res = await cascade.run(rt, pr, d, PATHS[kind], data, text)
@@ -218,7 +243,9 @@ async def _cascade(app, rt: Runtime, pr, d: Decision, outcome: Outcome, data: di
     return Response(orjson.dumps(res.payload), media_type="application/json", headers=hdrs)
 
 
-async def _plain(app, rt: Runtime, opened: Opened, outcome: Outcome, d: Decision, hdrs: dict, started: float) -> Response:
+async def _plain(
+    app, rt: Runtime, opened: Opened, outcome: Outcome, d: Decision, hdrs: dict, started: float
+) -> Response:
     try:
         raw = await opened.response.aread()
     except Exception as exc:  # the upstream broke while sending its body
@@ -226,14 +253,24 @@ async def _plain(app, rt: Runtime, opened: Opened, outcome: Outcome, d: Decision
         outcome.status, outcome.error_type = 502, "body_read_failed"
         outcome.latency_s = time.perf_counter() - started
         _finish(app, rt, outcome, d, None)
-        raise APIError(502, f"Upstream failed while sending its response: {type(exc).__name__}.", code="upstream_failed", headers={"x-shunter-request-id": outcome.request_id}) from None
+        raise APIError(
+            502,
+            f"Upstream failed while sending its response: {type(exc).__name__}.",
+            code="upstream_failed",
+            headers={"x-shunter-request-id": outcome.request_id},
+        ) from None
     await opened.aclose()
     try:
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError:
         outcome.status, outcome.error_type = 502, "invalid_upstream_json"
         _finish(app, rt, outcome, d, None)
-        raise APIError(502, "Upstream returned a body that is not JSON.", code="upstream_bad_response", headers={"x-shunter-request-id": outcome.request_id}) from None
+        raise APIError(
+            502,
+            "Upstream returned a body that is not JSON.",
+            code="upstream_bad_response",
+            headers={"x-shunter-request-id": outcome.request_id},
+        ) from None
     if isinstance(payload, dict):
         payload["model"] = opened.client.name
         choices = payload.get("choices") or []
@@ -243,7 +280,9 @@ async def _plain(app, rt: Runtime, opened: Opened, outcome: Outcome, d: Decision
     outcome.latency_s = time.perf_counter() - started
     outcome.ttft_s = outcome.latency_s
     _finish(app, rt, outcome, d, payload.get("usage") if isinstance(payload, dict) else None)
-    return Response(orjson.dumps(payload), media_type="application/json", headers=hdrs)  # ORJSONResponse warns (deprecated) per call
+    return Response(
+        orjson.dumps(payload), media_type="application/json", headers=hdrs
+    )  # ORJSONResponse warns (deprecated) per call
 
 
 def _usage(outcome: Outcome, usage: dict | None) -> None:
@@ -253,7 +292,12 @@ def _usage(outcome: Outcome, usage: dict | None) -> None:
 
 
 def _finish(
-    app, rt: Runtime, outcome: Outcome, d: Decision, usage: dict | None, extra_usage: list[tuple[str, dict]] | None = None
+    app,
+    rt: Runtime,
+    outcome: Outcome,
+    d: Decision,
+    usage: dict | None,
+    extra_usage: list[tuple[str, dict]] | None = None,
 ) -> None:
     """Account for a finished request: metrics and the outcome record (off the hot path).
 

@@ -20,8 +20,8 @@ refused once it would exceed ``explore`` of the policy's decisions.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 

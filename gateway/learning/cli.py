@@ -4,28 +4,35 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-outcomes_app = typer.Typer(help="Recorded outcomes: copy the Redis stream into a trainer's SQLite file.", no_args_is_help=True)
+outcomes_app = typer.Typer(
+    help="Recorded outcomes: copy the Redis stream into a trainer's SQLite file.", no_args_is_help=True
+)
 
 
 def retrain(
     policy: str = typer.Option(..., "--policy", "-p", help="Policy whose router is retrained."),
-    config: Path = typer.Option(Path("config/default.yaml"), "--config", "-c", envvar="SHUNTER_CONFIG", help="Policy file (rewritten on publish)."),
+    config: Path = typer.Option(
+        Path("config/default.yaml"),
+        "--config",
+        "-c",
+        envvar="SHUNTER_CONFIG",
+        help="Policy file (rewritten on publish).",
+    ),
     since: str = typer.Option("7d", help="Outcomes newer than this (7d, 12h, 30m; 0 for all)."),
-    judge: Optional[Path] = typer.Option(None, help="LLM-judge scores, JSONL {request_id, score, source?}."),
+    judge: Path | None = typer.Option(None, help="LLM-judge scores, JSONL {request_id, score, source?}."),
     margin: float = typer.Option(0.01, help="Publish only when the candidate is better by this much."),
     holdout: float = typer.Option(0.2, help="Newest share of labelled requests held back for the gate."),
     metric: str = typer.Option("brier", help="Gate metric (lower is better): brier or log_loss."),
     out: Path = typer.Option(Path("var/routers"), help="Artifacts go to OUT/<policy>/<version>/."),
-    db: Optional[Path] = typer.Option(None, help="SQLite outcome store (default: server.outcomes_path)."),
-    candidate: Optional[Path] = typer.Option(None, help="Gate this existing artifact instead of training one."),
-    family: Optional[str] = typer.Option(None, help="Router family (default: the current artifact's)."),
+    db: Path | None = typer.Option(None, help="SQLite outcome store (default: server.outcomes_path)."),
+    candidate: Path | None = typer.Option(None, help="Gate this existing artifact instead of training one."),
+    family: str | None = typer.Option(None, help="Router family (default: the current artifact's)."),
     min_rows: int = typer.Option(50, help="Refuse with fewer labelled requests than this."),
     publish: bool = typer.Option(True, help="Rewrite the policy file's router path when the gate passes."),
-    reload_url: Optional[str] = typer.Option(None, help="Gateway URL to POST /admin/reload after publishing."),
+    reload_url: str | None = typer.Option(None, help="Gateway URL to POST /admin/reload after publishing."),
     seed: int = typer.Option(0),
 ) -> None:
     """Retrain a policy's router on its outcomes with feedback; publish only if it is better (exit 0), else exit 3."""
@@ -33,15 +40,32 @@ def retrain(
 
     from gateway.learning.retrain import Options, run
 
-    opts = Options(config=config, policy=policy, since=None if since in ("0", "all") else since, judge=judge, margin=margin,
-                   holdout=holdout, metric=metric, out=out, db=db, candidate=candidate, family=family, min_rows=min_rows,
-                   publish=publish, reload_url=reload_url, admin_key=os.environ.get("SHUNTER_ADMIN_KEY"), seed=seed)
+    opts = Options(
+        config=config,
+        policy=policy,
+        since=None if since in ("0", "all") else since,
+        judge=judge,
+        margin=margin,
+        holdout=holdout,
+        metric=metric,
+        out=out,
+        db=db,
+        candidate=candidate,
+        family=family,
+        min_rows=min_rows,
+        publish=publish,
+        reload_url=reload_url,
+        admin_key=os.environ.get("SHUNTER_ADMIN_KEY"),
+        seed=seed,
+    )
     try:
         report = run(opts, log=lambda s: typer.echo(s, err=True))
     except ValueError as exc:
         typer.echo(f"retrain: {exc}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(json.dumps({k: report[k] for k in ("decision", "reason", "report_file", "metrics") if k in report}, indent=2))
+    typer.echo(
+        json.dumps({k: report[k] for k in ("decision", "reason", "report_file", "metrics") if k in report}, indent=2)
+    )
     raise typer.Exit(0 if report["decision"] == "published" else 3)
 
 
@@ -50,7 +74,7 @@ def pull(
     redis_url: str = typer.Option(..., "--redis", envvar="SHUNTER_REDIS_URL", help="redis://host:port/db"),
     db: Path = typer.Option(Path("var/outcomes.sqlite"), help="Trainer's SQLite file."),
     group: str = typer.Option("trainer", help="Consumer group."),
-    consumer: Optional[str] = typer.Option(None, help="Consumer name (default host-pid)."),
+    consumer: str | None = typer.Option(None, help="Consumer name (default host-pid)."),
 ) -> None:
     """Copy unread outcomes and feedback from the Redis streams into SQLite (acknowledged after writing)."""
     from gateway.outcomes.redis_stream import StreamReader

@@ -35,9 +35,17 @@ class FeedbackSet:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def take(self, idx: np.ndarray) -> "FeedbackSet":
-        return FeedbackSet([self.ids[i] for i in idx], self.ts[idx], self.emb[idx], self.models, self.served[idx],
-                           self.score[idx], self.cost[idx], self.skipped)
+    def take(self, idx: np.ndarray) -> FeedbackSet:
+        return FeedbackSet(
+            [self.ids[i] for i in idx],
+            self.ts[idx],
+            self.emb[idx],
+            self.models,
+            self.served[idx],
+            self.score[idx],
+            self.cost[idx],
+            self.skipped,
+        )
 
     def observed(self) -> np.ndarray:
         """(n, m) quality with only the served cells set (NaN elsewhere)."""
@@ -55,8 +63,16 @@ def read_judge(path: str | Path) -> list[Feedback]:
     for line in Path(path).read_text().splitlines():
         if line.strip():
             row = json.loads(line)
-            out.append(Feedback(request_id=row["request_id"], source=row.get("source", "judge"), score=float(row["score"]),
-                                label=row.get("label"), comment=row.get("comment"), ts=float(row.get("ts", 0.0))))
+            out.append(
+                Feedback(
+                    request_id=row["request_id"],
+                    source=row.get("source", "judge"),
+                    score=float(row["score"]),
+                    label=row.get("label"),
+                    comment=row.get("comment"),
+                    ts=float(row.get("ts", 0.0)),
+                )
+            )
     return out
 
 
@@ -83,8 +99,16 @@ def build(rows: list[Labelled], models: list[str], model_map: dict[str, str]) ->
     dim = emb[0].shape[0] if emb else 384
     e = np.asarray(emb, np.float32).reshape(len(emb), dim)
     e /= np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-9)
-    return FeedbackSet(ids, np.asarray(ts, float), e, list(models), np.asarray(served, int), np.asarray(score, float),
-                       np.asarray(cost, float), skipped)
+    return FeedbackSet(
+        ids,
+        np.asarray(ts, float),
+        e,
+        list(models),
+        np.asarray(served, int),
+        np.asarray(score, float),
+        np.asarray(cost, float),
+        skipped,
+    )
 
 
 def time_split(fs: FeedbackSet, holdout: float) -> tuple[np.ndarray, np.ndarray]:
@@ -111,6 +135,14 @@ def to_table(fs: FeedbackSet, quality: np.ndarray, source: str) -> Any:
     cost[np.arange(len(fs)), fs.served] = fs.cost
     h = hashlib.sha256(("\n".join(fs.ids)).encode()).hexdigest()
     return RoutingTable(
-        prompts=[""] * len(fs), models=list(fs.models), quality=quality, cost=cost, ids=list(fs.ids),
-        groups=list(fs.ids), fmt="outcomes", data_hash=h, embeddings=fs.emb, extra={"source": source},
+        prompts=[""] * len(fs),
+        models=list(fs.models),
+        quality=quality,
+        cost=cost,
+        ids=list(fs.ids),
+        groups=list(fs.ids),
+        fmt="outcomes",
+        data_hash=h,
+        embeddings=fs.emb,
+        extra={"source": source},
     )

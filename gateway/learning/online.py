@@ -99,8 +99,14 @@ async def arms(policy: str, fresh: bool = False) -> dict:
 
 
 async def rank(
-    rt: Any, pr: Any, ordered: list[str], scores: dict[str, float], costs: dict[str, float], emb: np.ndarray | None,
-    reason: str, detail: str,
+    rt: Any,
+    pr: Any,
+    ordered: list[str],
+    scores: dict[str, float],
+    costs: dict[str, float],
+    emb: np.ndarray | None,
+    reason: str,
+    detail: str,
 ) -> tuple[list[str], str, str]:
     """Re-rank the live candidates with the bandit; returns (ranking, reason, detail)."""
     if _state is None or len(ordered) < 1:
@@ -112,8 +118,17 @@ async def rank(
     explored_so_far = float((await _state.hgetall(meta)).get("explored", 0) or 0)
     may = explored_so_far + 1 <= cfg.explore * decisions
     p = bandit.pick(
-        ordered, scores, await arms(pr.name), cluster, costs, objective_for(pr),
-        mode=cfg.mode, explore=cfg.explore, may_explore=may, k=cfg.prior_strength, rng=_rng,
+        ordered,
+        scores,
+        await arms(pr.name),
+        cluster,
+        costs,
+        objective_for(pr),
+        mode=cfg.mode,
+        explore=cfg.explore,
+        may_explore=may,
+        k=cfg.prior_strength,
+        rng=_rng,
     )
     ranking = p.ranking
     if p.explored:
@@ -159,20 +174,28 @@ async def snapshot(rt: Any, name: str) -> dict:
     for (c, m), a in sorted(raw.items()):
         mean_q = a.q / a.n if a.n else None
         mean_c = a.c / a.n if a.n else None
-        rows.append({
-            "cluster": c, "model": m, "n": a.n, "mean_score": mean_q,
-            "mean_router_prediction": a.p / a.n if a.n else None, "mean_cost_usd": mean_c,
-            "reward": None if mean_q is None else mean_q - w * (mean_c or 0.0) / top,
-        })
-    out.update({
-        "clusters": _n_clusters(rt, pr),
-        "decisions": decisions,
-        "explored": explored,
-        "explored_share": explored / decisions if decisions else 0.0,
-        "feedback": sum(a.n for a in raw.values()),
-        "arms": rows,
-        "backend": type(_state).__name__,
-    })
+        rows.append(
+            {
+                "cluster": c,
+                "model": m,
+                "n": a.n,
+                "mean_score": mean_q,
+                "mean_router_prediction": a.p / a.n if a.n else None,
+                "mean_cost_usd": mean_c,
+                "reward": None if mean_q is None else mean_q - w * (mean_c or 0.0) / top,
+            }
+        )
+    out.update(
+        {
+            "clusters": _n_clusters(rt, pr),
+            "decisions": decisions,
+            "explored": explored,
+            "explored_share": explored / decisions if decisions else 0.0,
+            "feedback": sum(a.n for a in raw.values()),
+            "arms": rows,
+            "backend": type(_state).__name__,
+        }
+    )
     return out
 
 

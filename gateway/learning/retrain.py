@@ -123,7 +123,9 @@ def _fit(family: str, fs: dataset.FeedbackSet, current: Any, out: Path, seed: in
     return meta
 
 
-def select_opts(family: str, fs: dataset.FeedbackSet, current: Any, work: Path, seed: int, base: dict) -> tuple[dict, list]:
+def select_opts(
+    family: str, fs: dataset.FeedbackSet, current: Any, work: Path, seed: int, base: dict
+) -> tuple[dict, list]:
     """The search entry with the lowest Brier on the newest 20% of the training rows."""
     from routers.base import load_router
 
@@ -176,13 +178,17 @@ def run(opts: Options, log=print) -> dict[str, Any]:
         return _finish(report, out_dir, False, f"only {len(fs)} labelled requests (need {opts.min_rows})", opts, log)
     tr, te = dataset.time_split(fs, opts.holdout)
     train_fs, test_fs = fs.take(tr), fs.take(te)
-    report["data"].update({
-        "train_rows": len(train_fs), "holdout_rows": len(test_fs),
-        "train_time": [float(train_fs.ts.min()), float(train_fs.ts.max())],
-        "holdout_time": [float(test_fs.ts.min()), float(test_fs.ts.max())],
-        "served_train": train_fs.served_counts(), "served_holdout": test_fs.served_counts(),
-        "mean_feedback_train": float(train_fs.score.mean()),
-    })
+    report["data"].update(
+        {
+            "train_rows": len(train_fs),
+            "holdout_rows": len(test_fs),
+            "train_time": [float(train_fs.ts.min()), float(train_fs.ts.max())],
+            "holdout_time": [float(test_fs.ts.min()), float(test_fs.ts.max())],
+            "served_train": train_fs.served_counts(),
+            "served_holdout": test_fs.served_counts(),
+            "mean_feedback_train": float(train_fs.score.mean()),
+        }
+    )
     if opts.candidate is None:
         import shutil
         import tempfile
@@ -199,8 +205,12 @@ def run(opts: Options, log=print) -> dict[str, Any]:
     else:
         candidate_path = opts.candidate
     candidate = load_router(candidate_path)
-    m_cur = gate.prediction_metrics(gate.served_predictions(current, test_fs.emb, fs.models, test_fs.served), test_fs.score)
-    m_new = gate.prediction_metrics(gate.served_predictions(candidate, test_fs.emb, fs.models, test_fs.served), test_fs.score)
+    m_cur = gate.prediction_metrics(
+        gate.served_predictions(current, test_fs.emb, fs.models, test_fs.served), test_fs.score
+    )
+    m_new = gate.prediction_metrics(
+        gate.served_predictions(candidate, test_fs.emb, fs.models, test_fs.served), test_fs.score
+    )
     report["metrics"] = {"current": m_cur, "candidate": m_new}
     ok, why = gate.decide(m_cur, m_new, opts.margin, opts.metric)
     if ok and opts.publish:

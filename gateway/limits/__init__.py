@@ -54,4 +54,6 @@ def startup(app: Any) -> None:
     if not cfg.server.auth:
         log.warning(HOW_TO)
     elif not app.state.limits.keys.list():
-        log.warning("auth is on and no API key exists yet: create one with 'shunter keys create --config <file> --rpm 60 --budget 20'")
+        log.warning(
+            "auth is on and no API key exists yet: create one with 'shunter keys create --config <file> --rpm 60 --budget 20'"
+        )

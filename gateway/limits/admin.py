@@ -24,7 +24,9 @@ async def create_key(spec: KeySpec, request: Request) -> ORJSONResponse:
     if unknown:
         raise APIError(400, f"Unknown policies or models: {', '.join(unknown)}.", code="invalid_value")
     rec, key = await request.app.state.limits.create(spec)
-    return ORJSONResponse({**_public(rec), "key": key, "note": "Store this key now: it is not shown again."}, status_code=201)
+    return ORJSONResponse(
+        {**_public(rec), "key": key, "note": "Store this key now: it is not shown again."}, status_code=201
+    )
 
 
 @router.get("/keys")

@@ -13,7 +13,6 @@ import time
 from gateway.limits.keys import KeySpec
 from gateway.state import SharedState
 
-
 _cache: dict[tuple[str, int], tuple[str, float | None, str]] = {}
 
 

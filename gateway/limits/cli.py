@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 keys_app = typer.Typer(help="Virtual API keys: create (shown once), list, revoke.", no_args_is_help=True)
 
-_CONFIG = typer.Option(Path("config/default.yaml"), "--config", "-c", envvar="SHUNTER_CONFIG", help="Policy file (its server.outcomes_path holds the keys).")
+_CONFIG = typer.Option(
+    Path("config/default.yaml"),
+    "--config",
+    "-c",
+    envvar="SHUNTER_CONFIG",
+    help="Policy file (its server.outcomes_path holds the keys).",
+)
 _DB = typer.Option(None, "--db", help="SQLite file to use instead of the policy file's server.outcomes_path.")
 
 
-def _csv(v: Optional[str]) -> list[str] | None:
+def _csv(v: str | None) -> list[str] | None:
     return [p.strip() for p in v.split(",") if p.strip()] if v is not None else None
 
 
@@ -28,7 +33,7 @@ def _redis_url(cfg) -> str | None:
     return os.environ.get(m.group(1)) if m else ref
 
 
-def _store(config: Path, db: Optional[Path]):
+def _store(config: Path, db: Path | None):
     from gateway.limits.keys import KeyStore
     from gateway.policy.loader import ConfigError, load_config
 
@@ -42,15 +47,15 @@ def _store(config: Path, db: Optional[Path]):
 
 @keys_app.command("create")
 def create(
-    budget: Optional[float] = typer.Option(None, help="USD budget per period."),
+    budget: float | None = typer.Option(None, help="USD budget per period."),
     period: str = typer.Option("month", help="Budget period: day, month or total."),
-    rpm: Optional[int] = typer.Option(None, help="Requests per minute."),
-    tpm: Optional[int] = typer.Option(None, help="Tokens (prompt + completion) per minute."),
-    policies: Optional[str] = typer.Option(None, help="Comma-separated policies the key may use (default: all)."),
-    models: Optional[str] = typer.Option(None, help="Comma-separated upstream models the key may call directly."),
-    name: Optional[str] = typer.Option(None, help="A label for the key."),
+    rpm: int | None = typer.Option(None, help="Requests per minute."),
+    tpm: int | None = typer.Option(None, help="Tokens (prompt + completion) per minute."),
+    policies: str | None = typer.Option(None, help="Comma-separated policies the key may use (default: all)."),
+    models: str | None = typer.Option(None, help="Comma-separated upstream models the key may call directly."),
+    name: str | None = typer.Option(None, help="A label for the key."),
     config: Path = _CONFIG,
-    db: Optional[Path] = _DB,
+    db: Path | None = _DB,
 ) -> None:
     """Create a key and print it once; only its SHA-256 hash is stored."""
     from pydantic import ValidationError
@@ -59,11 +64,21 @@ def create(
 
     cfg, store = _store(config, db)
     try:
-        spec = KeySpec(name=name, policies=_csv(policies), models=_csv(models), budget_usd=budget, budget_period=period, rpm=rpm, tpm=tpm)  # type: ignore[arg-type]
+        spec = KeySpec(
+            name=name,
+            policies=_csv(policies),
+            models=_csv(models),
+            budget_usd=budget,
+            budget_period=period,
+            rpm=rpm,
+            tpm=tpm,
+        )  # type: ignore[arg-type]
     except ValidationError as exc:
         typer.echo(f"invalid key settings: {exc}", err=True)
         raise typer.Exit(2) from None
-    unknown = [p for p in spec.policies or [] if p not in cfg.policies] + [m for m in spec.models or [] if m not in cfg.upstreams]
+    unknown = [p for p in spec.policies or [] if p not in cfg.policies] + [
+        m for m in spec.models or [] if m not in cfg.upstreams
+    ]
     if unknown:
         typer.echo(f"unknown policies or models in {config}: {', '.join(unknown)}", err=True)
         raise typer.Exit(2)
@@ -80,7 +95,7 @@ def create(
 
 
 @keys_app.command("list")
-def list_(config: Path = _CONFIG, db: Optional[Path] = _DB) -> None:
+def list_(config: Path = _CONFIG, db: Path | None = _DB) -> None:
     """List keys (ids and limits; never the keys themselves)."""
     _, store = _store(config, db)
     for rec in store.list():
@@ -88,7 +103,7 @@ def list_(config: Path = _CONFIG, db: Optional[Path] = _DB) -> None:
 
 
 @keys_app.command("revoke")
-def revoke(key_id: str, config: Path = _CONFIG, db: Optional[Path] = _DB) -> None:
+def revoke(key_id: str, config: Path = _CONFIG, db: Path | None = _DB) -> None:
     """Revoke a key by id; running gateways refuse it within a few seconds."""
     cfg, store = _store(config, db)
     done = store.revoke(key_id)

@@ -56,7 +56,13 @@ class DeadlineMiddleware:
             if started["sse"] and not started["done"]:
                 try:  # the client may be the reason we are here: don't wait on it for long
                     async with timeout(1.0):
-                        await send({"type": "http.response.body", "body": error_event(msg, code="request_timeout"), "more_body": False})
+                        await send(
+                            {
+                                "type": "http.response.body",
+                                "body": error_event(msg, code="request_timeout"),
+                                "more_body": False,
+                            }
+                        )
                 except (asyncio.TimeoutError, OSError):
                     pass
 

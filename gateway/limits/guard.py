@@ -125,19 +125,35 @@ async def admit(request: Any, rt: Any, target: Any, req: Any, request_id: str) -
         return
     spec = key.spec
     if target.policy and not spec.allows_policy(target.policy):
-        raise APIError(403, f"This API key may not use policy '{target.policy}' (allowed: {', '.join(spec.policies or []) or 'none'}).", code="policy_not_allowed", param="model")
+        raise APIError(
+            403,
+            f"This API key may not use policy '{target.policy}' (allowed: {', '.join(spec.policies or []) or 'none'}).",
+            code="policy_not_allowed",
+            param="model",
+        )
     if target.passthrough and not spec.allows_model(target.passthrough):
         allowed = ", ".join(spec.models or []) or "none; use a policy"
-        raise APIError(403, f"This API key may not call model '{target.passthrough}' directly (allowed: {allowed}).", code="model_not_allowed", param="model")
+        raise APIError(
+            403,
+            f"This API key may not call model '{target.passthrough}' directly (allowed: {allowed}).",
+            code="model_not_allowed",
+            param="model",
+        )
     if spec.tpm:
         if tokens > spec.tpm:
-            raise APIError(400, f"The prompt is about {tokens} tokens, more than this key's limit of {spec.tpm} tokens per minute.", code="tokens_per_minute_exceeded")
+            raise APIError(
+                400,
+                f"The prompt is about {tokens} tokens, more than this key's limit of {spec.tpm} tokens per minute.",
+                code="tokens_per_minute_exceeded",
+            )
         v = await ratelimit.take(guard.shared, key.id, "tpm", tokens, spec.tpm)
         if not v.allowed:
             metrics.RATE_LIMITED.labels("tpm").inc()
             raise APIError(
-                429, f"Rate limit reached: {int(v.used)} of {spec.tpm} tokens per minute used by this key; retry in {v.retry_after}s.",
-                code="rate_limit_exceeded", headers={"Retry-After": str(v.retry_after)},
+                429,
+                f"Rate limit reached: {int(v.used)} of {spec.tpm} tokens per minute used by this key; retry in {v.retry_after}s.",
+                code="rate_limit_exceeded",
+                headers={"Retry-After": str(v.retry_after)},
             )
     if spec.budget_usd is not None:
         await guard._seed_budget(key)
@@ -147,8 +163,11 @@ async def admit(request: Any, rt: Any, target: Any, req: Any, request_id: str) -
             _, left, per = budget.period(spec)
             headers = {"Retry-After": str(int(left))} if left else {}
             raise APIError(
-                402, f"Budget exhausted: this key has spent ${spent:.4f} of its ${spec.budget_usd:.2f} budget {per}.",
-                code="budget_exceeded", type="insufficient_quota", headers=headers,
+                402,
+                f"Budget exhausted: this key has spent ${spent:.4f} of its ${spec.budget_usd:.2f} budget {per}.",
+                code="budget_exceeded",
+                type="insufficient_quota",
+                headers=headers,
             )
     guard.tickets[request_id] = Ticket(key, tokens)
     request.state.ticket_id = request_id
@@ -194,14 +213,23 @@ class AuthMiddleware:
 
             expected = admin_key(_Req(scope))
             if not expected or not hmac.compare_digest(_bearer(scope).encode(), expected.encode()):
-                err = APIError(401, "/metrics needs the admin key (server.metrics_auth is on).", code="invalid_admin_key", headers={"WWW-Authenticate": "Bearer"})
+                err = APIError(
+                    401,
+                    "/metrics needs the admin key (server.metrics_auth is on).",
+                    code="invalid_admin_key",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
                 return await err.response()(scope, receive, send)
         state = scope.setdefault("state", {})
         if server.auth and (path == "/v1" or path.startswith("/v1/")):
             token = _bearer(scope)
             rec = await guard.lookup(token)
             if rec is None:
-                msg = "Invalid API key." if token else "Missing API key: send 'Authorization: Bearer <key>' (create one with 'shunter keys create')."
+                msg = (
+                    "Invalid API key."
+                    if token
+                    else "Missing API key: send 'Authorization: Bearer <key>' (create one with 'shunter keys create')."
+                )
                 err = APIError(401, msg, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
                 return await err.response()(scope, receive, send)
             state["key"], state["key_id"] = rec, rec.id
@@ -210,8 +238,10 @@ class AuthMiddleware:
                 if not v.allowed:
                     metrics.RATE_LIMITED.labels("rpm").inc()
                     err = APIError(
-                        429, f"Rate limit reached: {rec.spec.rpm} requests per minute for this key; retry in {v.retry_after}s.",
-                        code="rate_limit_exceeded", headers={"Retry-After": str(v.retry_after)},
+                        429,
+                        f"Rate limit reached: {rec.spec.rpm} requests per minute for this key; retry in {v.retry_after}s.",
+                        code="rate_limit_exceeded",
+                        headers={"Retry-After": str(v.retry_after)},
                     )
                     return await err.response()(scope, receive, send)
         try:

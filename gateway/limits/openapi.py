@@ -21,7 +21,10 @@ def document(schema: dict[str, Any]) -> dict[str, Any]:
     js = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
     comps.update(js.pop("$defs", {}))
     comps.setdefault("ErrorResponse", js)
-    err = {"description": "OpenAI-style error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+    err = {
+        "description": "OpenAI-style error",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+    }
     for path, ops in schema.get("paths", {}).items():
         for op in ops.values():
             if not isinstance(op, dict) or "responses" not in op:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 MASK = "[REDACTED]"
 _ENV_NAMES: set[str] = {"SHUNTER_ADMIN_KEY"}

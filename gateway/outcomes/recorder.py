@@ -57,7 +57,9 @@ class Recorder:
                 self._last_drop_log = now
                 log.warning(
                     "outcome queue full (%d): dropped record %s (%d dropped so far)",
-                    self.queue.maxsize, outcome.request_id, self.dropped,
+                    self.queue.maxsize,
+                    outcome.request_id,
+                    self.dropped,
                 )
             return False
         self._pending.add(outcome.request_id)

@@ -54,7 +54,9 @@ class RedisStreamStore:
 
     name = "redis"
 
-    def __init__(self, url: str, maxlen: int = 1_000_000, prefix: str = "shunter:", index_ttl: float = 30 * 86400) -> None:
+    def __init__(
+        self, url: str, maxlen: int = 1_000_000, prefix: str = "shunter:", index_ttl: float = 30 * 86400
+    ) -> None:
         self.url = url
         self.r = _sync_client(url)
         self.maxlen = maxlen
@@ -107,7 +109,9 @@ class RedisStreamStore:
 class StreamReader:
     """Consumer-group reader of the outcome and feedback streams into a sink (a ``SQLiteStore``)."""
 
-    def __init__(self, url: str, sink: Any, group: str = "trainer", consumer: str | None = None, prefix: str = "shunter:") -> None:
+    def __init__(
+        self, url: str, sink: Any, group: str = "trainer", consumer: str | None = None, prefix: str = "shunter:"
+    ) -> None:
         self.r = _sync_client(url)
         self.sink = sink
         self.group = group
@@ -144,4 +148,3 @@ class StreamReader:
 
     def close(self) -> None:
         self.r.close()
-

@@ -10,7 +10,9 @@ from gateway.errors import APIError
 from gateway.outcomes.record import Outcome
 
 
-def record_rejection(app: Any, request: Any, request_id: str, arrived: float, started: float, kind: str, exc: APIError) -> None:
+def record_rejection(
+    app: Any, request: Any, request_id: str, arrived: float, started: float, kind: str, exc: APIError
+) -> None:
     """Count and record the refusal, and name the request id in the error response's headers."""
     policy = request.headers.get("x-shunter-policy") or None
     outcome = Outcome(

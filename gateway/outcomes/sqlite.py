@@ -75,7 +75,9 @@ class SQLiteStore:
 
     def get(self, request_id: str) -> Outcome | None:
         with self._lock:
-            row = self.conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM outcomes WHERE request_id=?", (request_id,)).fetchone()
+            row = self.conn.execute(
+                f"SELECT {', '.join(_COLUMNS)} FROM outcomes WHERE request_id=?", (request_id,)
+            ).fetchone()
         return from_row(row) if row else None
 
     def exists(self, request_id: str) -> bool:
@@ -89,9 +91,12 @@ class SQLiteStore:
     def add_feedback(self, fb: Feedback) -> bool:
         """Insert or replace the (request_id, source) item; True when it is new."""
         with self._lock, self.conn:
-            new = self.conn.execute(
-                "SELECT 1 FROM feedback WHERE request_id=? AND source=?", (fb.request_id, fb.source)
-            ).fetchone() is None
+            new = (
+                self.conn.execute(
+                    "SELECT 1 FROM feedback WHERE request_id=? AND source=?", (fb.request_id, fb.source)
+                ).fetchone()
+                is None
+            )
             self.conn.execute(
                 "INSERT OR REPLACE INTO feedback (request_id, source, score, label, comment, ts) VALUES (?,?,?,?,?,?)",
                 (fb.request_id, fb.source, fb.score, fb.label, fb.comment, fb.ts),
@@ -113,7 +118,9 @@ class SQLiteStore:
             ).fetchall()
         return [Feedback(**dict(zip(("request_id", "source", "score", "label", "comment", "ts"), r))) for r in rows]
 
-    def labelled(self, policy: str | None = None, since: float = 0.0, sources: list[str] | None = None) -> list[Labelled]:
+    def labelled(
+        self, policy: str | None = None, since: float = 0.0, sources: list[str] | None = None
+    ) -> list[Labelled]:
         """Successful outcomes (status 200, a served model) with feedback, oldest first."""
         cols = ", ".join(f"o.{c}" for c in _COLUMNS)
         where = ["o.ts >= ?", "o.status = 200", "o.served IS NOT NULL"]
@@ -134,7 +141,11 @@ class SQLiteStore:
         return [Labelled(outcome=from_row(r[:n]), score=float(r[n]), n_feedback=int(r[n + 1])) for r in rows]
 
     def outcomes(self, policy: str | None = None, since: float = 0.0) -> list[Outcome]:
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM outcomes WHERE ts >= ?" + (" AND policy = ?" if policy else "") + " ORDER BY ts"
+        sql = (
+            f"SELECT {', '.join(_COLUMNS)} FROM outcomes WHERE ts >= ?"
+            + (" AND policy = ?" if policy else "")
+            + " ORDER BY ts"
+        )
         with self._lock:
             rows = self.conn.execute(sql, (since, policy) if policy else (since,)).fetchall()
         return [from_row(r) for r in rows]

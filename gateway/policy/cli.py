@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -13,8 +12,10 @@ routes_app = typer.Typer(help="Semantic routes: tune thresholds on labelled exam
 @routes_app.command("fit")
 def routes_fit(
     file: Path = typer.Argument(..., help="Policy file with semantic_routes."),
-    examples: Path = typer.Option(..., "--examples", "-e", help='JSONL: {"text": ..., "route": name or null} per line.'),
-    policy: Optional[str] = typer.Option(None, "--policy", "-p", help="Policy to tune (needed when several have routes)."),
+    examples: Path = typer.Option(
+        ..., "--examples", "-e", help='JSONL: {"text": ..., "route": name or null} per line.'
+    ),
+    policy: str | None = typer.Option(None, "--policy", "-p", help="Policy to tune (needed when several have routes)."),
     write: bool = typer.Option(False, "--write", "-w", help="Rewrite the thresholds in FILE in place."),
 ) -> None:
     """Tune per-route thresholds for accuracy; print a YAML snippet (or --write it back)."""

@@ -64,11 +64,16 @@ class Target:
     threshold: float | None = None
 
 
-def resolve_model(rt: "Runtime", model: str, header_policy: str | None = None) -> Target:
+def resolve_model(rt: Runtime, model: str, header_policy: str | None = None) -> Target:
     """``router-<policy>``, ``router-<policy>-<threshold>``, an alias, or a concrete upstream model."""
     if header_policy:
         if header_policy not in rt.policies:
-            raise APIError(404, f"Unknown policy '{header_policy}' in x-shunter-policy.", code="policy_not_found", param="x-shunter-policy")
+            raise APIError(
+                404,
+                f"Unknown policy '{header_policy}' in x-shunter-policy.",
+                code="policy_not_found",
+                param="x-shunter-policy",
+            )
         return Target(header_policy, None)
     if model in rt.aliases:
         return Target(rt.aliases[model], None)
@@ -83,8 +88,17 @@ def resolve_model(rt: "Runtime", model: str, header_policy: str | None = None) -
         return Target(rt.default_policy, None)
     if model in rt.clients and rt.cfg.server.allow_passthrough:
         return Target(None, model)
-    known = sorted([f"router-{p}" for p in rt.policies] + list(rt.aliases) + (list(rt.clients) if rt.cfg.server.allow_passthrough else []))
-    raise APIError(404, f"The model '{model}' does not exist. Known models: {', '.join(known)}.", code="model_not_found", param="model")
+    known = sorted(
+        [f"router-{p}" for p in rt.policies]
+        + list(rt.aliases)
+        + (list(rt.clients) if rt.cfg.server.allow_passthrough else [])
+    )
+    raise APIError(
+        404,
+        f"The model '{model}' does not exist. Known models: {', '.join(known)}.",
+        code="model_not_found",
+        param="model",
+    )
 
 
 def _needs(req: ChatCompletionRequest | CompletionRequest) -> set[str]:
@@ -99,7 +113,9 @@ def _needs(req: ChatCompletionRequest | CompletionRequest) -> set[str]:
     return needs
 
 
-def apply_overrides(pr: "PolicyRuntime", target: Target, opts: ShunterOptions | None, headers: dict[str, str]) -> tuple[DecisionObjective, list[str]]:
+def apply_overrides(
+    pr: PolicyRuntime, target: Target, opts: ShunterOptions | None, headers: dict[str, str]
+) -> tuple[DecisionObjective, list[str]]:
     """The objective and candidate list in force for this request, after per-request overrides."""
     obj = pr.objective
     cands = list(pr.cfg.candidates)
@@ -123,16 +139,31 @@ def apply_overrides(pr: "PolicyRuntime", target: Target, opts: ShunterOptions | 
     if threshold is not None:
         lo, hi = pr.cfg.threshold_range
         if not lo <= threshold <= hi:
-            raise APIError(400, f"Threshold {threshold} is outside policy '{pr.name}' allowed range [{lo}, {hi}].", code="override_out_of_range", param="threshold")
+            raise APIError(
+                400,
+                f"Threshold {threshold} is outside policy '{pr.name}' allowed range [{lo}, {hi}].",
+                code="override_out_of_range",
+                param="threshold",
+            )
         obj = DecisionObjective("threshold", threshold)
     if cost_weight is not None:
         lo, hi = pr.cfg.cost_weight_range
         if not lo <= cost_weight <= hi:
-            raise APIError(400, f"Cost weight {cost_weight} is outside policy '{pr.name}' allowed range [{lo}, {hi}].", code="override_out_of_range", param="cost_weight")
+            raise APIError(
+                400,
+                f"Cost weight {cost_weight} is outside policy '{pr.name}' allowed range [{lo}, {hi}].",
+                code="override_out_of_range",
+                param="cost_weight",
+            )
         obj = DecisionObjective("cost_weight", cost_weight)
     if cap is not None:
         if cap <= 0:
-            raise APIError(400, "max_cost_per_request must be positive.", code="override_out_of_range", param="max_cost_per_request")
+            raise APIError(
+                400,
+                "max_cost_per_request must be positive.",
+                code="override_out_of_range",
+                param="max_cost_per_request",
+            )
         obj = DecisionObjective("max_cost_per_request", cap)
     if sub is not None:
         bad = [c for c in sub if c not in cands]
@@ -177,7 +208,7 @@ _MAX_DEPTH = 4
 
 
 async def decide(
-    rt: "Runtime",
+    rt: Runtime,
     target: Target,
     req: ChatCompletionRequest | CompletionRequest,
     text: str,
@@ -190,7 +221,14 @@ async def decide(
     t0 = time.perf_counter()
     prompt_tokens = rt.count_tokens(full_prompt_text(req) or text)
     if target.passthrough:
-        return Decision(None, target.passthrough, [target.passthrough], "passthrough", prompt_tokens=prompt_tokens, seconds=time.perf_counter() - t0)
+        return Decision(
+            None,
+            target.passthrough,
+            [target.passthrough],
+            "passthrough",
+            prompt_tokens=prompt_tokens,
+            seconds=time.perf_counter() - t0,
+        )
     pr = rt.policies[target.policy]  # type: ignore[index]
     if _depth == 0:
         objective, cands = apply_overrides(pr, target, req.shunter, headers)
@@ -226,8 +264,18 @@ async def decide(
         return usable(model)
 
     def made(model: str, reason: str, detail: str, **kw: Any) -> Decision:
-        return Decision(pr.name, model, _rank(model, live, fallbacks), reason, detail, prompt_tokens=prompt_tokens,
-                        objective=objective.kind, objective_value=objective.value, skipped=skipped, **kw)
+        return Decision(
+            pr.name,
+            model,
+            _rank(model, live, fallbacks),
+            reason,
+            detail,
+            prompt_tokens=prompt_tokens,
+            objective=objective.kind,
+            objective_value=objective.value,
+            skipped=skipped,
+            **kw,
+        )
 
     async def handover(policy: str, reason: str, what: str, effort: str | None) -> Decision:
         if _depth >= _MAX_DEPTH:
@@ -244,7 +292,9 @@ async def decide(
     if session:
         got = await sticky.lookup(shared, pr.name, session)
         if got and got["model"] in rt.clients and allowed(got["model"]):
-            d = made(got["model"], "sticky", "session stays on the model it started with", reasoning_effort=got.get("effort"))
+            d = made(
+                got["model"], "sticky", "session stays on the model it started with", reasoning_effort=got.get("effort")
+            )
     effort: str | None = None
     effort_why = ""
     emb: np.ndarray | None = None
@@ -340,7 +390,15 @@ async def _route(rt, pr, text, objective, cands, costs, live, fallbacks, skipped
                 code="no_candidate_available",
             )
         reason, detail = "fallback", "no candidate usable: " + "; ".join(f"{k}: {v}" for k, v in skipped.items())
-    d = made((ordered + fallbacks)[0], reason, detail, router=router_name, scores=scores, strong_win=strong_win, embedding=emb)
+    d = made(
+        (ordered + fallbacks)[0],
+        reason,
+        detail,
+        router=router_name,
+        scores=scores,
+        strong_win=strong_win,
+        embedding=emb,
+    )
     d.ranking = ordered + [c for c in fallbacks if c not in ordered]
     if scores and pr.cfg.reasoning:
         best = max((scores[c] for c in live if c in scores), default=None)
@@ -357,7 +415,7 @@ async def _route(rt, pr, text, objective, cands, costs, live, fallbacks, skipped
     return d
 
 
-def _settle_effort(rt: "Runtime", req: Any, d: Decision) -> None:
+def _settle_effort(rt: Runtime, req: Any, d: Decision) -> None:
     """Keep a reasoning effort only where it will be sent: the client did not set one, the model can reason."""
     if not d.reasoning_effort:
         return
@@ -369,13 +427,15 @@ def _settle_effort(rt: "Runtime", req: Any, d: Decision) -> None:
         d.reasoning_effort = None
 
 
-def usage_cost(rt: "Runtime", model: str, usage: dict[str, Any] | None) -> float | None:
+def usage_cost(rt: Runtime, model: str, usage: dict[str, Any] | None) -> float | None:
     if not usage:
         return None
     cfg = rt.clients[model].cfg
     if cfg.input_price is None or cfg.output_price is None:
         return None
-    return (usage.get("prompt_tokens", 0) * cfg.input_price + usage.get("completion_tokens", 0) * cfg.output_price) / 1e6
+    return (
+        usage.get("prompt_tokens", 0) * cfg.input_price + usage.get("completion_tokens", 0) * cfg.output_price
+    ) / 1e6
 
 
-__all__ = ["Decision", "Target", "decide", "resolve_model", "apply_overrides", "usage_cost", "expected_cost"]
+__all__ = ["Decision", "Target", "apply_overrides", "decide", "expected_cost", "resolve_model", "usage_cost"]

@@ -108,7 +108,9 @@ def pick_policy(cfg: Config, policy: str | None) -> str:
     with_routes = [n for n, p in cfg.policies.items() if p.semantic_routes]
     if policy:
         if policy not in with_routes:
-            raise ValueError(f"policy {policy!r} has no semantic_routes (policies with routes: {', '.join(with_routes) or 'none'})")
+            raise ValueError(
+                f"policy {policy!r} has no semantic_routes (policies with routes: {', '.join(with_routes) or 'none'})"
+            )
         return policy
     if len(with_routes) != 1:
         raise ValueError(f"choose a policy with --policy ({', '.join(with_routes) or 'no policy has semantic_routes'})")
@@ -138,8 +140,14 @@ def fit(config: Path, examples: Path, policy: str | None = None, embed=None) -> 
             "support": int((labels == i).sum()),
         }
     return FitResult(
-        name, names, before.tolist(), after.tolist(),
-        float((predict(scores, before) == labels).mean()), float((pred == labels).mean()), len(texts), per_route,
+        name,
+        names,
+        before.tolist(),
+        after.tolist(),
+        float((predict(scores, before) == labels).mean()),
+        float((pred == labels).mean()),
+        len(texts),
+        per_route,
     )
 
 
@@ -153,7 +161,9 @@ def snippet(res: FitResult) -> str:
     for r, t in zip(res.routes, res.after):
         pr = res.per_route[r]
         lines.append(f"    - name: {r}")
-        lines.append(f"      threshold: {t:g}  # precision {pr['precision']:.2f}, recall {pr['recall']:.2f}, {pr['support']} examples")
+        lines.append(
+            f"      threshold: {t:g}  # precision {pr['precision']:.2f}, recall {pr['recall']:.2f}, {pr['support']} examples"
+        )
     return "\n".join(lines) + "\n"
 
 

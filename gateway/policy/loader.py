@@ -157,7 +157,9 @@ def cross_check(cfg: Config, base: Path) -> list[tuple[tuple, str]]:
     for pname, pol in cfg.policies.items():
         for i, c in enumerate(pol.candidates):
             if c not in cfg.upstreams:
-                out.append((("policies", pname, "candidates", i), f"unknown upstream '{c}' (known: {', '.join(known)})"))
+                out.append(
+                    (("policies", pname, "candidates", i), f"unknown upstream '{c}' (known: {', '.join(known)})")
+                )
         for i, c in enumerate(pol.fallbacks):
             if c not in cfg.upstreams:
                 out.append((("policies", pname, "fallbacks", i), f"unknown upstream '{c}' (known: {', '.join(known)})"))
@@ -169,7 +171,7 @@ def cross_check(cfg: Config, base: Path) -> list[tuple[tuple, str]]:
             out.append((("policies", pname, "reference_model"), f"'{pol.reference_model}' is not a candidate"))
         kind = pol.objective.kind
         if kind in ("cost_weight", "max_cost_per_request"):
-            for i, c in enumerate(pol.candidates):
+            for c in pol.candidates:
                 up = cfg.upstreams.get(c)
                 if up and (up.input_price is None or up.output_price is None):
                     out.append(
@@ -177,13 +179,21 @@ def cross_check(cfg: Config, base: Path) -> list[tuple[tuple, str]]:
                     )
         out.extend(_check_targets(cfg, pname, pol, known))
         if kind == "target_strong_share" and not pol.router:
-            out.append((("policies", pname, "objective", "target_strong_share"), "target_strong_share needs a pair router (its stored calibration); without a router use threshold"))
+            out.append(
+                (
+                    ("policies", pname, "objective", "target_strong_share"),
+                    "target_strong_share needs a pair router (its stored calibration); without a router use threshold",
+                )
+            )
         if pol.router:
             rdir = resolve_path(base, pol.router.path)
             meta_file = rdir / "router.json"
             if not (rdir / "router.onnx").exists() or not meta_file.exists():
                 out.append(
-                    (("policies", pname, "router", "path"), f"router artifact not found at '{rdir}' (needs router.onnx and router.json)")
+                    (
+                        ("policies", pname, "router", "path"),
+                        f"router artifact not found at '{rdir}' (needs router.onnx and router.json)",
+                    )
                 )
                 continue
             try:
@@ -192,7 +202,12 @@ def cross_check(cfg: Config, base: Path) -> list[tuple[tuple, str]]:
                 out.append((("policies", pname, "router", "path"), f"unreadable router.json: {exc}"))
                 continue
             if kind == "target_strong_share" and not (meta.get("calibration") or {}).get("strong_win"):
-                out.append((("policies", pname, "objective", "target_strong_share"), f"router '{pol.router.path}' stores no strong_win calibration; use threshold"))
+                out.append(
+                    (
+                        ("policies", pname, "objective", "target_strong_share"),
+                        f"router '{pol.router.path}' stores no strong_win calibration; use threshold",
+                    )
+                )
             rmodels = set(meta.get("models", []))
             for c in pol.candidates:
                 inner = pol.router.model_map.get(c, c)
@@ -209,11 +224,19 @@ def cross_check(cfg: Config, base: Path) -> list[tuple[tuple, str]]:
                     out.append((("policies", pname, "router", "model_map", c), f"'{c}' is not a candidate"))
             if pol.router.family and pol.router.family != meta.get("kind"):
                 out.append(
-                    (("policies", pname, "router", "family"), f"artifact is a '{meta.get('kind')}' router, not '{pol.router.family}'")
+                    (
+                        ("policies", pname, "router", "family"),
+                        f"artifact is a '{meta.get('kind')}' router, not '{pol.router.family}'",
+                    )
                 )
     out.extend(_check_cycles(cfg))
     if cfg.server.default_policy and cfg.server.default_policy not in cfg.policies:
-        out.append((("server", "default_policy"), f"unknown policy '{cfg.server.default_policy}' (known: {', '.join(sorted(cfg.policies))})"))
+        out.append(
+            (
+                ("server", "default_policy"),
+                f"unknown policy '{cfg.server.default_policy}' (known: {', '.join(sorted(cfg.policies))})",
+            )
+        )
     return out
 
 
@@ -226,7 +249,9 @@ def _check_targets(cfg: Config, pname: str, pol: Any, known: list[str]) -> list[
             if r.model and r.model not in cfg.upstreams:
                 out.append((loc + ("model",), f"unknown upstream '{r.model}' (known: {', '.join(known)})"))
             if r.policy and r.policy not in cfg.policies:
-                out.append((loc + ("policy",), f"unknown policy '{r.policy}' (known: {', '.join(sorted(cfg.policies))})"))
+                out.append(
+                    (loc + ("policy",), f"unknown policy '{r.policy}' (known: {', '.join(sorted(cfg.policies))})")
+                )
             elif r.policy == pname:
                 out.append((loc + ("policy",), f"policy '{pname}' cannot hand requests to itself"))
     for i, r in enumerate(pol.reasoning):
@@ -253,7 +278,12 @@ def _check_cycles(cfg: Config) -> list[tuple[tuple, str]]:
                 key = frozenset(trail)
                 if key not in reported:
                     reported.add(key)
-                    out.append((("policies", start), "policies hand requests to each other in a loop: " + " -> ".join([*trail, start])))
+                    out.append(
+                        (
+                            ("policies", start),
+                            "policies hand requests to each other in a loop: " + " -> ".join([*trail, start]),
+                        )
+                    )
             elif nxt not in trail:
                 walk(start, nxt, [*trail, nxt])
 

@@ -14,7 +14,9 @@ from typing import Any
 from gateway.policy.schema import ReasoningRule
 
 
-def pick(rules: list[ReasoningRule], best_quality: float | None, strong_win: float | None) -> tuple[ReasoningRule, str] | None:
+def pick(
+    rules: list[ReasoningRule], best_quality: float | None, strong_win: float | None
+) -> tuple[ReasoningRule, str] | None:
     """The first rule that holds, with why; None when none does (or there are no scores)."""
     for r in rules:
         why = []

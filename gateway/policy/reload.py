@@ -43,7 +43,9 @@ class Reloader:
             st.runtime = new  # atomic swap: one reference assignment
             for name, c in old.clients.items():
                 if clients.get(name) is not c:
-                    asyncio.get_running_loop().call_later(old_client_grace(c), lambda c=c: asyncio.ensure_future(c.aclose()))
+                    asyncio.get_running_loop().call_later(
+                        old_client_grace(c), lambda c=c: asyncio.ensure_future(c.aclose())
+                    )
             st.loaded_at = time.time()
             st.last_reload = {"ok": True, "trigger": trigger, "at": st.loaded_at, "errors": []}
             metrics.CONFIG_RELOADS.labels("success").inc()

@@ -72,7 +72,7 @@ class Upstream(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _where(self) -> "Upstream":
+    def _where(self) -> Upstream:
         if not self.base_url and not self.launch:
             raise ValueError("needs base_url or launch")
         return self
@@ -93,7 +93,9 @@ class Upstream(_Strict):
 
 
 class RouterRef(_Strict):
-    family: str | None = Field(None, description="mf, cluster, cascade, cost, knn, random (read from router.json when omitted).")
+    family: str | None = Field(
+        None, description="mf, cluster, cascade, cost, knn, random (read from router.json when omitted)."
+    )
     path: str = Field(description="Router artifact folder (router.onnx + router.json), relative to the policy file.")
     model_map: dict[str, str] = Field(
         default_factory=dict, description="Candidate name -> model name inside the router (when they differ)."
@@ -111,7 +113,7 @@ class Objective(_Strict):
     max_cost_per_request: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
-    def _one(self) -> "Objective":
+    def _one(self) -> Objective:
         set_ = [k for k, v in self.model_dump().items() if v is not None]
         if len(set_) != 1:
             raise ValueError(
@@ -135,14 +137,16 @@ ReasoningEffort = Literal["none", "minimal", "low", "medium", "high"]
 class _Target(_Strict):
     """Where a matched rule or semantic route sends the request (and/or which reasoning effort)."""
 
-    model: str | None = Field(None, description="Send to this upstream (it must pass the capability and context filters).")
+    model: str | None = Field(
+        None, description="Send to this upstream (it must pass the capability and context filters)."
+    )
     policy: str | None = Field(None, description="Hand the request to another policy (its own rules and router apply).")
     reasoning_effort: ReasoningEffort | None = Field(
         None, description="reasoning_effort sent to the chosen model when it has the 'reasoning' capability."
     )
 
     @model_validator(mode="after")
-    def _target(self) -> "_Target":
+    def _target(self) -> _Target:
         if self.model and self.policy:
             raise ValueError("set model or policy, not both")
         if not (self.model or self.policy or self.reasoning_effort):
@@ -157,10 +161,15 @@ class Rule(_Target):
     """
 
     name: str = Field(min_length=1)
-    regex: str | None = Field(None, description="Python regular expression searched in the prompt text, e.g. '(?i)\\bSELECT\\b'.")
-    keywords: list[str] = Field(default_factory=list, description="Any of these words or phrases (case-insensitive, whole words).")
+    regex: str | None = Field(
+        None, description="Python regular expression searched in the prompt text, e.g. '(?i)\\bSELECT\\b'."
+    )
+    keywords: list[str] = Field(
+        default_factory=list, description="Any of these words or phrases (case-insensitive, whole words)."
+    )
     header: dict[str, str | list[str]] = Field(
-        default_factory=dict, description="Request header name -> value (or list of values); names are case-insensitive."
+        default_factory=dict,
+        description="Request header name -> value (or list of values); names are case-insensitive.",
     )
     metadata: dict[str, str | int | float | bool | list[str]] = Field(
         default_factory=dict, description="Request 'metadata' key -> value (or list of values)."
@@ -179,9 +188,18 @@ class Rule(_Target):
         return v
 
     @model_validator(mode="after")
-    def _conditions(self) -> "Rule":
-        if not (self.regex or self.keywords or self.header or self.metadata or self.min_tokens is not None or self.max_tokens is not None):
-            raise ValueError("a rule needs at least one condition: regex, keywords, header, metadata, min_tokens or max_tokens")
+    def _conditions(self) -> Rule:
+        if not (
+            self.regex
+            or self.keywords
+            or self.header
+            or self.metadata
+            or self.min_tokens is not None
+            or self.max_tokens is not None
+        ):
+            raise ValueError(
+                "a rule needs at least one condition: regex, keywords, header, metadata, min_tokens or max_tokens"
+            )
         return self
 
 
@@ -205,7 +223,7 @@ class ReasoningRule(_Strict):
     )
 
     @model_validator(mode="after")
-    def _cond(self) -> "ReasoningRule":
+    def _cond(self) -> ReasoningRule:
         if self.min_strong_win is None and self.max_quality is None:
             raise ValueError("set min_strong_win or max_quality")
         return self
@@ -226,9 +244,13 @@ class Online(_Strict):
 
     mode: Literal["epsilon_greedy", "thompson"] = "thompson"
     explore: float = Field(0.05, ge=0, le=0.5, description="Most share of this policy's traffic that may explore.")
-    cost_weight: float | None = Field(None, ge=0, description="Choose by quality - cost_weight*cost/max_cost (else the policy objective).")
+    cost_weight: float | None = Field(
+        None, ge=0, description="Choose by quality - cost_weight*cost/max_cost (else the policy objective)."
+    )
     prior_strength: float = Field(20.0, gt=0, description="Pseudo-observations given to the router's prediction.")
-    clusters: str | None = Field(None, description="Centroids: a cluster router folder or a .npy file, relative to the policy file.")
+    clusters: str | None = Field(
+        None, description="Centroids: a cluster router folder or a .npy file, relative to the policy file."
+    )
 
 
 class ResponseCache(_Strict):
@@ -244,8 +266,12 @@ class Cascade(_Strict):
     """FrugalGPT runtime cascade: call the cheapest candidate, check its answer, escalate if weak."""
 
     checker: str = Field(description="Answer-check artifact folder (kind 'answer-check').")
-    threshold: float | None = Field(None, ge=0, le=1, description="Escalate when P(answer correct) is below this (default: the checker's).")
-    order: list[str] | None = Field(None, description="Candidates from first tried to last (default: by expected cost, cheapest first).")
+    threshold: float | None = Field(
+        None, ge=0, le=1, description="Escalate when P(answer correct) is below this (default: the checker's)."
+    )
+    order: list[str] | None = Field(
+        None, description="Candidates from first tried to last (default: by expected cost, cheapest first)."
+    )
 
 
 class Policy(_Strict):
@@ -265,12 +291,20 @@ class Policy(_Strict):
     cost_weight_range: tuple[float, float] = (0.0, 100.0)
     store_prompts: bool = False
     online: Online | None = Field(None, description="Learn online from feedback (bandit); off by default.")
-    rules: list[Rule] = Field(default_factory=list, description="Evaluated in order before semantic routes and the router; first match wins.")
-    semantic_routes: list[SemanticRoute] = Field(default_factory=list, description="Best-matching route above its threshold wins.")
-    reasoning: list[ReasoningRule] = Field(default_factory=list, description="First rule that holds sets reasoning_effort.")
+    rules: list[Rule] = Field(
+        default_factory=list, description="Evaluated in order before semantic routes and the router; first match wins."
+    )
+    semantic_routes: list[SemanticRoute] = Field(
+        default_factory=list, description="Best-matching route above its threshold wins."
+    )
+    reasoning: list[ReasoningRule] = Field(
+        default_factory=list, description="First rule that holds sets reasoning_effort."
+    )
     sticky: Sticky | None = Field(None, description="Session stickiness; off when omitted.")
     max_prompt_tokens: int | None = Field(None, ge=1, description="Refuse prompts longer than this (400).")
-    cache: ResponseCache | None = Field(None, description="Response cache (exact, optionally semantic); off when omitted.")
+    cache: ResponseCache | None = Field(
+        None, description="Response cache (exact, optionally semantic); off when omitted."
+    )
     cascade: Cascade | None = Field(None, description="Runtime answer-check-then-escalate cascade; off when omitted.")
 
     @field_validator("candidates")
@@ -303,7 +337,9 @@ class Server(_Strict):
     default_policy: str | None = Field(None, description="Policy used when the model is 'router' or 'auto'.")
     auth: bool = Field(False, description="Require a virtual key (Bearer) on every /v1 request; see docs/security.md.")
     metrics_auth: bool = Field(False, description="Require the admin key on /metrics.")
-    request_timeout: float = Field(600.0, gt=0, description="Seconds a /v1 request may take in all, body upload and stream included.")
+    request_timeout: float = Field(
+        600.0, gt=0, description="Seconds a /v1 request may take in all, body upload and stream included."
+    )
 
 
 class Config(_Strict):

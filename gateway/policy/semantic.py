@@ -9,8 +9,8 @@ similarity to its closest utterance; the best-scoring route at or above its thre
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 

@@ -140,7 +140,11 @@ class Breaker:
         if self.shared is None:
             return
         key = f"breaker:{self.name}"
-        coro = self.shared.delete(key) if seconds is None else self.shared.set(key, repr(time.time() + seconds), ttl=seconds)
+        coro = (
+            self.shared.delete(key)
+            if seconds is None
+            else self.shared.set(key, repr(time.time() + seconds), ttl=seconds)
+        )
         try:
             task = asyncio.get_running_loop().create_task(coro)
         except RuntimeError:  # no loop (offline use)

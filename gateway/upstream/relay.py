@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable
 
 import orjson
 
@@ -92,20 +92,31 @@ async def relay(
             return
         if result.finish_reason is None and not saw_done:
             result.error = "upstream closed the stream before finishing"
-            yield error_event("The upstream closed the stream before the response was complete.", code="upstream_incomplete")
+            yield error_event(
+                "The upstream closed the stream before the response was complete.", code="upstream_incomplete"
+            )
             return
         if result.usage is None and estimate_usage is not None:
             result.usage = {**estimate_usage("".join(result.content)), "estimated": True}
             if client_wants_usage:
                 yield event(
-                    {"id": result.chunk_id, "object": result.object or "chat.completion.chunk", "created": result.created,
-                     "model": served, "choices": [], "usage": result.usage}
+                    {
+                        "id": result.chunk_id,
+                        "object": result.object or "chat.completion.chunk",
+                        "created": result.created,
+                        "model": served,
+                        "choices": [],
+                        "usage": result.usage,
+                    }
                 )
         yield DONE
     except (*TransportError, asyncio.TimeoutError) as exc:
         kind = "timeout" if isinstance(exc, asyncio.TimeoutError) else "disconnected"
         result.error = f"midstream_{kind}"
-        yield error_event(f"The upstream stream failed after it started ({kind}); the response is incomplete.", code=f"upstream_{kind}")
+        yield error_event(
+            f"The upstream stream failed after it started ({kind}); the response is incomplete.",
+            code=f"upstream_{kind}",
+        )
     finally:
         await opened.aclose()
 

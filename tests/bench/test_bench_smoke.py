@@ -18,7 +18,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_bench_quick_run_writes_results(tmp_path):
     out = subprocess.run(
         [sys.executable, "bench/run.py", "--quick", "--no-litellm", "--out", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=110,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     res = json.loads((tmp_path / "quick.json").read_text())

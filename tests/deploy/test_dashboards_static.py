@@ -19,7 +19,7 @@ METRIC = re.compile(r"\b(shunter_[a-z0-9_]+)\b")
 
 def exported() -> set[str]:
     names: set[str] = set()
-    for collector in list(REGISTRY._collector_to_names):  # noqa: SLF001 - the names each collector exposes
+    for collector in list(REGISTRY._collector_to_names):
         for fam in collector.describe() if hasattr(collector, "describe") else []:
             if not fam.name.startswith("shunter_"):
                 continue
@@ -55,19 +55,32 @@ def test_every_referenced_metric_is_exported():
 
 
 def test_four_dashboards_with_the_promised_panels():
-    titles = {f.stem: {p["title"] for p in json.loads(f.read_text())["panels"]} for f in (GRAFANA / "dashboards").glob("*.json")}
+    titles = {
+        f.stem: {p["title"] for p in json.loads(f.read_text())["panels"]}
+        for f in (GRAFANA / "dashboards").glob("*.json")
+    }
     assert set(titles) == {"overview", "routing", "upstreams", "learning"}
     assert {"Requests per second", "Error rate", "Request duration", "Time to first token"} <= titles["overview"]
-    assert {"Traffic share per model", "Decision reasons", "Cost per hour by model", "Cost saved per hour", "Threshold in force"} <= titles["routing"]
+    assert {
+        "Traffic share per model",
+        "Decision reasons",
+        "Cost per hour by model",
+        "Cost saved per hour",
+        "Threshold in force",
+    } <= titles["routing"]
     assert {"Upstream latency (to headers)", "Upstream errors by class", "Circuit state"} <= titles["upstreams"]
     assert {"Outcomes recorded", "Feedback rate (per outcome)", "Retrain results (range)"} <= titles["learning"]
 
 
 def test_dashboards_use_the_provisioned_datasource_and_are_generated():
-    ds_uid = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yaml").read_text())["datasources"][0]["uid"]
+    ds_uid = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yaml").read_text())["datasources"][
+        0
+    ]["uid"]
     for f in (GRAFANA / "dashboards").glob("*.json"):
         d = json.loads(f.read_text())
-        uids = {p["datasource"]["uid"] for p in d["panels"]} | {t["datasource"]["uid"] for p in d["panels"] for t in p["targets"]}
+        uids = {p["datasource"]["uid"] for p in d["panels"]} | {
+            t["datasource"]["uid"] for p in d["panels"] for t in p["targets"]
+        }
         assert uids == {ds_uid}, f.name
         ids = [p["id"] for p in d["panels"]]
         assert len(ids) == len(set(ids))

@@ -111,7 +111,10 @@ def test_k8s_pieces_fit_together():
     # the local upstream named in the policy is the llama Service
     policy = yaml.safe_load(cm["data"][key])
     llama = objs[("Service", "shunter-llama")]
-    assert policy["upstreams"]["local"]["base_url"] == f"http://{llama['metadata']['name']}:{llama['spec']['ports'][0]['port']}/v1"
+    assert (
+        policy["upstreams"]["local"]["base_url"]
+        == f"http://{llama['metadata']['name']}:{llama['spec']['ports'][0]['port']}/v1"
+    )
 
 
 def _check_policy(text: str, tmp_path: Path) -> None:
@@ -160,12 +163,22 @@ def test_compose_parses_and_every_path_exists():
     assert any(v.endswith(f":{cfg_path}:ro") for v in gw["volumes"])
     # Prometheus scrapes the gateway service; Grafana's datasource is the prometheus service
     prom = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
-    targets = [t for sc in prom["scrape_configs"] if sc["job_name"] == "shunter" for s in sc["static_configs"] for t in s["targets"]]
+    targets = [
+        t
+        for sc in prom["scrape_configs"]
+        if sc["job_name"] == "shunter"
+        for s in sc["static_configs"]
+        for t in s["targets"]
+    ]
     assert targets == ["gateway:8080"]
-    ds = yaml.safe_load((ROOT / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yaml").read_text())["datasources"][0]
+    ds = yaml.safe_load((ROOT / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yaml").read_text())[
+        "datasources"
+    ][0]
     assert ds["url"] == "http://prometheus:9090"
     grafana_mounts = dict(v.split(":")[:2] for v in services["grafana"]["volumes"] if v.startswith("."))
-    provider = yaml.safe_load((ROOT / "deploy" / "grafana" / "provisioning" / "dashboards" / "shunter.yaml").read_text())["providers"][0]
+    provider = yaml.safe_load(
+        (ROOT / "deploy" / "grafana" / "provisioning" / "dashboards" / "shunter.yaml").read_text()
+    )["providers"][0]
     assert grafana_mounts["./deploy/grafana/dashboards"] == provider["options"]["path"]
     home = services["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     assert (ROOT / "deploy" / "grafana" / "dashboards" / Path(home).name).exists()
@@ -183,9 +196,10 @@ def test_dockerfile_installs_like_ci_without_torch():
     stages = re.findall(r"^FROM (\S+) AS (\S+)", text, re.M)
     assert [s for _, s in stages][-1] == "gateway", "the default (last) stage is the gateway"
     assert {"build", "runtime", "gateway", "llama"} <= {s for _, s in stages}
-    # the same install script as CI: CI runs `scripts/setup.sh test`, the images `gateway`/`serve`
+    # the same install script as CI: CI runs scripts/test.sh (-> `scripts/setup.sh test`), the images `gateway`/`serve`
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "scripts/setup.sh test" in ci
+    assert "scripts/test.sh" in ci
+    assert "scripts/setup.sh test" in (ROOT / "scripts" / "test.sh").read_text()
     assert "RUN scripts/setup.sh gateway" in text and "RUN scripts/setup.sh serve" in text
     setup = (ROOT / "scripts" / "setup.sh").read_text()
     gateway_mode = setup.split('"$mode" = "gateway"', 1)[1].split("else", 1)[0]
@@ -205,7 +219,9 @@ def test_dockerfile_installs_like_ci_without_torch():
     for d in size.TRIM_DIRS:
         assert d in text, d
     # every COPY source exists and .dockerignore lets it through
-    ignore = [ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    ignore = [
+        ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines() if ln.strip() and not ln.startswith("#")
+    ]
     for line in re.findall(r"^COPY (?!--from)(.+)$", text, re.M):
         for src in line.split()[:-1]:
             assert (ROOT / src).exists(), src
@@ -229,7 +245,9 @@ def test_promtool_accepts_config_and_rules():
     exe = shutil.which("promtool")
     if not exe:
         pytest.skip("promtool not installed (Debian package prometheus)")
-    out = subprocess.run([exe, "check", "config", str(ROOT / "deploy" / "prometheus" / "prometheus.yml")], capture_output=True, text=True)
+    out = subprocess.run(
+        [exe, "check", "config", str(ROOT / "deploy" / "prometheus" / "prometheus.yml")], capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "SUCCESS" in out.stdout + out.stderr
 
@@ -249,7 +267,15 @@ def test_kustomization_renders(tmp_path):
     assert out.returncode == 0, out.stderr
     docs = [d for d in yaml.safe_load_all(out.stdout) if d]
     kinds = sorted(d["kind"] for d in docs)
-    assert kinds == ["ConfigMap", "Deployment", "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service", "Service"]
+    assert kinds == [
+        "ConfigMap",
+        "Deployment",
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "Service",
+        "Service",
+    ]
     for d in docs:
         assert d["metadata"]["labels"]["app.kubernetes.io/part-of"] == "shunter"
         kv.validate(d, kv.latest_version(), strict=True)

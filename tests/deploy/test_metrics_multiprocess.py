@@ -44,7 +44,11 @@ def test_two_workers_share_one_metrics_view(gateway, fake_upstream):
     with httpx.Client(timeout=10) as http:
         for i in range(n):
             # a fresh connection per request so the kernel spreads them over both workers
-            r = httpx.post(f"{gw.base_url}/chat/completions", json={"model": "router-p", "messages": [{"role": "user", "content": f"hi {i}"}]}, timeout=10)
+            r = httpx.post(
+                f"{gw.base_url}/chat/completions",
+                json={"model": "router-p", "messages": [{"role": "user", "content": f"hi {i}"}]},
+                timeout=10,
+            )
             assert r.status_code == 200
         seen = {_requests_total(http.get(f"{gw.url}/metrics", headers={"connection": "close"}).text) for _ in range(8)}
     assert seen == {float(n)}, f"every scrape must report all {n} requests, got {seen}"
@@ -62,13 +66,25 @@ def test_operator_set_multiproc_dir_is_emptied_at_start(gateway, fake_upstream, 
     env = {"PROMETHEUS_MULTIPROC_DIR": str(promdir)}
     # an "earlier run" that served 1000 requests
     subprocess.run(
-        [sys.executable, "-c", "from gateway import metrics; metrics.REQUESTS.labels('p', 'a', '2xx', 'static').inc(1000)"],
-        env={**__import__("os").environ, **env}, check=True,
+        [
+            sys.executable,
+            "-c",
+            "from gateway import metrics; metrics.REQUESTS.labels('p', 'a', '2xx', 'static').inc(1000)",
+        ],
+        env={**__import__("os").environ, **env},
+        check=True,
     )
     assert list(promdir.glob("counter_*.db"))
     fake = fake_upstream("m-v1")
-    cfg = {"upstreams": {"a": upstream_entry(fake), "b": upstream_entry(fake)}, "policies": {"p": {"candidates": ["a", "b"]}}}
+    cfg = {
+        "upstreams": {"a": upstream_entry(fake), "b": upstream_entry(fake)},
+        "policies": {"p": {"candidates": ["a", "b"]}},
+    }
     gw = gateway(cfg, env=env)
-    r = httpx.post(f"{gw.base_url}/chat/completions", json={"model": "router-p", "messages": [{"role": "user", "content": "hi"}]}, timeout=10)
+    r = httpx.post(
+        f"{gw.base_url}/chat/completions",
+        json={"model": "router-p", "messages": [{"role": "user", "content": "hi"}]},
+        timeout=10,
+    )
     assert r.status_code == 200
     assert _requests_total(httpx.get(f"{gw.url}/metrics").text) == 1.0

@@ -8,9 +8,9 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 import openai
 
@@ -59,8 +59,11 @@ def processes(tmp: Path) -> Iterator[tuple[Callable[..., FakeUpstream], Callable
 
     def fake(model_id: str) -> FakeUpstream:
         port = free_port()
-        proc = subprocess.Popen([sys.executable, str(FAKE), "--port", str(port), "--model-id", model_id],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, str(FAKE), "--port", str(port), "--model-id", model_id],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
         procs.append(proc)
         wait_http(f"http://127.0.0.1:{port}/v1/models", 30, proc)
         return FakeUpstream(port, proc, model_id)
@@ -72,8 +75,13 @@ def processes(tmp: Path) -> Iterator[tuple[Callable[..., FakeUpstream], Callable
         port = free_port()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         log = open(tmp / f"gateway-{n}.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--config", str(path), "--port", str(port)],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--config", str(path), "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         gw = Gateway(port, proc, path, env, Path(log.name))
         gw.db = Path(cfg["server"]["outcomes_path"])
         gateways.append(gw)

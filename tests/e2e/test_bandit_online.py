@@ -29,14 +29,20 @@ def cfg(cheap, strong, mode: str = "epsilon_greedy", explore: float = 0.2, **ser
 
 
 def ask(gw, i: int) -> tuple[str, str, str]:
-    r = httpx.post(f"{gw.url}/v1/chat/completions", json={"model": "router-online", "messages": [{"role": "user", "content": f"q{i}"}]}, timeout=10)
+    r = httpx.post(
+        f"{gw.url}/v1/chat/completions",
+        json={"model": "router-online", "messages": [{"role": "user", "content": f"q{i}"}]},
+        timeout=10,
+    )
     assert r.status_code == 200, r.text
     return r.headers["x-shunter-request-id"], r.headers["x-shunter-model"], r.headers["x-shunter-reason"]
 
 
 def rate(gw, rid: str, model: str) -> None:
     # the cheap model is always wrong here, the strong one always right
-    r = httpx.post(f"{gw.url}/v1/feedback", json={"request_id": rid, "score": 1.0 if model == "strong" else 0.0}, timeout=10)
+    r = httpx.post(
+        f"{gw.url}/v1/feedback", json={"request_id": rid, "score": 1.0 if model == "strong" else 0.0}, timeout=10
+    )
     assert r.status_code == 201 and r.json()["online_update"] is True
 
 
@@ -51,7 +57,9 @@ def test_bandit_learns_from_feedback_with_bounded_exploration(gateway, fake_upst
     cheap, strong = fake_upstream("cheap-v1"), fake_upstream("strong-v1")
     gw = gateway(cfg(cheap, strong, mode=mode, explore=0.2), env={"SHUNTER_ADMIN_KEY": ADMIN})
     first = [ask(gw, i) for i in range(10)]
-    assert [m for _, m, reason in first if reason == "online"] and all(m == "cheap" for _, m, r in first if r == "online")  # equal priors: the cheaper model
+    assert [m for _, m, reason in first if reason == "online"] and all(
+        m == "cheap" for _, m, r in first if r == "online"
+    )  # equal priors: the cheaper model
     picks = []
     for i in range(80):
         rid, model, reason = ask(gw, i)
@@ -68,7 +76,9 @@ def test_bandit_learns_from_feedback_with_bounded_exploration(gateway, fake_upst
     assert st["feedback"] == 80 and st["backend"] == "InProcessState"
     assert arms["strong"]["reward"] < 1.0  # the cost term is in the reward
     lines = httpx.get(f"{gw.url}/metrics", timeout=5).text.splitlines()
-    got = [float(x.rsplit(" ", 1)[1]) for x in lines if x.startswith('shunter_bandit_explorations_total{policy="online"}')]
+    got = [
+        float(x.rsplit(" ", 1)[1]) for x in lines if x.startswith('shunter_bandit_explorations_total{policy="online"}')
+    ]
     assert got == [float(explored)], [x for x in lines if "bandit" in x]
 
 
@@ -78,7 +88,12 @@ def test_zero_exploration_never_explores_and_state_needs_admin(gateway, fake_ups
     reasons = {ask(gw, i)[2] for i in range(30)}
     assert reasons == {"online"}
     assert httpx.get(f"{gw.url}/admin/policies/online/state", timeout=5).status_code == 401
-    assert httpx.get(f"{gw.url}/admin/policies/nope/state", headers={"authorization": f"Bearer {ADMIN}"}, timeout=5).status_code == 404
+    assert (
+        httpx.get(
+            f"{gw.url}/admin/policies/nope/state", headers={"authorization": f"Bearer {ADMIN}"}, timeout=5
+        ).status_code
+        == 404
+    )
 
 
 def test_replicas_share_bandit_state_through_redis(gateway, fake_upstream, redis_server):
@@ -99,4 +114,6 @@ def test_replicas_share_bandit_state_through_redis(gateway, fake_upstream, redis
     assert sa["feedback"] == sb["feedback"] == 60 and sa["arms"] == sb["arms"]
     assert sb["explored_share"] <= 0.3
     late = [ask(b, 100 + i) for i in range(10)]  # replica b never saw a decision, yet exploits what a learned
-    assert [m for _, m, reason in late if reason == "online"] and all(m == "strong" for _, m, reason in late if reason == "online")
+    assert [m for _, m, reason in late if reason == "online"] and all(
+        m == "strong" for _, m, reason in late if reason == "online"
+    )

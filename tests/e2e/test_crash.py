@@ -102,5 +102,7 @@ def test_kill_9_under_load_loses_no_acknowledged_record(gateway, fake_upstream, 
     con = sqlite3.connect(db)
     assert con.execute("SELECT COUNT(*) FROM outcomes WHERE request_id=?", (rid,)).fetchone()[0] == 1
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    print(f"crash: {len(acked)} acknowledged at the quiet point, {floor} acknowledged before kill -9, "
-          f"{len(ids)} rows after, {sent[0]} requests answered under load, 0 lost")
+    print(
+        f"crash: {len(acked)} acknowledged at the quiet point, {floor} acknowledged before kill -9, "
+        f"{len(ids)} rows after, {sent[0]} requests answered under load, 0 lost"
+    )

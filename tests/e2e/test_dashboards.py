@@ -35,7 +35,13 @@ NEEDS_CHECKER = {"Cascade escalations"}
 
 def substitute(expr: str, rate: str = "1m", rng: str = "5m") -> str:
     """Grafana's template variables as Grafana would expand them with 'All' selected."""
-    for name, value in (("$__rate_interval", rate), ("$__range", rng), ("$__interval", "5s"), ("$policy", ".*"), ("$upstream", ".*")):
+    for name, value in (
+        ("$__rate_interval", rate),
+        ("$__range", rng),
+        ("$__interval", "5s"),
+        ("$policy", ".*"),
+        ("$upstream", ".*"),
+    ):
         expr = expr.replace(name, value)
     return expr
 
@@ -62,8 +68,15 @@ class Prometheus:
         )
         self.log = open(tmp / "prometheus.log", "wb")
         self.proc = subprocess.Popen(
-            [exe, f"--config.file={cfg}", f"--storage.tsdb.path={tmp / 'tsdb'}", f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-            stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                exe,
+                f"--config.file={cfg}",
+                f"--storage.tsdb.path={tmp / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--log.level=warn",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         self.url = f"http://127.0.0.1:{self.port}"
         wait_http(f"{self.url}/-/ready", 60, self.proc)
@@ -75,7 +88,7 @@ class Prometheus:
         return body["data"]["result"]
 
     def scrapes(self) -> float:
-        res = self.query('sum(prometheus_tsdb_head_samples_appended_total) or vector(0)')
+        res = self.query("sum(prometheus_tsdb_head_samples_appended_total) or vector(0)")
         return float(res[0]["value"][1]) if res else 0.0
 
     def wait_for(self, expr: str, want: float, timeout: float = 30) -> None:
@@ -109,7 +122,9 @@ def answer_checker() -> Path | None:
     return None
 
 
-def _chat(http: httpx.Client, gw, model: str, content: str, stream: bool = False, headers: dict | None = None) -> httpx.Response:
+def _chat(
+    http: httpx.Client, gw, model: str, content: str, stream: bool = False, headers: dict | None = None
+) -> httpx.Response:
     body = {"model": model, "messages": [{"role": "user", "content": content}], "stream": stream}
     if stream:
         body["stream_options"] = {"include_usage": True}
@@ -137,7 +152,12 @@ def drive(http: httpx.Client, gw, flaky, round_: int, policies: dict) -> int:
         assert _chat(http, gw, "router-semantic", f"what's the capital of Italy ({round_})").status_code == 200
         n += 2
     if "learned" in policies:  # the learned router decides (reason "router")
-        for q in ("Prove that there are infinitely many primes.", "hi", "Explain the Krebs cycle step by step.", "What is 2+2?"):
+        for q in (
+            "Prove that there are infinitely many primes.",
+            "hi",
+            "Explain the Krebs cycle step by step.",
+            "What is 2+2?",
+        ):
             assert _chat(http, gw, "router-learned", f"{q} ({round_})").status_code == 200
             n += 1
     if "cascade" in policies:  # threshold 1.0: the cheap answer is always escalated
@@ -173,20 +193,31 @@ def test_every_panel_query_returns_data(gateway, fake_upstream, tmp_path):
     }
     skip: set[str] = set()
     if encoder_available():
-        cfg["policies"]["semantic"] = {"candidates": ["cheap", "strong"], "cache": {"ttl": 120, "semantic": True, "similarity": 0.75}}
+        cfg["policies"]["semantic"] = {
+            "candidates": ["cheap", "strong"],
+            "cache": {"ttl": 120, "semantic": True, "similarity": 0.75},
+        }
     else:
         skip |= NEEDS_ENCODER
     mf = ROOT / "routers" / "artifacts" / "mf-mmlu"
     if encoder_available() and (mf / "router.json").exists():  # the shipped learned router
         cfg["policies"]["learned"] = {
             "candidates": ["cheap", "strong"],
-            "router": {"path": str(mf), "model_map": {"cheap": "mistralai/Mixtral-8x7B-Instruct-v0.1", "strong": "gpt-4-1106-preview"}, "strong": "strong", "weak": "cheap"},
+            "router": {
+                "path": str(mf),
+                "model_map": {"cheap": "mistralai/Mixtral-8x7B-Instruct-v0.1", "strong": "gpt-4-1106-preview"},
+                "strong": "strong",
+                "weak": "cheap",
+            },
             "objective": {"threshold": 0.5},
             "reference_model": "strong",
         }
     checker = answer_checker() if encoder_available() else None
     if checker:
-        cfg["policies"]["cascade"] = {"candidates": ["cheap", "strong"], "cascade": {"checker": str(checker), "threshold": 1.0}}
+        cfg["policies"]["cascade"] = {
+            "candidates": ["cheap", "strong"],
+            "cascade": {"checker": str(checker), "threshold": 1.0},
+        }
     else:
         skip |= NEEDS_CHECKER
     gw = gateway(cfg, env={"SHUNTER_ADMIN_KEY": ADMIN_KEY})
@@ -224,19 +255,32 @@ def test_every_panel_query_returns_data(gateway, fake_upstream, tmp_path):
             assert vals, var
         # the figures are the ones we sent: requests, cache hits, cost saved
         assert float(prom.query("sum(shunter_requests_total)")[0]["value"][1]) == total
-        assert float(prom.query('sum(shunter_cache_requests_total{cache="response",result="hit"})')[0]["value"][1]) >= 2 + 3 * (rounds - 1)
+        assert float(
+            prom.query('sum(shunter_cache_requests_total{cache="response",result="hit"})')[0]["value"][1]
+        ) >= 2 + 3 * (rounds - 1)
         assert float(prom.query("sum(shunter_cost_saved_usd_total)")[0]["value"][1]) > 0
         # each path the issue names really increments its metric (not just a primed zero)
         must_move = [
-            "shunter_request_duration_seconds_count", "shunter_time_to_first_token_seconds_count",
-            "shunter_routing_decision_seconds_count", "shunter_upstream_duration_seconds_count",
-            "shunter_upstream_errors_total", "shunter_retries_total", "shunter_fallbacks_total",
-            "shunter_tokens_total", "shunter_cost_usd_total", "shunter_outcomes_written_total",
-            "shunter_feedback_total", 'shunter_config_reloads_total{result="success"}',
+            "shunter_request_duration_seconds_count",
+            "shunter_time_to_first_token_seconds_count",
+            "shunter_routing_decision_seconds_count",
+            "shunter_upstream_duration_seconds_count",
+            "shunter_upstream_errors_total",
+            "shunter_retries_total",
+            "shunter_fallbacks_total",
+            "shunter_tokens_total",
+            "shunter_cost_usd_total",
+            "shunter_outcomes_written_total",
+            "shunter_feedback_total",
+            'shunter_config_reloads_total{result="success"}',
             'shunter_requests_total{status="4xx"}',
         ]
         if encoder_available():
-            must_move += ["shunter_embedding_batch_size_count", "shunter_embedding_seconds_count", "shunter_cache_similarity_count"]
+            must_move += [
+                "shunter_embedding_batch_size_count",
+                "shunter_embedding_seconds_count",
+                "shunter_cache_similarity_count",
+            ]
         for m in must_move:
             got = prom.query(f"sum({m})")
             assert got and float(got[0]["value"][1]) > 0, m

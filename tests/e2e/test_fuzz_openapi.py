@@ -23,9 +23,23 @@ CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,re
 def _st(schema: str, base: str, n: int, *extra: str) -> subprocess.CompletedProcess:
     st = Path(sys.executable).with_name("schemathesis")
     cmd = [
-        str(st), "run", schema, "--checks", CHECKS, "-n", str(n), "--generation-deterministic",
-        "--phases", "examples,fuzzing", "--request-timeout", "20", "-H", f"Authorization: Bearer {ADMIN}",
-        "--suppress-health-check", "all", *extra,
+        str(st),
+        "run",
+        schema,
+        "--checks",
+        CHECKS,
+        "-n",
+        str(n),
+        "--generation-deterministic",
+        "--phases",
+        "examples,fuzzing",
+        "--request-timeout",
+        "20",
+        "-H",
+        f"Authorization: Bearer {ADMIN}",
+        "--suppress-health-check",
+        "all",
+        *extra,
     ]
     if not schema.startswith("http"):
         cmd += ["--url", base]

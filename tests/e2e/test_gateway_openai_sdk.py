@@ -65,7 +65,11 @@ def test_streaming_chat_with_usage(gw):
 
 
 def test_streaming_without_include_usage_hides_usage_chunk(gw):
-    chunks = list(client(gw).chat.completions.create(model="router-chat", messages=[{"role": "user", "content": "hi"}], stream=True))
+    chunks = list(
+        client(gw).chat.completions.create(
+            model="router-chat", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+    )
     assert all(c.usage is None for c in chunks)
     assert all(c.choices for c in chunks)
 
@@ -74,7 +78,9 @@ def test_async_client_plain_and_stream(gw):
     async def run():
         c = openai.AsyncOpenAI(base_url=gw.base_url, api_key="unused", max_retries=0)
         r = await c.chat.completions.create(model="router-chat", messages=[{"role": "user", "content": "async hi"}])
-        s = await c.chat.completions.create(model="router-chat", messages=[{"role": "user", "content": "async stream"}], stream=True)
+        s = await c.chat.completions.create(
+            model="router-chat", messages=[{"role": "user", "content": "async stream"}], stream=True
+        )
         parts = [ch.choices[0].delta.content or "" async for ch in s if ch.choices]
         await c.close()
         return r, "".join(parts)
@@ -86,9 +92,21 @@ def test_async_client_plain_and_stream(gw):
 
 def test_tool_calls_pass_through_both_ways(gw, two_fakes):
     cheap, _ = two_fakes
-    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
     r = client(gw).chat.completions.create(
-        model="router-chat", messages=[{"role": "user", "content": "weather in Paris"}], tools=tools, tool_choice="auto", seed=7,
+        model="router-chat",
+        messages=[{"role": "user", "content": "weather in Paris"}],
+        tools=tools,
+        tool_choice="auto",
+        seed=7,
         extra_body={"vendor_extra": {"x": 1}},
     )
     call = r.choices[0].message.tool_calls[0]
@@ -111,7 +129,11 @@ def test_tool_calls_pass_through_both_ways(gw, two_fakes):
 
 def test_streaming_tool_call(gw):
     tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
-    chunks = list(client(gw).chat.completions.create(model="router-chat", messages=[{"role": "user", "content": "x"}], tools=tools, stream=True))
+    chunks = list(
+        client(gw).chat.completions.create(
+            model="router-chat", messages=[{"role": "user", "content": "x"}], tools=tools, stream=True
+        )
+    )
     calls = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
     assert calls and calls[0].function.name == "lookup"
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
@@ -139,11 +161,37 @@ def test_models_lists_policies_and_upstreams(gw):
         ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, None),
         ({"json": {"model": "router-chat"}}, 400, "messages"),
         ({"json": {"model": "nope", "messages": [{"role": "user", "content": "x"}]}}, 404, "model"),
-        ({"content": b'{"model":"router-chat","messages":[{"role":"user","content":"' + b"x" * 2_000_000 + b'"}]}', "headers": {"content-type": "application/json"}}, 413, None),
-        ({"content": b"model=router-chat", "headers": {"content-type": "application/x-www-form-urlencoded"}}, 415, None),
+        (
+            {
+                "content": b'{"model":"router-chat","messages":[{"role":"user","content":"'
+                + b"x" * 2_000_000
+                + b'"}]}',
+                "headers": {"content-type": "application/json"},
+            },
+            413,
+            None,
+        ),
+        (
+            {"content": b"model=router-chat", "headers": {"content-type": "application/x-www-form-urlencoded"}},
+            415,
+            None,
+        ),
         ({"json": {"model": "router-chat", "messages": [{"role": "wizard", "content": "x"}]}}, 400, "messages[0].role"),
-        ({"json": {"model": "router-chat", "messages": [], }}, 400, "messages"),
-        ({"json": {"model": "router-chat", "messages": [{"role": "user", "content": "x"}], "temperature": 9}}, 400, "temperature"),
+        (
+            {
+                "json": {
+                    "model": "router-chat",
+                    "messages": [],
+                }
+            },
+            400,
+            "messages",
+        ),
+        (
+            {"json": {"model": "router-chat", "messages": [{"role": "user", "content": "x"}], "temperature": 9}},
+            400,
+            "temperature",
+        ),
     ],
 )
 def test_bad_input_gets_openai_error(gw, kwargs, status, param):

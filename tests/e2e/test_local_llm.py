@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import httpx
 import openai
@@ -36,13 +35,16 @@ def default_gateway(tmp_path_factory):
     log = open(work / "gateway.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway", "serve", "--config", str(cfg / "default.yaml"), "--port", str(port)],
-        cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=work,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_http(f"http://127.0.0.1:{port}/readyz", 240, proc)
     except Exception:
         stop(proc, signal.SIGKILL)
-        raise AssertionError((work / "gateway.log").read_text()[-4000:])
+        raise AssertionError((work / "gateway.log").read_text()[-4000:]) from None
     yield f"http://127.0.0.1:{port}", work
     stop(proc)
     print((work / "gateway.log").read_text()[-2000:])
@@ -52,7 +54,10 @@ def test_newcomer_gets_a_routed_answer_from_the_local_model(default_gateway):
     url, work = default_gateway
     c = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0, timeout=120)
     raw = c.chat.completions.with_raw_response.create(
-        model="auto", messages=[{"role": "user", "content": "What is the capital of France? Answer in one word."}], max_tokens=16, temperature=0
+        model="auto",
+        messages=[{"role": "user", "content": "What is the capital of France? Answer in one word."}],
+        max_tokens=16,
+        temperature=0,
     )
     r = raw.parse()
     assert r.model == "local"
@@ -71,7 +76,10 @@ def test_streaming_from_the_local_model(default_gateway):
     c = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0, timeout=120)
     chunks = list(
         c.chat.completions.create(
-            model="local", messages=[{"role": "user", "content": "Say hello."}], max_tokens=16, stream=True,
+            model="local",
+            messages=[{"role": "user", "content": "Say hello."}],
+            max_tokens=16,
+            stream=True,
             stream_options={"include_usage": True},
         )
     )

@@ -9,7 +9,6 @@ import time
 
 import httpx
 import openai
-import pytest
 
 from gateway.outcomes.sqlite import SQLiteStore
 from tests.conftest import upstream_entry
@@ -55,10 +54,14 @@ def test_sigterm_mid_load_every_200_has_its_record(gateway, fake_upstream, tmp_p
     async def one(c: openai.AsyncOpenAI, i: int) -> None:
         try:
             if i % 2:
-                raw = await c.chat.completions.with_raw_response.create(model="router-chat", messages=[{"role": "user", "content": f"plain {i}"}])
+                raw = await c.chat.completions.with_raw_response.create(
+                    model="router-chat", messages=[{"role": "user", "content": f"plain {i}"}]
+                )
                 raw.parse()
             else:
-                raw = await c.chat.completions.with_raw_response.create(model="router-chat", messages=[{"role": "user", "content": f"stream {i} a b c d"}], stream=True)
+                raw = await c.chat.completions.with_raw_response.create(
+                    model="router-chat", messages=[{"role": "user", "content": f"stream {i} a b c d"}], stream=True
+                )
                 async for _ in raw.parse():
                     pass
             if raw.status_code == 200:
@@ -99,7 +102,9 @@ def test_full_queue_drops_are_counted_and_logged_requests_still_succeed(gateway,
     try:
         ids = []
         for i in range(20):
-            raw = c.chat.completions.with_raw_response.create(model="router-chat", messages=[{"role": "user", "content": f"q {i}"}])
+            raw = c.chat.completions.with_raw_response.create(
+                model="router-chat", messages=[{"role": "user", "content": f"q {i}"}]
+            )
             assert raw.status_code == 200 and raw.parse().choices[0].message.content == f"Echo: q {i}"
             ids.append(raw.headers["x-shunter-request-id"])
         dropped = metric(gw, "shunter_outcomes_dropped_total", store="sqlite")
@@ -121,26 +126,42 @@ def test_feedback_joined_by_id_idempotent_and_404(gateway, fake_upstream, tmp_pa
     db = tmp_path / "fb.sqlite"
     gw = gateway(cfg_two(cheap, strong, outcomes_path=str(db)))
     c = openai.OpenAI(base_url=gw.base_url, api_key="x", max_retries=0)
-    raw = c.chat.completions.with_raw_response.create(model="router-chat", messages=[{"role": "user", "content": "rate me"}])
+    raw = c.chat.completions.with_raw_response.create(
+        model="router-chat", messages=[{"role": "user", "content": "rate me"}]
+    )
     rid = raw.headers["x-shunter-request-id"]
     h = httpx.Client(base_url=gw.url, timeout=10)
     # sent at once: the record may still be queued, the handler waits for it
     r = h.post("/v1/feedback", json={"request_id": rid, "score": 0.9, "label": "good", "comment": "nice"})
     assert r.status_code == 201, r.text
-    assert r.json() | {} == {"object": "feedback", "request_id": rid, "source": "user", "score": 0.9, "created": True,
-                             "policy": "chat", "model": "cheap", "online_update": False}
+    assert r.json() | {} == {
+        "object": "feedback",
+        "request_id": rid,
+        "source": "user",
+        "score": 0.9,
+        "created": True,
+        "policy": "chat",
+        "model": "cheap",
+        "online_update": False,
+    }
     again = h.post("/v1/feedback", json={"request_id": rid, "thumbs": "down"})
     assert again.status_code == 200 and again.json()["created"] is False and again.json()["score"] == 0.0
     judge = h.post("/v1/feedback", json={"request_id": rid, "score": 1, "source": "judge"})
     assert judge.status_code == 201
     # streamed: feedback right after the last chunk
-    chunks = c.chat.completions.with_raw_response.create(model="router-chat", messages=[{"role": "user", "content": "s"}], stream=True)
+    chunks = c.chat.completions.with_raw_response.create(
+        model="router-chat", messages=[{"role": "user", "content": "s"}], stream=True
+    )
     srid = chunks.headers["x-shunter-request-id"]
     list(chunks.parse())
     assert h.post("/v1/feedback", json={"request_id": srid, "thumbs": "up"}).status_code == 201
     # errors, OpenAI style
     nf = h.post("/v1/feedback", json={"request_id": "req_doesnotexist", "score": 1})
-    assert nf.status_code == 404 and nf.json()["error"]["code"] == "request_not_found" and nf.json()["error"]["param"] == "request_id"
+    assert (
+        nf.status_code == 404
+        and nf.json()["error"]["code"] == "request_not_found"
+        and nf.json()["error"]["param"] == "request_id"
+    )
     assert h.post("/v1/feedback", json={"request_id": rid}).status_code == 400
     assert h.post("/v1/feedback", json={"request_id": rid, "score": 1.5}).json()["error"]["param"] == "score"
     assert h.post("/v1/feedback", json={"request_id": rid, "score": 1, "thumbs": "up"}).status_code == 400
@@ -160,8 +181,11 @@ def test_rejected_request_is_recorded_with_its_id(gateway, fake_upstream, tmp_pa
     h = httpx.Client(base_url=gw.base_url, timeout=10)
     r = h.post("/chat/completions", json={"model": "no-such-model", "messages": [{"role": "user", "content": "x"}]})
     assert r.status_code == 404
-    r2 = h.post("/chat/completions", json={"model": "router-chat", "messages": [{"role": "user", "content": "x"}]},
-                headers={"x-shunter-threshold": "0.9"})
+    r2 = h.post(
+        "/chat/completions",
+        json={"model": "router-chat", "messages": [{"role": "user", "content": "x"}]},
+        headers={"x-shunter-threshold": "0.9"},
+    )
     assert r2.status_code == 400
     time.sleep(0.5)
     s = SQLiteStore(db)
@@ -186,12 +210,16 @@ def test_redis_store_feeds_trainer_through_consumer_group(gateway, fake_upstream
     for i in range(10):
         gw = gws[i % 2]
         raw = openai.OpenAI(base_url=gw.base_url, api_key="x", max_retries=0).chat.completions.with_raw_response.create(
-            model="router-chat", messages=[{"role": "user", "content": f"r {i}"}])
+            model="router-chat", messages=[{"role": "user", "content": f"r {i}"}]
+        )
         ids.append(raw.headers["x-shunter-request-id"])
     # feedback on the other replica than the one that served it
     fb = httpx.post(f"{gws[1].url}/v1/feedback", json={"request_id": ids[0], "score": 1.0}, timeout=10)
     assert fb.status_code == 201, fb.text
-    assert httpx.post(f"{gws[0].url}/v1/feedback", json={"request_id": ids[0], "score": 1.0}, timeout=10).status_code == 200
+    assert (
+        httpx.post(f"{gws[0].url}/v1/feedback", json={"request_id": ids[0], "score": 1.0}, timeout=10).status_code
+        == 200
+    )
     assert r.xlen("shunter:outcomes") == 10 and r.exists(f"shunter:outcome:{ids[3]}")
     sink = SQLiteStore(tmp_path / "trainer.sqlite")
     got = StreamReader(redis_server, sink, group="trainer").pull()
@@ -203,9 +231,24 @@ def test_redis_store_feeds_trainer_through_consumer_group(gateway, fake_upstream
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "gateway", "outcomes", "pull", "--redis", redis_server, "--db", str(tmp_path / "cli.sqlite"), "--group", "audit"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "gateway",
+        "outcomes",
+        "pull",
+        "--redis",
+        redis_server,
+        "--db",
+        str(tmp_path / "cli.sqlite"),
+        "--group",
+        "audit",
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"outcomes": 10, "feedback": 2}
-    assert json.loads(subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout) == {"outcomes": 0, "feedback": 0}
+    assert json.loads(subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout) == {
+        "outcomes": 0,
+        "feedback": 0,
+    }
     assert ids_in(tmp_path / "cli.sqlite") == set(ids)

@@ -39,8 +39,23 @@ def stand_ins(tmp_path_factory):
                 pytest.skip(f"shared data not found at {src}")
             d = tmp_path_factory.mktemp("routers") / fmt
             r = subprocess.run(
-                [sys.executable, "-m", "gateway", "train", "--router", "random", "--data", str(src), "--format", fmt, "--out", str(d)],
-                capture_output=True, text=True, timeout=300,
+                [
+                    sys.executable,
+                    "-m",
+                    "gateway",
+                    "train",
+                    "--router",
+                    "random",
+                    "--data",
+                    str(src),
+                    "--format",
+                    fmt,
+                    "--out",
+                    str(d),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=300,
             )
             assert r.returncode == 0, r.stdout + r.stderr
             built[fmt] = d
@@ -85,12 +100,20 @@ def test_openai_example(gateway, fake_upstream, stand_ins, tmp_path):
 def test_multi_model_example(gateway, fake_upstream, stand_ins, tmp_path):
     gw = gateway(localised("multi-model.yaml", fake_upstream("any"), stand_ins, tmp_path))
     seen = set()
-    for q in ["Write a function that reverses a string.", "What is 2+2?", "Explain quantum tunnelling.", "Name a prime > 100."]:
+    for q in [
+        "Write a function that reverses a string.",
+        "What is 2+2?",
+        "Explain quantum tunnelling.",
+        "Name a prime > 100.",
+    ]:
         resp, h = chat(gw, q, model="auto")
         assert h["x-shunter-reason"] == "router" and len(h["x-shunter-scores"].split(",")) == 11
         seen.add(resp.model)
     # cost weight 0: the best predicted quality, whatever it costs; the largest allowed weight: cheaper
-    prices = {n: u["output_price"] for n, u in yaml.safe_load((ROOT / "config" / "multi-model.yaml").read_text())["upstreams"].items()}
+    prices = {
+        n: u["output_price"]
+        for n, u in yaml.safe_load((ROOT / "config" / "multi-model.yaml").read_text())["upstreams"].items()
+    }
     best, h = chat(gw, "What is 2+2?", model="auto", headers={"x-shunter-cost-weight": "0"})
     scores = dict(kv.rsplit("=", 1) for kv in h["x-shunter-scores"].split(","))
     assert best.model == max(scores, key=lambda m: float(scores[m]))

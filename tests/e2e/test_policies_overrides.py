@@ -33,7 +33,9 @@ def gw(tmp_path_factory):
 
 def bad(gw, **kw) -> openai.BadRequestError:
     with pytest.raises(openai.BadRequestError) as e:
-        client(gw).chat.completions.create(messages=[{"role": "user", "content": "hi"}], **{"model": "router-chat", **kw})
+        client(gw).chat.completions.create(
+            messages=[{"role": "user", "content": "hi"}], **{"model": "router-chat", **kw}
+        )
     return e.value
 
 

@@ -19,7 +19,6 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import upstream_entry
 from tests.e2e.policy_util import chat, outcome
 
 ADMIN = "reload-admin-key"
@@ -102,9 +101,11 @@ def test_reload_under_load_loses_no_request(setup):
         c = openai.OpenAI(base_url=gw.base_url, api_key="unused", max_retries=0, timeout=10)
         while not stop.is_set():
             try:
-                raw = c.chat.completions.with_raw_response.create(model="router-chat", messages=[{"role": "user", "content": "hi"}])
+                raw = c.chat.completions.with_raw_response.create(
+                    model="router-chat", messages=[{"role": "user", "content": "hi"}]
+                )
                 results.append((raw.status_code, raw.parse().model, raw.headers["x-shunter-request-id"]))
-            except BaseException as exc:  # noqa: BLE001 - every failure is a lost request
+            except BaseException as exc:
                 errors.append(exc)
 
     threads = [threading.Thread(target=worker) for _ in range(3)]
@@ -128,7 +129,7 @@ def test_reload_under_load_loses_no_request(setup):
     assert len(results) >= 30 and {s for s, _, _ in results} == {200}
     assert len(timeline) == 7 and all(a < b for (a, _), (b, _) in zip(timeline, timeline[1:]))
     served = {"x": 0, "y": 0}
-    for status, model, rid in results:
+    for _status, model, rid in results:
         row = outcome(db, rid)
         in_force = [p for at, p in timeline if at <= row["ts"]][-1]
         assert model == in_force == row["served"], (row["ts"], timeline, model)
@@ -214,13 +215,20 @@ def test_in_flight_stream_finishes_on_the_old_policy(setup):
     gw = start()
     x.control(chunk_delay=0.6)
     c = openai.OpenAI(base_url=gw.base_url, api_key="unused", max_retries=0, timeout=30)
-    stream = c.chat.completions.create(model="router-chat", messages=[{"role": "user", "content": "one two three four"}], stream=True)
+    stream = c.chat.completions.create(
+        model="router-chat", messages=[{"role": "user", "content": "one two three four"}], stream=True
+    )
     it = iter(stream)
     first = next(it)
     assert first.model == "x"
     before = admin_config(gw)["loaded_at"]
     # B puts y first and changes x's settings, so x's connection pool is replaced
-    write_atomic(path, policy_text(x, y, "y", db).replace(f"    model: {x.model_id}\n", f"    model: {x.model_id}\n    max_concurrency: 7\n"))
+    write_atomic(
+        path,
+        policy_text(x, y, "y", db).replace(
+            f"    model: {x.model_id}\n", f"    model: {x.model_id}\n    max_concurrency: 7\n"
+        ),
+    )
     assert wait_reload(gw, before)["ok"]
     assert chat(gw, "new request")[0].model == "y"
     swapped = time.monotonic()
@@ -229,6 +237,8 @@ def test_in_flight_stream_finishes_on_the_old_policy(setup):
         rest.append((time.monotonic(), ch))
     assert rest[-1][0] > swapped + 0.2  # the stream really was still running under the new policy
     rest = [ch for _, ch in rest]
-    text = (first.choices[0].delta.content or "") + "".join(ch.choices[0].delta.content or "" for ch in rest if ch.choices)
+    text = (first.choices[0].delta.content or "") + "".join(
+        ch.choices[0].delta.content or "" for ch in rest if ch.choices
+    )
     assert text == "Echo: one two three four" and {ch.model for ch in rest} == {"x"}
     assert rest[-1].choices[0].finish_reason == "stop"

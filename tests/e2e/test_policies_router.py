@@ -30,8 +30,23 @@ def artifact(tmp_path_factory) -> Path:
         pytest.skip(f"shared data not found at {MMLU}")
     out = tmp_path_factory.mktemp("router") / "random-pair"
     r = subprocess.run(
-        [sys.executable, "-m", "gateway", "train", "--router", "random", "--data", str(MMLU), "--format", "routellm", "--out", str(out)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "train",
+            "--router",
+            "random",
+            "--data",
+            str(MMLU),
+            "--format",
+            "routellm",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert r.returncode == 0, r.stdout + r.stderr
     return out
@@ -56,7 +71,9 @@ def gw(gateway, fake_upstream, artifact):
         "upstreams": {
             "weak": upstream_entry(weak),
             "strong": upstream_entry(strong, input_price=2.5, output_price=10, capabilities=["streaming", "reasoning"]),
-            "thinker": upstream_entry(thinker, input_price=1.1, output_price=4.4, capabilities=["streaming", "reasoning"]),
+            "thinker": upstream_entry(
+                thinker, input_price=1.1, output_price=4.4, capabilities=["streaming", "reasoning"]
+            ),
         },
         "policies": {
             "pair": {
@@ -125,15 +142,23 @@ def test_concurrent_requests_are_micro_batched(gw, artifact):
     import openai
 
     organs = ["heart", "liver", "lung", "kidney", "brain", "spleen", "stomach", "pancreas"]
-    texts = [f"Which nerve supplies the {organ} of patient number {i} in this anatomy case?" for i in range(3) for organ in organs]
+    texts = [
+        f"Which nerve supplies the {organ} of patient number {i} in this anatomy case?"
+        for i in range(3)
+        for organ in organs
+    ]
     before = httpx.get(f"{gw.url}/metrics").text
 
     async def burst():
         client = openai.AsyncOpenAI(base_url=gw.base_url, api_key="unused", max_retries=0)
-        raws = await asyncio.gather(*(
-            client.chat.completions.with_raw_response.create(model="router-pair", messages=[{"role": "user", "content": t}])
-            for t in texts
-        ))
+        raws = await asyncio.gather(
+            *(
+                client.chat.completions.with_raw_response.create(
+                    model="router-pair", messages=[{"role": "user", "content": t}]
+                )
+                for t in texts
+            )
+        )
         await client.close()
         return raws
 

@@ -96,7 +96,11 @@ def test_token_count_counts_every_message(gw):
     """The long conversation trips the token rule even though the last message is short."""
     from tests.e2e.policy_util import client
 
-    msgs = [{"role": "user", "content": "context " * 80}, {"role": "assistant", "content": "ok"}, {"role": "user", "content": "and?"}]
+    msgs = [
+        {"role": "user", "content": "context " * 80},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": "and?"},
+    ]
     raw = client(gw).chat.completions.with_raw_response.create(model="router-chat", messages=msgs)
     assert raw.headers["x-shunter-policy"] == "big" and raw.parse().model == "strong"
 
@@ -130,8 +134,13 @@ def test_capability_and_context_filters(caps_gw):
 
     gw = caps_gw
     assert chat(gw, "hi")[0].model == "plain"
-    image = [{"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]
-    raw = client(gw).chat.completions.with_raw_response.create(model="router-chat", messages=[{"role": "user", "content": image}])
+    image = [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+    ]
+    raw = client(gw).chat.completions.with_raw_response.create(
+        model="router-chat", messages=[{"role": "user", "content": image}]
+    )
     assert raw.parse().model == "seeing"
     assert chat(gw, "give json", response_format={"type": "json_object"})[0].model == "seeing"
     assert chat(gw, "long " * 300)[0].model == "seeing"  # ~375 tokens > plain's 200-token window
@@ -144,6 +153,11 @@ def test_no_usable_candidate_is_a_503_naming_why(caps_gw):
 
     tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]
     with pytest.raises(openai.InternalServerError) as e:
-        client(caps_gw).chat.completions.create(model="router-chat", messages=[{"role": "user", "content": "hi"}], tools=tools)
+        client(caps_gw).chat.completions.create(
+            model="router-chat", messages=[{"role": "user", "content": "hi"}], tools=tools
+        )
     assert e.value.status_code == 503
-    assert e.value.body["message"] == "No candidate of policy 'chat' can serve this request: plain: lacks tools; seeing: lacks tools"
+    assert (
+        e.value.body["message"]
+        == "No candidate of policy 'chat' can serve this request: plain: lacks tools; seeing: lacks tools"
+    )

@@ -24,7 +24,11 @@ def test_shipped_semantic_example_routes_labelled_prompts(gateway, fake_upstream
     cfg["server"]["outcomes_path"] = str(tmp_path / "o.sqlite")
     gw = gateway(cfg)
     routes = {r["name"]: r for r in cfg["policies"]["domains"]["semantic_routes"]}
-    rows = [json.loads(line) for line in (ROOT / "config" / "semantic-examples.jsonl").read_text().splitlines() if line.strip()]
+    rows = [
+        json.loads(line)
+        for line in (ROOT / "config" / "semantic-examples.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     right = 0
     for row in rows:
         resp, h = chat(gw, row["text"], model="auto")
@@ -58,17 +62,34 @@ def gw(tmp_path_factory):
                 "chat": {
                     "candidates": ["mini", "thinker"],
                     "semantic_routes": [
-                        {"name": "legal", "policy": "careful", "threshold": 0.4,
-                         "utterances": ["review this contract for risky clauses", "is this agreement legally binding"]},
-                        {"name": "puzzle", "reasoning_effort": "high", "threshold": 0.4,
-                         "utterances": ["solve this logic puzzle", "how many ways can you arrange the letters"]},
+                        {
+                            "name": "legal",
+                            "policy": "careful",
+                            "threshold": 0.4,
+                            "utterances": [
+                                "review this contract for risky clauses",
+                                "is this agreement legally binding",
+                            ],
+                        },
+                        {
+                            "name": "puzzle",
+                            "reasoning_effort": "high",
+                            "threshold": 0.4,
+                            "utterances": ["solve this logic puzzle", "how many ways can you arrange the letters"],
+                        },
                     ],
                 },
                 "careful": {"candidates": ["strong", "mini"]},
                 "thinking": {
                     "candidates": ["thinker", "mini"],
-                    "semantic_routes": [{"name": "puzzle", "reasoning_effort": "medium", "threshold": 0.4,
-                                         "utterances": ["solve this logic puzzle"]}],
+                    "semantic_routes": [
+                        {
+                            "name": "puzzle",
+                            "reasoning_effort": "medium",
+                            "threshold": 0.4,
+                            "utterances": ["solve this logic puzzle"],
+                        }
+                    ],
                 },
             },
         }

@@ -15,7 +15,10 @@ PREMIUM = {"x-shunter-tier": "premium"}
 def sticky_cfg(cheap, strong, ttl: float, **server) -> dict:
     return {
         "server": server,
-        "upstreams": {"cheap": upstream_entry(cheap), "strong": upstream_entry(strong, input_price=2.5, output_price=10)},
+        "upstreams": {
+            "cheap": upstream_entry(cheap),
+            "strong": upstream_entry(strong, input_price=2.5, output_price=10),
+        },
         "policies": {
             "chat": {
                 "candidates": ["cheap", "strong"],
@@ -27,7 +30,11 @@ def sticky_cfg(cheap, strong, ttl: float, **server) -> dict:
 
 
 def test_session_stays_on_its_first_model_for_the_ttl(gateway, fake_upstream, tmp_path):
-    gw = gateway(sticky_cfg(fake_upstream("cheap-v1"), fake_upstream("strong-v1"), ttl=1.5, outcomes_path=str(tmp_path / "o.sqlite")))
+    gw = gateway(
+        sticky_cfg(
+            fake_upstream("cheap-v1"), fake_upstream("strong-v1"), ttl=1.5, outcomes_path=str(tmp_path / "o.sqlite")
+        )
+    )
     s1 = {"x-shunter-session": "conv-1"}
     resp, h = chat(gw, "hi", headers={**s1, **PREMIUM})
     assert (resp.model, h["x-shunter-reason"]) == ("strong", "rule")
@@ -80,7 +87,12 @@ def reasoning_gw(tmp_path_factory):
                 "chat": {
                     "candidates": ["mini", "thinker"],
                     "rules": [
-                        {"name": "proofs", "keywords": ["prove", "derive"], "model": "thinker", "reasoning_effort": "high"},
+                        {
+                            "name": "proofs",
+                            "keywords": ["prove", "derive"],
+                            "model": "thinker",
+                            "reasoning_effort": "high",
+                        },
                         {"name": "deep", "header": {"x-depth": "deep"}, "reasoning_effort": "low"},
                     ],
                 },

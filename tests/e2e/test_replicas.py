@@ -41,7 +41,9 @@ def replicas(gateway, fake_upstream, redis_db):
         "upstreams": {
             "a": upstream_entry(fake, input_price=0.15, output_price=0.6),
             "b": upstream_entry(fake, input_price=2.5, output_price=10.0),
-            "flaky": upstream_entry(flaky, retry={"attempts": 1, "backoff": 0.01}, breaker={"consecutive_failures": 2, "open_for": 30}),
+            "flaky": upstream_entry(
+                flaky, retry={"attempts": 1, "backoff": 0.01}, breaker={"consecutive_failures": 2, "open_for": 30}
+            ),
         },
         "policies": {
             "p": {"candidates": ["a", "b"]},

@@ -55,7 +55,9 @@ def test_stream_request_is_served_from_cache_as_sse(gateway, fake_upstream):
     before = fake.stats()["requests"]
     client = openai.OpenAI(base_url=gw.base_url, api_key="unused", max_retries=0)
     raw = client.chat.completions.with_raw_response.create(
-        model="router-cached", messages=[{"role": "user", "content": "stream me"}], stream=True,
+        model="router-cached",
+        messages=[{"role": "user", "content": "stream me"}],
+        stream=True,
         stream_options={"include_usage": True},
     )
     assert raw.headers["x-shunter-cache"] == "hit"

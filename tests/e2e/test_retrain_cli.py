@@ -21,8 +21,13 @@ pytestmark = pytest.mark.skipif(not (DATA / "routerbench").exists(), reason="sha
 
 
 def retrain(config, *args):
-    return subprocess.run([sys.executable, "-m", "gateway", "retrain", "--config", str(config), *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", "retrain", "--config", str(config), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_retrain_with_judge_file_no_publish_and_refusals(tmp_path):
@@ -37,14 +42,40 @@ def test_retrain_with_judge_file_no_publish_and_refusals(tmp_path):
     emb = R.embeddings(live, d)
     now = time.time()
     store = SQLiteStore(db)
-    store.write_batch([Outcome(request_id=f"req_{k}", ts=now - 1000 + k, policy="replay", served="claude-instant",
-                               chosen="claude-instant", embedding=emb[k].astype(np.float16).tobytes(), cost_usd=0.001)
-                       for k in range(len(live))])
+    store.write_batch(
+        [
+            Outcome(
+                request_id=f"req_{k}",
+                ts=now - 1000 + k,
+                policy="replay",
+                served="claude-instant",
+                chosen="claude-instant",
+                embedding=emb[k].astype(np.float16).tobytes(),
+                cost_usd=0.001,
+            )
+            for k in range(len(live))
+        ]
+    )
     store.close()
     judge = tmp_path / "judge.jsonl"
-    judge.write_text("".join(json.dumps({"request_id": f"req_{k}", "score": float(d.quality[i, 1])}) + "\n" for k, i in enumerate(live)))
+    judge.write_text(
+        "".join(
+            json.dumps({"request_id": f"req_{k}", "score": float(d.quality[i, 1])}) + "\n" for k, i in enumerate(live)
+        )
+    )
 
-    r = retrain(config, "--policy", "replay", "--judge", str(judge), "--no-publish", "--out", str(tmp_path / "routers"), "--margin", "0")
+    r = retrain(
+        config,
+        "--policy",
+        "replay",
+        "--judge",
+        str(judge),
+        "--no-publish",
+        "--out",
+        str(tmp_path / "routers"),
+        "--margin",
+        "0",
+    )
     assert r.returncode == 3, r.stderr
     out = json.loads(r.stdout)
     assert out["decision"] == "refused" and out["reason"].endswith("--no-publish")

@@ -20,13 +20,18 @@ from tests.conftest import DATA
 
 pytestmark = [
     pytest.mark.skipif(not (DATA / "routerbench").exists(), reason="shared RouterBench data not present"),
-    pytest.mark.skipif(importlib.util.find_spec("routers.batching") is None, reason="routers.batching (the gateway's embedder) not present yet"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("routers.batching") is None,
+        reason="routers.batching (the gateway's embedder) not present yet",
+    ),
 ]
 
 
 def test_replay_retrain_publish_gate_hot_swap_and_online(gateway, fake_upstream, tmp_path):
     d = R.load_data()
-    start, live, ev = R.split(d, n_start=300, n_live=600, n_eval=300, seed=0)  # the bench's size: 240 live were too few to learn from reliably
+    start, live, ev = R.split(
+        d, n_start=300, n_live=600, n_eval=300, seed=0
+    )  # the bench's size: 240 live were too few to learn from reliably
     start_dir = R.train_start_router(d, start, tmp_path / "start")
     fakes = {name: fake_upstream(model_id).base_url for name, (model_id, _, _) in R.MODELS.items()}
     cents = R.unlabelled_centroids(d, [start, live, ev], tmp_path / "centroids.npy")
@@ -37,7 +42,9 @@ def test_replay_retrain_publish_gate_hot_swap_and_online(gateway, fake_upstream,
     print(json.dumps({k: v for k, v in res.items() if k != "start_frontier"}, indent=2))
 
     # every replayed request succeeded and got its feedback
-    assert res["start"]["failed"] == 0 and res["live_phase"]["failed"] == 0 and res["live_phase"]["requests"] == len(live)
+    assert (
+        res["start"]["failed"] == 0 and res["live_phase"]["failed"] == 0 and res["live_phase"]["requests"] == len(live)
+    )
     # the worse candidate: refused, nothing published
     worse = res["worse_candidate"]
     assert worse["exit"] == 3 and worse["decision"] == "refused"

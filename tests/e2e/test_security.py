@@ -22,7 +22,12 @@ def test_upstream_key_never_leaks(gateway, fake_upstream, tmp_path):
     cfg = {
         "server": {"outcomes_path": str(db)},
         "upstreams": {
-            "a": upstream_entry(a, api_key="os.environ/CANARY_KEY", retry={"attempts": 2, "backoff": 0.01}, breaker={"consecutive_failures": 1000, "min_calls": 1000}),
+            "a": upstream_entry(
+                a,
+                api_key="os.environ/CANARY_KEY",
+                retry={"attempts": 2, "backoff": 0.01},
+                breaker={"consecutive_failures": 1000, "min_calls": 1000},
+            ),
             "b": upstream_entry(b),
         },
         "policies": {"chat": {"candidates": ["a", "b"]}},
@@ -72,10 +77,12 @@ def test_upstream_key_never_leaks(gateway, fake_upstream, tmp_path):
 
 def test_clients_cannot_choose_the_upstream_url(gateway, fake_upstream):
     a, b, evil = fake_upstream("a"), fake_upstream("b"), fake_upstream("evil")
-    gw = gateway({
-        "upstreams": {"a": upstream_entry(a), "b": upstream_entry(b)},
-        "policies": {"chat": {"candidates": ["a", "b"]}},
-    })
+    gw = gateway(
+        {
+            "upstreams": {"a": upstream_entry(a), "b": upstream_entry(b)},
+            "policies": {"chat": {"candidates": ["a", "b"]}},
+        }
+    )
     target = evil.base_url
     attempts = [
         ({"model": "router-chat", "base_url": target, "api_base": target, "url": target, "endpoint": target}, {}),
@@ -84,8 +91,18 @@ def test_clients_cannot_choose_the_upstream_url(gateway, fake_upstream):
         ({"model": "router-chat", "shunter": {"candidates": [target]}}, {}),
         ({"model": "router-chat", "shunter": {"policy": target}}, {}),
         ({"model": "router-chat"}, {"x-shunter-candidates": target, "x-shunter-upstream": target}),
-        ({"model": "router-chat"}, {"Host": f"127.0.0.1:{evil.port}", "X-Forwarded-Host": f"127.0.0.1:{evil.port}", "Forwarded": f"host=127.0.0.1:{evil.port}"}),
-        ({"model": "a", "extra_headers": {"Host": f"127.0.0.1:{evil.port}"}, "base_url": target}, {"x-shunter-base-url": target}),
+        (
+            {"model": "router-chat"},
+            {
+                "Host": f"127.0.0.1:{evil.port}",
+                "X-Forwarded-Host": f"127.0.0.1:{evil.port}",
+                "Forwarded": f"host=127.0.0.1:{evil.port}",
+            },
+        ),
+        (
+            {"model": "a", "extra_headers": {"Host": f"127.0.0.1:{evil.port}"}, "base_url": target},
+            {"x-shunter-base-url": target},
+        ),
         ({"model": "../../../evil"}, {}),
     ]
     statuses = []

@@ -13,11 +13,16 @@ from tests.conftest import upstream_entry
 
 
 def _gw(gateway, a, b, request_timeout: float = 2.0):
-    return gateway({
-        "server": {"request_timeout": request_timeout},
-        "upstreams": {"a": upstream_entry(a, timeouts={"connect": 1, "first_byte": 30, "total": 300, "idle": 30}), "b": upstream_entry(b)},
-        "policies": {"chat": {"candidates": ["a", "b"]}},
-    })
+    return gateway(
+        {
+            "server": {"request_timeout": request_timeout},
+            "upstreams": {
+                "a": upstream_entry(a, timeouts={"connect": 1, "first_byte": 30, "total": 300, "idle": 30}),
+                "b": upstream_entry(b),
+            },
+            "policies": {"chat": {"candidates": ["a", "b"]}},
+        }
+    )
 
 
 def _inflight(gw, upstream: str = "a") -> float:
@@ -89,7 +94,8 @@ def test_stuck_client_that_stops_reading_is_cut_off(gateway, fake_upstream):
     body = orjson.dumps(_body(True))
     s.sendall(
         b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
     )
     try:
         s.recv(1024)  # the stream started ...
@@ -109,7 +115,9 @@ def test_slow_body_upload_hits_the_request_deadline(gateway, fake_upstream):
     s.settimeout(10)
     t0 = time.monotonic()
     try:  # announce 1000 bytes, send 10, then trickle nothing
-        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"model\": ")
+        s.sendall(
+            b'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"model": '
+        )
         head = b""
         while b"request_timeout" not in head:
             more = s.recv(4096)

@@ -23,7 +23,9 @@ def test_500_then_success_is_retried_on_same_upstream(gateway, fake_upstream):
     a, b = fake_upstream("a"), fake_upstream("b")
     gw = gateway(_cfg(upstream_entry(a), upstream_entry(b)))
     a.control(fail_next=1, fail_status=500)
-    raw = _client(gw).chat.completions.with_raw_response.create(model="router-chat", messages=[{"role": "user", "content": "retry me"}])
+    raw = _client(gw).chat.completions.with_raw_response.create(
+        model="router-chat", messages=[{"role": "user", "content": "retry me"}]
+    )
     assert raw.parse().model == "primary"
     assert a.stats()["requests"] == 2 and b.stats()["requests"] == 0
 
@@ -40,11 +42,17 @@ def test_connection_refused_falls_back(gateway, fake_upstream):
     b = fake_upstream("b")
     dead = {**upstream_entry(b), "base_url": f"http://127.0.0.1:{free_port()}/v1"}
     gw = gateway(_cfg(dead, upstream_entry(b)))
-    raw = _client(gw).chat.completions.with_raw_response.create(model="router-chat", messages=[{"role": "user", "content": "fall back"}])
+    raw = _client(gw).chat.completions.with_raw_response.create(
+        model="router-chat", messages=[{"role": "user", "content": "fall back"}]
+    )
     assert raw.parse().model == "backup"
     assert raw.headers["x-shunter-model"] == "backup"
     assert raw.headers["x-shunter-reason"] == "fallback"
-    chunks = list(_client(gw).chat.completions.create(model="router-chat", messages=[{"role": "user", "content": "s"}], stream=True))
+    chunks = list(
+        _client(gw).chat.completions.create(
+            model="router-chat", messages=[{"role": "user", "content": "s"}], stream=True
+        )
+    )
     assert {c.model for c in chunks} == {"backup"}
 
 
@@ -63,7 +71,9 @@ def test_failure_after_first_chunk_ends_with_error_event(gateway, fake_upstream)
     a, b = fake_upstream("a"), fake_upstream("b")
     gw = gateway(_cfg(upstream_entry(a), upstream_entry(b)))
     a.control(die_after_chunks=2, reply="a b c d e f g h")
-    stream = _client(gw).chat.completions.create(model="router-chat", messages=[{"role": "user", "content": "x"}], stream=True)
+    stream = _client(gw).chat.completions.create(
+        model="router-chat", messages=[{"role": "user", "content": "x"}], stream=True
+    )
     got = []
     with pytest.raises(openai.APIError) as ei:
         for chunk in stream:

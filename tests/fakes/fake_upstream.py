@@ -51,7 +51,14 @@ async def _read(receive) -> bytes:
 
 async def _send_json(send, status: int, obj: dict, headers: list | None = None) -> None:
     data = json.dumps(obj).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())] + (headers or [])})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+            + (headers or []),
+        }
+    )
     await send({"type": "http.response.body", "body": data})
 
 
@@ -127,13 +134,21 @@ async def app(scope, receive, send):
     text = _text_of(req)
     reply = STATE["reply"] or f"Echo: {text}"
     words = reply.split(" ")
-    usage = {"prompt_tokens": max(1, len(text.split())), "completion_tokens": len(words), "total_tokens": max(1, len(text.split())) + len(words)}
+    usage = {
+        "prompt_tokens": max(1, len(text.split())),
+        "completion_tokens": len(words),
+        "total_tokens": max(1, len(text.split())) + len(words),
+    }
     created = int(time.time())
     cid = f"chatcmpl-{random.getrandbits(48):x}"
     tool_call = None
     if chat and req.get("tools"):
         fn = req["tools"][0]["function"]["name"]
-        tool_call = {"id": "call_1", "type": "function", "function": {"name": fn, "arguments": json.dumps({"echo": text})}}
+        tool_call = {
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": fn, "arguments": json.dumps({"echo": text})},
+        }
     die_after = STATE["die_after_chunks"] if fault != "midstream" else 1
     if not req.get("stream"):
         STATS["ok"] += 1
@@ -142,9 +157,23 @@ async def app(scope, receive, send):
             if tool_call:
                 msg["tool_calls"] = [tool_call]
             choice = {"index": 0, "message": msg, "finish_reason": "tool_calls" if tool_call else "stop"}
-            obj = {"id": cid, "object": "chat.completion", "created": created, "model": MODEL_ID, "choices": [choice], "usage": usage}
+            obj = {
+                "id": cid,
+                "object": "chat.completion",
+                "created": created,
+                "model": MODEL_ID,
+                "choices": [choice],
+                "usage": usage,
+            }
         else:
-            obj = {"id": cid, "object": "text_completion", "created": created, "model": MODEL_ID, "choices": [{"index": 0, "text": reply, "finish_reason": "stop"}], "usage": usage}
+            obj = {
+                "id": cid,
+                "object": "text_completion",
+                "created": created,
+                "model": MODEL_ID,
+                "choices": [{"index": 0, "text": reply, "finish_reason": "stop"}],
+                "usage": usage,
+            }
         return await _send_json(send, 200, obj)
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
     n = max(1, min(STATE["chunks"], len(words)))
@@ -158,18 +187,57 @@ async def app(scope, receive, send):
                 delta = {"role": "assistant", "content": None, "tool_calls": [{"index": 0, **tool_call}]}
             elif tool_call:
                 continue
-            events.append({"id": cid, "object": "chat.completion.chunk", "created": created, "model": MODEL_ID, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+            events.append(
+                {
+                    "id": cid,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": MODEL_ID,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+                }
+            )
         else:
-            events.append({"id": cid, "object": "text_completion", "created": created, "model": MODEL_ID, "choices": [{"index": 0, "text": piece, "finish_reason": None}]})
-    last = {"index": 0, "delta": {}, "finish_reason": "tool_calls" if tool_call else "stop"} if chat else {"index": 0, "text": "", "finish_reason": "stop"}
-    events.append({"id": cid, "object": "chat.completion.chunk" if chat else "text_completion", "created": created, "model": MODEL_ID, "choices": [last]})
+            events.append(
+                {
+                    "id": cid,
+                    "object": "text_completion",
+                    "created": created,
+                    "model": MODEL_ID,
+                    "choices": [{"index": 0, "text": piece, "finish_reason": None}],
+                }
+            )
+    last = (
+        {"index": 0, "delta": {}, "finish_reason": "tool_calls" if tool_call else "stop"}
+        if chat
+        else {"index": 0, "text": "", "finish_reason": "stop"}
+    )
+    events.append(
+        {
+            "id": cid,
+            "object": "chat.completion.chunk" if chat else "text_completion",
+            "created": created,
+            "model": MODEL_ID,
+            "choices": [last],
+        }
+    )
     if (req.get("stream_options") or {}).get("include_usage"):
-        events.append({"id": cid, "object": "chat.completion.chunk" if chat else "text_completion", "created": created, "model": MODEL_ID, "choices": [], "usage": usage})
+        events.append(
+            {
+                "id": cid,
+                "object": "chat.completion.chunk" if chat else "text_completion",
+                "created": created,
+                "model": MODEL_ID,
+                "choices": [],
+                "usage": usage,
+            }
+        )
     for i, ev in enumerate(events):
         if die_after is not None and i >= die_after:
             STATS["failed"] += 1
             raise ConnectionResetError("injected mid-stream failure")
-        await send({"type": "http.response.body", "body": b"data: " + json.dumps(ev).encode() + b"\n\n", "more_body": True})
+        await send(
+            {"type": "http.response.body", "body": b"data: " + json.dumps(ev).encode() + b"\n\n", "more_body": True}
+        )
         if STATE["chunk_delay"]:
             await asyncio.sleep(STATE["chunk_delay"])
     STATS["ok"] += 1

@@ -53,7 +53,10 @@ def test_many_model_calibration_matches_the_engine_mapping():
     cal = np.asarray(r.meta["calibration"]["quality_sample"], dtype=np.float64)
     i, j = r.models.index("gpt-4-1106-preview"), r.models.index("mistralai/mixtral-8x7b-chat")
     sw = np.clip(0.5 + 0.5 * (cal[:, i] - cal[:, j]), 0, 1)  # gateway.policy.engine's mapping
-    thr = build_policies(_cfg("cluster-routerbench", 0.3, {"strong": "gpt-4-1106-preview", "weak": "mistralai/mixtral-8x7b-chat"}), Path("."))["p"].objective.value
+    thr = build_policies(
+        _cfg("cluster-routerbench", 0.3, {"strong": "gpt-4-1106-preview", "weak": "mistralai/mixtral-8x7b-chat"}),
+        Path("."),
+    )["p"].objective.value
     assert abs(float(np.mean(sw >= thr)) - 0.3) < 0.05
 
 

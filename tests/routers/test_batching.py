@@ -9,8 +9,14 @@ from routers.batching import AsyncEmbedder
 
 async def test_concurrent_calls_share_one_batch(encoder):
     batches, cache = [], []
-    emb = AsyncEmbedder(encoder, max_batch=32, max_wait_ms=20, cache_size=100,
-                        on_batch=lambda n, s: batches.append((n, s)), on_cache=cache.append)
+    emb = AsyncEmbedder(
+        encoder,
+        max_batch=32,
+        max_wait_ms=20,
+        cache_size=100,
+        on_batch=lambda n, s: batches.append((n, s)),
+        on_cache=cache.append,
+    )
     texts = [f"question number {i} about biology" for i in range(10)]
     vecs = await asyncio.gather(*(emb.embed_one(t) for t in texts))
     assert len(batches) == 1 and batches[0][0] == 10 and batches[0][1] > 0
@@ -50,8 +56,15 @@ async def test_mixed_lengths_split_by_padding(encoder):
     await asyncio.gather(*(emb.embed_one(t) for t in [*short, long]))
     assert sorted(calls) == [1, 6] and emb.batches == 2
     calls.clear()
-    one = AsyncEmbedder(encoder, max_batch=32, max_wait_ms=20, cache_size=0, pad_slack=float("inf"), max_call_tokens=float("inf"),
-                        on_batch=lambda n, s: calls.append(n))
+    one = AsyncEmbedder(
+        encoder,
+        max_batch=32,
+        max_wait_ms=20,
+        cache_size=0,
+        pad_slack=float("inf"),
+        max_call_tokens=float("inf"),
+        on_batch=lambda n, s: calls.append(n),
+    )
     vecs = await asyncio.gather(*(one.embed_one(t) for t in [*short, long]))
     assert calls == [7]
     assert np.array_equal(np.stack(vecs), encoder.embed([*short, long]))

@@ -51,8 +51,24 @@ def rb_csv(data_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def cluster_pair(app, mmlu_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("art") / "cluster"
-    res = runner.invoke(app, ["train", "--router", "cluster", "--data", str(mmlu_dir), "--format", "routellm",
-                              "--out", str(out), "--holdout", "0.2", "--opt", "k=6"])
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "--router",
+            "cluster",
+            "--data",
+            str(mmlu_dir),
+            "--format",
+            "routellm",
+            "--out",
+            str(out),
+            "--holdout",
+            "0.2",
+            "--opt",
+            "k=6",
+        ],
+    )
     assert res.exit_code == 0, res.output
     return out
 
@@ -81,29 +97,76 @@ def test_score_format(app, cluster_pair, mmlu_dir, tmp_path):
 
 def test_eval_prints_metrics_and_baselines(app, cluster_pair, mmlu_dir, tmp_path):
     png = tmp_path / "plot.png"
-    res = runner.invoke(app, ["eval", "--router", str(cluster_pair), "--data", str(mmlu_dir), "--format", "routellm",
-                              "--holdout", "0.2", "--plot", str(png)])
+    res = runner.invoke(
+        app,
+        [
+            "eval",
+            "--router",
+            str(cluster_pair),
+            "--data",
+            str(mmlu_dir),
+            "--format",
+            "routellm",
+            "--holdout",
+            "0.2",
+            "--plot",
+            str(png),
+        ],
+    )
     assert res.exit_code == 0, res.output
     for word in ("APGR", "CPT(50%)", "CPT(80%)", "random", "oracle", "strong only", "weak only"):
         assert word in res.output
     assert png.stat().st_size > 1000
-    res = runner.invoke(app, ["eval", "--router", str(cluster_pair), "--data", str(mmlu_dir), "--format", "routellm", "--json"])
+    res = runner.invoke(
+        app, ["eval", "--router", str(cluster_pair), "--data", str(mmlu_dir), "--format", "routellm", "--json"]
+    )
     rep = json.loads(res.output)
     assert 0 <= rep["pair"]["apgr"] <= 2 and rep["pair_baselines"]["random"]["apgr"] == 0.5
-    res = runner.invoke(app, ["eval", "--router", str(cluster_pair), "--data", str(mmlu_dir), "--format", "routellm",
-                              "--holdout", "0.2", "--split", "row", "--json"])
+    res = runner.invoke(
+        app,
+        [
+            "eval",
+            "--router",
+            str(cluster_pair),
+            "--data",
+            str(mmlu_dir),
+            "--format",
+            "routellm",
+            "--holdout",
+            "0.2",
+            "--split",
+            "row",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     row = json.loads(res.output)
     assert row["data"]["split"] == "row" and row["rows"] != rep["rows"]
-    res = runner.invoke(app, ["eval", "--router", str(cluster_pair), "--data", str(mmlu_dir), "--format", "routellm",
-                              "--split", "subject"])
+    res = runner.invoke(
+        app,
+        ["eval", "--router", str(cluster_pair), "--data", str(mmlu_dir), "--format", "routellm", "--split", "subject"],
+    )
     assert res.exit_code != 0 and "--split must be one of group, row" in res.output
 
 
 def test_eval_aiq(app, rb_csv, tmp_path):
     out = tmp_path / "cost"
-    res = runner.invoke(app, ["train", "--router", "cost", "--data", str(rb_csv), "--format", "routerbench",
-                              "--out", str(out), "--opt", "max_epochs=15"])
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "--router",
+            "cost",
+            "--data",
+            str(rb_csv),
+            "--format",
+            "routerbench",
+            "--out",
+            str(out),
+            "--opt",
+            "max_epochs=15",
+        ],
+    )
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["eval", "--router", str(out), "--data", str(rb_csv), "--format", "routerbench"])
     assert res.exit_code == 0, res.output
@@ -137,7 +200,9 @@ def test_profile_adds_model_without_retraining(app, rb_csv, tmp_path):
     onnx_hash = hashlib.sha256((out / "router.onnx").read_bytes()).hexdigest()
     before = json.loads((out / "router.json").read_text())
 
-    res = runner.invoke(app, ["profile", "--router", str(out), "--model", new, "--data", str(rb_csv), "--format", "routerbench"])
+    res = runner.invoke(
+        app, ["profile", "--router", str(out), "--model", new, "--data", str(rb_csv), "--format", "routerbench"]
+    )
     assert res.exit_code == 0, res.output
     after = json.loads((out / "router.json").read_text())
     assert hashlib.sha256((out / "router.onnx").read_bytes()).hexdigest() == onnx_hash  # no retraining
@@ -163,7 +228,9 @@ def test_strong_share_for_any_pair_of_a_many_model_router():
 
     from routers.calibration import strong_share_threshold
 
-    meta = _json.loads((Path(__file__).resolve().parents[2] / "routers/artifacts/cost-routerbench/router.json").read_text())
+    meta = _json.loads(
+        (Path(__file__).resolve().parents[2] / "routers/artifacts/cost-routerbench/router.json").read_text()
+    )
     q = np.asarray(meta["calibration"]["quality_sample"])
     s, w = "gpt-4-1106-preview", "mistralai/mistral-7b-chat"
     t = strong_share_threshold(meta, 0.3, strong=s, weak=w)

@@ -52,7 +52,12 @@ def test_outcomes_roundtrip(tmp_path):
     rows = [
         {"id": "a", "prompt": "What is 2+2?", "model": "big", "quality": 1, "cost": 0.01},
         {"id": "a", "prompt": "What is 2+2?", "model": "small", "feedback": -1, "cost": 0.001},
-        {"id": "b", "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}], "model": "small", "quality": 0.5},
+        {
+            "id": "b",
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+            "model": "small",
+            "quality": 0.5,
+        },
     ]
     p = tmp_path / "outcomes.jsonl"
     p.write_text("\n".join(json.dumps(r) for r in rows))
@@ -103,8 +108,16 @@ def test_outcomes_with_embeddings_train_a_router(data_dir, tmp_path):
     rows = []
     for i in range(len(rb)):
         for j, m in enumerate(rb.models[:3]):
-            rows.append({"id": rb.ids[i] + f"#{i}", "prompt": rb.prompts[i], "embedding": emb[i].tolist(),
-                         "model": m, "quality": rb.quality[i, j], "cost": rb.cost[i, j]})
+            rows.append(
+                {
+                    "id": rb.ids[i] + f"#{i}",
+                    "prompt": rb.prompts[i],
+                    "embedding": emb[i].tolist(),
+                    "model": m,
+                    "quality": rb.quality[i, j],
+                    "cost": rb.cost[i, j],
+                }
+            )
     p = tmp_path / "out.jsonl"
     p.write_text("\n".join(json.dumps(r) for r in rows))
     t = load_table(p, "outcomes")

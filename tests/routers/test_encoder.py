@@ -80,7 +80,10 @@ def test_select_text():
         {"role": "system", "content": "You are terse."},
         {"role": "user", "content": "first"},
         {"role": "assistant", "content": "ok"},
-        {"role": "user", "content": [{"type": "text", "text": "second"}, {"type": "image_url", "image_url": {"url": "x"}}]},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "second"}, {"type": "image_url", "image_url": {"url": "x"}}],
+        },
     ]
     assert select_text(msgs) == "second"
     assert select_text(msgs, "all_user") == "first\nsecond"
@@ -106,6 +109,7 @@ def test_shipped_routers_match_the_serving_encoder():
     import json
 
     from conftest import ROOT
+
     from routers.base import encoder_mismatch
     from routers.encoder_build import EXPECTED_SHA256
 

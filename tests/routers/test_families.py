@@ -70,7 +70,7 @@ def test_soft_target_logistic_is_weighted_bce(mmlu_small):
 
     x = table_embeddings(mmlu_small)
     y = mmlu_small.quality[:, :1].copy()
-    (w, b), = fit_logistic(x, y, C=0.3)[0]
+    ((w, b),) = fit_logistic(x, y, C=0.3)[0]
     ref = LogisticRegression(C=0.3, max_iter=3000).fit(x, y[:, 0])
     assert np.abs(w[:, 0] - ref.coef_[0]).max() < 1e-3 and abs(b[0] - ref.intercept_[0]) < 1e-3
     y_nan = np.concatenate([y, np.full((len(y), 1), 0.25)], axis=1)
@@ -105,7 +105,9 @@ def test_mf_any_pair_win_prob(rb_small, tmp_path):
 
 
 def test_answer_checker_parity_and_api(rb_small, tmp_path, encoder):
-    few = rb_small.subset(np.arange(100)).select_models(["gpt-3.5-turbo-1106", "mistralai/mistral-7b-chat", "claude-v2"])
+    few = rb_small.subset(np.arange(100)).select_models(
+        ["gpt-3.5-turbo-1106", "mistralai/mistral-7b-chat", "claude-v2"]
+    )
     emb = table_embeddings(few)
     meta, ref = train_router("answer-check", few, tmp_path, max_epochs=20)
     chk = AnswerChecker.load(tmp_path)
@@ -130,12 +132,19 @@ def test_pair_scores_track_the_expected_gap_when_ties_count_half(mmlu_small, tmp
     """MF (ties half) and the Hybrid-LLM soft label both predict 0.5 + E[q_s - q_w] / 2 on
     average; RouteLLM's tie-dropping MF heads for P(strong wins | no tie), far above it."""
     emb = table_embeddings(mmlu_small)
-    s, w = mmlu_small.models.index("gpt-4-1106-preview"), mmlu_small.models.index("mistralai/Mixtral-8x7B-Instruct-v0.1")
+    s, w = (
+        mmlu_small.models.index("gpt-4-1106-preview"),
+        mmlu_small.models.index("mistralai/Mixtral-8x7B-Instruct-v0.1"),
+    )
     expected = 0.5 + 0.5 * float(np.mean(mmlu_small.quality[:, s] - mmlu_small.quality[:, w]))
     no_tie = mmlu_small.quality[:, s] != mmlu_small.quality[:, w]
     p_win_no_tie = float(np.mean(mmlu_small.quality[no_tie, s]))
     got = {}
-    for name, kind, opts in [("half", "mf", {"ties": "half"}), ("drop", "mf", {"ties": "drop"}), ("soft", "cascade", {})]:
+    for name, kind, opts in [
+        ("half", "mf", {"ties": "half"}),
+        ("drop", "mf", {"ties": "drop"}),
+        ("soft", "cascade", {}),
+    ]:
         train_router(kind, mmlu_small, tmp_path / name, max_epochs=60, **opts)
         got[name] = float(np.mean(load_router(tmp_path / name).score(emb).strong_win))
     assert abs(got["half"] - expected) < 0.05 and abs(got["soft"] - expected) < 0.05

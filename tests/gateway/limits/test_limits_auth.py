@@ -63,13 +63,18 @@ def test_auth_required_and_keys_are_stored_hashed(gw, tmp_path):
     made = _create(gw, name="team-a", policies=["chat"])
     key = made["key"]
     assert key.startswith("sk-sy-") and made["id"].startswith("key_")
-    r = _client(gw, key).chat.completions.with_raw_response.create(model="router-chat", messages=[{"role": "user", "content": "hello"}])
+    r = _client(gw, key).chat.completions.with_raw_response.create(
+        model="router-chat", messages=[{"role": "user", "content": "hello"}]
+    )
     assert r.parse().choices[0].message.content == "Echo: hello"
     # only the hash is on disk; the plain key appears nowhere in the file
     raw = (tmp_path / "gw.sqlite").read_bytes()
     assert key.encode() not in raw
     db = sqlite3.connect(tmp_path / "gw.sqlite")
-    assert db.execute("SELECT hash FROM api_keys WHERE id=?", (made["id"],)).fetchone()[0] == hashlib.sha256(key.encode()).hexdigest()
+    assert (
+        db.execute("SELECT hash FROM api_keys WHERE id=?", (made["id"],)).fetchone()[0]
+        == hashlib.sha256(key.encode()).hexdigest()
+    )
     # the outcome record carries the key id
     rid = r.headers["x-shunter-request-id"]
     deadline = time.monotonic() + 10
@@ -81,7 +86,12 @@ def test_auth_required_and_keys_are_stored_hashed(gw, tmp_path):
     # listing never shows the key; revoking takes effect at once
     listed = httpx.get(f"{gw.url}/admin/keys", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=5).json()["data"]
     assert [k["id"] for k in listed] == [made["id"]] and "key" not in listed[0]
-    assert httpx.delete(f"{gw.url}/admin/keys/{made['id']}", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=5).status_code == 200
+    assert (
+        httpx.delete(
+            f"{gw.url}/admin/keys/{made['id']}", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=5
+        ).status_code
+        == 200
+    )
     with pytest.raises(openai.AuthenticationError):
         _ask(_client(gw, key))
 
@@ -146,14 +156,39 @@ def test_max_prompt_tokens_per_policy(gw):
 
 def test_cli_creates_a_key_the_running_gateway_accepts(gw):
     out = subprocess.run(
-        [sys.executable, "-m", "gateway", "keys", "create", "--config", str(gw.config), "--budget", "20", "--rpm", "60", "--tpm", "100000", "--policies", "chat,code"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "keys",
+            "create",
+            "--config",
+            str(gw.config),
+            "--budget",
+            "20",
+            "--rpm",
+            "60",
+            "--tpm",
+            "100000",
+            "--policies",
+            "chat,code",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 0, out.stderr
     key = out.stdout.strip().splitlines()[-1]
     assert key.startswith("sk-sy-") and "shown once" in out.stderr
     assert _ask(_client(gw, key)).model == "cheap"
-    listed = subprocess.run([sys.executable, "-m", "gateway", "keys", "list", "--config", str(gw.config)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    listed = subprocess.run(
+        [sys.executable, "-m", "gateway", "keys", "list", "--config", str(gw.config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert '"rpm": 60' in listed.stdout and key not in listed.stdout
 
 
@@ -167,7 +202,12 @@ def test_metrics_can_require_the_admin_key(gateway, fake_upstream, tmp_path):
 
 def test_auth_off_prints_how_to_turn_it_on(gateway, fake_upstream):
     a, b = fake_upstream("a"), fake_upstream("b")
-    gw = gateway({"upstreams": {"cheap": upstream_entry(a), "strong": upstream_entry(b)}, "policies": {"chat": {"candidates": ["cheap", "strong"]}}})
+    gw = gateway(
+        {
+            "upstreams": {"cheap": upstream_entry(a), "strong": upstream_entry(b)},
+            "policies": {"chat": {"candidates": ["cheap", "strong"]}},
+        }
+    )
     assert _ask(_client(gw, "anything")).model == "cheap"
     deadline = time.monotonic() + 5
     while "auth is off" not in gw.output() and time.monotonic() < deadline:
@@ -191,14 +231,32 @@ def test_keys_and_limits_are_shared_across_replicas_through_redis(gateway, fake_
             _ask(_client(gw, key))
     # a key made by the CLI into yet another file is accepted by both replicas
     out = subprocess.run(
-        [sys.executable, "-m", "gateway", "keys", "create", "--config", str(gw1.config), "--db", str(tmp_path / "cli.sqlite")],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "keys",
+            "create",
+            "--config",
+            str(gw1.config),
+            "--db",
+            str(tmp_path / "cli.sqlite"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     cli_key = out.stdout.strip().splitlines()[-1]
     assert _ask(_client(gw1, cli_key)).model == "cheap" and _ask(_client(gw2, cli_key)).model == "cheap"
     # revoking on one replica refuses the key on the other
     other = _create(gw1)
     assert _ask(_client(gw2, other["key"])).model == "cheap"
-    assert httpx.delete(f"{gw1.url}/admin/keys/{other['id']}", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=5).status_code == 200
+    assert (
+        httpx.delete(
+            f"{gw1.url}/admin/keys/{other['id']}", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=5
+        ).status_code
+        == 200
+    )
     with pytest.raises(openai.AuthenticationError):
         _ask(_client(gw2, other["key"]))

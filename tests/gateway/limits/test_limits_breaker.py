@@ -62,7 +62,9 @@ def test_failed_probe_reopens(gateway, fake_upstream):
 
 def test_error_rate_over_window_opens(gateway, fake_upstream):
     a, b = fake_upstream("a"), fake_upstream("b")
-    gw = gateway(_cfg(a, b, {"consecutive_failures": 100, "error_rate": 0.5, "min_calls": 6, "window": 30, "open_for": 30}))
+    gw = gateway(
+        _cfg(a, b, {"consecutive_failures": 100, "error_rate": 0.5, "min_calls": 6, "window": 30, "open_for": 30})
+    )
     for i in range(7):  # fail, ok, fail, ok, ..., fail: never two failures in a row, 4 of 7 failed
         a.control(fail_next=1 if i % 2 == 0 else 0, fail_status=500)
         _ask(gw)
@@ -73,7 +75,12 @@ def test_error_rate_over_window_opens(gateway, fake_upstream):
 
 def test_retry_budget_caps_retries_against_a_failing_upstream(gateway, fake_upstream):
     a, b = fake_upstream("a"), fake_upstream("b")
-    cfg = _cfg(a, b, {"consecutive_failures": 1000, "min_calls": 1000}, {"attempts": 3, "budget": {"ratio": 0.1, "min_retries": 2, "window": 60}})
+    cfg = _cfg(
+        a,
+        b,
+        {"consecutive_failures": 1000, "min_calls": 1000},
+        {"attempts": 3, "budget": {"ratio": 0.1, "min_retries": 2, "window": 60}},
+    )
     gw = gateway(cfg)
     a.control(fail_next=1000, fail_status=500)
     n = 10

@@ -38,7 +38,7 @@ def test_set_router_path_rewrites_only_that_scalar(tmp_path):
     cfg = yaml.safe_load(text)
     assert cfg["policies"]["chat"]["router"]["path"] == "var/routers/chat/v2"
     assert cfg["policies"]["other"]["router"]["path"] == "../keep/this"
-    with pytest.raises(ValueError, match="no policies.nope.router.path"):
+    with pytest.raises(ValueError, match=r"no policies\.nope\.router\.path"):
         publish.set_router_path(f, "nope", "x")
     assert publish.relative_to_policy(f, tmp_path / "var" / "routers" / "x") == "var/routers/x"
 
@@ -55,7 +55,9 @@ def test_gate_metrics_and_decision():
     assert gate.auc(np.array([0.5, 0.5]), np.array([1.0, 0.0])) == 0.5
 
 
-@pytest.mark.parametrize("s,sec", [("7d", 7 * 86400), ("12h", 43200), ("30m", 1800), ("90", 90), ("2w", 14 * 86400), (None, None)])
+@pytest.mark.parametrize(
+    "s,sec", [("7d", 7 * 86400), ("12h", 43200), ("30m", 1800), ("90", 90), ("2w", 14 * 86400), (None, None)]
+)
 def test_parse_since(s, sec):
     assert parse_since(s) == sec
 
@@ -74,7 +76,15 @@ def test_estimate_corrects_router_bias_and_shrinks():
 
 def test_pick_exploration_only_when_allowed():
     rng = np.random.default_rng(0)
-    kw = dict(priors={"a": 0.9, "b": 0.5}, arms={}, cluster=0, costs={"a": 1.0, "b": 1.0}, objective=Objective("cost_weight", 0.0), k=10, rng=rng)
+    kw = dict(
+        priors={"a": 0.9, "b": 0.5},
+        arms={},
+        cluster=0,
+        costs={"a": 1.0, "b": 1.0},
+        objective=Objective("cost_weight", 0.0),
+        k=10,
+        rng=rng,
+    )
     never = [bandit.pick(["a", "b"], mode="epsilon_greedy", explore=1.0, may_explore=False, **kw) for _ in range(50)]
     assert all(p.ranking[0] == "a" and not p.explored for p in never)
     some = [bandit.pick(["a", "b"], mode="epsilon_greedy", explore=0.5, may_explore=True, **kw) for _ in range(200)]
@@ -87,7 +97,10 @@ def test_pick_exploration_only_when_allowed():
 def test_feedback_set_from_records():
     def rec(i, served, emb=True):
         e = np.full(4, i + 1, np.float16).tobytes() if emb else None
-        return Labelled(outcome=Outcome(request_id=f"r{i}", ts=100 - i, policy="p", served=served, embedding=e, cost_usd=0.1), score=i % 2)
+        return Labelled(
+            outcome=Outcome(request_id=f"r{i}", ts=100 - i, policy="p", served=served, embedding=e, cost_usd=0.1),
+            score=i % 2,
+        )
 
     rows = [rec(0, "cheap"), rec(1, "strong"), rec(2, "local"), rec(3, "cheap", emb=False), rec(4, "strong")]
     fs = dataset.build(rows, ["C", "S"], {"cheap": "C", "strong": "S", "local": "local"})

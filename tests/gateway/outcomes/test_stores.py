@@ -17,9 +17,18 @@ from gateway.outcomes.sqlite import SQLiteStore
 
 def outcome(i: int, policy: str = "chat", served: str = "cheap") -> Outcome:
     emb = np.random.default_rng(i).standard_normal(384).astype(np.float16).tobytes()
-    return Outcome(request_id=f"req_{i}", ts=1000.0 + i, policy=policy, served=served, chosen=served,
-                   candidates=["cheap", "strong"], scores={"cheap": 0.4, "strong": 0.8}, cost_usd=0.001 * i,
-                   attempts=[{"upstream": served, "status": 200}], embedding=emb)
+    return Outcome(
+        request_id=f"req_{i}",
+        ts=1000.0 + i,
+        policy=policy,
+        served=served,
+        chosen=served,
+        candidates=["cheap", "strong"],
+        scores={"cheap": 0.4, "strong": 0.8},
+        cost_usd=0.001 * i,
+        attempts=[{"upstream": served, "status": 200}],
+        embedding=emb,
+    )
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -78,7 +87,9 @@ def test_consumer_group_several_replicas_one_trainer(tmp_path, redis_server):
     r = redis.Redis.from_url(redis_server)
     assert r.xpending(prefix + "outcomes", "trainer")["pending"] == 0
     # a second trainer in the same group gets nothing twice
-    other = StreamReader(redis_server, SQLiteStore(tmp_path / "other.sqlite"), group="trainer", consumer="t2", prefix=prefix)
+    other = StreamReader(
+        redis_server, SQLiteStore(tmp_path / "other.sqlite"), group="trainer", consumer="t2", prefix=prefix
+    )
     assert other.pull() == {"outcomes": 0, "feedback": 0}
     for x in (reader, other, *replicas):
         x.close()

@@ -37,7 +37,11 @@ def check(tmp_path: Path, text: str, name: str = "config/default.yaml") -> subpr
     f.parent.mkdir(parents=True, exist_ok=True)
     f.write_text(text)
     return subprocess.run(
-        [sys.executable, "-m", "gateway", "config", "check", name], cwd=tmp_path, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "gateway", "config", "check", name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -69,43 +73,74 @@ def test_unknown_upstream_exact_message(tmp_path):
     """The example from the issue, byte for byte."""
     r = check(tmp_path, EXAMPLE)
     assert r.returncode == 1
-    assert r.stderr.strip() == "config/default.yaml:14:5 policies.chat.candidates[2]: unknown upstream 'gpt4' (known: gpt-4o, gpt-4o-mini)"
+    assert (
+        r.stderr.strip()
+        == "config/default.yaml:14:5 policies.chat.candidates[2]: unknown upstream 'gpt4' (known: gpt-4o, gpt-4o-mini)"
+    )
 
 
 @pytest.mark.parametrize(
     "edit, expected",
     [
         # a typo in a field name
-        (("    candidates:\n", "    candidate:\n"), "config/default.yaml:14:3 policies.chat.candidates: Field required\nconfig/default.yaml:15:5 policies.chat.candidate: unknown field 'candidate'"),
+        (
+            ("    candidates:\n", "    candidate:\n"),
+            "config/default.yaml:14:3 policies.chat.candidates: Field required\nconfig/default.yaml:15:5 policies.chat.candidate: unknown field 'candidate'",
+        ),
         # a literal secret
-        (("    input_price: 0.15\n", "    api_key: sk-123\n    input_price: 0.15\n"),
-         "config/default.yaml:7:14 upstreams.gpt-4o-mini.api_key: must be an environment reference like 'os.environ/OPENAI_API_KEY', not a literal key"),
+        (
+            ("    input_price: 0.15\n", "    api_key: sk-123\n    input_price: 0.15\n"),
+            "config/default.yaml:7:14 upstreams.gpt-4o-mini.api_key: must be an environment reference like 'os.environ/OPENAI_API_KEY', not a literal key",
+        ),
         # a wrong type
-        (("    output_price: 10\n", "    output_price: ten\n"),
-         "config/default.yaml:12:19 upstreams.gpt-4o.output_price: Input should be a valid number, unable to parse string as a number"),
+        (
+            ("    output_price: 10\n", "    output_price: ten\n"),
+            "config/default.yaml:12:19 upstreams.gpt-4o.output_price: Input should be a valid number, unable to parse string as a number",
+        ),
         # two objectives
-        (("    - gpt-4o\n", "    - gpt-4o\n    objective: {threshold: 0.5, cost_weight: 1}\n"),
-         "config/default.yaml:18:5 policies.chat.objective: set exactly one of threshold, cost_weight, target_strong_share, max_cost_per_request (got threshold, cost_weight)"),
+        (
+            ("    - gpt-4o\n", "    - gpt-4o\n    objective: {threshold: 0.5, cost_weight: 1}\n"),
+            "config/default.yaml:18:5 policies.chat.objective: set exactly one of threshold, cost_weight, target_strong_share, max_cost_per_request (got threshold, cost_weight)",
+        ),
         # an unknown default policy
-        (("  default_policy: chat\n", "  default_policy: chatt\n"), "config/default.yaml:3:19 server.default_policy: unknown policy 'chatt' (known: chat)"),
+        (
+            ("  default_policy: chat\n", "  default_policy: chatt\n"),
+            "config/default.yaml:3:19 server.default_policy: unknown policy 'chatt' (known: chat)",
+        ),
         # a missing router artifact
-        (("    - gpt-4o\n", "    - gpt-4o\n    router: {path: nowhere/mf}\n"),
-         "config/default.yaml:18:20 policies.chat.router.path: router artifact not found at 'config/nowhere/mf' (needs router.onnx and router.json)"),
+        (
+            ("    - gpt-4o\n", "    - gpt-4o\n    router: {path: nowhere/mf}\n"),
+            "config/default.yaml:18:20 policies.chat.router.path: router artifact not found at 'config/nowhere/mf' (needs router.onnx and router.json)",
+        ),
         # a calibrated share without a router to calibrate it
-        (("    - gpt-4o\n", "    - gpt-4o\n    objective: {target_strong_share: 0.3}\n"),
-         "config/default.yaml:18:38 policies.chat.objective.target_strong_share: target_strong_share needs a pair router (its stored calibration); without a router use threshold"),
+        (
+            ("    - gpt-4o\n", "    - gpt-4o\n    objective: {target_strong_share: 0.3}\n"),
+            "config/default.yaml:18:38 policies.chat.objective.target_strong_share: target_strong_share needs a pair router (its stored calibration); without a router use threshold",
+        ),
         # a cost objective without prices
-        (("    input_price: 2.5\n    output_price: 10\n", ""), "config/default.yaml:9:3 upstreams.gpt-4o: objective cost_weight of policy 'chat' needs input_price and output_price"),
+        (
+            ("    input_price: 2.5\n    output_price: 10\n", ""),
+            "config/default.yaml:9:3 upstreams.gpt-4o: objective cost_weight of policy 'chat' needs input_price and output_price",
+        ),
         # YAML syntax
-        (("  chat:\n", "  chat: [\n"), "config/default.yaml:16:5 YAML syntax error: expected the node content, but found '-'"),
+        (
+            ("  chat:\n", "  chat: [\n"),
+            "config/default.yaml:16:5 YAML syntax error: expected the node content, but found '-'",
+        ),
         # a rule naming an unknown model and a bad regex
-        (("    - gpt-4o\n", "    - gpt-4o\n    rules:\n    - {name: r, keywords: [x], model: gpt5}\n"),
-         "config/default.yaml:19:39 policies.chat.rules[0].model: unknown upstream 'gpt5' (known: gpt-4o, gpt-4o-mini)"),
-        (("    - gpt-4o\n", "    - gpt-4o\n    rules:\n    - {name: r, regex: '(a', model: gpt-4o}\n"),
-         "config/default.yaml:19:24 policies.chat.rules[0].regex: invalid regular expression: missing ), unterminated subpattern at position 0"),
+        (
+            ("    - gpt-4o\n", "    - gpt-4o\n    rules:\n    - {name: r, keywords: [x], model: gpt5}\n"),
+            "config/default.yaml:19:39 policies.chat.rules[0].model: unknown upstream 'gpt5' (known: gpt-4o, gpt-4o-mini)",
+        ),
+        (
+            ("    - gpt-4o\n", "    - gpt-4o\n    rules:\n    - {name: r, regex: '(a', model: gpt-4o}\n"),
+            "config/default.yaml:19:24 policies.chat.rules[0].regex: invalid regular expression: missing ), unterminated subpattern at position 0",
+        ),
         # semantic route without utterances
-        (("    - gpt-4o\n", "    - gpt-4o\n    semantic_routes:\n    - name: code\n      model: gpt-4o\n"),
-         "config/default.yaml:19:5 policies.chat.semantic_routes[0].utterances: Field required"),
+        (
+            ("    - gpt-4o\n", "    - gpt-4o\n    semantic_routes:\n    - name: code\n      model: gpt-4o\n"),
+            "config/default.yaml:19:5 policies.chat.semantic_routes[0].utterances: Field required",
+        ),
     ],
 )
 def test_error_messages(tmp_path, edit, expected):
@@ -130,7 +165,9 @@ def test_policy_loop_is_rejected(tmp_path):
 
 
 def test_schema_command_matches_committed_schema():
-    r = subprocess.run([sys.executable, "-m", "gateway", "config", "schema"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "gateway", "config", "schema"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0, r.stderr
     committed = (ROOT / "config" / "schema.json").read_text()
     assert json.loads(r.stdout) == json.loads(committed)

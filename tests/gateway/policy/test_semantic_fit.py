@@ -21,8 +21,15 @@ ROOT = Path(__file__).resolve().parents[3]
 def index() -> SemanticIndex:
     return SemanticIndex(
         [
-            SemanticRoute(name="code", model="x", threshold=0.3, utterances=["write a python function", "fix this bug in my javascript"]),
-            SemanticRoute(name="math", model="y", threshold=0.3, utterances=["solve this equation", "prove the theorem"]),
+            SemanticRoute(
+                name="code",
+                model="x",
+                threshold=0.3,
+                utterances=["write a python function", "fix this bug in my javascript"],
+            ),
+            SemanticRoute(
+                name="math", model="y", threshold=0.3, utterances=["solve this equation", "prove the theorem"]
+            ),
         ]
     )
 
@@ -30,7 +37,13 @@ def index() -> SemanticIndex:
 def test_index_matches_by_closest_utterance(index):
     from routers.encoder import Encoder
 
-    emb = Encoder.default().embed(["please write a python function that reverses a string", "solve the equation 2x + 3 = 9", "what a lovely sunny day"])
+    emb = Encoder.default().embed(
+        [
+            "please write a python function that reverses a string",
+            "solve the equation 2x + 3 = 9",
+            "what a lovely sunny day",
+        ]
+    )
     s = index.scores(emb)
     assert s.shape == (3, 2)
     assert s[0, 0] > s[0, 1] and s[1, 1] > s[1, 0]
@@ -57,7 +70,10 @@ def test_routes_fit_prints_and_writes(tmp_path):
     examples = ROOT / "config" / "semantic-examples.jsonl"
     r = subprocess.run(
         [sys.executable, "-m", "gateway", "routes", "fit", str(cfg), "--examples", str(examples), "--write"],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
     )
     assert r.returncode == 0, r.stderr
     head = r.stdout.splitlines()[0]
@@ -72,14 +88,28 @@ def test_routes_fit_prints_and_writes(tmp_path):
         if line.strip().startswith("threshold:"):
             assert th[name] == pytest.approx(float(line.split(":")[1].split("#")[0]))
     text = cfg.read_text()
-    assert text.startswith("# yaml-language-server: $schema=./schema.json") and "# Tune the thresholds" in text  # comments kept
+    assert (
+        text.startswith("# yaml-language-server: $schema=./schema.json") and "# Tune the thresholds" in text
+    )  # comments kept
 
 
 def test_routes_fit_rejects_unknown_route(tmp_path):
     ex = tmp_path / "ex.jsonl"
     ex.write_text('{"text": "hi", "route": "poetry"}\n')
     r = subprocess.run(
-        [sys.executable, "-m", "gateway", "routes", "fit", str(ROOT / "config" / "semantic.yaml"), "--examples", str(ex)],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "routes",
+            "fit",
+            str(ROOT / "config" / "semantic.yaml"),
+            "--examples",
+            str(ex),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
     )
     assert r.returncode == 2 and "unknown route 'poetry'" in r.stderr
