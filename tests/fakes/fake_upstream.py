@@ -2,7 +2,11 @@
 
 It stands in for paid APIs in tests and benchmarks. It answers ``/v1/chat/completions`` and
 ``/v1/completions`` (plain and SSE) with a deterministic echo, returns a tool call when the
-request offers tools, and injects faults on demand:
+request offers tools (and text again once the last message is a tool result), and injects
+faults on demand. Three more endpoints stand in for other APIs (see ``tests/fakes/wire.py``):
+``/v1/embeddings`` (deterministic vectors, float or base64), ``/v1/messages`` (Anthropic's
+native Messages API, plain and SSE, with ``tool_use``) and ``/v1/responses`` (OpenAI's native
+Responses API, plain and SSE). Faults:
 
 - ``POST /_control`` with JSON sets the behaviour: ``fail_next`` (count), ``fail_status``
   (500, 429...), ``retry_after``, ``die_after_chunks`` (abort the connection mid-stream),
@@ -22,6 +26,11 @@ import random
 import time
 
 import uvicorn
+
+try:
+    from tests.fakes import wire
+except ImportError:  # run as a script: tests/fakes is on sys.path
+    import wire  # type: ignore[no-redef]
 
 STATE: dict = {
     "fail_next": 0,
@@ -106,7 +115,7 @@ async def app(scope, receive, send):
         return await _send_json(send, 200, LAST)
     if path in ("/v1/models", "/models"):
         return await _send_json(send, 200, {"object": "list", "data": [{"id": MODEL_ID, "object": "model"}]})
-    if path not in ("/v1/chat/completions", "/v1/completions", "/chat/completions", "/completions"):
+    if path not in ("/v1/chat/completions", "/v1/completions", "/chat/completions", "/completions", *wire.PATHS):
         return await _send_json(send, 404, {"error": {"message": "not found", "type": "invalid_request_error"}})
     STATS["requests"] += 1
     req = json.loads(body or b"{}")
@@ -130,8 +139,13 @@ async def app(scope, receive, send):
     if fault == "reset":
         STATS["failed"] += 1
         raise ConnectionResetError("injected reset before the first byte")
+    if path in wire.PATHS:
+        STATS["ok"] += 1
+        return await wire.PATHS[path](send, req, STATE, MODEL_ID, dict(scope["headers"]))
     chat = "messages" in req
     text = _text_of(req)
+    if chat and req["messages"][-1].get("role") == "tool":
+        text = "tool said " + str(req["messages"][-1].get("content"))
     reply = STATE["reply"] or f"Echo: {text}"
     words = reply.split(" ")
     usage = {
@@ -142,7 +156,7 @@ async def app(scope, receive, send):
     created = int(time.time())
     cid = f"chatcmpl-{random.getrandbits(48):x}"
     tool_call = None
-    if chat and req.get("tools"):
+    if chat and req.get("tools") and req["messages"][-1].get("role") != "tool":
         fn = req["tools"][0]["function"]["name"]
         tool_call = {
             "id": "call_1",
