@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gateway.responses import JSONResponse
 
 _TYPES = {
     400: "invalid_request_error",
@@ -50,8 +51,8 @@ class APIError(Exception):
     def body(self) -> dict:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
-    def response(self) -> ORJSONResponse:
-        return ORJSONResponse(self.body(), status_code=self.status, headers=self.headers)
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
 
 
 def _loc(loc: tuple) -> str:
@@ -62,11 +63,11 @@ def _loc(loc: tuple) -> str:
     return out
 
 
-async def api_error_handler(_: Request, exc: APIError) -> ORJSONResponse:
+async def api_error_handler(_: Request, exc: APIError) -> JSONResponse:
     return exc.response()
 
 
-async def validation_handler(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+async def validation_handler(_: Request, exc: RequestValidationError) -> JSONResponse:
     err = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
     param = _loc(tuple(err.get("loc", ())))
     if err.get("type") == "missing":
@@ -81,14 +82,14 @@ async def validation_handler(_: Request, exc: RequestValidationError) -> ORJSONR
     ).response()
 
 
-async def http_handler(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+async def http_handler(_: Request, exc: StarletteHTTPException) -> JSONResponse:
     message = exc.detail if isinstance(exc.detail, str) else "error"
     if exc.status_code == 404:
         message = "Not found. See GET /v1/models and the /v1 endpoints."
     return APIError(exc.status_code, message, headers=getattr(exc, "headers", None)).response()
 
 
-async def unhandled_handler(_: Request, exc: Exception) -> ORJSONResponse:
+async def unhandled_handler(_: Request, exc: Exception) -> JSONResponse:
     import logging
 
     logging.getLogger("shunter").exception("unhandled error")

@@ -6,10 +6,10 @@ import hmac
 import os
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import ORJSONResponse
 
 from gateway.errors import APIError
 from gateway.policy.schema import ENV_REF
+from gateway.responses import JSONResponse
 
 
 def admin_key(request: Request) -> str | None:
@@ -36,10 +36,10 @@ router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
 
 
 @router.get("/config")
-async def get_config(request: Request) -> ORJSONResponse:
+async def get_config(request: Request) -> JSONResponse:
     st = request.app.state
     rt = st.runtime
-    return ORJSONResponse(
+    return JSONResponse(
         {
             "file": str(rt.path),
             "loaded_at": getattr(st, "loaded_at", None),
@@ -50,6 +50,6 @@ async def get_config(request: Request) -> ORJSONResponse:
 
 
 @router.post("/reload")
-async def reload(request: Request) -> ORJSONResponse:
+async def reload(request: Request) -> JSONResponse:
     result = await request.app.state.reloader.reload("admin")
-    return ORJSONResponse(result, status_code=200 if result["ok"] else 400)
+    return JSONResponse(result, status_code=200 if result["ok"] else 400)

@@ -13,7 +13,6 @@ import re
 import time
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import ORJSONResponse
 
 from gateway import metrics
 from gateway.api.admin import require_admin
@@ -22,6 +21,7 @@ from gateway.errors import APIError
 from gateway.learning import online
 from gateway.outcomes.record import Feedback
 from gateway.protocol import FeedbackRequest
+from gateway.responses import JSONResponse
 
 router = APIRouter()
 admin_router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
@@ -59,7 +59,7 @@ async def find_outcome(app, request_id: str):
 
 
 @router.post("/v1/feedback")
-async def post_feedback(request: Request) -> ORJSONResponse:
+async def post_feedback(request: Request) -> JSONResponse:
     app = request.app
     rt = app.state.runtime
     req = validate(FeedbackRequest, await read_json(request, rt.cfg.server.max_body_bytes))
@@ -75,7 +75,7 @@ async def post_feedback(request: Request) -> ORJSONResponse:
     created = await asyncio.to_thread(app.state.store.add_feedback, fb)
     metrics.FEEDBACK.labels(req.source if _KNOWN_SOURCES.match(req.source) else "other").inc()
     learned = await online.learn(rt, outcome, score) if created else False
-    return ORJSONResponse(
+    return JSONResponse(
         {
             "object": "feedback",
             "request_id": req.request_id,
@@ -91,8 +91,8 @@ async def post_feedback(request: Request) -> ORJSONResponse:
 
 
 @admin_router.get("/policies/{name}/state")
-async def policy_state(name: str, request: Request) -> ORJSONResponse:
+async def policy_state(name: str, request: Request) -> JSONResponse:
     rt = request.app.state.runtime
     if name not in rt.policies:
         raise APIError(404, f"Unknown policy '{name}'.", code="policy_not_found", param="name")
-    return ORJSONResponse(await online.snapshot(rt, name))
+    return JSONResponse(await online.snapshot(rt, name))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import ORJSONResponse
 
 from gateway import metrics
+from gateway.responses import JSONResponse
 
 router = APIRouter()
 
@@ -16,16 +16,16 @@ async def healthz() -> dict:
 
 
 @router.get("/readyz")
-async def readyz(request: Request) -> ORJSONResponse:
+async def readyz(request: Request) -> JSONResponse:
     rt = getattr(request.app.state, "runtime", None)
     if rt is None or not getattr(request.app.state, "ready", False):
-        return ORJSONResponse({"status": "starting"}, status_code=503)
+        return JSONResponse({"status": "starting"}, status_code=503)
     upstreams = {}
     for name, c in rt.clients.items():
         ok, why = c.available()
         upstreams[name] = "ok" if ok else why
     ready = any(v == "ok" for v in upstreams.values())
-    return ORJSONResponse(
+    return JSONResponse(
         {"status": "ready" if ready else "no upstream available", "upstreams": upstreams},
         status_code=200 if ready else 503,
     )

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import ORJSONResponse
 
 from gateway.api.admin import require_admin
 from gateway.errors import APIError
 from gateway.limits.keys import KeySpec
+from gateway.responses import JSONResponse
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
 
@@ -17,25 +17,25 @@ def _public(rec) -> dict:
 
 
 @router.post("/keys", status_code=201)
-async def create_key(spec: KeySpec, request: Request) -> ORJSONResponse:
+async def create_key(spec: KeySpec, request: Request) -> JSONResponse:
     rt = request.app.state.runtime
     unknown = [p for p in spec.policies or [] if p not in rt.policies]
     unknown += [m for m in spec.models or [] if m not in rt.clients]
     if unknown:
         raise APIError(400, f"Unknown policies or models: {', '.join(unknown)}.", code="invalid_value")
     rec, key = await request.app.state.limits.create(spec)
-    return ORJSONResponse(
+    return JSONResponse(
         {**_public(rec), "key": key, "note": "Store this key now: it is not shown again."}, status_code=201
     )
 
 
 @router.get("/keys")
-async def list_keys(request: Request) -> ORJSONResponse:
-    return ORJSONResponse({"data": [_public(r) for r in request.app.state.limits.keys.list()]})
+async def list_keys(request: Request) -> JSONResponse:
+    return JSONResponse({"data": [_public(r) for r in request.app.state.limits.keys.list()]})
 
 
 @router.delete("/keys/{key_id}")
-async def revoke_key(key_id: str, request: Request) -> ORJSONResponse:
+async def revoke_key(key_id: str, request: Request) -> JSONResponse:
     if not await request.app.state.limits.revoke(key_id):
         raise APIError(404, f"No live key '{key_id}'.", code="key_not_found")
-    return ORJSONResponse({"id": key_id, "revoked": True})
+    return JSONResponse({"id": key_id, "revoked": True})
