@@ -8,7 +8,6 @@ import os
 import signal
 import time
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -21,13 +20,13 @@ from gateway.errors import APIError, api_error_handler, http_handler, unhandled_
 from gateway.learning import online
 from gateway.outcomes.recorder import Recorder
 from gateway.outcomes.stores import make_store
-from gateway.policy.loader import load_config
+from gateway.policy.loader import find_config, load_config
 from gateway.policy.reload import Reloader, _export_objectives
 from gateway.protocol import ChatCompletionRequest, CompletionRequest, FeedbackRequest
 from gateway.runtime import Runtime, build_clients, build_policies, needs_encoder
 from gateway.settings import Settings
 from gateway.state import make_state
-from gateway.upstream.launcher import LocalServer
+from gateway.upstream.launcher import start_local_servers
 
 log = logging.getLogger("shunter")
 
@@ -71,16 +70,9 @@ def _resolve_env(ref: str | None) -> str | None:
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     settings: Settings = app.state.settings
-    path = Path(settings.config)
+    path = find_config(settings.config)
     cfg = load_config(path)
-    locals_: list[LocalServer] = []
-    launched: dict[str, str] = {}
-    for name, up in cfg.upstreams.items():
-        if up.launch:
-            srv = LocalServer(name, up.launch, up.model or name)
-            await srv.run()
-            locals_.append(srv)
-            launched[name] = srv.base_url
+    locals_, launched = await start_local_servers(cfg.upstreams)  # one that cannot start is left out
     embedder = make_embedder(settings) if needs_encoder(cfg) else None
     policies = build_policies(cfg, path.parent)
     clients = build_clients(cfg, launched)

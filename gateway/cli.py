@@ -16,7 +16,11 @@ app.add_typer(config_app, name="config")
 @app.command()
 def serve(
     config: Path = typer.Option(
-        Path("config/default.yaml"), "--config", "-c", envvar="SHUNTER_CONFIG", help="Policy file."
+        Path("config/default.yaml"),
+        "--config",
+        "-c",
+        envvar="SHUNTER_CONFIG",
+        help="Policy file (default: config/default.yaml here, else the copy shipped in the package).",
     ),
     host: str = typer.Option("127.0.0.1", envvar="SHUNTER_HOST"),
     port: int = typer.Option(8080, envvar="SHUNTER_PORT"),
@@ -29,8 +33,11 @@ def serve(
 
     import uvicorn
 
-    from gateway.policy.loader import ConfigError, load_config
+    from gateway.policy.loader import ConfigError, find_config, load_config
 
+    if (found := find_config(config)) != config:
+        typer.echo(f"{config} not found here; using the packaged default {found}", err=True)
+        config = found
     try:
         load_config(config)
     except ConfigError as exc:
@@ -74,8 +81,15 @@ def config_check(files: list[Path] = typer.Argument(..., help="Policy files to v
             bad += 1
             typer.echo(str(exc), err=True)
             continue
-        typer.echo(f"{f}: ok ({len(cfg.upstreams)} upstreams, {len(cfg.policies)} policies)")
+        typer.echo(f"{f}: ok ({_count(len(cfg.upstreams), 'upstream')}, {_count(len(cfg.policies), 'policy')})")
     raise typer.Exit(1 if bad else 0)
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 policy``, ``2 policies``, ``1 upstream``, ``3 upstreams``."""
+    if n == 1:
+        return f"1 {noun}"
+    return f"{n} {noun[:-1]}ies" if noun.endswith("y") else f"{n} {noun}s"
 
 
 @config_app.command("schema")

@@ -35,10 +35,10 @@ def _redis_url(cfg) -> str | None:
 
 def _store(config: Path, db: Path | None):
     from gateway.limits.keys import KeyStore
-    from gateway.policy.loader import ConfigError, load_config
+    from gateway.policy.loader import ConfigError, find_config, load_config
 
     try:
-        cfg = load_config(config)
+        cfg = load_config(find_config(config))
     except ConfigError as exc:
         typer.echo(f"invalid policy file:\n{exc}", err=True)
         raise typer.Exit(2) from None

@@ -8,13 +8,16 @@ models that are not candidates, missing prices where a cost objective needs them
 
 from __future__ import annotations
 
+import difflib
 import json
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from gateway.policy.schema import Config
 
@@ -92,15 +95,86 @@ class _Positions:
         return self.pos.get((), (1, 1))
 
 
+# Errors whose mistake is where an unfinished construct began (PyYAML's context mark), not where
+# PyYAML noticed it, which is often the next line: an unclosed bracket or quote, a key without ':'.
+_UNCLOSED = {
+    "while scanning a simple key": "the key that starts here has no ':' (or '- ' lacks its space)",
+    "while scanning a quoted scalar": "the quote that opens here is not closed",
+    "while parsing a flow sequence": "the '[' that opens here is not closed",
+    "while parsing a flow mapping": "the '{' that opens here is not closed",
+}
+
+
+def _yaml_error(exc: yaml.MarkedYAMLError, text: str) -> tuple[int, int, str]:
+    """(line, column, message) of a YAML syntax error, at the line that holds the mistake."""
+    mark = exc.problem_mark or exc.context_mark
+    problem = exc.problem or str(exc)
+    if mark is None:
+        return 1, 1, f"YAML syntax error: {problem}"
+    ctx = exc.context_mark
+    if ctx is not None and exc.context in _UNCLOSED and ctx.line < mark.line:
+        return ctx.line + 1, ctx.column + 1, f"YAML syntax error: {_UNCLOSED[exc.context]}"
+    lines = text.splitlines()
+    if problem == "mapping values are not allowed here":
+        scalar = _last_scalar(text)
+        if scalar is not None and scalar.start_mark.line < mark.line:
+            start = scalar.start_mark
+            first = lines[start.line]
+            if first[: start.column].strip() == "":  # the scalar is a key: its own line lacks ':'
+                return (
+                    start.line + 1,
+                    start.column + 1,
+                    f"YAML syntax error: '{first.strip()}' needs a ':' after its key",
+                )
+            indent = len(lines[mark.line]) - len(lines[mark.line].lstrip())
+            return mark.line + 1, indent + 1, "YAML syntax error: this key is indented further than the keys above it"
+    if problem.startswith("expected <block end>"):
+        found = "a '- ' list item" if problem.endswith("'-'") else "a key"
+        return (
+            mark.line + 1,
+            mark.column + 1,
+            f"YAML syntax error: {found} at an indentation that matches no key above it "
+            "(check this line's indentation, and the line before)",
+        )
+    if "'\\t'" in problem:
+        problem += " (indent with spaces, not tabs)"
+    return mark.line + 1, mark.column + 1, f"YAML syntax error: {problem}"
+
+
+def _last_scalar(text: str) -> yaml.ScalarToken | None:
+    """The last scalar PyYAML scanned before the error (a plain scalar may span several lines)."""
+    last = None
+    try:
+        for tok in yaml.scan(text, Loader=yaml.SafeLoader):
+            if isinstance(tok, yaml.ScalarToken):
+                last = tok
+    except yaml.YAMLError:
+        pass
+    return last
+
+
 def parse_yaml(text: str, file: str) -> tuple[Any, _Positions]:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise ConfigError([Problem(file, line, col, "", f"YAML syntax error: {exc.problem or exc}")]) from None
+        line, col, msg = _yaml_error(exc, text)
+        raise ConfigError([Problem(file, line, col, "", msg)]) from None
     return data, _Positions(node, text)
+
+
+DEFAULT_CONFIG = Path("config/default.yaml")
+"""The policy file the CLI names by default (relative to the working directory: a clone's root)."""
+PACKAGED_DEFAULT = Path(__file__).resolve().parents[1] / "defaults" / "default.yaml"
+"""The same file shipped inside the package (``config/default.yaml`` in a clone links to it)."""
+
+
+def find_config(path: str | Path) -> Path:
+    """``path``, or the packaged default when ``path`` is the unchanged default and the working directory lacks it."""
+    path = Path(path)
+    if path == DEFAULT_CONFIG and not path.exists():
+        return PACKAGED_DEFAULT
+    return path
 
 
 def load_config(path: str | Path, text: str | None = None) -> Config:
@@ -111,26 +185,72 @@ def load_config(path: str | Path, text: str | None = None) -> Config:
         try:
             text = path.read_text()
         except OSError as exc:
-            raise ConfigError([Problem(file, 0, 0, "", f"cannot read file: {exc.strerror}")]) from None
+            hint = f" (the default policy file ships at {PACKAGED_DEFAULT})" if path.name == DEFAULT_CONFIG.name else ""
+            raise ConfigError([Problem(file, 0, 0, "", f"cannot read file: {exc.strerror}{hint}")]) from None
     data, pos = parse_yaml(text, file)
     if not isinstance(data, dict):
         raise ConfigError([Problem(file, 1, 1, "", "the file must be a mapping with 'upstreams' and 'policies'")])
     try:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-            line, col = pos.find(loc)
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = f"unknown field '{loc[-1]}'"
-            problems.append(Problem(file, line, col, _fmt_path(loc), msg))
-        raise ConfigError(problems) from None
+        raise ConfigError(
+            [Problem(file, *pos.find(loc), _fmt_path(loc), msg) for loc, msg in schema_problems(exc)]
+        ) from None
     problems = [Problem(file, *pos.find(loc), _fmt_path(loc), msg) for loc, msg in cross_check(cfg, path.parent)]
     if problems:
         raise ConfigError(problems)
     return cfg
+
+
+def schema_problems(exc: ValidationError) -> list[tuple[tuple, str]]:
+    """(location, message) per schema error; a misspelt field is one error, not two.
+
+    ``candidate: [...]`` in place of ``candidates`` makes pydantic report both "Field required"
+    (candidates) and "extra fields not permitted" (candidate): the second is the mistake, the first
+    its knock-on, so the pair becomes ``unknown field 'candidate' (did you mean 'candidates'?)``.
+    """
+    errors = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        errors.append((loc, err["type"], err["msg"].removeprefix("Value error, ")))
+    missing = {loc for loc, kind, _ in errors if kind == "missing"}
+    renamed: set[tuple] = set()
+    out: list[tuple[tuple, str]] = []
+    for loc, kind, msg in errors:
+        if kind == "extra_forbidden":
+            siblings = [m[-1] for m in missing if m[:-1] == loc[:-1] and isinstance(m[-1], str)]
+            siblings += _field_names(loc[:-1])
+            close = difflib.get_close_matches(str(loc[-1]), siblings, n=1, cutoff=0.7)
+            msg = f"unknown field '{loc[-1]}'" + (f" (did you mean '{close[0]}'?)" if close else "")
+            if close and loc[:-1] + (close[0],) in missing:
+                renamed.add(loc[:-1] + (close[0],))
+        out.append((loc, msg))
+    return [(loc, msg) for loc, msg in out if loc not in renamed]
+
+
+def _field_names(loc: tuple) -> list[str]:
+    """The fields the schema allows at ``loc`` (a path into ``Config``), or [] where it cannot tell."""
+    ann: Any = Config
+    for part in loc:
+        ann = _strip_optional(ann)
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            field = ann.model_fields.get(part) if isinstance(part, str) else None
+            if field is None:
+                return []
+            ann = field.annotation
+        elif typing.get_origin(ann) in (dict, list):
+            ann = typing.get_args(ann)[-1]  # dict[str, X] or list[X]: the part is a key or an index
+        else:
+            return []
+    ann = _strip_optional(ann)
+    return list(ann.model_fields) if isinstance(ann, type) and issubclass(ann, BaseModel) else []
+
+
+def _strip_optional(ann: Any) -> Any:
+    args = [a for a in typing.get_args(ann) if a is not type(None)]
+    if typing.get_origin(ann) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return ann
 
 
 def resolve_path(base: Path, p: str) -> Path:
@@ -157,17 +277,18 @@ def cross_check(cfg: Config, base: Path) -> list[tuple[tuple, str]]:
     for pname, pol in cfg.policies.items():
         for i, c in enumerate(pol.candidates):
             if c not in cfg.upstreams:
-                out.append(
-                    (("policies", pname, "candidates", i), f"unknown upstream '{c}' (known: {', '.join(known)})")
-                )
+                out.append((("policies", pname, "candidates", i), _unknown("upstream", c, known)))
         for i, c in enumerate(pol.fallbacks):
             if c not in cfg.upstreams:
-                out.append((("policies", pname, "fallbacks", i), f"unknown upstream '{c}' (known: {', '.join(known)})"))
+                out.append((("policies", pname, "fallbacks", i), _unknown("upstream", c, known)))
         for i, a in enumerate(pol.aliases):
             if a in aliases or a in cfg.policies or a in names:
                 out.append((("policies", pname, "aliases", i), f"alias '{a}' is already a policy, model or alias"))
             aliases[a] = pname
-        if pol.reference_model and pol.reference_model not in pol.candidates:
+        # A misspelt candidate is reported once: the references to the name it should have had
+        # (reference_model, model_map) are knock-on errors of that one typo.
+        typos = [c for c in pol.candidates if c not in cfg.upstreams]
+        if pol.reference_model and pol.reference_model not in pol.candidates and not typos:
             out.append((("policies", pname, "reference_model"), f"'{pol.reference_model}' is not a candidate"))
         kind = pol.objective.kind
         if kind in ("cost_weight", "max_cost_per_request"):
@@ -211,6 +332,8 @@ def cross_check(cfg: Config, base: Path) -> list[tuple[tuple, str]]:
             rmodels = set(meta.get("models", []))
             for c in pol.candidates:
                 inner = pol.router.model_map.get(c, c)
+                if c in typos:
+                    continue
                 if inner not in rmodels and meta.get("kind") not in ("random",):
                     out.append(
                         (
@@ -220,7 +343,7 @@ def cross_check(cfg: Config, base: Path) -> list[tuple[tuple, str]]:
                         )
                     )
             for c in pol.router.model_map:
-                if c not in pol.candidates:
+                if c not in pol.candidates and not typos:
                     out.append((("policies", pname, "router", "model_map", c), f"'{c}' is not a candidate"))
             if pol.router.family and pol.router.family != meta.get("kind"):
                 out.append(
@@ -234,10 +357,15 @@ def cross_check(cfg: Config, base: Path) -> list[tuple[tuple, str]]:
         out.append(
             (
                 ("server", "default_policy"),
-                f"unknown policy '{cfg.server.default_policy}' (known: {', '.join(sorted(cfg.policies))})",
+                _unknown("policy", cfg.server.default_policy, sorted(cfg.policies)),
             )
         )
     return out
+
+
+def _unknown(kind: str, name: str, known: list[str]) -> str:
+    """``unknown upstream 'gpt4' (known: gpt-4o, gpt-4o-mini)`` (the wording issue 4 fixed)."""
+    return f"unknown {kind} '{name}' (known: {', '.join(known)})"
 
 
 def _check_targets(cfg: Config, pname: str, pol: Any, known: list[str]) -> list[tuple[tuple, str]]:
@@ -247,17 +375,15 @@ def _check_targets(cfg: Config, pname: str, pol: Any, known: list[str]) -> list[
         for i, r in enumerate(getattr(pol, section)):
             loc = ("policies", pname, section, i)
             if r.model and r.model not in cfg.upstreams:
-                out.append((loc + ("model",), f"unknown upstream '{r.model}' (known: {', '.join(known)})"))
+                out.append((loc + ("model",), _unknown("upstream", r.model, known)))
             if r.policy and r.policy not in cfg.policies:
-                out.append(
-                    (loc + ("policy",), f"unknown policy '{r.policy}' (known: {', '.join(sorted(cfg.policies))})")
-                )
+                out.append((loc + ("policy",), _unknown("policy", r.policy, sorted(cfg.policies))))
             elif r.policy == pname:
                 out.append((loc + ("policy",), f"policy '{pname}' cannot hand requests to itself"))
     for i, r in enumerate(pol.reasoning):
         loc = ("policies", pname, "reasoning", i)
         if r.model and r.model not in cfg.upstreams:
-            out.append((loc + ("model",), f"unknown upstream '{r.model}' (known: {', '.join(known)})"))
+            out.append((loc + ("model",), _unknown("upstream", r.model, known)))
         if pol.router is None:
             out.append((loc, "reasoning rules read the router's scores, but this policy has no router"))
     return out

