@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from gateway.limits.config import BreakerConfig, RetryBudgetConfig
 
 ENV_REF = re.compile(r"^os\.environ/([A-Za-z_][A-Za-z0-9_]*)$")
-Capability = Literal["tools", "vision", "json_mode", "streaming", "reasoning"]
+Capability = Literal["tools", "vision", "json_mode", "streaming", "reasoning", "responses", "embeddings"]
 
 
 class _Strict(BaseModel):
@@ -49,13 +49,22 @@ class Launch(_Strict):
 
 
 class Upstream(_Strict):
+    kind: Literal["openai", "anthropic"] = Field(
+        "openai",
+        description="Wire format: 'openai' (chat completions) or 'anthropic' (Messages API; base_url "
+        "https://api.anthropic.com/v1). Chat and Responses clients reach an Anthropic upstream through translation.",
+    )
     base_url: str | None = Field(None, description="OpenAI-compatible base URL, e.g. https://api.openai.com/v1")
     api_key: str | None = Field(None, description="Secret reference 'os.environ/VAR'; never a literal key.")
     model: str | None = Field(None, description="Model id sent upstream; defaults to the entry's name.")
     input_price: float | None = Field(None, ge=0, description="USD per million input tokens.")
     output_price: float | None = Field(None, ge=0, description="USD per million output tokens.")
     context_window: int = Field(8192, ge=1)
-    capabilities: list[Capability] = Field(default_factory=lambda: ["streaming"])
+    capabilities: list[Capability] = Field(
+        default_factory=lambda: ["streaming"],
+        description="What the upstream can do. 'responses': it serves POST /responses natively (passed through); "
+        "'embeddings': it serves POST /embeddings (the only upstreams /v1/embeddings reaches).",
+    )
     typical_output_tokens: int = Field(256, ge=1, description="Used for expected cost before the call.")
     timeouts: Timeouts = Field(default_factory=Timeouts)
     retry: Retry = Field(default_factory=Retry)
@@ -339,6 +348,12 @@ class Server(_Strict):
     metrics_auth: bool = Field(False, description="Require the admin key on /metrics.")
     request_timeout: float = Field(
         600.0, gt=0, description="Seconds a /v1 request may take in all, body upload and stream included."
+    )
+    responses_store_size: int = Field(
+        10_000, ge=1, description="Most stored /v1/responses conversations (previous_response_id); oldest go first."
+    )
+    responses_store_ttl: float = Field(
+        86_400.0, gt=0, description="Seconds a stored /v1/responses conversation can be continued."
     )
 
 

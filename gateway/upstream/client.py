@@ -25,6 +25,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - aiohttp depends on async-timeout below 3.11
     from async_timeout import timeout as deadline
 
+ANTHROPIC_VERSION = "2023-06-01"
 TransportError = (aiohttp.ClientError, ConnectionError)
 """Exceptions meaning the connection to the upstream failed (not a timeout)."""
 
@@ -116,9 +117,37 @@ class UpstreamClient:
     def headers(self) -> dict[str, str]:
         h = {"Content-Type": "application/json", **self.cfg.headers}
         key = self.cfg.resolve_key()
-        if key:
+        if self.cfg.kind == "anthropic":
+            h.setdefault("anthropic-version", ANTHROPIC_VERSION)
+            if key:
+                h["x-api-key"] = key
+        elif key:
             h["Authorization"] = f"Bearer {key}"
         return h
+
+    def speaks(self, dialect: str) -> bool:
+        """Whether a request in ``dialect`` ('chat', 'completions', 'responses', 'anthropic') goes here as is."""
+        if self.cfg.kind == "anthropic":
+            return dialect == "anthropic"
+        if dialect in ("chat", "completions"):
+            return True
+        return dialect == "responses" and "responses" in self.cfg.capabilities
+
+    def prepare(self, path: str, body: dict) -> tuple[str, dict]:
+        """The path and body actually sent for an OpenAI-form call (an Anthropic upstream gets Messages)."""
+        if self.cfg.kind == "anthropic" and path == "/chat/completions":
+            from gateway.translate.anthropic import chat_to_messages
+
+            return "/messages", chat_to_messages(body, self.model_id)
+        return path, body
+
+    def wrap(self, resp: UpstreamResponse, path: str) -> UpstreamResponse:
+        """The response as the executor reads it: an Anthropic answer to a chat call reads as chat."""
+        if self.cfg.kind == "anthropic" and path == "/chat/completions":
+            from gateway.upstream.anthropic import AsChat
+
+            return AsChat(resp, self.name)  # type: ignore[return-value]
+        return resp
 
     def available(self) -> tuple[bool, str]:
         ok, why = self.cfg.available()
