@@ -32,12 +32,13 @@ import ast
 import csv
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+
+from .settings import RouterSettings
 
 FORMATS = ("routellm", "routerbench", "llmrouter", "outcomes")
 csv.field_size_limit(2**31 - 1)
@@ -49,8 +50,7 @@ def repo_root() -> Path:
 
 def shared_data_dir() -> Path:
     """``$SHUNTER_DATA_DIR`` or ``<repo>/../shared/data``."""
-    env = os.environ.get("SHUNTER_DATA_DIR")
-    return Path(env) if env else repo_root().parent / "shared" / "data"
+    return RouterSettings().data_root()
 
 
 @dataclass

@@ -17,13 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from .encoder import DIM, Encoder
+from .settings import RouterSettings
 
 _LOCK = threading.Lock()
-
-
-def cache_dir() -> Path:
-    env = os.environ.get("SHUNTER_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "shunter"
 
 
 def _key(text: str) -> str:
@@ -35,7 +31,7 @@ class EmbeddingCache:
 
     def __init__(self, encoder: Encoder, root: Path | None = None) -> None:
         self.encoder = encoder
-        self.dir = (root or cache_dir()) / "emb" / encoder.encoder_hash[:16]
+        self.dir = (root or RouterSettings().cache_root()) / "emb" / encoder.encoder_hash[:16]
         self.dir.mkdir(parents=True, exist_ok=True)
         self._index: dict[str, int] = {}
         self._vecs = np.zeros((0, DIM), dtype=np.float32)

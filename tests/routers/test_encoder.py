@@ -95,8 +95,7 @@ def test_select_text():
 
 def test_encoder_graph_builds_reproducibly(tmp_path):
     """The graph is not in git: the install builds it, byte for byte the pinned one."""
-    from routers.encoder import file_sha256
-    from routers.encoder_build import EXPECTED_SHA256, ensure
+    from routers.encoder_build import EXPECTED_SHA256, ensure, file_sha256
 
     out = ensure(tmp_path / "minilm-l6-v2-int8pt.onnx")
     assert file_sha256(out) == EXPECTED_SHA256
@@ -108,10 +107,9 @@ def test_shipped_routers_match_the_serving_encoder():
     """Every committed artifact was trained on the pinned encoder build (rebuild them when it changes)."""
     import json
 
-    from conftest import ROOT
-
     from routers.base import encoder_mismatch
     from routers.encoder_build import EXPECTED_SHA256
+    from tests.support.paths import ROOT
 
     metas = {p.parent.name: json.loads(p.read_text()) for p in (ROOT / "routers/artifacts").glob("*/router.json")}
     assert len(metas) >= 5
