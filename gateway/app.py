@@ -13,11 +13,12 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway import __version__, limits, metrics
+from gateway import __version__, limits, logs, metrics
 from gateway.api import admin, chat, feedback, health, models
 from gateway.api.fastpath import FastPathMiddleware
 from gateway.errors import APIError, api_error_handler, http_handler, unhandled_handler, validation_handler
 from gateway.learning import online
+from gateway.limits import secrets
 from gateway.outcomes.recorder import Recorder
 from gateway.outcomes.stores import make_store
 from gateway.policy.loader import find_config, load_config
@@ -56,17 +57,6 @@ def make_embedder(settings: Settings):
     )
 
 
-def _resolve_env(ref: str | None) -> str | None:
-    import os
-
-    from gateway.policy.schema import ENV_REF
-
-    if not ref:
-        return None
-    m = ENV_REF.match(ref)
-    return os.environ.get(m.group(1)) if m else ref
-
-
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     settings: Settings = app.state.settings
@@ -79,9 +69,9 @@ async def lifespan(app: FastAPI):
     app.state.runtime = Runtime(cfg, path, clients, policies, embedder)
     _export_objectives(app.state.runtime)
     app.state.loaded_at = time.time()
-    app.state.shared = make_state(_resolve_env(cfg.server.redis_url))
+    app.state.shared = make_state(secrets.resolve(cfg.server.redis_url))
     online.bind(app.state.shared)
-    app.state.store = make_store(cfg.server, _resolve_env)
+    app.state.store = make_store(cfg.server)
     app.state.recorder = Recorder(app.state.store, cfg.server.outcome_queue_size)
     limits.startup(app)  # virtual keys, rate limits, budgets (gateway/limits)
     await app.state.recorder.start()
@@ -133,7 +123,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="OpenAI-compatible LLM routing gateway.",
         lifespan=lifespan,
     )
-    app.state.settings = settings or Settings()
+    app.state.settings = settings = settings or Settings()
+    logs.configure(settings.log_level)
+    metrics.RETRAINS.root = settings.retrain_dir
     app.state.ready = False
     app.add_exception_handler(APIError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_handler)

@@ -15,57 +15,42 @@ app.add_typer(config_app, name="config")
 
 @app.command()
 def serve(
-    config: Path = typer.Option(
-        Path("config/default.yaml"),
+    config: Path | None = typer.Option(
+        None,
         "--config",
         "-c",
-        envvar="SHUNTER_CONFIG",
-        help="Policy file (default: config/default.yaml here, else the copy shipped in the package).",
+        help="Policy file [SHUNTER_CONFIG]; default config/default.yaml here, else the copy shipped in the package.",
     ),
-    host: str = typer.Option("127.0.0.1", envvar="SHUNTER_HOST"),
-    port: int = typer.Option(8080, envvar="SHUNTER_PORT"),
-    workers: int = typer.Option(1, help="uvicorn worker processes."),
-    log_level: str = typer.Option("info"),
-    watch: bool = typer.Option(True, help="Reload the policy file when it changes."),
+    host: str | None = typer.Option(None, help="Listen address [SHUNTER_HOST]."),
+    port: int | None = typer.Option(None, help="Listen port [SHUNTER_PORT]."),
+    workers: int | None = typer.Option(None, help="uvicorn worker processes [SHUNTER_WORKERS]."),
+    log_level: str | None = typer.Option(
+        None, help="critical, error, warning, info, debug, trace [SHUNTER_LOG_LEVEL]."
+    ),
+    watch: bool | None = typer.Option(None, help="Reload the policy file when it changes [SHUNTER_WATCH]."),
 ) -> None:
-    """Run the gateway."""
-    import os
+    """Run the gateway. Options left out come from the environment (docs/configuration.md)."""
+    from pydantic import ValidationError
 
-    import uvicorn
-
+    from gateway import serve as serving
     from gateway.policy.loader import ConfigError, find_config, load_config
+    from gateway.settings import Settings
 
-    if (found := find_config(config)) != config:
-        typer.echo(f"{config} not found here; using the packaged default {found}", err=True)
-        config = found
+    given = {"config": config, "host": host, "port": port, "workers": workers, "log_level": log_level, "watch": watch}
     try:
-        load_config(config)
+        settings = Settings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        typer.echo(f"invalid settings:\n{exc}", err=True)
+        raise typer.Exit(2) from None
+    if (found := find_config(settings.config)) != settings.config:
+        typer.echo(f"{settings.config} not found here; using the packaged default {found}", err=True)
+        settings = settings.model_copy(update={"config": found})
+    try:
+        load_config(settings.config)
     except ConfigError as exc:
         typer.echo(f"invalid policy file:\n{exc}", err=True)
         raise typer.Exit(2) from None
-    os.environ["SHUNTER_CONFIG"] = str(config)
-    os.environ["SHUNTER_WATCH"] = "1" if watch else "0"
-    from gateway import promdir
-
-    cleanup = promdir.prepare(workers)  # before any worker imports gateway.metrics
-    try:
-        _run_uvicorn(uvicorn, host, port, workers, log_level)
-    finally:
-        cleanup()
-
-
-def _run_uvicorn(uvicorn, host: str, port: int, workers: int, log_level: str) -> None:
-    uvicorn.run(
-        "gateway.main:app",
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        loop="auto",
-        http="auto",
-        timeout_graceful_shutdown=30,
-        access_log=False,
-    )
+    serving.run(settings)
 
 
 @config_app.command("check")

@@ -7,8 +7,6 @@ or prompts. With several uvicorn workers set ``PROMETHEUS_MULTIPROC_DIR`` before
 
 from __future__ import annotations
 
-import os
-
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -18,13 +16,15 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client import values as _values
 
 from gateway import retrain_reports as _retrain_reports
 
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
 _FAST_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.5)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
-_MP = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+# Multiprocess mode is what prometheus-client chose when it was imported (PROMETHEUS_MULTIPROC_DIR set).
+_MP = _values.ValueClass is not _values.MutexValue
 
 REQUESTS = Counter(
     "shunter_requests_total",

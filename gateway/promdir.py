@@ -1,10 +1,10 @@
-"""Prometheus multiprocess directory for ``shunter serve --workers N``.
+"""Prometheus multiprocess folder for ``shunter serve --workers N``.
 
-prometheus-client's multiprocess mode needs ``PROMETHEUS_MULTIPROC_DIR`` set before
-``gateway.metrics`` is imported in any worker, and the directory must start empty on each server
-start (stale files from an earlier run would be summed in). uvicorn spawns workers with a fresh
-interpreter that inherits the environment, so setting it in the parent before ``uvicorn.run``
-is enough.
+prometheus-client reads ``PROMETHEUS_MULTIPROC_DIR`` from the environment when it is first
+imported, and the folder must start empty on each server start (stale files from an earlier run
+would be summed in). The serving process never changes its own environment: ``prepared`` gives
+the settings a folder (a temporary one with several workers, removed on exit), and each worker
+exports it with ``use`` before anything imports prometheus-client.
 """
 
 from __future__ import annotations
@@ -12,34 +12,40 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
-def prepare(workers: int) -> Callable[[], None]:
-    """Set up the directory when needed; return a cleanup callable for after the server exits.
+@contextmanager
+def prepared(settings: Any) -> Iterator[Any]:
+    """The settings with the folder to use, ready; it is removed on exit when it was made here.
 
-    - an operator-set ``PROMETHEUS_MULTIPROC_DIR`` is kept but emptied of old ``*.db`` files;
-    - otherwise, with more than one worker, a fresh temporary directory is created and removed
-      on exit;
-    - with one worker and no operator setting, nothing changes (plain in-process registry).
+    - a folder set by the operator (``PROMETHEUS_MULTIPROC_DIR``) is kept but emptied of old ``*.db`` files;
+    - otherwise, with more than one worker, a fresh temporary folder is made;
+    - with one worker and none set, nothing changes (plain in-process registry).
     """
-    given = os.environ.get(ENV)
+    given: Path | None = settings.prometheus_multiproc_dir
     if given:
-        path = Path(given)
-        path.mkdir(parents=True, exist_ok=True)
-        for f in path.glob("*.db"):
+        given.mkdir(parents=True, exist_ok=True)
+        for f in given.glob("*.db"):
             f.unlink(missing_ok=True)
-        return lambda: None
-    if workers <= 1:
-        return lambda: None
+        yield settings
+        return
+    if settings.workers <= 1:
+        yield settings
+        return
     path = Path(tempfile.mkdtemp(prefix="shunter-prom-"))
-    os.environ[ENV] = str(path)
-
-    def cleanup() -> None:
-        os.environ.pop(ENV, None)
+    try:
+        yield settings.model_copy(update={"prometheus_multiproc_dir": path})
+    finally:
         shutil.rmtree(path, ignore_errors=True)
 
-    return cleanup
+
+def use(path: Path | None) -> None:
+    """In a worker, before prometheus-client is imported: hand it the folder (its only interface)."""
+    if path is not None and os.environ.get(ENV) != str(path):
+        os.environ[ENV] = str(path)

@@ -5,13 +5,12 @@
 (``gateway.learning.retrain``; ``<out>`` defaults to ``var/routers``). This collector counts
 those reports when Prometheus scrapes, so refused runs show up too, the count survives gateway
 restarts, and every replica that mounts the same folder reports the same numbers.
-``SHUNTER_RETRAIN_DIR`` points at another folder.
+``create_app`` points it at ``Settings.retrain_dir`` (``SHUNTER_RETRAIN_DIR``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -25,14 +24,10 @@ DECISIONS = ("published", "refused")
 class RetrainReports(Collector):
     """Counts ``report.json`` files per (policy, decision); known policies start at zero."""
 
-    def __init__(self, root: Path | None = None) -> None:
-        self._root = root
+    def __init__(self, root: Path = Path("var/routers")) -> None:
+        self.root = root
         self.policies: set[str] = set()
         self._seen: dict[Path, tuple[float, str, str]] = {}
-
-    @property
-    def root(self) -> Path:
-        return self._root or Path(os.environ.get("SHUNTER_RETRAIN_DIR", "var/routers"))
 
     def counts(self) -> dict[tuple[str, str], int]:
         out = {(p, d): 0 for p in self.policies for d in DECISIONS}

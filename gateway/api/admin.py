@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import hmac
-import os
 
 from fastapi import APIRouter, Depends, Request
 
 from gateway.errors import APIError
-from gateway.policy.schema import ENV_REF
+from gateway.limits import secrets
 from gateway.responses import JSONResponse
 
 
-def admin_key(request: Request) -> str | None:
-    ref = request.app.state.runtime.cfg.server.admin_key
-    if not ref:
-        return None
-    m = ENV_REF.match(ref)
-    return os.environ.get(m.group(1)) if m else None
-
-
 async def require_admin(request: Request) -> None:
-    expected = admin_key(request)
+    expected = secrets.admin_key(request.app.state.runtime.cfg.server)
     if not expected:
         raise APIError(
             403, "Admin endpoints are disabled: set SHUNTER_ADMIN_KEY (or server.admin_key).", code="admin_disabled"

@@ -14,19 +14,15 @@ outcomes_app = typer.Typer(
 
 def retrain(
     policy: str = typer.Option(..., "--policy", "-p", help="Policy whose router is retrained."),
-    config: Path = typer.Option(
-        Path("config/default.yaml"),
-        "--config",
-        "-c",
-        envvar="SHUNTER_CONFIG",
-        help="Policy file (rewritten on publish).",
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="Policy file, rewritten on publish [SHUNTER_CONFIG]."
     ),
     since: str = typer.Option("7d", help="Outcomes newer than this (7d, 12h, 30m; 0 for all)."),
     judge: Path | None = typer.Option(None, help="LLM-judge scores, JSONL {request_id, score, source?}."),
     margin: float = typer.Option(0.01, help="Publish only when the candidate is better by this much."),
     holdout: float = typer.Option(0.2, help="Newest share of labelled requests held back for the gate."),
     metric: str = typer.Option("brier", help="Gate metric (lower is better): brier or log_loss."),
-    out: Path = typer.Option(Path("var/routers"), help="Artifacts go to OUT/<policy>/<version>/."),
+    out: Path | None = typer.Option(None, help="Artifacts go to OUT/<policy>/<version>/ [SHUNTER_RETRAIN_DIR]."),
     db: Path | None = typer.Option(None, help="SQLite outcome store (default: server.outcomes_path)."),
     candidate: Path | None = typer.Option(None, help="Gate this existing artifact instead of training one."),
     family: str | None = typer.Option(None, help="Router family (default: the current artifact's)."),
@@ -36,26 +32,25 @@ def retrain(
     seed: int = typer.Option(0),
 ) -> None:
     """Retrain a policy's router on its outcomes with feedback; publish only if it is better (exit 0), else exit 3."""
-    import os
-
     from gateway.learning.retrain import Options, run
+    from gateway.settings import Settings
 
+    settings = Settings()
     opts = Options(
-        config=config,
+        config=config or settings.config,
         policy=policy,
         since=None if since in ("0", "all") else since,
         judge=judge,
         margin=margin,
         holdout=holdout,
         metric=metric,
-        out=out,
+        out=out or settings.retrain_dir,
         db=db,
         candidate=candidate,
         family=family,
         min_rows=min_rows,
         publish=publish,
         reload_url=reload_url,
-        admin_key=os.environ.get("SHUNTER_ADMIN_KEY"),
         seed=seed,
     )
     try:
@@ -71,7 +66,7 @@ def retrain(
 
 @outcomes_app.command("pull")
 def pull(
-    redis_url: str = typer.Option(..., "--redis", envvar="SHUNTER_REDIS_URL", help="redis://host:port/db"),
+    redis_url: str | None = typer.Option(None, "--redis", help="redis://host:port/db [SHUNTER_REDIS_URL]."),
     db: Path = typer.Option(Path("var/outcomes.sqlite"), help="Trainer's SQLite file."),
     group: str = typer.Option("trainer", help="Consumer group."),
     consumer: str | None = typer.Option(None, help="Consumer name (default host-pid)."),
@@ -79,7 +74,12 @@ def pull(
     """Copy unread outcomes and feedback from the Redis streams into SQLite (acknowledged after writing)."""
     from gateway.outcomes.redis_stream import StreamReader
     from gateway.outcomes.sqlite import SQLiteStore
+    from gateway.settings import Settings
 
+    redis_url = redis_url or Settings().redis_url
+    if not redis_url:
+        typer.echo("outcomes pull needs --redis or SHUNTER_REDIS_URL", err=True)
+        raise typer.Exit(2)
     store = SQLiteStore(db)
     reader = StreamReader(redis_url, store, group=group, consumer=consumer)
     typer.echo(json.dumps(reader.pull()))

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from gateway.learning import dataset, gate, publish
+from gateway.limits import secrets
 
 _SINCE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw]?)$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -61,17 +62,6 @@ class Options:
     seed: int = 0
 
 
-def _resolve_env(ref: str | None) -> str | None:
-    import os
-
-    from gateway.policy.schema import ENV_REF
-
-    if not ref:
-        return None
-    m = ENV_REF.match(ref)
-    return os.environ.get(m.group(1)) if m else ref
-
-
 def load_labelled(opts: Options, cfg: Any) -> tuple[list, dict]:
     from gateway.outcomes.sqlite import SQLiteStore
 
@@ -79,7 +69,7 @@ def load_labelled(opts: Options, cfg: Any) -> tuple[list, dict]:
     store = SQLiteStore(db)
     info: dict[str, Any] = {"db": str(db)}
     try:
-        url = _resolve_env(cfg.server.redis_url)
+        url = secrets.resolve(cfg.server.redis_url)
         if url:
             from gateway.outcomes.redis_stream import StreamReader
 
@@ -218,7 +208,9 @@ def run(opts: Options, log=print) -> dict[str, Any]:
         old = publish.set_router_path(opts.config, opts.policy, rel)
         report["published"] = {"router_path": rel, "previous": old}
         if opts.reload_url:
-            report["published"]["reload"] = publish.trigger_reload(opts.reload_url, opts.admin_key)
+            report["published"]["reload"] = publish.trigger_reload(
+                opts.reload_url, opts.admin_key or secrets.admin_key(cfg.server)
+            )
     elif ok:
         why += "; --no-publish"
     return _finish(report, out_dir, ok and opts.publish, why, opts, log)

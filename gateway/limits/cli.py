@@ -10,11 +10,7 @@ import typer
 keys_app = typer.Typer(help="Virtual API keys: create (shown once), list, revoke.", no_args_is_help=True)
 
 _CONFIG = typer.Option(
-    Path("config/default.yaml"),
-    "--config",
-    "-c",
-    envvar="SHUNTER_CONFIG",
-    help="Policy file (its server.outcomes_path holds the keys).",
+    None, "--config", "-c", help="Policy file; its server.outcomes_path holds the keys [SHUNTER_CONFIG]."
 )
 _DB = typer.Option(None, "--db", help="SQLite file to use instead of the policy file's server.outcomes_path.")
 
@@ -24,21 +20,18 @@ def _csv(v: str | None) -> list[str] | None:
 
 
 def _redis_url(cfg) -> str | None:
-    import os
+    from gateway.limits import secrets
 
-    from gateway.policy.schema import ENV_REF
-
-    ref = cfg.server.redis_url
-    m = ENV_REF.match(ref or "")
-    return os.environ.get(m.group(1)) if m else ref
+    return secrets.resolve(cfg.server.redis_url)
 
 
-def _store(config: Path, db: Path | None):
+def _store(config: Path | None, db: Path | None):
     from gateway.limits.keys import KeyStore
     from gateway.policy.loader import ConfigError, find_config, load_config
+    from gateway.settings import Settings
 
     try:
-        cfg = load_config(find_config(config))
+        cfg = load_config(find_config(config or Settings().config))
     except ConfigError as exc:
         typer.echo(f"invalid policy file:\n{exc}", err=True)
         raise typer.Exit(2) from None

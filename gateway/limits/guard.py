@@ -209,9 +209,9 @@ class AuthMiddleware:
             guard.runtime_seen = rt
         server = rt.cfg.server
         if path == "/metrics" and server.metrics_auth:
-            from gateway.api.admin import admin_key
+            from gateway.limits import secrets
 
-            expected = admin_key(_Req(scope))
+            expected = secrets.admin_key(server)
             if not expected or not hmac.compare_digest(_bearer(scope).encode(), expected.encode()):
                 err = APIError(
                     401,
@@ -248,10 +248,3 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
         finally:
             guard.forget(state.get("ticket_id"))
-
-
-class _Req:
-    """Just enough of a Request for ``admin_key``."""
-
-    def __init__(self, scope: dict) -> None:
-        self.app = scope["app"]

@@ -1,4 +1,12 @@
-"""Keep upstream credentials out of logs and error bodies.
+"""Secrets: the one place that resolves ``os.environ/NAME`` references, and keeps the values out of logs.
+
+``resolve(ref)`` is how every policy-file value that may name an environment variable is read
+(``upstreams.*.api_key``, ``server.admin_key``, ``server.redis_url``):
+
+- ``None`` or ``""`` -> ``None``;
+- ``"os.environ/NAME"`` -> the value of ``NAME``, or ``None`` when it is unset or empty;
+- anything else is a literal and is returned as written. The schema refuses literals where the
+  value is a credential (``api_key``, ``admin_key``), so those always come from the environment.
 
 ``redact(text)`` replaces every known secret value (the upstream ``api_key`` environment
 variables named in the policy file, the admin key) with ``[REDACTED]``. ``install_log_redaction``
@@ -10,23 +18,43 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterable
 from typing import Any
 
+ENV_REF = re.compile(r"^os\.environ/([A-Za-z_][A-Za-z0-9_]*)$")
 MASK = "[REDACTED]"
 _ENV_NAMES: set[str] = {"SHUNTER_ADMIN_KEY"}
 _MIN_LEN = 8  # never mask short values that would mangle ordinary text
 
 
+def env_name(ref: str | None) -> str | None:
+    """``NAME`` for an ``os.environ/NAME`` reference, else ``None``."""
+    m = ENV_REF.match(ref or "")
+    return m.group(1) if m else None
+
+
+def resolve(ref: str | None) -> str | None:
+    """A policy-file value that may be an ``os.environ/NAME`` reference (rules in the module doc)."""
+    if not ref:
+        return None
+    name = env_name(ref)
+    if name is None:
+        return ref
+    return os.environ.get(name) or None
+
+
+def admin_key(server: Any) -> str | None:
+    """The admin key (``server.admin_key``), or ``None`` when admin endpoints are disabled."""
+    return resolve(server.admin_key)
+
+
 def register(cfg: Any) -> None:
     """Remember the environment variables that hold secrets in this configuration."""
-    for up in cfg.upstreams.values():
-        env = up.key_env()
-        if env:
-            _ENV_NAMES.add(env)
-    for ref in (cfg.server.admin_key, cfg.server.redis_url):
-        if ref and ref.startswith("os.environ/"):
-            _ENV_NAMES.add(ref.split("/", 1)[1])
+    for ref in (*(up.api_key for up in cfg.upstreams.values()), cfg.server.admin_key, cfg.server.redis_url):
+        name = env_name(ref)
+        if name:
+            _ENV_NAMES.add(name)
 
 
 def _values() -> Iterable[str]:

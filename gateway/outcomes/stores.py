@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Protocol
 
 from gateway.outcomes.record import Feedback, Outcome
@@ -22,9 +21,11 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-def make_store(server: Any, resolve_env: Callable[[str | None], str | None] | None = None) -> Store:
+def make_store(server: Any) -> Store:
     """``RedisStreamStore`` when ``server.redis_url`` resolves to a URL, else ``SQLiteStore``."""
-    url = resolve_env(server.redis_url) if resolve_env else server.redis_url
+    from gateway.limits import secrets
+
+    url = secrets.resolve(server.redis_url)
     if url:
         from gateway.outcomes.redis_stream import RedisStreamStore
 

@@ -6,20 +6,26 @@ A file has ``server`` settings, ``upstreams`` (one entry per served model at an 
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gateway.limits import secrets
 from gateway.limits.config import BreakerConfig, RetryBudgetConfig
 
-ENV_REF = re.compile(r"^os\.environ/([A-Za-z_][A-Za-z0-9_]*)$")
 Capability = Literal["tools", "vision", "json_mode", "streaming", "reasoning", "responses", "embeddings"]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _secret_ref(v: str | None, example: str) -> str | None:
+    """Credentials are named, never written: only ``os.environ/NAME`` is accepted."""
+    if v is not None and secrets.env_name(v) is None:
+        raise ValueError(f"must be an environment reference like 'os.environ/{example}', not a literal key")
+    return v
 
 
 class Timeouts(_Strict):
@@ -76,9 +82,7 @@ class Upstream(_Strict):
     @field_validator("api_key")
     @classmethod
     def _env_ref(cls, v: str | None) -> str | None:
-        if v is not None and not ENV_REF.match(v):
-            raise ValueError("must be an environment reference like 'os.environ/OPENAI_API_KEY', not a literal key")
-        return v
+        return _secret_ref(v, "OPENAI_API_KEY")
 
     @model_validator(mode="after")
     def _where(self) -> Upstream:
@@ -86,18 +90,12 @@ class Upstream(_Strict):
             raise ValueError("needs base_url or launch")
         return self
 
-    def key_env(self) -> str | None:
-        m = ENV_REF.match(self.api_key or "")
-        return m.group(1) if m else None
-
     def resolve_key(self) -> str | None:
-        env = self.key_env()
-        return os.environ.get(env) if env else None
+        return secrets.resolve(self.api_key)
 
     def available(self) -> tuple[bool, str]:
-        env = self.key_env()
-        if env and not os.environ.get(env):
-            return False, f"{env} is not set"
+        if self.api_key and not self.resolve_key():
+            return False, f"{secrets.env_name(self.api_key)} is not set"
         return True, ""
 
 
@@ -355,6 +353,11 @@ class Server(_Strict):
     responses_store_ttl: float = Field(
         86_400.0, gt=0, description="Seconds a stored /v1/responses conversation can be continued."
     )
+
+    @field_validator("admin_key")
+    @classmethod
+    def _admin_ref(cls, v: str | None) -> str | None:
+        return _secret_ref(v, "SHUNTER_ADMIN_KEY")
 
 
 class Config(_Strict):

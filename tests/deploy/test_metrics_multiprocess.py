@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import upstream_entry
+from tests.support.procs import upstream_entry
 
 
 def _children(pid: int) -> list[int]:
@@ -15,9 +15,13 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
-def _env(pid: int) -> dict[str, str]:
-    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    return dict(kv.decode(errors="replace").split("=", 1) for kv in raw if b"=" in kv)
+def _metric_dirs(pid: int) -> set[Path]:
+    """Folders of the prometheus ``*.db`` files a process has mapped (multiprocess mode)."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    except OSError:
+        return set()
+    return {Path(line.split()[-1]).parent for line in maps if line.endswith(".db")}
 
 
 def _requests_total(text: str) -> float:
@@ -35,11 +39,12 @@ def test_two_workers_share_one_metrics_view(gateway, fake_upstream):
         "policies": {"p": {"candidates": ["a", "b"]}},
     }
     gw = gateway(cfg, args=["--workers", "2"])
-    workers = [c for c in _children(gw.proc.pid) if "PROMETHEUS_MULTIPROC_DIR" in _env(c)]
-    assert len(workers) >= 2, "expected two uvicorn workers carrying PROMETHEUS_MULTIPROC_DIR"
-    dirs = {_env(c)["PROMETHEUS_MULTIPROC_DIR"] for c in workers}
-    assert len(dirs) == 1
-    promdir = Path(dirs.pop())
+    # each worker maps its metric files from the one folder `shunter serve` made for this run
+    workers = {c: dirs for c in _children(gw.proc.pid) if (dirs := _metric_dirs(c))}
+    assert len(workers) >= 2, "expected two uvicorn workers in prometheus multiprocess mode"
+    dirs = set().union(*workers.values())
+    assert len(dirs) == 1 and dirs.pop().name.startswith("shunter-prom-")
+    promdir = next(iter(workers.values())).pop()
     n = 24
     with httpx.Client(timeout=10) as http:
         for i in range(n):
