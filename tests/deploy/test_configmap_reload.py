@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from tests.conftest import upstream_entry
+from tests.support.procs import upstream_entry
 
 ADMIN = "cm-admin"
 

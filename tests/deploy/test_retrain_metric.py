@@ -7,7 +7,7 @@ import json
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import upstream_entry
+from tests.support.procs import upstream_entry
 
 
 def _retrains(text: str) -> dict[tuple[str, str], float]:

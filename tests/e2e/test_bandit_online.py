@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.conftest import upstream_entry
+from tests.support.procs import upstream_entry
 
 ADMIN = "bandit-admin-key"
 

@@ -8,7 +8,8 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import ROOT, upstream_entry
+from tests.support.paths import ROOT
+from tests.support.procs import upstream_entry
 
 CHECKER = ROOT / "routers" / "artifacts" / "answer-check"
 QUESTION = "Which gas do plants absorb from the air for photosynthesis? Answer with the gas name."
@@ -70,7 +71,7 @@ def test_weak_answer_escalates_and_user_sees_only_the_final_one(gateway, fakes):
     ]
     assert line and float(line[0].rsplit(" ", 1)[1]) == 2.0
     request_id = raw.headers["x-shunter-request-id"]
-    from tests.conftest import stop
+    from tests.support.procs import stop
 
     stop(gw.proc)  # flush the outcome queue
     db = sqlite3.connect(gw.config.parent / "outcomes.sqlite")

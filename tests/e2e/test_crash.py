@@ -22,7 +22,7 @@ import time
 
 import httpx
 
-from tests.conftest import upstream_entry
+from tests.support.procs import upstream_entry
 
 
 def _written(gw) -> int:

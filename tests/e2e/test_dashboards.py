@@ -24,7 +24,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port, stop, upstream_entry, wait_http
+from tests.support.paths import ROOT
+from tests.support.procs import free_port, stop, upstream_entry
+from tests.support.wait import wait_http
 
 DASHBOARDS = sorted((ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"))
 ADMIN_KEY = "dash-admin-key"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import upstream_entry
+from tests.support.procs import upstream_entry
 
 ADMIN = "fuzz-admin-key-0123456789"
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"

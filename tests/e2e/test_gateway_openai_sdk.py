@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import upstream_entry
+from tests.support.procs import upstream_entry
 
 
 @pytest.fixture

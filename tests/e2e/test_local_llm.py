@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.llm
 
@@ -25,7 +25,8 @@ def default_gateway(tmp_path_factory):
     import subprocess
     import sys
 
-    from tests.conftest import free_port, stop, wait_http
+    from tests.support.procs import free_port, stop
+    from tests.support.wait import wait_http
 
     work = tmp_path_factory.mktemp("newcomer")
     cfg = work / "config"

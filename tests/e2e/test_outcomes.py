@@ -11,7 +11,7 @@ import httpx
 import openai
 
 from gateway.outcomes.sqlite import SQLiteStore
-from tests.conftest import upstream_entry
+from tests.support.procs import upstream_entry
 
 
 def cfg_two(cheap, strong, **server) -> dict:

@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from gateway.policy.loader import load_config
-from tests.conftest import DATA
-from tests.e2e.policy_util import chat
+from tests.support.paths import DATA
+from tests.support.policies import chat
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = {

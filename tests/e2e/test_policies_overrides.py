@@ -5,8 +5,8 @@ from __future__ import annotations
 import openai
 import pytest
 
-from tests.conftest import upstream_entry
-from tests.e2e.policy_util import chat, client, processes
+from tests.support.policies import chat, client, processes
+from tests.support.procs import upstream_entry
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.policy_util import chat, outcome
+from tests.support.policies import chat, outcome
 
 ADMIN = "reload-admin-key"
 AUTH = {"authorization": f"Bearer {ADMIN}"}

@@ -17,8 +17,9 @@ import pytest
 from routers.base import load_router
 from routers.calibration import strong_share_threshold
 from routers.encoder import Encoder
-from tests.conftest import DATA, upstream_entry
-from tests.e2e.policy_util import chat
+from tests.support.paths import DATA
+from tests.support.policies import chat
+from tests.support.procs import upstream_entry
 
 MMLU = DATA / "routellm-mmlu" / "mmlu_anatomy.csv"
 STRONG, WEAK = "gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import upstream_entry
-from tests.e2e.policy_util import chat, outcome, processes
+from tests.support.policies import chat, outcome, processes
+from tests.support.procs import upstream_entry
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_token_count_rule_hands_over_to_another_policy(gw):
 
 def test_token_count_counts_every_message(gw):
     """The long conversation trips the token rule even though the last message is short."""
-    from tests.e2e.policy_util import client
+    from tests.support.policies import client
 
     msgs = [
         {"role": "user", "content": "context " * 80},
@@ -106,7 +106,7 @@ def test_token_count_counts_every_message(gw):
 
 
 def test_completions_endpoint_uses_rules_too(gw):
-    from tests.e2e.policy_util import client
+    from tests.support.policies import client
 
     raw = client(gw).completions.with_raw_response.create(model="router-chat", prompt="def f(): pass  # python")
     assert raw.headers["x-shunter-reason"] == "rule" and raw.parse().model == "code"
@@ -130,7 +130,7 @@ def caps_gw(procs):
 
 
 def test_capability_and_context_filters(caps_gw):
-    from tests.e2e.policy_util import client
+    from tests.support.policies import client
 
     gw = caps_gw
     assert chat(gw, "hi")[0].model == "plain"
@@ -149,7 +149,7 @@ def test_capability_and_context_filters(caps_gw):
 def test_no_usable_candidate_is_a_503_naming_why(caps_gw):
     import openai
 
-    from tests.e2e.policy_util import client
+    from tests.support.policies import client
 
     tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]
     with pytest.raises(openai.InternalServerError) as e:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import upstream_entry
-from tests.e2e.policy_util import chat, outcome, processes
+from tests.support.policies import chat, outcome, processes
+from tests.support.procs import upstream_entry
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from tests.conftest import upstream_entry
-from tests.e2e.policy_util import chat, outcome, processes
+from tests.support.policies import chat, outcome, processes
+from tests.support.procs import upstream_entry
 
 PREMIUM = {"x-shunter-tier": "premium"}
 

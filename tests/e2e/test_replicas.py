@@ -15,7 +15,7 @@ import orjson
 import pytest
 import redis
 
-from tests.conftest import upstream_entry
+from tests.support.procs import upstream_entry
 
 ADMIN = "replica-admin-key"
 _db = itertools.count(5)

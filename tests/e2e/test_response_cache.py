@@ -7,7 +7,7 @@ import time
 import httpx
 import openai
 
-from tests.conftest import upstream_entry
+from tests.support.procs import upstream_entry
 
 
 def _cfg(fake, cache: dict | None) -> dict:

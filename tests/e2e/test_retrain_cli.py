@@ -15,7 +15,7 @@ import yaml
 from bench import replay as R
 from gateway.outcomes.record import Outcome
 from gateway.outcomes.sqlite import SQLiteStore
-from tests.conftest import DATA, ROOT
+from tests.support.paths import DATA, ROOT
 
 pytestmark = pytest.mark.skipif(not (DATA / "routerbench").exists(), reason="shared RouterBench data not present")
 

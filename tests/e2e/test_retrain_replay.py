@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from bench import replay as R
-from tests.conftest import DATA
+from tests.support.paths import DATA
 
 pytestmark = [
     pytest.mark.skipif(not (DATA / "routerbench").exists(), reason="shared RouterBench data not present"),

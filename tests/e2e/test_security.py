@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import stop, upstream_entry
+from tests.support.procs import stop, upstream_entry
 
 ADMIN = "admin-key-for-security-tests"
 

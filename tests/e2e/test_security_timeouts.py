@@ -9,7 +9,7 @@ import time
 import httpx
 import orjson
 
-from tests.conftest import upstream_entry
+from tests.support.procs import upstream_entry
 
 
 def _gw(gateway, a, b, request_timeout: float = 2.0):

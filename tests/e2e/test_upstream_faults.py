@@ -5,7 +5,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from tests.conftest import free_port, upstream_entry
+from tests.support.procs import free_port, upstream_entry
 
 
 def _cfg(primary: dict, backup: dict) -> dict:

@@ -10,7 +10,7 @@ import pytest
 from gateway.policy.schema import Config
 from gateway.runtime import build_policies
 from routers.base import load_router
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 ART = ROOT / "routers" / "artifacts"
 

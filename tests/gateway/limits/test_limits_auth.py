@@ -12,7 +12,8 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import ROOT, upstream_entry
+from tests.support.paths import ROOT
+from tests.support.procs import upstream_entry
 
 ADMIN = "admin-secret-for-tests-123"
 

@@ -8,7 +8,7 @@ import time
 import httpx
 import openai
 
-from tests.conftest import upstream_entry
+from tests.support.procs import upstream_entry
 
 
 def _cfg(a, b, breaker: dict | None = None, retry: dict | None = None, **server) -> dict:
