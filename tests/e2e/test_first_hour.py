@@ -13,7 +13,8 @@ import pytest
 from gateway.policy.loader import DEFAULT_CONFIG, PACKAGED_DEFAULT, find_config, load_config
 from gateway.policy.schema import Launch
 from gateway.upstream import launcher
-from tests.conftest import ROOT, upstream_entry
+from tests.support.paths import ROOT
+from tests.support.procs import upstream_entry
 
 
 def test_missing_local_model_serves_the_rest(tmp_path, fake_upstream, gateway):
