@@ -5,10 +5,33 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
-app = typer.Typer(help="Shunter: an OpenAI-compatible LLM routing gateway.", no_args_is_help=True)
+
+def _hide_flag_types(cmd: Any, parent: typer.Context | None = None) -> None:
+    """Leave the value type off flags in ``--help``: typer's rich help prints ``<bool>`` on each.
+
+    A flag (``--json``, ``--watch/--no-watch``, ``--help``) takes no value, so an empty metavar
+    is what it shows. Walks every subcommand, since sub-apps (``keys``, ``config``) build their own.
+    """
+    ctx = typer.Context(cmd, parent=parent, info_name=cmd.name)
+    for param in [*cmd.params, cmd.get_help_option(ctx)]:
+        if param is not None and getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(cmd, "commands", {}).values():
+        _hide_flag_types(sub, ctx)
+
+
+class _Group(TyperGroup):
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        _hide_flag_types(self)
+        return super().main(*args, **kwargs)
+
+
+app = typer.Typer(help="Shunter: an OpenAI-compatible LLM routing gateway.", no_args_is_help=True, cls=_Group)
 config_app = typer.Typer(help="Validate policy files and emit their JSON Schema.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
@@ -78,7 +101,9 @@ def _count(n: int, noun: str) -> str:
 
 
 @config_app.command("schema")
-def config_schema(out: Path | None = typer.Option(None, "--out", "-o")) -> None:
+def config_schema(
+    out: Path | None = typer.Option(None, "--out", "-o", help="File to write (default: print to stdout)."),
+) -> None:
     """Print (or write) the policy file's JSON Schema."""
     from gateway.policy.schema import Config
 

@@ -17,6 +17,17 @@ ROUTER_KINDS = ("mf", "cluster", "cascade", "answer-check", "cost", "knn", "rand
 FORMATS = ("routellm", "routerbench", "llmrouter", "outcomes")
 SPLITS = ("group", "row")  # routers.data.SPLITS (kept here so --help imports nothing heavy)
 
+DATA_HELP = "outcome data: file(s) or folder(s) in the --format layout; repeat --data for several"
+FORMAT_HELP = (
+    "layout of --data: routellm (CSVs, a correct/incorrect column per model), routerbench (wide CSV: "
+    "score, cost and response per model), llmrouter (JSON list of {question, scores} + models.json), "
+    "outcomes (the gateway's JSONL outcome rows); details in routers/data.py"
+)
+PROMPTS_HELP = (
+    'JSONL, one {"id", "prompt"} or {"id", "messages": [OpenAI messages]} object per line '
+    "(a .jsonl/.json file, or lines that start with '{'); any other file: one prompt per line"
+)
+
 
 def _read_prompts(path: Path) -> tuple[list[str], list[str]]:
     """ids and texts from JSONL (``{"id","prompt"}`` or ``{"id","messages"}``) or plain lines."""
@@ -47,12 +58,12 @@ def _check(value: str, allowed: tuple[str, ...], name: str) -> str:
 
 def train_cmd(
     router: str = typer.Option(..., "--router", help="family: " + ", ".join(ROUTER_KINDS)),
-    data: list[Path] = typer.Option(..., "--data", help="data file(s) or folder(s)"),
-    fmt: str = typer.Option(..., "--format", help="data format: " + ", ".join(FORMATS)),
+    data: list[Path] = typer.Option(..., "--data", help=DATA_HELP, metavar="<path>"),
+    fmt: str = typer.Option(..., "--format", help=FORMAT_HELP),
     out: Path = typer.Option(..., "--out", help="artifact folder to write"),
     holdout: float = typer.Option(0.0, "--holdout", help="share held out for router.json metrics"),
     split: str = typer.Option("group", "--split", help="hold out whole groups (group) or rows (row)"),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="seed of the hold-out split and of training"),
     models: str | None = typer.Option(None, "--models", help="comma-separated subset of models"),
     opt: list[str] = typer.Option([], "--opt", help="family option key=value (e.g. k=24, hidden=64)"),
 ) -> None:
@@ -87,9 +98,9 @@ def train_cmd(
 
 def score_cmd(
     router: Path = typer.Option(..., "--router", help="artifact folder"),
-    input: Path = typer.Option(..., "--input", help='JSONL of {"id", "prompt"}'),
+    input: Path = typer.Option(..., "--input", help="prompts to score: " + PROMPTS_HELP),
     output: Path = typer.Option(..., "--output", help='JSONL of {"id", "scores", ["strong_win"]}'),
-    batch: int = typer.Option(64, "--batch"),
+    batch: int = typer.Option(64, "--batch", help="prompts embedded and scored per call"),
 ) -> None:
     """Score prompts through the serving path (Encoder + load_router ONNX)."""
     from .base import load_router
@@ -114,11 +125,11 @@ def score_cmd(
 
 def eval_cmd(
     router: Path = typer.Option(..., "--router", help="artifact folder"),
-    data: list[Path] = typer.Option(..., "--data"),
-    fmt: str = typer.Option(..., "--format"),
+    data: list[Path] = typer.Option(..., "--data", help=DATA_HELP, metavar="<path>"),
+    fmt: str = typer.Option(..., "--format", help=FORMAT_HELP),
     holdout: float = typer.Option(0.0, "--holdout", help="evaluate only the held-out part of this split"),
     split: str = typer.Option("group", "--split", help="the held-out part is whole groups (group) or rows (row)"),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="seed of the hold-out split (use the one the router was trained with)"),
     plot: Path | None = typer.Option(None, "--plot", help="write a PNG"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
@@ -140,9 +151,15 @@ def eval_cmd(
 
 
 def calibrate_cmd(
-    router: Path = typer.Option(..., "--router"),
+    router: Path = typer.Option(..., "--router", help="artifact folder (a router with a strong/weak pair)"),
     strong_share: float = typer.Option(..., "--strong-share", help="share of prompts to send to strong"),
-    prompts: Path | None = typer.Option(None, "--prompts", help="prompts (JSONL or lines); default: stored quantiles"),
+    prompts: Path | None = typer.Option(
+        None,
+        "--prompts",
+        help="your traffic's prompts, to set the threshold on: "
+        + PROMPTS_HELP
+        + ". Without it: the router's stored calibration quantiles",
+    ),
 ) -> None:
     """Print the strong_win threshold that sends --strong-share of prompts to the strong model."""
     import numpy as np
@@ -168,8 +185,8 @@ def calibrate_cmd(
 def profile_cmd(
     router: Path = typer.Option(..., "--router", help="cluster router folder (updated in place)"),
     model: str = typer.Option(..., "--model", help="name of the model to add"),
-    data: list[Path] = typer.Option(..., "--data"),
-    fmt: str = typer.Option(..., "--format"),
+    data: list[Path] = typer.Option(..., "--data", help=DATA_HELP, metavar="<path>"),
+    fmt: str = typer.Option(..., "--format", help=FORMAT_HELP),
     column: str | None = typer.Option(None, "--column", help="model column in the data (default: --model)"),
 ) -> None:
     """Add a model to a cluster router by profiling it on a small labelled set (no retraining)."""

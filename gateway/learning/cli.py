@@ -29,7 +29,7 @@ def retrain(
     min_rows: int = typer.Option(50, help="Refuse with fewer labelled requests than this."),
     publish: bool = typer.Option(True, help="Rewrite the policy file's router path when the gate passes."),
     reload_url: str | None = typer.Option(None, help="Gateway URL to POST /admin/reload after publishing."),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, help="Seed of the candidate router's training."),
 ) -> None:
     """Retrain a policy's router on its outcomes with feedback; publish only if it is better (exit 0), else exit 3."""
     from gateway.learning.retrain import Options, run
