@@ -17,6 +17,7 @@ ROUTER_KINDS = ("mf", "cluster", "cascade", "answer-check", "cost", "knn", "rand
 FORMATS = ("routellm", "routerbench", "llmrouter", "outcomes")
 SPLITS = ("group", "row")  # routers.data.SPLITS (kept here so --help imports nothing heavy)
 
+TRAIN_EXTRA = "from the repository root, .venv/bin/pip install -e '.[train]' (or pip install '.[train]')"
 DATA_HELP = "outcome data: file(s) or folder(s) in the --format layout; repeat --data for several"
 FORMAT_HELP = (
     "layout of --data: routellm (CSVs, a correct/incorrect column per model), routerbench (wide CSV: "
@@ -88,11 +89,10 @@ def train_cmd(
         except json.JSONDecodeError:
             opts[k] = v
     console.print(f"[bold]{router}[/]: {len(table)} prompts x {len(table.models)} models from {fmt}")
-    from .train import table_embeddings
-
-    table_embeddings(table, progress=True)  # tqdm bar while embedding (cached afterwards)
-    with console.status(f"training {router} ..."):
-        meta, _ = train_router(router, table, out, holdout=holdout, seed=seed, split=split, log=console.print, **opts)
+    # progress bars (count, ETA) while embedding (cached afterwards) and fitting
+    meta, _ = train_router(
+        router, table, out, holdout=holdout, seed=seed, split=split, progress=True, log=console.print, **opts
+    )
     console.print_json(json.dumps(meta.get("metrics", {})))
 
 
@@ -138,16 +138,21 @@ def eval_cmd(
 
     _check(fmt, FORMATS, "--format")
     _check(split, SPLITS, "--split")
-    report = evaluate_artifact(router, data, fmt, holdout=holdout, seed=seed, split=split)
+    report = evaluate_artifact(router, data, fmt, holdout=holdout, seed=seed, split=split, progress=True)
+    if as_json:
+        typer.echo(json.dumps({k: v for k, v in report.items() if k != "curve"}, indent=2, default=float))
+    else:
+        render(report)
     if plot:
+        try:
+            import matplotlib  # noqa: F401  (the train extra)
+        except ImportError:
+            typer.echo(f"--plot needs matplotlib, from the train extra; install it {TRAIN_EXTRA}", err=True)
+            raise typer.Exit(1) from None
         from .evaluate import plot as do_plot
 
         do_plot(report, str(plot))
-    if as_json:
-        report.pop("curve", None)
-        typer.echo(json.dumps(report, indent=2, default=float))
-    else:
-        render(report)
+        typer.echo(f"wrote {plot}", err=True)
 
 
 def calibrate_cmd(

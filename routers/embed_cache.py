@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .encoder import DIM, Encoder
+from .progress import bar
 from .settings import RouterSettings
 
 _LOCK = threading.Lock()
@@ -61,14 +62,16 @@ class EmbeddingCache:
             self._load()
             missing = list(dict.fromkeys(k for k in keys if k not in self._index))
             text_of = {k: t for k, t in zip(keys, texts)}
-            for s in range(0, len(missing), chunk):
-                part = missing[s : s + chunk]
-                vecs = self.encoder.embed([text_of[k] for k in part], progress=progress)
-                base = len(self._vecs)
-                self._vecs = np.concatenate([self._vecs, vecs])
-                for i, k in enumerate(part):
-                    self._index[k] = base + i
-                self._save()
+            # one bar for every text not cached yet (the cached ones cost nothing)
+            with bar("embedding", len(missing), "prompts", enabled=progress and bool(missing)) as b:
+                for s in range(0, len(missing), chunk):
+                    part = missing[s : s + chunk]
+                    vecs = self.encoder.embed([text_of[k] for k in part], on_call=lambda n, _s: b.advance(n))
+                    base = len(self._vecs)
+                    self._vecs = np.concatenate([self._vecs, vecs])
+                    for i, k in enumerate(part):
+                        self._index[k] = base + i
+                    self._save()
             return self._vecs[[self._index[k] for k in keys]].copy()
 
 

@@ -44,6 +44,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from .encoder_build import ensure, file_sha256
+from .progress import bar
 from .settings import RouterSettings
 
 ASSETS = Path(__file__).parent / "assets"
@@ -190,15 +191,13 @@ class Encoder:
             self.pad_slack if pad_slack is None else pad_slack,
             self.max_call_tokens if max_call_tokens is None else max_call_tokens,
         )
-        if progress:
-            from tqdm import tqdm
-
-            groups = tqdm(list(groups), desc="embedding", unit="batch")
-        for idx in groups:
-            t0 = time.perf_counter()
-            out[idx] = self._run([rows[i] for i in idx])
-            if on_call is not None:
-                on_call(len(idx), time.perf_counter() - t0)
+        with bar("embedding", len(texts), "prompts", enabled=progress) as b:
+            for idx in groups:
+                t0 = time.perf_counter()
+                out[idx] = self._run([rows[i] for i in idx])
+                if on_call is not None:
+                    on_call(len(idx), time.perf_counter() - t0)
+                b.advance(len(idx))
         return out
 
 

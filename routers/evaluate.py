@@ -243,35 +243,69 @@ def evaluate_scores(
     return res
 
 
-def plot(report: dict[str, Any], path: str) -> None:
-    """Quality vs strong-call share (pair) or vs cost (many models) for a report."""
+def plot_title(report: dict[str, Any]) -> str:
+    """The metric in one line per kind: APGR beside random/oracle, AIQ beside the zero router/random."""
+    name, lines = report.get("name", "router"), []
+    if "pair" in report:
+        p, b = report["pair"], report.get("pair_baselines", {})
+        oracle = f", oracle {b['oracle']['apgr']:.3f}" if "oracle" in b else ""
+        lines.append(f"{name}: APGR {p['apgr']:.3f} (random 0.500{oracle}), {p['strong']} vs {p['weak']}")
+    if "many" in report:
+        m, b = report["many"], report.get("many_baselines", {})
+        base = f" (zero router {b['zero']['aiq']:.4f}, random {b['random']['aiq']:.4f})" if b else ""
+        lines.append(f"{name}: AIQ {m['aiq']:.4f}{base}, {m['models']} models")
+    rows = report.get("rows")
+    if rows is not None and lines:
+        lines[-1] += f", {rows} rows"
+    return "\n".join(lines)
+
+
+def figure(report: dict[str, Any]) -> Any:
+    """The report's plot as a matplotlib Figure: the curve, the baselines, a title with the metric.
+
+    Pair routers: quality against the share of strong-model calls, beside the random line. Many
+    models: the router's cost-quality hull beside the zero router (the hull of the single models),
+    the random router's hull, the oracle and each single model. Every name is in the legend, which
+    sits outside the axes, so no label covers a line.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, ax = plt.subplots(figsize=(8.5, 4.8))
+    name = report.get("name", "router")
     if "curve" in report:
         share, qual = report["curve"]
-        ax.plot(share, qual, label=report.get("name", "router"))
+        ax.plot(share, qual, label=name)
         pb = report["pair_baselines"]
         ax.plot([0, 1], [pb["weak_only"]["quality"], pb["strong_only"]["quality"]], "--", label="random")
         ax.set_xlabel("strong-model call share")
     if "many" in report and "points" in report["many"]:
-        pts = np.array(report["many"]["points"])
-        h = upper_hull(pts)
-        ax.plot(h[:, 0], h[:, 1], "-o", ms=3, label=f"{report.get('name', 'router')} (hull)")
         base = report["many_baselines"]
-        for m, v in base["single"].items():
-            ax.scatter([v["cost"]], [v["quality"]], s=12)
-            ax.annotate(m.split("/")[-1], (v["cost"], v["quality"]), fontsize=6)
-        rp = np.array(base["random"]["points"])
-        ax.plot(*upper_hull(rp).T, ":", label="random (hull)")
-        ax.scatter([base["oracle"]["cost"]], [base["oracle"]["quality"]], marker="*", s=80, label="oracle")
+        h = upper_hull(np.array(report["many"]["points"]))
+        ax.plot(h[:, 0], h[:, 1], "-o", ms=3, lw=1.8, label=f"{name} (hull)", zorder=3)
+        single = np.array([[v["cost"], v["quality"]] for v in base["single"].values()])
+        ax.plot(*upper_hull(single).T, "--", color="0.35", label="zero router (hull of single models)")
+        ax.plot(*upper_hull(np.array(base["random"]["points"])).T, ":", color="0.5", label="random (hull)")
+        markers = "os^vD<>pPXh*"
+        for i, (m, v) in enumerate(base["single"].items()):
+            ax.scatter([v["cost"]], [v["quality"]], s=22, marker=markers[i % len(markers)], label=m.split("/")[-1])
+        ax.scatter([base["oracle"]["cost"]], [base["oracle"]["quality"]], marker="*", s=90, c="k", label="oracle")
         ax.set_xscale("log")
         ax.set_xlabel("mean cost per request (USD)")
     ax.set_ylabel("mean quality")
-    ax.legend(fontsize=7)
+    ax.set_title(plot_title(report), fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    return fig
+
+
+def plot(report: dict[str, Any], path: str) -> None:
+    """Write the report's plot (``figure``) as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = figure(report)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)

@@ -8,7 +8,7 @@ and that :func:`predict_heads` evaluates (the training-time reference for parity
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -41,8 +41,12 @@ def fit_heads(
     batch_size: int = 512,
     seed: int = 0,
     weights: np.ndarray | None = None,
+    on_epoch: Callable[[int, int, float], None] | None = None,
 ) -> tuple[Layers, dict]:
-    """Fit heads; returns (layers, info) where info has the best epoch and validation loss."""
+    """Fit heads; returns (layers, info) where info has the best epoch and validation loss.
+
+    ``on_epoch(epoch, max_epochs, validation_loss)`` after every epoch (a progress bar).
+    """
     import torch
     from torch import nn
 
@@ -86,6 +90,8 @@ def fit_heads(
             l.backward()
             opt.step()
         v = loss_on(va)
+        if on_epoch is not None:
+            on_epoch(epoch + 1, max_epochs, v)
         if v < best - 1e-5:
             best, best_epoch, bad = v, epoch, 0
             best_state = {k: t.detach().clone() for k, t in net.state_dict().items()}

@@ -21,6 +21,7 @@ and the raw ``scores`` (so any other pair can be compared).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -115,8 +116,12 @@ def fit(
     batch_size: int = 1024,
     ties: str = "half",
     seed: int = 0,
+    on_epoch: Callable[[int, int, float], None] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Fit MF parameters; early stopping on a group-held-out validation BT loss."""
+    """Fit MF parameters; early stopping on a group-held-out validation BT loss.
+
+    ``on_epoch(epoch, max_epochs, validation_loss)`` after every epoch (a progress bar).
+    """
     import torch
     from torch import nn
 
@@ -168,6 +173,8 @@ def fit(
             opt.step()
         with torch.no_grad():
             vl = float(loss(np.sort(va), False))
+        if on_epoch is not None:
+            on_epoch(epoch + 1, max_epochs, vl)
         if vl < best - 1e-5:
             best, best_epoch, bad = vl, epoch, 0
             best_state = [p.detach().clone() for p in params]

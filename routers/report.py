@@ -21,14 +21,18 @@ def evaluate_artifact(
     holdout: float = 0.0,
     seed: int = 0,
     split: str = "group",
+    progress: bool = False,
 ) -> dict[str, Any]:
-    """Metrics of a router artifact on (the held-out groups of) a data set, with baselines."""
+    """Metrics of a router artifact on (the held-out groups of) a data set, with baselines.
+
+    ``progress``: a bar (count, ETA) while prompts not in the embedding cache are embedded.
+    """
     router = load_router(router_dir)
     table = load_table(data, fmt)
     if holdout > 0:
         _, te = group_split(table, holdout, seed, by=split)
         table = table.subset(te)
-    emb = table_embeddings(table)
+    emb = table_embeddings(table, progress=progress)
     scores = router.score(emb)
     rep = evaluate_scores(table, scores, router.meta, with_baselines=True, points=True)
     rep["name"] = f"{router.meta['kind']}:{Path(router_dir).name}"

@@ -9,7 +9,8 @@ training-time metrics (train rows; held-out rows when ``holdout`` is given).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from .base import RouterScores, load_router
 from .data import RoutingTable, holdout_split
 from .embed_cache import embed_texts
 from .encoder import Encoder
+from .progress import bar
 
 # CLI name -> family module (the module's ``train`` does the fitting and export).
 FAMILIES = {
@@ -37,6 +39,30 @@ def table_embeddings(table: RoutingTable, encoder: Encoder | None = None, progre
     if table.embeddings is not None:
         return np.asarray(table.embeddings, np.float32)
     return embed_texts(table.prompts, encoder, progress=progress)
+
+
+@contextmanager
+def _fit_progress(kind: str, opts: dict[str, Any], enabled: bool) -> Iterator[dict[str, Any]]:
+    """A bar while a family fits; early-stopped epoch loops (mf, torch heads) get an ``on_epoch`` for it.
+
+    The bar counts epochs against the family's maximum; early stopping usually ends it sooner,
+    so the ETA is an upper bound and the bar closes at the epoch it stopped on.
+    """
+    epochs = kind in ("mf", "cost", "cascade") or (kind == "knn" and opts.get("prior") == "heads")
+    with bar(f"fitting {kind}", None, "epochs" if epochs else "", enabled=enabled) as b:
+        if not epochs:  # k-means, logistic regression, random: no epochs to count
+            yield {}
+            b.update(completed=1, total=1, description=f"fitted {kind}")
+            return
+        done, most = [0], [0]
+
+        def on_epoch(epoch: int, max_epochs: int, val_loss: float) -> None:
+            done[0], most[0] = epoch, max_epochs
+            b.update(completed=epoch, total=max_epochs, description=f"fitting {kind} (val loss {val_loss:.4f})")
+
+        yield {"on_epoch": on_epoch}
+        early = f", early stop at epoch {done[0]} of {most[0]}" if done[0] < most[0] else ""
+        b.update(completed=done[0], total=done[0], description=f"fitted {kind}{early}")
 
 
 def train_router(
@@ -87,7 +113,8 @@ def train_router(
 
             write_meta(out, meta)
         return meta, ref
-    meta, ref = module.train(train_t, emb_all[tr], out, seed=seed, **opts)
+    with _fit_progress(kind, opts, progress) as extra:
+        meta, ref = module.train(train_t, emb_all[tr], out, seed=seed, **opts, **extra)
     # Write a provisional router.json so the serving path can load the artifact.
     from .runtime import write_meta
 

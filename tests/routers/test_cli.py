@@ -3,7 +3,9 @@
 import csv
 import hashlib
 import json
+import re
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -147,6 +149,69 @@ def test_eval_prints_metrics_and_baselines(app, cluster_pair, mmlu_dir, tmp_path
         ["eval", "--router", str(cluster_pair), "--data", str(mmlu_dir), "--format", "routellm", "--split", "subject"],
     )
     assert res.exit_code != 0 and "--split must be one of group, row" in res.output
+
+
+def test_long_jobs_show_progress_bars(app, mmlu_dir, tmp_path, monkeypatch):
+    """train and eval show bars with counts and an ETA (embedding prompts, fitting epochs)."""
+    monkeypatch.setenv("SHUNTER_CACHE_DIR", str(tmp_path / "cache"))  # nothing cached: train embeds
+    out, data = tmp_path / "mf", str(mmlu_dir / "mmlu_anatomy.csv")
+    res = runner.invoke(
+        app,
+        ["train", "--router", "mf", "--data", data, "--format", "routellm", "--out", str(out)]
+        + ["--holdout", "0.2", "--opt", "max_epochs=3", "--opt", "patience=5"],
+    )
+    assert res.exit_code == 0, res.output
+    assert re.search(r"embedding .* (\d+)/\1 prompts 100% .*ETA", res.output), res.output
+    assert re.search(r"fitted mf .* 3/3 epochs 100% .*ETA", res.output), res.output
+    monkeypatch.setenv("SHUNTER_CACHE_DIR", str(tmp_path / "cache2"))  # and eval embeds again
+    res = runner.invoke(app, ["eval", "--router", str(out), "--data", data, "--format", "routellm"])
+    assert res.exit_code == 0, res.output
+    assert re.search(r"embedding .* (\d+)/\1 prompts 100% .*ETA", res.output), res.output
+    assert res.output.index("embedding") < res.output.index("APGR")
+
+
+def test_eval_plot_without_the_train_extra(app, cluster_pair, mmlu_dir, tmp_path, monkeypatch):
+    """No matplotlib: the table still prints, then one line names the extra to install."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
+    png = tmp_path / "plot.png"
+    args = ["eval", "--router", str(cluster_pair), "--data", str(mmlu_dir), "--format", "routellm"]
+    res = runner.invoke(app, [*args, "--holdout", "0.2", "--plot", str(png)])
+    assert res.exit_code == 1
+    assert "APGR" in res.output and "oracle" in res.output
+    assert res.output.index("APGR") < res.output.index("--plot needs matplotlib, from the train extra")
+    assert ".venv/bin/pip install -e '.[train]'" in res.output
+    assert "Traceback" not in res.output and not png.exists()
+
+
+def test_eval_plot_titles_and_hulls(app, cluster_pair, mmlu_dir, rb_csv, tmp_path):
+    """The plot's title carries the metric; the zero router's hull is drawn; names sit in the legend."""
+    from routers.evaluate import figure
+    from routers.report import evaluate_artifact
+
+    rep = evaluate_artifact(cluster_pair, [mmlu_dir], "routellm", holdout=0.2)
+    fig = figure(rep)
+    ax = fig.axes[0]
+    assert f"APGR {rep['pair']['apgr']:.3f} (random 0.500" in ax.get_title()
+    assert len(ax.texts) == 0  # no annotation drawn over the lines
+    out = tmp_path / "cost"
+    res = runner.invoke(
+        app,
+        ["train", "--router", "cost", "--data", str(rb_csv), "--format", "routerbench", "--out", str(out)]
+        + ["--opt", "max_epochs=5"],
+    )
+    assert res.exit_code == 0, res.output
+    rep = evaluate_artifact(out, [rb_csv], "routerbench")
+    fig = figure(rep)
+    ax = fig.axes[0]
+    assert f"AIQ {rep['many']['aiq']:.4f} (zero router {rep['many_baselines']['zero']['aiq']:.4f}" in ax.get_title()
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert "zero router (hull of single models)" in labels
+    assert len(ax.texts) == 0
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "gpt-4-1106-preview" in legend and "oracle" in legend
+    bbox = ax.get_legend().get_window_extent(fig.canvas.get_renderer())
+    assert bbox.x0 >= ax.get_window_extent().x1  # the legend sits outside the axes
+    fig.savefig(tmp_path / "aiq.png")
 
 
 def test_eval_aiq(app, rb_csv, tmp_path):
