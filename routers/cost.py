@@ -6,7 +6,8 @@ One quality head per model (multi-output logistic regression, or a one-hidden-la
 outputs ``quality`` = sigmoid(heads(x)). router.json carries per-model
 ``typical_output_tokens``, ``typical_cost_usd`` and ``prices`` so the policy can take
 ``argmax quality - lambda * expected_cost`` via ``decision.choose(..., Objective("cost_weight",
-lambda))``; ``routers.costs.expected_costs`` computes the expected cost per request.
+lambda))``; the gateway prices each request from the policy file's upstream prices
+(``gateway.runtime.Runtime.expected_cost``).
 """
 
 from __future__ import annotations

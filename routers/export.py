@@ -11,7 +11,7 @@ router.json fields (all families):
   to 512 training prompts) so ``target_strong_share`` works for any strong/weak pair;
 - ``metrics``: training-time metrics (train rows and, with ``--holdout``, held-out rows);
 - ``typical_output_tokens``, ``typical_cost_usd``, ``prices`` (USD per million tokens, where
-  known) per model, for ``routers.costs.expected_costs``;
+  known) per model, for the evaluation's expected costs (``routers.evaluate.expected_costs``);
 - ``created``, ``onnx_outputs``, plus family-specific fields.
 """
 

@@ -12,7 +12,6 @@ SERVE_MODULES = [
     "routers.batching",
     "routers.runtime",
     "routers.calibration",
-    "routers.costs",
     "routers.mf",
     "routers.cluster",
     "routers.cascade",
