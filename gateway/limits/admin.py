@@ -31,7 +31,15 @@ async def create_key(spec: KeySpec, request: Request) -> JSONResponse:
 
 @router.get("/keys")
 async def list_keys(request: Request) -> JSONResponse:
-    return JSONResponse({"data": [_public(r) for r in request.app.state.limits.keys.list()]})
+    """Every key; a key with a budget shows ``spent_usd`` in its current period (shared across replicas)."""
+    guard = request.app.state.limits
+    data = []
+    for rec in guard.keys.list():
+        row = _public(rec)
+        if rec.spec.budget_usd is not None:
+            row["spent_usd"] = await guard.spent(rec)
+        data.append(row)
+    return JSONResponse({"data": data})
 
 
 @router.delete("/keys/{key_id}")

@@ -79,6 +79,11 @@ class Guard:
         usd = await asyncio.to_thread(recorded_spend, self.keys, rec.id, since)
         await budget.seed(self.shared, rec.id, rec.spec, usd)
 
+    async def spent(self, rec: KeyRecord) -> float:
+        """USD the key has spent in its current budget period (as ``admit`` sees it)."""
+        await self._seed_budget(rec)
+        return await budget.spent(self.shared, rec.id, rec.spec)
+
     def settle(self, outcome: Any) -> None:
         ticket = self.tickets.pop(outcome.request_id, None)
         if ticket is None:

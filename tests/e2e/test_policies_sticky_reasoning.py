@@ -59,7 +59,7 @@ def test_session_stays_on_its_first_model_for_the_ttl(gateway, fake_upstream, tm
     assert chat(gw, "hi", headers=s1)[1]["x-shunter-reason"] == "sticky"
     # after the TTL (sliding: from the last request) the session is decided afresh
     assert chat(gw, "hi", headers={**s2, **PREMIUM})[0].model == "cheap"
-    time.sleep(1.8)
+    time.sleep(1.8)  # the 1.5 s TTL must elapse; polling with requests would slide it forward
     resp, h = chat(gw, "hi", headers={**s2, **PREMIUM})
     assert (resp.model, h["x-shunter-reason"]) == ("strong", "rule")
 

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 
 import httpx
 import orjson
@@ -16,6 +15,7 @@ import pytest
 import redis
 
 from tests.support.procs import upstream_entry
+from tests.support.wait import wait_until
 
 ADMIN = "replica-admin-key"
 _db = itertools.count(5)
@@ -56,6 +56,15 @@ def replicas(gateway, fake_upstream, redis_db):
     return one, two, r, flaky
 
 
+def _keys(gw) -> list[dict]:
+    r = httpx.get(f"{gw.url}/admin/keys", headers={"authorization": f"Bearer {ADMIN}"}, timeout=10)
+    return r.json()["data"]
+
+
+def _spent(gw, key_id: str) -> float:
+    return next(k["spent_usd"] for k in _keys(gw) if k["id"] == key_id)
+
+
 def _key(gw, **spec) -> str:
     r = httpx.post(f"{gw.url}/admin/keys", json=spec, headers={"authorization": f"Bearer {ADMIN}"}, timeout=10)
     assert r.status_code == 201, r.text
@@ -93,13 +102,17 @@ def test_outcomes_from_both_replicas_land_in_one_stream_exactly_once(replicas):
         assert resp.status_code == 200
         sent[resp.headers["x-shunter-request-id"]] = gw.url
     assert len(set(sent.values())) == 2
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and r.xlen("shunter:outcomes") < len(sent):
-        time.sleep(0.1)
-    time.sleep(0.5)  # anything extra (a duplicate) would have arrived by now
+    # One last request through each replica: a recorder writes in order, so once both of these
+    # are in the stream, any duplicate of an earlier record would be there too.
+    last = {_chat(gw, key, f"last from {gw.url}").headers["x-shunter-request-id"] for gw in (one, two)}
+
+    def stream_ids() -> list[str]:
+        return [orjson.loads(fields[b"o"])["request_id"] for _, fields in r.xrange("shunter:outcomes")]
+
+    wait_until(lambda: last <= set(stream_ids()), 15, 0.1, "both replicas' last records in the stream")
     entries = r.xrange("shunter:outcomes")
-    ids = [orjson.loads(fields[b"o"])["request_id"] for _, fields in entries]
-    assert sorted(ids) == sorted(sent), "each request exactly once in the shared stream"
+    ids = stream_ids()
+    assert sorted(ids) == sorted([*sent, *last]), "each request exactly once in the shared stream"
     assert all(orjson.loads(f[b"o"])["served"] in ("a", "b") for _, f in entries)
 
 
@@ -120,16 +133,13 @@ def test_circuit_opened_by_one_replica_is_open_on_the_other(replicas):
     for i in range(3):
         _chat(one, key, f"fail {i}", model="flaky")
     before = flaky.stats()["requests"]
-    deadline = time.monotonic() + 10
-    state = None
-    while time.monotonic() < deadline:
+
+    def state() -> float | None:
         text = httpx.get(f"{two.url}/metrics", headers={"authorization": f"Bearer {ADMIN}"}, timeout=5).text
         line = next((ln for ln in text.splitlines() if ln.startswith('shunter_circuit_state{upstream="flaky"}')), "")
-        state = float(line.split()[-1]) if line else None
-        if state == 2:
-            break
-        time.sleep(0.2)
-    assert state == 2, "the second replica should see the circuit opened by the first"
+        return float(line.split()[-1]) if line else None
+
+    wait_until(lambda: state() == 2, 10, 0.2, "the second replica sees the circuit opened by the first")
     resp = _chat(two, key, "while open", model="flaky")
     assert resp.status_code == 503
     assert flaky.stats()["requests"] == before, "an open circuit sends nothing upstream"
@@ -143,8 +153,11 @@ def test_usd_budget_holds_across_both_replicas(replicas):
     usage = r.json()["usage"]
     cost = (usage["prompt_tokens"] * 0.15 + usage["completion_tokens"] * 0.6) / 1e6
     key = _key(one, name="budget", budget_usd=2.5 * cost, budget_period="total")
+    key_id = next(k["id"] for k in _keys(one) if k["name"] == "budget")
     codes = []
     for i in range(6):
         codes.append(_chat((one, two)[i % 2], key, "same words here").status_code)
-        time.sleep(0.3)  # the charge is added just after the response, off the request path
+        # the charge is added just after the response, off the request path; both replicas see it
+        charged = codes.count(200) * cost - 1e-12
+        wait_until(lambda c=charged: all(_spent(gw, key_id) >= c for gw in (one, two)), 10, 0.05, "charged")
     assert codes == [200, 200, 200, 402, 402, 402], codes  # 402: budget exhausted

@@ -75,3 +75,17 @@ def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = N
         wait_until(answered, timeout, 0.1, what=url)
     except TimeoutError:
         raise TimeoutError(f"{url} not ready after {timeout}s (last: {last})") from None
+
+
+def holds_for(check: Callable[[], object], seconds: float, interval: float = 0.05, what: str = "") -> None:
+    """Assert that ``check`` stays truthy for ``seconds``, polled: an invariant over a window.
+
+    For "nothing happens" checks (no reload without a watcher, a stuck stream stays held), where
+    there is no event to wait for; fails at the first falsy poll.
+    """
+    end = time.monotonic() + seconds
+    while True:
+        assert check(), f"stopped holding: {what or getattr(check, '__name__', check)}"
+        if time.monotonic() >= end:
+            return
+        time.sleep(interval)

@@ -6,7 +6,6 @@ import hashlib
 import sqlite3
 import subprocess
 import sys
-import time
 
 import httpx
 import openai
@@ -14,6 +13,7 @@ import pytest
 
 from tests.support.paths import ROOT
 from tests.support.procs import upstream_entry
+from tests.support.wait import wait_until
 
 ADMIN = "admin-secret-for-tests-123"
 
@@ -41,6 +41,11 @@ def _create(gw, **spec) -> dict:
     r = httpx.post(f"{gw.url}/admin/keys", json=spec, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10)
     assert r.status_code == 201, r.text
     return r.json()
+
+
+def _spent(gw, key_id: str) -> float:
+    listed = httpx.get(f"{gw.url}/admin/keys", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=5).json()
+    return next(k["spent_usd"] for k in listed["data"] if k["id"] == key_id)
 
 
 def _ask(c: openai.OpenAI, model: str = "router-chat", text: str = "hi"):
@@ -78,11 +83,9 @@ def test_auth_required_and_keys_are_stored_hashed(gw, tmp_path):
     )
     # the outcome record carries the key id
     rid = r.headers["x-shunter-request-id"]
-    deadline = time.monotonic() + 10
-    row = None
-    while row is None and time.monotonic() < deadline:
-        row = db.execute("SELECT key_id FROM outcomes WHERE request_id=?", (rid,)).fetchone()
-        time.sleep(0.1)
+    row = wait_until(
+        lambda: db.execute("SELECT key_id FROM outcomes WHERE request_id=?", (rid,)).fetchone(), 10, 0.1, "outcome"
+    )
     assert row == (made["id"],)
     # listing never shows the key; revoking takes effect at once
     listed = httpx.get(f"{gw.url}/admin/keys", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=5).json()["data"]
@@ -134,12 +137,13 @@ def test_tpm_limit_counts_prompt_and_completion_tokens(gw):
 
 
 def test_budget_exhausted_is_402_with_clear_message(gw):
-    c = _client(gw, _create(gw, budget_usd=0.02, budget_period="day")["key"])
-    # each call costs (5 prompt + 6 completion tokens) * $1000/M = $0.011 on 'cheap'
-    _ask(c, text="a b c d e")
-    time.sleep(0.3)
-    _ask(c, text="a b c d e")
-    time.sleep(0.3)  # charging happens just after the response
+    made = _create(gw, budget_usd=0.02, budget_period="day")
+    c = _client(gw, made["key"])
+    # each call costs (5 prompt + 6 completion tokens) * $1000/M = $0.011 on 'cheap'; the charge
+    # is added just after the response, off the request path
+    for n in (1, 2):
+        _ask(c, text="a b c d e")
+        wait_until(lambda n=n: _spent(gw, made["id"]) >= n * 0.011 - 1e-9, 10, 0.05, f"call {n} charged")
     with pytest.raises(openai.APIStatusError) as ei:
         _ask(c)
     assert ei.value.status_code == 402
@@ -210,9 +214,7 @@ def test_auth_off_prints_how_to_turn_it_on(gateway, fake_upstream):
         }
     )
     assert _ask(_client(gw, "anything")).model == "cheap"
-    deadline = time.monotonic() + 5
-    while "auth is off" not in gw.output() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: "auth is off" in gw.output(), 5, 0.1, "the auth warning in the log")
     log = gw.output()
     assert "auth is off" in log and "shunter keys create" in log and "auth: true" in log
 

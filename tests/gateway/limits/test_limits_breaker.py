@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-import time
 
 import httpx
 import openai
 
 from tests.support.procs import upstream_entry
+from tests.support.wait import wait_until
 
 
 def _cfg(a, b, breaker: dict | None = None, retry: dict | None = None, **server) -> dict:
@@ -41,21 +41,20 @@ def test_consecutive_failures_open_then_half_open_probe_closes(gateway, fake_ups
     assert _state(gw, "primary") == 2
     assert "circuit open" in httpx.get(f"{gw.url}/readyz", timeout=5).json()["upstreams"]["primary"]
     a.control(fail_next=0)
-    time.sleep(1.1)
-    assert _ask(gw) == "primary"  # the half-open probe succeeded
+    wait_until(lambda: _ask(gw) == "primary", 10, 0.1, "the half-open probe succeeds (after open_for)")
     assert _state(gw, "primary") == 0
     assert _ask(gw) == "primary"
 
 
 def test_failed_probe_reopens(gateway, fake_upstream):
     a, b = fake_upstream("a"), fake_upstream("b")
-    gw = gateway(_cfg(a, b, {"consecutive_failures": 2, "open_for": 0.5}))
+    gw = gateway(_cfg(a, b, {"consecutive_failures": 2, "open_for": 2.0}))
     a.control(fail_next=1000, fail_status=503)
     for _ in range(3):
         _ask(gw)
     assert a.stats()["requests"] == 2
-    time.sleep(0.6)
-    assert _ask(gw) == "backup"  # probe failed ...
+    # after open_for, one probe goes to primary, fails, and the request falls back
+    wait_until(lambda: _ask(gw) == "backup" and a.stats()["requests"] >= 3, 10, 0.1, "a half-open probe")
     assert a.stats()["requests"] == 3 and _state(gw, "primary") == 2  # ... and reopened
     assert _ask(gw) == "backup" and a.stats()["requests"] == 3
 
@@ -97,8 +96,8 @@ def test_upstream_429_retry_after_is_a_cooldown(gateway, fake_upstream):
     assert _ask(gw) == "backup"  # Retry-After 3s > max_backoff: fall back at once
     assert [_ask(gw) for _ in range(4)] == ["backup"] * 4
     assert a.stats()["requests"] == 1  # nobody called primary during its cooldown
-    time.sleep(3.1)
-    assert _ask(gw) == "primary"
+    wait_until(lambda: _ask(gw) == "primary", 15, 0.2, "primary serves again after its Retry-After")
+    assert a.stats()["requests"] == 2
 
 
 def test_breaker_openings_are_shared_through_redis(gateway, fake_upstream, redis_server):
@@ -109,7 +108,6 @@ def test_breaker_openings_are_shared_through_redis(gateway, fake_upstream, redis
     _ask(gw1)
     _ask(gw1)
     assert a.stats()["requests"] == 2 and _state(gw1, "primary") == 2
-    time.sleep(1.0)  # replicas poll the shared state every 0.5 s
-    assert _state(gw2, "primary") == 2
+    wait_until(lambda: _state(gw2, "primary") == 2, 10, 0.1, "the second replica sees the opening")
     assert [_ask(gw2) for _ in range(3)] == ["backup"] * 3
     assert a.stats()["requests"] == 2  # the second replica never called the failing upstream
