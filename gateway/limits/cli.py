@@ -73,7 +73,11 @@ def create(
         m for m in spec.models or [] if m not in cfg.upstreams
     ]
     if unknown:
-        typer.echo(f"unknown policies or models in {config}: {', '.join(unknown)}", err=True)
+        typer.echo(
+            f"unknown policies or models: {', '.join(unknown)} (the policy file has policies "
+            f"{', '.join(cfg.policies)} and models {', '.join(cfg.upstreams)})",
+            err=True,
+        )
         raise typer.Exit(2)
     rec, key = store.create(spec)
     redis_url = _redis_url(cfg)
