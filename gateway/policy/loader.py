@@ -115,6 +115,10 @@ def _yaml_error(exc: yaml.MarkedYAMLError, text: str) -> tuple[int, int, str]:
     if ctx is not None and exc.context in _UNCLOSED and ctx.line < mark.line:
         return ctx.line + 1, ctx.column + 1, f"YAML syntax error: {_UNCLOSED[exc.context]}"
     lines = text.splitlines()
+    opener = _unclosed_flow(text)
+    if opener is not None and opener.line < mark.line and (exc.context or "").startswith("while parsing a flow"):
+        kind = "'['" if lines[opener.line][opener.column] == "[" else "'{'"
+        return opener.line + 1, opener.column + 1, f"YAML syntax error: the {kind} that opens here is not closed"
     if problem == "mapping values are not allowed here":
         scalar = _last_scalar(text)
         if scalar is not None and scalar.start_mark.line < mark.line:
@@ -139,6 +143,25 @@ def _yaml_error(exc: yaml.MarkedYAMLError, text: str) -> tuple[int, int, str]:
     if "'\\t'" in problem:
         problem += " (indent with spaces, not tabs)"
     return mark.line + 1, mark.column + 1, f"YAML syntax error: {problem}"
+
+
+def _unclosed_flow(text: str) -> yaml.Mark | None:
+    """Where the innermost '[' or '{' still open at the error begins, if it is not closed on its own line."""
+    stack: list[yaml.Mark] = []
+    try:
+        for tok in yaml.scan(text, Loader=yaml.SafeLoader):
+            if isinstance(tok, (yaml.FlowSequenceStartToken, yaml.FlowMappingStartToken)):
+                stack.append(tok.start_mark)
+            elif isinstance(tok, (yaml.FlowSequenceEndToken, yaml.FlowMappingEndToken)) and stack:
+                stack.pop()
+    except yaml.YAMLError:
+        pass
+    if not stack:
+        return None
+    start = stack[-1]
+    rest = text.splitlines()[start.line][start.column :]
+    closer = "]" if rest.startswith("[") else "}"
+    return None if closer in rest else start
 
 
 def _last_scalar(text: str) -> yaml.ScalarToken | None:

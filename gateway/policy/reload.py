@@ -12,8 +12,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from gateway import metrics
 from gateway.policy.loader import ConfigError, load_config
+from gateway.policy.schema import Config
 from gateway.runtime import Runtime, build_clients, build_policies, needs_encoder
 
 log = logging.getLogger("shunter.reload")
@@ -47,10 +50,11 @@ class Reloader:
                         old_client_grace(c), lambda c=c: asyncio.ensure_future(c.aclose())
                     )
             st.loaded_at = time.time()
-            st.last_reload = {"ok": True, "trigger": trigger, "at": st.loaded_at, "errors": []}
+            changes = config_changes(old.cfg, cfg)
+            st.last_reload = {"ok": True, "trigger": trigger, "at": st.loaded_at, "errors": [], "changes": changes}
             metrics.CONFIG_RELOADS.labels("success").inc()
             _export_objectives(new)
-            log.info("policy file %s reloaded (%s)", self.path, trigger)
+            log.info("policy file %s reloaded (%s): %s", self.path, trigger, "; ".join(changes))
             return st.last_reload
 
     def _embedder(self, cfg: Any) -> Any:
@@ -89,6 +93,36 @@ class Reloader:
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
+
+
+def config_changes(old: Config, new: Config) -> list[str]:
+    """What a reload changed, by name: sections, entries and field names (never values: keys are secrets).
+
+    ``["policies changed: chat (objective, rules)", "upstreams added: gpt-4.1"]``, or
+    ``["no changes"]`` when the file was saved unchanged.
+    """
+    out: list[str] = []
+    for section in ("upstreams", "policies"):
+        before, after = getattr(old, section), getattr(new, section)
+        added, removed = sorted(set(after) - set(before)), sorted(set(before) - set(after))
+        if added:
+            out.append(f"{section} added: {', '.join(added)}")
+        if removed:
+            out.append(f"{section} removed: {', '.join(removed)}")
+        changed = [
+            f"{name} ({', '.join(fields)})"
+            for name in sorted(set(before) & set(after))
+            if (fields := _changed_fields(before[name], after[name]))
+        ]
+        if changed:
+            out.append(f"{section} changed: {'; '.join(changed)}")
+    if fields := _changed_fields(old.server, new.server):
+        out.append(f"server changed: {', '.join(fields)}")
+    return out or ["no changes"]
+
+
+def _changed_fields(before: BaseModel, after: BaseModel) -> list[str]:
+    return [f for f in type(before).model_fields if getattr(before, f) != getattr(after, f)]
 
 
 def old_client_grace(client: Any) -> float:

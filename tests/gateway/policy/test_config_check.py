@@ -125,7 +125,7 @@ def test_unknown_upstream_exact_message(tmp_path):
         # YAML syntax
         (
             ("  chat:\n", "  chat: [\n"),
-            "config/default.yaml:16:5 YAML syntax error: expected the node content, but found '-'",
+            "config/default.yaml:14:9 YAML syntax error: the '[' that opens here is not closed",
         ),
         # a rule naming an unknown model and a bad regex
         (
