@@ -52,6 +52,7 @@ class Launch(_Strict):
     n_ctx: int = Field(2048, ge=256)
     n_threads: int | None = Field(None, ge=1)
     startup_timeout: float = Field(120.0, gt=0)
+    embedding: bool = Field(False, description="Serve /v1/embeddings from this model (llama.cpp's --embedding).")
 
 
 class Upstream(_Strict):

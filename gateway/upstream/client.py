@@ -126,12 +126,12 @@ class UpstreamClient:
         return h
 
     def speaks(self, dialect: str) -> bool:
-        """Whether a request in ``dialect`` ('chat', 'completions', 'responses', 'anthropic') goes here as is."""
+        """Whether a request in ``dialect`` (chat, completions, responses, embeddings, anthropic) goes here as is."""
         if self.cfg.kind == "anthropic":
             return dialect == "anthropic"
         if dialect in ("chat", "completions"):
             return True
-        return dialect == "responses" and "responses" in self.cfg.capabilities
+        return dialect in ("responses", "embeddings") and dialect in self.cfg.capabilities
 
     def prepare(self, path: str, body: dict) -> tuple[str, dict]:
         """The path and body actually sent for an OpenAI-form call (an Anthropic upstream gets Messages)."""

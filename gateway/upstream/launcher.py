@@ -102,6 +102,8 @@ class LocalServer:
         ]
         if self.cfg.n_threads:
             cmd += ["--n_threads", str(self.cfg.n_threads)]
+        if self.cfg.embedding:
+            cmd += ["--embedding", "true"]
         return cmd
 
     def start(self) -> None:
