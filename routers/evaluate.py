@@ -249,7 +249,8 @@ def plot_title(report: dict[str, Any]) -> str:
     if "pair" in report:
         p, b = report["pair"], report.get("pair_baselines", {})
         oracle = f", oracle {b['oracle']['apgr']:.3f}" if "oracle" in b else ""
-        lines.append(f"{name}: APGR {p['apgr']:.3f} (random 0.500{oracle}), {p['strong']} vs {p['weak']}")
+        pair = f"{p['strong'].split('/')[-1]} vs {p['weak'].split('/')[-1]}"
+        lines += [f"{name}: APGR {p['apgr']:.3f} (random 0.500{oracle})", pair]
     if "many" in report:
         m, b = report["many"], report.get("many_baselines", {})
         base = f" (zero router {b['zero']['aiq']:.4f}, random {b['random']['aiq']:.4f})" if b else ""
