@@ -59,7 +59,14 @@ def serve(
     from gateway.policy.loader import ConfigError, find_config, load_config
     from gateway.settings import Settings
 
-    given = {"config": config, "host": host, "port": port, "workers": workers, "log_level": log_level, "watch": watch}
+    given: dict[str, Any] = {
+        "config": config,
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "log_level": log_level,
+        "watch": watch,
+    }
     try:
         settings = Settings(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:

@@ -174,10 +174,11 @@ async def http_handler(request: Request, exc: StarletteHTTPException) -> JSONRes
         err = unsupported(request.method, path)
     elif exc.status_code == 405:
         allowed = ", ".join(e for e in SUPPORTED if e.endswith(" " + path)) or ", ".join(SUPPORTED)
-        err = APIError(405, f"{request.method} is not allowed on {path}; use {allowed}.", headers=exc.headers)
+        headers = dict(exc.headers) if exc.headers else None
+        err = APIError(405, f"{request.method} is not allowed on {path}; use {allowed}.", headers=headers)
     else:
         message = exc.detail if isinstance(exc.detail, str) else "error"
-        err = APIError(exc.status_code, message, headers=getattr(exc, "headers", None))
+        err = APIError(exc.status_code, message, headers=dict(exc.headers) if exc.headers else None)
     return err.response_for(path, request.headers)
 
 

@@ -45,6 +45,8 @@ class CascadeRouter(OnnxRouter):
         out = self.run(embeddings)
         ok = out["cheap_ok"]
         q = np.ones((len(ok), len(self.models)), np.float32)
+        if self.weak is None:
+            raise ValueError("a cascade router's router.json names its weak model")
         q[:, self.models.index(self.weak)] = ok
         return RouterScores(self.models, q, out["strong_win"], self.strong, self.weak)
 
@@ -187,7 +189,9 @@ def answer_dataset(table, emb: np.ndarray, encoder=None, progress: bool = False)
 
     if not table.responses:
         raise ValueError("the answer checker needs responses (RouterBench ``M|model_response`` columns)")
-    feats, ys, gs = [], [], []
+    feats: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    gs: list[str] = []
     for j, m in enumerate(table.models):
         resp = table.responses.get(m)
         if resp is None:

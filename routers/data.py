@@ -176,7 +176,11 @@ def routerbench_prompt(raw: str) -> str:
 
 def load_routerbench(paths: Sequence[str | Path]) -> RoutingTable:
     files = _expand(paths, "*.csv")
-    prompts, q, c, ids, groups = [], [], [], [], []
+    prompts: list[str] = []
+    q: list[list[float]] = []
+    c: list[list[float]] = []
+    ids: list[str] = []
+    groups: list[str] = []
     responses: dict[str, list[str]] = {}
     models: list[str] | None = None
     for f in files:
@@ -254,7 +258,10 @@ def load_outcomes(paths: Sequence[str | Path]) -> RoutingTable:
 
     files = _expand(paths, "*.jsonl")
     key_index: dict[str, int] = {}
-    prompts, ids, groups, embs = [], [], [], []
+    prompts: list[str] = []
+    ids: list[str] = []
+    groups: list[str] = []
+    embs: list[list[float] | None] = []
     cells: dict[tuple[int, str], list[tuple[float, float]]] = {}
     models: list[str] = []
     for f in files:

@@ -62,7 +62,7 @@ def choose(
     kind, value = objective.kind, float(objective.value)
 
     if kind in ("threshold", "target_strong_share"):
-        if strong_win is not None and strong in quality and weak in quality:
+        if strong_win is not None and strong is not None and weak is not None and strong in quality and weak in quality:
             pick = strong if strong_win >= value else weak
             reason = f"strong_win={strong_win:.3f} {'>=' if pick == strong else '<'} threshold={value:.3f}"
         else:

@@ -107,8 +107,10 @@ class Encoder:
         self._inputs = {i.name for i in self.session.get_inputs()}
         self.encoder_id = ENCODER_ID if self.model_path.name == DEFAULT_MODEL.name else self.model_path.stem
         self.encoder_hash = file_sha256(self.model_path)
-        self.cls_id = self.tokenizer.token_to_id("[CLS]")
-        self.sep_id = self.tokenizer.token_to_id("[SEP]")
+        cls_id, sep_id = self.tokenizer.token_to_id("[CLS]"), self.tokenizer.token_to_id("[SEP]")
+        if cls_id is None or sep_id is None:
+            raise ValueError(f"{tokenizer_path} has no [CLS] or [SEP] token")
+        self.cls_id, self.sep_id = cls_id, sep_id
 
     _default: Encoder | None = None
 

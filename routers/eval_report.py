@@ -65,6 +65,8 @@ def transfer(kind: str, mmlu, rb, tmp: Path) -> dict[str, dict[str, float]]:
     out = tmp / f"{kind}-transfer"
     train_router(kind, mmlu, out, seed=0)
     strong_win = load_router(out).score(table_embeddings(rb)).strong_win
+    if strong_win is None:
+        raise ValueError(f"the {kind} router gives no strong_win for the transfer pair")
     s, w = rb.models.index(TRANSFER_PAIR[0]), rb.models.index(TRANSFER_PAIR[1])
     ok = np.isfinite(rb.quality[:, [s, w]]).all(axis=1)
     task = np.array([g.split(".")[0] for g in rb.groups])
@@ -81,7 +83,10 @@ def subject_oracle(table, test_idx: np.ndarray) -> dict[str, float]:
     No router that can only tell subjects apart can beat it."""
     from .export import pair_of
 
-    strong, weak = pair_of(table)
+    pair = pair_of(table)
+    if pair is None:
+        raise ValueError("the subject bound needs a two-model table")
+    strong, weak = pair
     js, jw = table.models.index(strong), table.models.index(weak)
     qs, qw = np.nan_to_num(table.quality[test_idx, js]), np.nan_to_num(table.quality[test_idx, jw])
     groups = np.array([table.groups[i] for i in test_idx])

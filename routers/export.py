@@ -100,7 +100,7 @@ def calibration_of(scores: RouterScores) -> dict[str, Any]:
         cal["strong_win"] = quantiles(scores.strong_win)
     cal["quality"] = {m: quantiles(scores.quality[:, j]) for j, m in enumerate(scores.models)}
     n = len(scores.quality)
-    idx = np.random.default_rng(0).choice(n, min(n, 512), replace=False) if n else []
+    idx = np.random.default_rng(0).choice(n, min(n, 512), replace=False) if n else np.zeros(0, np.int64)
     cal["quality_sample"] = np.round(scores.quality[np.sort(idx)], 4).tolist()  # any-pair calibration
     return cal
 

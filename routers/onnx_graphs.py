@@ -5,7 +5,7 @@ Every graph takes ``embedding`` (float32 [N, dim]) and returns named float32 out
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ class GraphBuilder:
         y = self.op("MatMul", [x, self.const(np.asarray(w, np.float32))])
         return self.op("Add", [y, self.const(np.asarray(b, np.float32))]) if b is not None else y
 
-    def save(self, path: str | Path, outputs: dict[str, Sequence[Any]], doc: str = "") -> None:
+    def save(self, path: str | Path, outputs: Mapping[str, Sequence[Any]], doc: str = "") -> None:
         """``outputs``: name -> shape; the graph must have produced tensors with these names."""
         import onnx
 

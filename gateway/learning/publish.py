@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 
-def _child(node: yaml.Node, key: str) -> yaml.Node:
+def _child(node: yaml.Node | None, key: str) -> yaml.Node:
     if not isinstance(node, yaml.MappingNode):
         raise KeyError(key)
     for k, v in node.value:

@@ -65,7 +65,7 @@ def create(
             budget_period=period,
             rpm=rpm,
             tpm=tpm,
-        )  # type: ignore[arg-type]
+        )
     except ValidationError as exc:
         typer.echo(f"invalid key settings: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -58,12 +58,14 @@ def revoke_sync(redis_url: str, key_id: str, prefix: str = "shunter:") -> bool:
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
         h = r.get(prefix + "apikeyid:" + key_id)
-        raw = r.get(prefix + "apikey:" + h) if h else None
+        if not h:
+            return False
+        raw = r.get(prefix + "apikey:" + str(h))  # str already: decode_responses
         if not raw:
             return False
         rec = KeyRecord.model_validate_json(raw)
         rec.revoked = rec.revoked or time.time()
-        r.set(prefix + "apikey:" + h, rec.model_dump_json())
+        r.set(prefix + "apikey:" + str(h), rec.model_dump_json())
         return True
     finally:
         r.close()

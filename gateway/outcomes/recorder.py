@@ -16,23 +16,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Protocol
 
 from gateway import metrics
 from gateway.outcomes.record import Outcome
+from gateway.outcomes.stores import Store
 
 log = logging.getLogger("shunter.outcomes")
 
 
-class OutcomeStore(Protocol):
-    name: str
-
-    def write_batch(self, rows: list[Outcome]) -> None: ...
-    def close(self) -> None: ...
-
-
 class Recorder:
-    def __init__(self, store: OutcomeStore, queue_size: int = 10_000, batch_size: int = 256) -> None:
+    def __init__(self, store: Store, queue_size: int = 10_000, batch_size: int = 256) -> None:
         self.store = store
         self.queue: asyncio.Queue[Outcome] = asyncio.Queue(maxsize=queue_size)
         self.linger = 0.05  # seconds between two batch writes (the first record after a pause goes at once)

@@ -201,7 +201,9 @@ def write_back(config: Path, res: FitResult) -> None:
     config.write_text(new)
 
 
-def _get(node: yaml.Node, key: str) -> yaml.Node:
+def _get(node: yaml.Node | None, key: str) -> yaml.Node:
+    if node is None:  # an empty document
+        raise KeyError(key)
     for k, v in node.value:
         if k.value == key:
             return v

