@@ -69,7 +69,7 @@ async def lifespan(app: FastAPI):
     app.state.runtime = Runtime(cfg, path, clients, policies, embedder)
     _export_objectives(app.state.runtime)
     app.state.loaded_at = time.time()
-    app.state.shared = make_state(secrets.resolve(cfg.server.redis_url))
+    app.state.shared = make_state(secrets.resolve(cfg.server.redis_url), cfg.server.redis)
     online.bind(app.state.shared)
     app.state.store = make_store(cfg.server)
     app.state.recorder = Recorder(app.state.store, cfg.server.outcome_queue_size)

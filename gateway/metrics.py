@@ -106,7 +106,30 @@ OUTCOME_QUEUE_DEPTH = Gauge(
 )
 OUTCOMES_WRITTEN = Counter("shunter_outcomes_written_total", "Outcome records written to the store.", ["store"])
 OUTCOMES_DROPPED = Counter(
-    "shunter_outcomes_dropped_total", "Outcome records dropped because the queue was full.", ["store"]
+    "shunter_outcomes_dropped_total",
+    "Outcome records lost: the queue was full, or neither the store nor the local spill file took them.",
+    ["store"],
+)
+OUTCOMES_SPILLED = Counter(
+    "shunter_outcomes_spilled_total", "Outcome records kept in the local spill file while Redis was down."
+)
+OUTCOMES_REPLAYED = Counter(
+    "shunter_outcomes_replayed_total", "Spilled outcome records replayed into the store once Redis returned."
+)
+SHARED_STATE_UP = Gauge(
+    "shunter_redis_up",
+    "1 while Redis (shared state) answers, 0 while it counts as down.",
+    multiprocess_mode="livemin",
+)
+SHARED_STATE_ERRORS = Counter("shunter_redis_errors_total", "Redis commands that failed (timeout, connection).")
+SHARED_STATE_DEGRADED = Counter(
+    "shunter_redis_degraded_total",
+    "Cache, stickiness, bandit or breaker-sync reads and writes skipped while Redis was down.",
+)
+REDIS_FAILURE_POLICY = Counter(
+    "shunter_redis_failure_policy_total",
+    "Limit checks decided by server.redis.on_failure while Redis was down, by limit and action.",
+    ["limit", "action"],
 )
 FEEDBACK = Counter("shunter_feedback_total", "Feedback items received, by source.", ["source"])
 CONFIG_RELOADS = Counter(

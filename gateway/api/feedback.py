@@ -4,6 +4,10 @@ Outcome records are written asynchronously, so feedback may arrive before its re
 store. The handler waits for a record that is still queued (``Recorder.wait_written``, up to
 5 s), then looks it up; a streamed response's record is submitted just after its last byte, so
 an id found nowhere is looked up again for up to ``GRACE_S`` before the 404.
+
+Feedback is bound to the key that made the request: another key gets the same 404 as for an
+unknown id (so ids cannot be probed); the admin key may give feedback on any request. While the
+outcome store (Redis) is unreachable the answer is 503 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -52,10 +56,41 @@ async def find_outcome(app, request_id: str):
     while True:
         if recorder.pending(request_id):
             await recorder.wait_written(request_id, 5.0)
-        outcome = await asyncio.to_thread(store.get, request_id)
+        outcome = await _store_call(store.get, request_id)
         if outcome is not None or time.monotonic() >= deadline:
             return outcome
         await asyncio.sleep(0.05)
+
+
+async def _store_call(fn, *args):
+    """A blocking store call in a worker thread; an unreachable store is a 503, not a 500."""
+    try:
+        return await asyncio.to_thread(fn, *args)
+    except Exception as exc:
+        if not _unreachable(exc):
+            raise
+        raise APIError(
+            503,
+            "Feedback cannot be stored while the outcome store (Redis) is unreachable; retry in 2s.",
+            code="store_unavailable",
+            headers={"Retry-After": "2"},
+        ) from None
+
+
+def _unreachable(exc: BaseException) -> bool:
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:  # pragma: no cover - redis is a core dependency
+        return isinstance(exc, OSError)
+    return isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError)
+
+
+def may_give_feedback(request: Request, outcome) -> bool:
+    """The key that made the request, or the admin key (``request.state.admin``, set by the auth middleware)."""
+    if getattr(request.state, "admin", False):
+        return True
+    return outcome.key_id == getattr(request.state, "key_id", None)
 
 
 @router.post("/v1/feedback")
@@ -65,14 +100,14 @@ async def post_feedback(request: Request) -> JSONResponse:
     req = validate(FeedbackRequest, await read_json(request, rt.cfg.server.max_body_bytes))
     score = feedback_score(req)
     outcome = await find_outcome(app, req.request_id)
-    if outcome is None:
+    if outcome is None or not may_give_feedback(request, outcome):
         raise APIError(
             404, f"No request with id '{req.request_id}' was recorded.", code="request_not_found", param="request_id"
         )
     fb = Feedback(
         request_id=req.request_id, source=req.source, score=score, label=req.label, comment=req.comment, ts=time.time()
     )
-    created = await asyncio.to_thread(app.state.store.add_feedback, fb)
+    created = await _store_call(app.state.store.add_feedback, fb)
     metrics.FEEDBACK.labels(req.source if _KNOWN_SOURCES.match(req.source) else "other").inc()
     learned = await online.learn(rt, outcome, score) if created else False
     return JSONResponse(

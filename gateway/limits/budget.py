@@ -62,9 +62,23 @@ async def spent(shared: SharedState, key_id: str, spec: KeySpec) -> float:
     return float(v) if v else 0.0
 
 
-async def charge(shared: SharedState, key_id: str, spec: KeySpec, usd: float) -> float:
+def counter(key_id: str, spec: KeySpec) -> tuple[str, float | None]:
+    """(shared-state key, TTL) of the key's spend counter for the current period."""
     suffix, ttl, _ = period(spec)
-    return await shared.incr(_key(key_id, suffix), usd, ttl)
+    return _key(key_id, suffix), ttl
+
+
+async def charge(shared: SharedState, key_id: str, spec: KeySpec, usd: float) -> float:
+    key, ttl = counter(key_id, spec)
+    return await shared.incr(key, usd, ttl)
+
+
+def usd(x: float) -> str:
+    """A dollar amount with the decimals it needs: $20.00, $0.001, $0.00125 (not $0.00)."""
+    if x == 0 or (abs(x) >= 0.01 and round(x, 2) == round(x, 6)):
+        return f"${x:,.2f}"
+    text = f"{x:,.6f}".rstrip("0")
+    return "$" + (text if len(text.split(".")[1]) >= 2 else f"{x:,.2f}")
 
 
 async def seed(shared: SharedState, key_id: str, spec: KeySpec, usd: float) -> None:

@@ -20,9 +20,9 @@ from typing import Any
 
 from gateway import metrics
 from gateway.errors import APIError
-from gateway.limits import budget, mirror, ratelimit
+from gateway.limits import budget, mirror, outage, ratelimit
 from gateway.limits.keys import KeyRecord, KeyStore, hash_key, recorded_spend
-from gateway.state import InProcessState, SharedState
+from gateway.state import InProcessState, SharedState, StateUnavailable, strict
 
 log = logging.getLogger("shunter.limits")
 
@@ -38,7 +38,8 @@ class Guard:
 
     def __init__(self, keys: KeyStore, shared: SharedState) -> None:
         self.keys = keys
-        self.shared = shared
+        self.shared = strict(shared)  # raises StateUnavailable: each limit applies its failure policy
+        self.owed = outage.OwedCharges()
         self.tickets: dict[str, Ticket] = {}
         self._tasks: set[asyncio.Task] = set()
         self._seeded: set[str] = set()
@@ -57,13 +58,20 @@ class Guard:
     async def create(self, spec: Any) -> tuple[KeyRecord, str]:
         rec, key = await asyncio.to_thread(self.keys.create, spec)
         if mirror.enabled(self.shared):
-            await mirror.put(self.shared, hash_key(key), rec)
+            try:
+                await mirror.put(self.shared, hash_key(key), rec)
+            except StateUnavailable:  # other replicas would refuse it: take it back
+                await asyncio.to_thread(self.keys.revoke, rec.id)
+                raise _redis_down("The key was not created") from None
         return rec, key
 
     async def revoke(self, key_id: str) -> bool:
         done = await asyncio.to_thread(self.keys.revoke, key_id)
         if mirror.enabled(self.shared):
-            done = await mirror.revoke(self.shared, key_id) or done
+            try:
+                done = await mirror.revoke(self.shared, key_id) or done
+            except StateUnavailable:  # other replicas would still accept it
+                raise _redis_down("The key is revoked on this replica only; retry to revoke it everywhere") from None
         return done
 
     def forget(self, request_id: str | None) -> None:
@@ -95,12 +103,33 @@ class Guard:
     async def _settle(self, t: Ticket, outcome: Any) -> None:
         spec = t.key.spec
         try:
+            if self.owed.owed:
+                await self.owed.pay(self.shared)
+        except StateUnavailable:
+            pass
+        try:
             if spec.tpm and outcome.completion_tokens:
-                await ratelimit.add(self.shared, t.key.id, "tpm", outcome.completion_tokens)
+                try:
+                    await ratelimit.add(self.shared, t.key.id, "tpm", outcome.completion_tokens)
+                except StateUnavailable:  # that minute is over by the time Redis returns
+                    pass
             if spec.budget_usd is not None and outcome.cost_usd:
-                await budget.charge(self.shared, t.key.id, spec, outcome.cost_usd)
+                counter, ttl = budget.counter(t.key.id, spec)
+                try:
+                    await self.shared.incr(counter, outcome.cost_usd, ttl)
+                except StateUnavailable:  # charged once Redis answers again
+                    self.owed.add(counter, outcome.cost_usd, ttl)
         except Exception:  # accounting must never fail a request; the outcome record still has the cost
             log.exception("could not charge key %s", t.key.id)
+
+
+def _redis_down(what: str) -> APIError:
+    return APIError(
+        503,
+        f"{what}: the shared state (Redis) is unreachable.",
+        code="limits_unavailable",
+        headers={"Retry-After": "2"},
+    )
 
 
 def _prompt_tokens(rt: Any, req: Any) -> int:
@@ -151,7 +180,11 @@ async def admit(request: Any, rt: Any, target: Any, req: Any, request_id: str) -
                 f"The prompt is about {tokens} tokens, more than this key's limit of {spec.tpm} tokens per minute.",
                 code="tokens_per_minute_exceeded",
             )
-        v = await ratelimit.take(guard.shared, key.id, "tpm", tokens, spec.tpm)
+        try:
+            v = await ratelimit.take(guard.shared, key.id, "tpm", tokens, spec.tpm)
+        except StateUnavailable:
+            outage.unavailable(rt, "tpm")
+            v = ratelimit.Verdict(True, 0.0, 0)
         if not v.allowed:
             metrics.RATE_LIMITED.labels("tpm").inc()
             raise APIError(
@@ -161,15 +194,20 @@ async def admit(request: Any, rt: Any, target: Any, req: Any, request_id: str) -
                 headers={"Retry-After": str(v.retry_after)},
             )
     if spec.budget_usd is not None:
-        await guard._seed_budget(key)
-        spent = await budget.spent(guard.shared, key.id, spec)
+        try:
+            await guard._seed_budget(key)
+            spent = await budget.spent(guard.shared, key.id, spec)
+        except StateUnavailable:
+            outage.unavailable(rt, "budget")
+            spent = 0.0
         if spent >= spec.budget_usd:
             metrics.RATE_LIMITED.labels("budget").inc()
             _, left, per = budget.period(spec)
             headers = {"Retry-After": str(int(left))} if left else {}
             raise APIError(
                 402,
-                f"Budget exhausted: this key has spent ${spent:.4f} of its ${spec.budget_usd:.2f} budget {per}.",
+                f"Budget exhausted: this key has spent {budget.usd(spent)} of its {budget.usd(spec.budget_usd)} "
+                f"budget {per}.",
                 code="budget_exceeded",
                 type="insufficient_quota",
                 headers=headers,
@@ -192,8 +230,37 @@ def _bearer(scope: dict) -> str:
     return ""
 
 
+DOCS_PATHS = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
+
+
+def _header(scope: dict, name: bytes) -> str:
+    for k, v in scope.get("headers", ()):
+        if k == name:
+            return v.decode("latin-1").strip()
+    return ""
+
+
+def is_admin(scope: dict, rt: Any) -> bool:
+    """The request carries the admin key, as ``Authorization: Bearer`` or ``x-admin-key``."""
+    from gateway.limits import secrets
+
+    expected = secrets.admin_key(rt.cfg.server)
+    if not expected:
+        return False
+    given = [g for g in (_bearer(scope), _header(scope, b"x-admin-key")) if g]
+    return any(hmac.compare_digest(g.encode(), expected.encode()) for g in given)
+
+
+def _refuse(status: int, msg: str, code: str) -> APIError:
+    return APIError(status, msg, code=code, headers={"WWW-Authenticate": "Bearer"})
+
+
 class AuthMiddleware:
-    """Virtual keys and rpm on ``/v1``; the admin key on ``/metrics`` when asked."""
+    """Virtual keys and rpm on ``/v1``; the admin key on ``/metrics`` when asked; private API docs.
+
+    ``/v1/feedback`` also takes the admin key (feedback on any request). ``/openapi.json`` and
+    ``/docs`` need a virtual key or the admin key while auth is on, unless ``server.public_docs``.
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -204,7 +271,6 @@ class AuthMiddleware:
         st = scope["app"].state
         rt = getattr(st, "runtime", None)
         guard: Guard | None = getattr(st, "limits", None)
-        path: str = scope["path"]
         if rt is None or guard is None:
             return await self.app(scope, receive, send)
         if guard.runtime_seen is not rt:  # a reload may name new secret variables
@@ -212,44 +278,69 @@ class AuthMiddleware:
 
             secrets.register(rt.cfg)
             guard.runtime_seen = rt
-        server = rt.cfg.server
-        if path == "/metrics" and server.metrics_auth:
-            from gateway.limits import secrets
-
-            expected = secrets.admin_key(server)
-            if not expected or not hmac.compare_digest(_bearer(scope).encode(), expected.encode()):
-                err = APIError(
-                    401,
-                    "/metrics needs the admin key (server.metrics_auth is on).",
-                    code="invalid_admin_key",
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-                return await err.response()(scope, receive, send)
         state = scope.setdefault("state", {})
-        if server.auth and (path == "/v1" or path.startswith("/v1/")):
-            token = _bearer(scope)
-            rec = await guard.lookup(token)
-            if rec is None:
-                msg = (
-                    "Invalid API key."
-                    if token
-                    else "Missing API key: send 'Authorization: Bearer <key>' (create one with 'shunter keys create')."
-                )
-                err = APIError(401, msg, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
-                return await err.response()(scope, receive, send)
-            state["key"], state["key_id"] = rec, rec.id
-            if rec.spec.rpm:
-                v = await ratelimit.take(guard.shared, rec.id, "rpm", 1, rec.spec.rpm)
-                if not v.allowed:
-                    metrics.RATE_LIMITED.labels("rpm").inc()
-                    err = APIError(
-                        429,
-                        f"Rate limit reached: {rec.spec.rpm} requests per minute for this key; retry in {v.retry_after}s.",
-                        code="rate_limit_exceeded",
-                        headers={"Retry-After": str(v.retry_after)},
-                    )
-                    return await err.response()(scope, receive, send)
+        try:
+            await self._check(scope, state, rt, guard)
+        except APIError as err:
+            return await err.response()(scope, receive, send)
         try:
             await self.app(scope, receive, send)
         finally:
             guard.forget(state.get("ticket_id"))
+
+    async def _check(self, scope: dict, state: dict, rt: Any, guard: Guard) -> None:
+        """Raise the ``APIError`` that refuses the request, or fill ``state`` and return."""
+        server = rt.cfg.server
+        path: str = scope["path"]
+        if path == "/metrics" and server.metrics_auth and not is_admin(scope, rt):
+            raise _refuse(401, "/metrics needs the admin key (server.metrics_auth is on).", "invalid_admin_key")
+        if not server.auth:
+            return
+        if path in DOCS_PATHS and not server.public_docs:
+            if is_admin(scope, rt) or await self._key(scope, rt, guard) is not None:
+                return
+            raise _refuse(
+                401,
+                "The API description needs an API key while auth is on (or set server.public_docs: true).",
+                "invalid_api_key",
+            )
+        if not (path == "/v1" or path.startswith("/v1/")):
+            return
+        if path == "/v1/feedback" and is_admin(scope, rt):
+            state["admin"] = True
+            return
+        rec = await self._key(scope, rt, guard)
+        if rec is None:
+            token = _bearer(scope)
+            msg = (
+                "Invalid API key."
+                if token
+                else "Missing API key: send 'Authorization: Bearer <key>' (create one with 'shunter keys create')."
+            )
+            raise _refuse(401, msg, "invalid_api_key")
+        state["key"], state["key_id"] = rec, rec.id
+        if rec.spec.rpm:
+            await _take_rpm(rt, guard, rec)
+
+    async def _key(self, scope: dict, rt: Any, guard: Guard) -> KeyRecord | None:
+        try:
+            return await guard.lookup(_bearer(scope))
+        except StateUnavailable:
+            raise outage.key_unavailable(rt) from None
+
+
+async def _take_rpm(rt: Any, guard: Guard, rec: KeyRecord) -> None:
+    rpm = rec.spec.rpm or 0
+    try:
+        v = await ratelimit.take(guard.shared, rec.id, "rpm", 1, rpm)
+    except StateUnavailable:
+        outage.unavailable(rt, "rpm")  # raises the 503 when rpm fails closed
+        return
+    if not v.allowed:
+        metrics.RATE_LIMITED.labels("rpm").inc()
+        raise APIError(
+            429,
+            f"Rate limit reached: {rpm} requests per minute for this key; retry in {v.retry_after}s.",
+            code="rate_limit_exceeded",
+            headers={"Retry-After": str(v.retry_after)},
+        )

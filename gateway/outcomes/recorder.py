@@ -2,7 +2,8 @@
 
 ``submit`` never blocks a request: when the queue is full the record is dropped, counted in
 ``shunter_outcomes_dropped_total`` and logged (at most once a second, with the running
-total). A background task drains the queue in batches and writes them with the store's
+total). A batch the store fails to write is counted there too (with Redis, the store first
+spills it to a local file: ``gateway.outcomes.spill``; the recorder replays that file). A background task drains the queue in batches and writes them with the store's
 blocking ``write_batch`` in a worker thread. ``stop`` lets the batch being written finish, then
 flushes everything still queued (graceful shutdown: uvicorn has drained in-flight requests
 before the lifespan calls it).
@@ -33,27 +34,26 @@ class Recorder:
         metrics.OUTCOMES_DROPPED.labels(store.name).inc(0)
         self.batch_size = batch_size
         self._task: asyncio.Task | None = None
+        self._replayer: asyncio.Task | None = None
         self._writing: asyncio.Future | None = None
         self._pending: set[str] = set()
         self._last_drop_log = 0.0
         self.dropped = 0
         self.written = 0
 
+    def _drop(self, n: int, why: str, what: str) -> None:
+        self.dropped += n
+        metrics.OUTCOMES_DROPPED.labels(self.store.name).inc(n)
+        now = time.monotonic()
+        if now - self._last_drop_log >= 1.0:
+            self._last_drop_log = now
+            log.warning("%s: dropped %s (%d dropped so far)", why, what, self.dropped)
+
     def submit(self, outcome: Outcome) -> bool:
         try:
             self.queue.put_nowait(outcome)
         except asyncio.QueueFull:
-            self.dropped += 1
-            metrics.OUTCOMES_DROPPED.labels(self.store.name).inc()
-            now = time.monotonic()
-            if now - self._last_drop_log >= 1.0:
-                self._last_drop_log = now
-                log.warning(
-                    "outcome queue full (%d): dropped record %s (%d dropped so far)",
-                    self.queue.maxsize,
-                    outcome.request_id,
-                    self.dropped,
-                )
+            self._drop(1, f"outcome queue full ({self.queue.maxsize})", f"record {outcome.request_id}")
             return False
         self._pending.add(outcome.request_id)
         metrics.OUTCOME_QUEUE_DEPTH.set(self.queue.qsize())
@@ -74,6 +74,20 @@ class Recorder:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outcome-writer")
+        if hasattr(self.store, "replay"):
+            self._replayer = asyncio.create_task(self._replay_loop(), name="outcome-replay")
+
+    async def _replay_loop(self) -> None:
+        """Move spilled records back to the store whenever it answers (``gateway.outcomes.spill``)."""
+        every = getattr(self.store, "replay_every", 1.0)
+        while True:
+            try:
+                moved = await asyncio.to_thread(self.store.replay)
+            except Exception:
+                log.exception("replaying spilled outcome records failed")
+                moved = 0
+            if not moved:  # nothing left, or the store is still away: wait; else keep going
+                await asyncio.sleep(every)
 
     async def _run(self) -> None:
         while True:
@@ -94,6 +108,7 @@ class Recorder:
             metrics.OUTCOMES_WRITTEN.labels(self.store.name).inc(len(batch))
         except Exception:
             log.exception("writing %d outcome records failed", len(batch))
+            self._drop(len(batch), "the outcome store failed", f"{len(batch)} records")
         finally:
             for o in batch:
                 self._pending.discard(o.request_id)
@@ -101,6 +116,12 @@ class Recorder:
 
     async def stop(self) -> None:
         """Finish the write in progress, flush what is queued, then close the store."""
+        if self._replayer:
+            self._replayer.cancel()
+            try:
+                await self._replayer
+            except asyncio.CancelledError:
+                pass
         if self._task:
             self._task.cancel()
             try:

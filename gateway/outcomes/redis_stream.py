@@ -30,10 +30,14 @@ OUTCOMES = "outcomes"
 FEEDBACK = "feedback"
 
 
-def _sync_client(url: str):
+def _sync_client(url: str, options: Any = None):
     import redis
 
-    return redis.Redis.from_url(url, decode_responses=False)
+    if options is None:
+        return redis.Redis.from_url(url, decode_responses=False)
+    from gateway.state import client_options
+
+    return redis.Redis.from_url(url, decode_responses=False, **client_options(options, for_asyncio=False))
 
 
 def encode(o: Outcome) -> dict[bytes, bytes]:
@@ -55,10 +59,15 @@ class RedisStreamStore:
     name = "redis"
 
     def __init__(
-        self, url: str, maxlen: int = 1_000_000, prefix: str = "shunter:", index_ttl: float = 30 * 86400
+        self,
+        url: str,
+        maxlen: int = 1_000_000,
+        prefix: str = "shunter:",
+        index_ttl: float = 30 * 86400,
+        options: Any = None,
     ) -> None:
         self.url = url
-        self.r = _sync_client(url)
+        self.r = _sync_client(url, options)  # options: server.redis (short timeouts, one reconnect)
         self.maxlen = maxlen
         self.prefix = prefix
         self.index_ttl = int(index_ttl)

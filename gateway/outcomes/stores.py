@@ -22,14 +22,20 @@ class Store(Protocol):
 
 
 def make_store(server: Any) -> Store:
-    """``RedisStreamStore`` when ``server.redis_url`` resolves to a URL, else ``SQLiteStore``."""
+    """``RedisStreamStore`` (with its local spill file) when ``server.redis_url`` resolves to a URL,
+    else ``SQLiteStore``."""
     from gateway.limits import secrets
 
     url = secrets.resolve(server.redis_url)
     if url:
         from gateway.outcomes.redis_stream import RedisStreamStore
+        from gateway.outcomes.spill import SpillingStore, spill_path
 
-        return RedisStreamStore(url, maxlen=getattr(server, "outcome_stream_maxlen", 1_000_000))
+        opts = getattr(server, "redis", None)
+        primary = RedisStreamStore(url, maxlen=getattr(server, "outcome_stream_maxlen", 1_000_000), options=opts)
+        if opts is None:
+            return primary
+        return SpillingStore(primary, spill_path(server), opts.down_for, opts.replay_every)
     from gateway.outcomes.sqlite import SQLiteStore
 
     return SQLiteStore(server.outcomes_path)

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.limits import secrets
-from gateway.limits.config import BreakerConfig, RetryBudgetConfig
+from gateway.limits.config import BreakerConfig, RedisOptions, RetryBudgetConfig
 
 Capability = Literal["tools", "vision", "json_mode", "streaming", "reasoning", "responses", "embeddings"]
 
@@ -343,11 +343,15 @@ class Server(_Strict):
     outcome_queue_size: int = Field(10_000, ge=1)
     redis_url: str | None = Field(None, description="Shared state and outcome stream; 'os.environ/VAR' allowed.")
     outcome_stream_maxlen: int = Field(1_000_000, ge=1000, description="Redis outcome stream length (XADD MAXLEN ~).")
+    redis: RedisOptions = Field(
+        default_factory=RedisOptions, description="Redis timeouts and the failure policy while Redis is down."
+    )
     admin_key: str | None = Field("os.environ/SHUNTER_ADMIN_KEY", description="Admin key reference.")
     allow_passthrough: bool = Field(True, description="A concrete upstream model name bypasses routing.")
     default_policy: str | None = Field(None, description="Policy used when the model is 'router' or 'auto'.")
     auth: bool = Field(False, description="Require a virtual key (Bearer) on every /v1 request; see docs/security.md.")
     metrics_auth: bool = Field(False, description="Require the admin key on /metrics.")
+    public_docs: bool = Field(False, description="Serve /docs and /openapi.json without a key even when auth is on.")
     request_timeout: float = Field(
         600.0, gt=0, description="Seconds a /v1 request may take in all, body upload and stream included."
     )
