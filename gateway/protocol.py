@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+
+from gateway.errors import APIError
+
+# orjson parses 1,024 levels of nested arrays/objects but writes only 254, so a deeper body would
+# fail when the gateway forwards it. Bodies are refused well before that: no real request comes
+# near 128 levels, and the margin leaves room for any structure a body is wrapped in.
+MAX_JSON_DEPTH = 128
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
@@ -44,7 +51,7 @@ class ChatMessage(_Open):
 
 
 class StreamOptions(_Open):
-    include_usage: bool | None = None
+    include_usage: StrictBool | None = None
 
 
 class ShunterOptions(BaseModel):
@@ -62,7 +69,7 @@ class ShunterOptions(BaseModel):
 class ChatCompletionRequest(_Open):
     model: str = Field(min_length=1)
     messages: list[ChatMessage] = Field(min_length=1)
-    stream: bool | None = False
+    stream: StrictBool | None = False  # JSON true/false only: "yes" or 1 is a 400, not a stream
     stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
@@ -90,7 +97,7 @@ class ChatCompletionRequest(_Open):
 class CompletionRequest(_Open):
     model: str = Field(min_length=1)
     prompt: str | list[str] | list[int] | list[list[int]]
-    stream: bool | None = False
+    stream: StrictBool | None = False
     stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
@@ -101,8 +108,8 @@ class CompletionRequest(_Open):
     @field_validator("prompt")
     @classmethod
     def _non_empty(cls, v: Any) -> Any:
-        if isinstance(v, list) and not v:
-            raise ValueError("prompt must not be empty")
+        if isinstance(v, list) and (not v or any(isinstance(p, list) and not p for p in v)):
+            raise ValueError("prompt must not be empty (nor hold an empty token list)")
         return v
 
     def prompt_text(self) -> str:
@@ -165,3 +172,30 @@ class FeedbackRequest(BaseModel):
     label: str | None = None
     comment: str | None = Field(default=None, max_length=4000)
     source: str = Field(default="user", min_length=1, max_length=64)
+
+
+def check_content_type(ctype: str) -> None:
+    """JSON endpoints take ``application/json`` (or another ``+json``/``json`` type) only: else 415."""
+    media = ctype.split(";")[0].strip().lower()
+    if not media or "json" not in media:
+        got = f"got '{ctype}'" if ctype else "none was sent"
+        raise APIError(
+            415, f"Content-Type must be application/json ({got}).", code="unsupported_media_type", param="Content-Type"
+        )
+
+
+def check_depth(raw: bytes, data: Any, limit: int = MAX_JSON_DEPTH) -> None:
+    """Refuse a body nested deeper than ``limit`` arrays/objects with a 400 (see ``MAX_JSON_DEPTH``)."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:  # C-speed count: most bodies stop here
+        return
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        obj, depth = stack.pop()
+        if depth > limit:
+            raise APIError(
+                400,
+                f"The request body is nested more than {limit} levels deep.",
+                code="invalid_json",
+            )
+        children = obj.values() if isinstance(obj, dict) else obj
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))

@@ -11,7 +11,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any
 
-from gateway import promdir
+from gateway import httpguard, promdir
 from gateway.settings import Settings
 
 
@@ -40,7 +40,8 @@ def run(settings: Settings) -> None:
             workers=settings.workers,
             log_level=settings.log_level,
             loop="auto",
-            http="auto",
+            http=httpguard.protocol_path(),  # uvicorn's, plus a header-read timeout and a connection cap
+            timeout_keep_alive=settings.keep_alive_timeout,
             timeout_graceful_shutdown=30,
             access_log=False,
         )

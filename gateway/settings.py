@@ -73,6 +73,16 @@ class Settings(RouterSettings):
         description="Redis that `shunter outcomes pull` reads (its `--redis` default); the gateway itself "
         "uses the policy file's `server.redis_url`.",
     )
+    header_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds from a connection's opening (or the next request's first byte) until its headers "
+        "are complete; past it the gateway answers 408 and closes (slow clients, gateway/httpguard.py).",
+    )
+    keep_alive_timeout: float = Field(5.0, gt=0, description="Seconds an idle kept-alive connection stays open.")
+    max_connections: int = Field(
+        2048, ge=1, description="Open connections per worker process; one more is answered 503 and closed."
+    )
     prometheus_multiproc_dir: Path | None = Field(
         None,
         validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir"),

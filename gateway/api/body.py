@@ -9,14 +9,13 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from gateway.errors import APIError, _loc
+from gateway.protocol import check_content_type, check_depth
 
 M = TypeVar("M", bound=BaseModel)
 
 
 async def read_json(request: Request, max_bytes: int) -> dict:
-    ctype = request.headers.get("content-type", "")
-    if ctype and "json" not in ctype.split(";")[0].lower():
-        raise APIError(415, f"Content-Type must be application/json, got '{ctype}'.", code="unsupported_media_type")
+    check_content_type(request.headers.get("content-type", ""))
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise APIError(
@@ -38,6 +37,7 @@ async def read_json(request: Request, max_bytes: int) -> dict:
         raise APIError(400, f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
     if not isinstance(data, dict):
         raise APIError(400, "The request body must be a JSON object.", code="invalid_json")
+    check_depth(raw, data)
     return data
 
 

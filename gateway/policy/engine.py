@@ -24,6 +24,7 @@ import numpy as np
 
 from gateway import metrics
 from gateway.errors import APIError
+from gateway.limits import feasible
 from gateway.policy import reasoning, rules, sticky
 from gateway.policy.rules import RuleInput
 from gateway.protocol import ChatCompletionRequest, CompletionRequest, ShunterOptions
@@ -328,7 +329,13 @@ async def decide(
                 effort, effort_why = r.reasoning_effort, what
     if d is None:
         costs = {c: rt.expected_cost(c, prompt_tokens) for c in cands}
-        d = await _route(rt, pr, text, objective, cands, costs, live, fallbacks, skipped, emb, made, allowed)
+        try:
+            d = await _route(rt, pr, text, objective, cands, costs, live, fallbacks, skipped, emb, made, allowed)
+        except APIError as exc:  # no usable candidate: a 400 if none could ever serve it (gateway.limits.feasible)
+            bad = exc.code == "no_candidate_available" and feasible.refusal(
+                rt, pr.name, cands + list(pr.cfg.fallbacks), needs, prompt_tokens, max_out
+            )
+            raise (bad or exc) from None
         if effort and not d.reasoning_effort:
             d.reasoning_effort = effort
             d.detail += f"; reasoning_effort {effort} by {effort_why}"

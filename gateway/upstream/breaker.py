@@ -6,7 +6,8 @@ States (``shunter_circuit_state``): 0 closed, 1 half-open, 2 open.
   calls in the last ``window`` seconds failed at a rate of ``error_rate`` or more; also for the
   ``Retry-After`` of an upstream 429 (a cooldown).
 - **Half-open** after ``open_for`` seconds (or the cooldown): one probe call goes through;
-  success closes the circuit, failure opens it again.
+  success closes the circuit, failure opens it again. The state (and its gauge) turns half-open
+  when the time is up, not at the next call: a timer on the event loop moves it.
 - **Shared:** with Redis configured, an opening is published as ``breaker:<upstream>`` (the wall
   clock time it reopens, with a TTL), and every replica applies it (``sync_from``), so all
   replicas skip a failing upstream together. Each replica sends its own half-open probe.
@@ -46,6 +47,7 @@ class Breaker:
         self._probe_out = False
         self._remote = False  # opened because another replica said so
         self._tasks: set[asyncio.Task] = set()
+        self._timer: asyncio.TimerHandle | None = None
         metrics.CIRCUIT_STATE.labels(name).set(CLOSED)
 
     # -- routing ---------------------------------------------------------------------------
@@ -112,6 +114,23 @@ class Breaker:
     def _set(self, state: int) -> None:
         self.state = state
         metrics.CIRCUIT_STATE.labels(self.name).set(state)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if state == OPEN:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop (offline use): allow() moves the state instead
+                return
+            self._timer = loop.call_at(loop.time() + max(0.0, self.until - time.monotonic()), self._due)
+
+    def _due(self) -> None:
+        """The open time is over: half-open now (the gauge too), whether or not a call comes."""
+        self._timer = None
+        if self.state == OPEN and time.monotonic() >= self.until:
+            self._set(HALF_OPEN)
+        elif self.state == OPEN:  # reopened for longer meanwhile
+            self._set(OPEN)
 
     # -- retry budget ----------------------------------------------------------------------
     def note_request(self) -> None:
