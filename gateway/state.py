@@ -25,13 +25,51 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from gateway import metrics
-from gateway.limits.config import RedisOptions
 
 log = logging.getLogger("shunter.state")
 T = TypeVar("T")
+
+
+FailureMode = Literal["fail_open", "fail_closed"]
+
+
+class RedisFailure(BaseModel):
+    """What a limit does while Redis cannot be reached (``fail_open``: let the request through
+    uncounted; ``fail_closed``: answer 503 with ``Retry-After``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    rpm: FailureMode = Field("fail_open", description="Requests-per-minute limits.")
+    tpm: FailureMode = Field("fail_open", description="Tokens-per-minute limits.")
+    budget: FailureMode = Field("fail_closed", description="USD budgets (spend cannot be checked).")
+
+
+class RedisOptions(BaseModel):
+    """How the gateway talks to Redis (``server.redis_url``) and what it does while Redis is away."""
+
+    model_config = ConfigDict(extra="forbid")
+    socket_timeout: float = Field(0.5, gt=0, description="Seconds a Redis command may take before it counts as failed.")
+    connect_timeout: float = Field(0.5, gt=0, description="Seconds to open a connection to Redis.")
+    health_check_interval: float = Field(
+        5.0, ge=0, description="A pooled connection idle this long is checked (PING) before use; 0: never."
+    )
+    down_for: float = Field(
+        1.0,
+        gt=0,
+        description="After a failure, Redis counts as down for this long: calls fail at once, then one probe.",
+    )
+    retry_after: int = Field(2, ge=1, description="Retry-After seconds on a 503 while Redis is down.")
+    on_failure: RedisFailure = Field(default_factory=RedisFailure)
+    spill_path: str | None = Field(
+        None,
+        description="Local SQLite file that keeps outcome records while Redis is down, replayed when it returns; "
+        "default: <server.outcomes_path>-spill.sqlite beside the outcome file.",
+    )
+    replay_every: float = Field(1.0, gt=0, description="Seconds between two attempts to replay spilled records.")
 
 
 class StateUnavailable(Exception):

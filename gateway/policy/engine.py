@@ -24,8 +24,7 @@ import numpy as np
 
 from gateway import metrics
 from gateway.errors import APIError
-from gateway.limits import feasible
-from gateway.policy import reasoning, rules, sticky
+from gateway.policy import feasible, reasoning, rules, sticky
 from gateway.policy.rules import RuleInput
 from gateway.protocol import ChatCompletionRequest, CompletionRequest, ShunterOptions
 from routers.decision import Objective as DecisionObjective
@@ -331,7 +330,7 @@ async def decide(
         costs = {c: rt.expected_cost(c, prompt_tokens) for c in cands}
         try:
             d = await _route(rt, pr, text, objective, cands, costs, live, fallbacks, skipped, emb, made, allowed)
-        except APIError as exc:  # no usable candidate: a 400 if none could ever serve it (gateway.limits.feasible)
+        except APIError as exc:  # no usable candidate: a 400 if none could ever serve it (gateway.policy.feasible)
             bad = exc.code == "no_candidate_available" and feasible.refusal(
                 rt, pr.name, cands + list(pr.cfg.fallbacks), needs, prompt_tokens, max_out
             )

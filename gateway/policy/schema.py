@@ -12,7 +12,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.limits import secrets
-from gateway.limits.config import BreakerConfig, RedisOptions, RetryBudgetConfig
+from gateway.limits.config import BreakerConfig, RetryBudgetConfig
+from gateway.state import RedisOptions
 
 Capability = Literal["tools", "vision", "json_mode", "streaming", "reasoning", "responses", "embeddings"]
 

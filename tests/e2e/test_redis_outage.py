@@ -26,7 +26,8 @@ import httpx
 import pytest
 import redis
 
-from tests.conftest import free_port, upstream_entry
+from tests.support.procs import free_port, upstream_entry
+from tests.support.wait import wait_until
 
 ADMIN = "outage-admin-key"
 
@@ -53,14 +54,13 @@ class RedisProc:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if redis.Redis(port=self.port, socket_timeout=0.5).ping():
-                    return
-            except redis.RedisError:
-                time.sleep(0.05)
-        raise TimeoutError("redis-server did not start")
+        wait_until(self._pings, 20, what="redis-server answers PING")
+
+    def _pings(self) -> bool:
+        try:
+            return bool(redis.Redis(port=self.port, socket_timeout=0.5).ping())
+        except redis.RedisError:
+            return False
 
     def stop(self) -> None:
         assert self.proc is not None
@@ -130,10 +130,7 @@ class Load:
 
     def wait_for(self, n: int, since: int, timeout: float = 60.0) -> list[dict]:
         """Poll until ``n`` more answers have arrived after index ``since``; return them."""
-        deadline = time.monotonic() + timeout
-        while len(self.results) - since < n:
-            assert time.monotonic() < deadline, f"only {len(self.results) - since} answers in {timeout}s"
-            time.sleep(0.05)
+        wait_until(lambda: len(self.results) - since >= n, timeout, what=f"{n} answers")
         return self.results[since:]
 
     def stop(self) -> None:
@@ -146,13 +143,6 @@ def _metric(gw, name: str) -> float:
     text = httpx.get(f"{gw.url}/metrics", headers={"x-admin-key": ADMIN}, timeout=5).text
     m = re.search(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M)
     return float(m.group(1)) if m else 0.0
-
-
-def _poll(cond, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
 
 
 def test_redis_frozen_and_stopped_under_load(gateway, fake_upstream, own_redis, tmp_path):
@@ -191,7 +181,7 @@ def test_redis_frozen_and_stopped_under_load(gateway, fake_upstream, own_redis, 
         stopped = load.wait_for(40, mark)
         own_redis.start()
         mark = len(load.results)
-        _poll(lambda: _metric(gw, "shunter_redis_up") == 1.0, 30, "gateway never saw Redis back")
+        wait_until(lambda: _metric(gw, "shunter_redis_up") == 1.0, 30, what="the gateway sees Redis back")
         back = load.wait_for(40, len(load.results))
     finally:
         load.stop()
@@ -217,7 +207,7 @@ def test_redis_frozen_and_stopped_under_load(gateway, fake_upstream, own_redis, 
 
         return {orjson.loads(f[b"o"])["request_id"] for _, f in r.xrange("shunter:outcomes")}
 
-    _poll(lambda: ids <= stream_ids(), 30, f"{len(ids - stream_ids())} records never reached the stream")
+    wait_until(lambda: ids <= stream_ids(), 30, what="every record a client saw reaches the stream")
     assert _metric(gw, "shunter_outcomes_spilled_total") > 0
     assert _metric(gw, "shunter_outcomes_replayed_total") == _metric(gw, "shunter_outcomes_spilled_total")
     assert _metric(gw, "shunter_outcomes_dropped_total") == 0
@@ -253,9 +243,9 @@ def test_redis_down_with_rpm_failing_closed_is_a_503_never_a_500(gateway, fake_u
     resp = httpx.post(f"{gw.base_url}/chat/completions", json=body, headers={"authorization": "Bearer sk-sy-x-y"})
     assert resp.status_code == 503 and resp.headers["retry-after"] == "3"
     own_redis.start()
-    _poll(
+    wait_until(
         lambda: httpx.post(f"{gw.base_url}/chat/completions", json=body, headers=hdrs, timeout=10).status_code == 200,
         30,
-        "requests still refused after Redis returned",
+        what="requests served again after Redis returned",
     )
     assert httpx.post(f"{gw.base_url}/chat/completions", json=body, headers=hdrs, timeout=10).status_code == 200

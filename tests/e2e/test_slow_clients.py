@@ -9,7 +9,8 @@ import time
 
 import httpx
 
-from tests.conftest import upstream_entry
+from tests.support.procs import upstream_entry
+from tests.support.wait import wait_until
 
 ENV = {"SHUNTER_HEADER_TIMEOUT": "1", "SHUNTER_KEEP_ALIVE_TIMEOUT": "1", "SHUNTER_MAX_CONNECTIONS": "30"}
 
@@ -92,17 +93,12 @@ def test_connections_over_the_cap_are_refused_at_once_and_service_goes_on(gatewa
     finally:
         for s in idle:
             s.close()
-    deadline = time.monotonic() + 10
-    while True:  # the closed sockets leave the server's set as it notices them
+
+    def served() -> bool:  # the closed sockets leave the server's set as it notices them
         try:
-            r = httpx.post(
-                f"{gw.base_url}/chat/completions",
-                json={"model": "router-p", "messages": [{"role": "user", "content": "hi"}]},
-                timeout=5,
-            )
-            if r.status_code == 200:
-                break
+            body = {"model": "router-p", "messages": [{"role": "user", "content": "hi"}]}
+            return httpx.post(f"{gw.base_url}/chat/completions", json=body, timeout=5).status_code == 200
         except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "the gateway did not serve again after the idle connections closed"
-        time.sleep(0.1)
+            return False
+
+    wait_until(served, 10, what="the gateway serves again after the idle connections closed")
