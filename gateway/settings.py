@@ -79,7 +79,7 @@ class Settings(RouterSettings):
         description="Seconds from a connection's opening (or the next request's first byte) until its headers "
         "are complete; past it the gateway answers 408 and closes (slow clients, gateway/httpguard.py).",
     )
-    keep_alive_timeout: float = Field(5.0, gt=0, description="Seconds an idle kept-alive connection stays open.")
+    keep_alive_timeout: int = Field(5, ge=1, description="Seconds an idle kept-alive connection stays open.")
     max_connections: int = Field(
         2048, ge=1, description="Open connections per worker process; one more is answered 503 and closed."
     )

@@ -226,7 +226,8 @@ class RedisState:
         metrics.SHARED_STATE_ERRORS.inc()
 
     async def get(self, key: str) -> str | None:
-        return await self._call(lambda: self.redis.get(self._k(key)))
+        value = await self._call(lambda: self.redis.get(self._k(key)))
+        return None if value is None else str(value)  # str already (decode_responses); typed bytes | str
 
     async def set(self, key: str, value: str, ttl: float | None = None) -> None:
         await self._call(lambda: self.redis.set(self._k(key), value, px=int(ttl * 1000) if ttl else None))
@@ -249,7 +250,8 @@ class RedisState:
         return float(await self._call(lambda: self.redis.hincrbyfloat(self._k(key), field, amount)))
 
     async def hgetall(self, key: str) -> dict[str, str]:
-        return await self._call(lambda: self.redis.hgetall(self._k(key)))
+        raw = await self._call(lambda: self.redis.hgetall(self._k(key)))
+        return {str(k): str(v) for k, v in raw.items()}  # str already (decode_responses)
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -61,11 +61,11 @@ def fit_heads(
     layers: list[nn.Module] = [nn.Dropout(dropout)]
     if hidden:
         layers += [nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout)]
-    out = nn.Linear(hidden or dim, m)  # created last, as before: the same initial weights for a seed
-    net = nn.Sequential(*layers, out)
+    head = nn.Linear(hidden or dim, m)  # created last, as before: the same initial weights for a seed
+    net = nn.Sequential(*layers, head)
     with torch.no_grad():  # start at the base rates
         p = np.clip((y * mask).sum(0) / np.maximum(mask.sum(0), 1e-9), 1e-3, 1 - 1e-3)
-        out.bias.copy_(torch.tensor(np.log(p / (1 - p)), dtype=torch.float32))
+        head.bias.copy_(torch.tensor(np.log(p / (1 - p)), dtype=torch.float32))
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     X, Y, M = (torch.tensor(a) for a in (np.asarray(x, np.float32), y, mask))
     bce = nn.BCEWithLogitsLoss(reduction="none")

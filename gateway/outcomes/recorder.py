@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from gateway import metrics
 from gateway.outcomes.record import Outcome
@@ -74,15 +75,16 @@ class Recorder:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outcome-writer")
-        if hasattr(self.store, "replay"):
-            self._replayer = asyncio.create_task(self._replay_loop(), name="outcome-replay")
+        replay = getattr(self.store, "replay", None)  # a store that spills (gateway.outcomes.spill)
+        if replay is not None:
+            self._replayer = asyncio.create_task(self._replay_loop(replay), name="outcome-replay")
 
-    async def _replay_loop(self) -> None:
+    async def _replay_loop(self, replay: Callable[[], int]) -> None:
         """Move spilled records back to the store whenever it answers (``gateway.outcomes.spill``)."""
         every = getattr(self.store, "replay_every", 1.0)
         while True:
             try:
-                moved = await asyncio.to_thread(self.store.replay)
+                moved = await asyncio.to_thread(replay)
             except Exception:
                 log.exception("replaying spilled outcome records failed")
                 moved = 0
