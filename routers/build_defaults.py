@@ -17,7 +17,12 @@ is the refit's. ``docs/eval.md`` (``routers.eval_report``) cross-validates the s
 - ``cascade-mmlu``: Hybrid-LLM classifier on the same pair;
 - ``cluster-routerbench``: UniRoute clusters over RouterBench's 11 models;
 - ``cost-routerbench``: CARROT per-model quality heads over the 11 models;
-- ``answer-check``: FrugalGPT answer checker on RouterBench responses.
+- ``answer-check``: FrugalGPT answer checker on RouterBench responses;
+- ``prior``: the universal prior (``routers.prior``) on every data set in ``../shared/data``
+  at once. It has no 80/20 check: its router.json ``metrics.lodo`` holds the
+  leave-one-data-set-out folds of ``routers.lodo`` for the same recipe (each fold trained on
+  the rest of the data), and its calibration is on the reference mix (``reference_mix``: up
+  to 1,000 prompts of each data set).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ HOLDOUT = 0.2
 SPLITS = {
     "routellm": [("group", "holdout"), ("row", "holdout_row")],
     "routerbench": [("group", "holdout")],
+    "mixed": [],  # checked by leaving each data set / task out instead (routers.lodo)
 }
 
 DEFAULTS: dict[str, tuple[str, str, dict[str, Any]]] = {
@@ -46,6 +52,7 @@ DEFAULTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "cluster-routerbench": ("cluster", "routerbench", {}),
     "cost-routerbench": ("cost", "routerbench", {}),
     "answer-check": ("answer-check", "routerbench", {}),
+    "prior": ("prior", "mixed", {}),
 }
 
 
@@ -79,10 +86,27 @@ def build(only: list[str] | None = None, out: Path = ARTIFACTS) -> None:
             held_out[key] = {**held["metrics"]["holdout"], "recipe": "fit on the 80% split, scored on the held-out 20%"}
         meta, _ = train_router(kind, tables[fmt], out / name, holdout=0.0, seed=0, log=con.print, **opts)
         meta["metrics"].update(held_out)
+        if fmt == "mixed":
+            meta["metrics"]["lodo"] = _lodo_metrics(opts, con.print)
         write_meta(out / name, meta)
         for key, h in held_out.items():
             con.print(key)
             con.print_json(data={k: v for k, v in h.items() if k in ("pair", "many", "auc")})
+
+
+def _lodo_metrics(opts: dict[str, Any], log: Any) -> dict[str, Any]:
+    """Each ``routers.lodo`` fold for the same recipe: held-out APGR / AIQ of the prior."""
+    from .lodo import run
+
+    out = {}
+    for r in run(log=lambda s: log(s), baselines=False, **opts):
+        p = r["prior"]
+        out[r["fold"]] = {
+            "rows": p["rows"],
+            **({"apgr": round(p["pair"]["apgr"], 4)} if "pair" in p else {}),
+            **({"aiq": round(p["many"]["aiq"], 4)} if "many" in p else {}),
+        }
+    return {"recipe": "trained on every other data set / task, scored on the held-out one", "folds": out}
 
 
 def main(only: list[str] | None = typer.Option(None, "--only", help="artifact name(s) to rebuild")) -> None:

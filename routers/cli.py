@@ -13,8 +13,8 @@ from typing import Any
 
 import typer
 
-ROUTER_KINDS = ("mf", "cluster", "cascade", "answer-check", "cost", "knn", "random")
-FORMATS = ("routellm", "routerbench", "llmrouter", "outcomes")
+ROUTER_KINDS = ("mf", "cluster", "cascade", "answer-check", "cost", "knn", "random", "prior")
+FORMATS = ("routellm", "routerbench", "llmrouter", "outcomes", "mixed")
 SPLITS = ("group", "row")  # routers.data.SPLITS (kept here so --help imports nothing heavy)
 
 TRAIN_EXTRA = "from the repository root, .venv/bin/pip install -e '.[train]' (or pip install '.[train]')"
@@ -22,7 +22,8 @@ DATA_HELP = "outcome data: file(s) or folder(s) in the --format layout; repeat -
 FORMAT_HELP = (
     "layout of --data: routellm (CSVs, a correct/incorrect column per model), routerbench (wide CSV: "
     "score, cost and response per model), llmrouter (JSON list of {question, scores} + models.json), "
-    "outcomes (the gateway's JSONL outcome rows); details in routers/data.py"
+    "outcomes (the gateway's JSONL outcome rows), mixed (any of those at once, e.g. all of ../shared/data, "
+    "each one's layout detected); details in routers/data.py"
 )
 PROMPTS_HELP = (
     'JSONL, one {"id", "prompt"} or {"id", "messages": [OpenAI messages]} object per line '
@@ -132,13 +133,26 @@ def eval_cmd(
     seed: int = typer.Option(0, "--seed", help="seed of the hold-out split (use the one the router was trained with)"),
     plot: Path | None = typer.Option(None, "--plot", help="write a PNG"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    in_sample: bool = typer.Option(
+        False, "--in-sample", help="score rows the router was trained on anyway (figures marked IN-SAMPLE)"
+    ),
 ) -> None:
-    """Evaluate a router (APGR/CPT on pairs, AIQ with costs) beside baselines."""
-    from .report import evaluate_artifact, render
+    """Evaluate a router (APGR/CPT on pairs, AIQ with costs) beside baselines.
+
+    Refuses (exit 2) when most of the evaluated rows are rows the router was trained on,
+    unless --in-sample is given.
+    """
+    from .report import InSampleError, evaluate_artifact, render
 
     _check(fmt, FORMATS, "--format")
     _check(split, SPLITS, "--split")
-    report = evaluate_artifact(router, data, fmt, holdout=holdout, seed=seed, split=split, progress=True)
+    try:
+        report = evaluate_artifact(
+            router, data, fmt, holdout=holdout, seed=seed, split=split, progress=True, in_sample=in_sample
+        )
+    except InSampleError as exc:
+        typer.secho(f"error: {exc}", fg="red", bold=True, err=True)
+        raise typer.Exit(2) from None
     if as_json:
         typer.echo(json.dumps({k: v for k, v in report.items() if k != "curve"}, indent=2, default=float))
     else:
@@ -156,45 +170,95 @@ def eval_cmd(
 
 
 def calibrate_cmd(
-    router: Path = typer.Option(..., "--router", help="artifact folder (a router with a strong/weak pair)"),
-    strong_share: float = typer.Option(..., "--strong-share", help="share of prompts to send to strong"),
+    router: Path = typer.Option(..., "--router", help="artifact folder"),
+    strong_share: float | None = typer.Option(
+        None, "--strong-share", help="pair: share of prompts (0..1) to send to the strong model"
+    ),
+    strong: str | None = typer.Option(None, "--strong", help="many-model router: the pair's strong model"),
+    weak: str | None = typer.Option(None, "--weak", help="many-model router: the pair's weak model"),
+    mean_cost: float | None = typer.Option(
+        None, "--mean-cost", help="many models: target mean expected cost per request (USD) -> cost_weight"
+    ),
+    top_share: float | None = typer.Option(
+        None, "--top-share", help="many models: target share (0..1) of the most expensive model -> cost_weight"
+    ),
+    models: str | None = typer.Option(None, "--models", help="many models: comma-separated candidates"),
     prompts: Path | None = typer.Option(
         None,
         "--prompts",
-        help="your traffic's prompts, to set the threshold on: "
+        help="pair: your traffic's prompts, to set the threshold on: "
         + PROMPTS_HELP
         + ". Without it: the router's stored calibration quantiles",
     ),
 ) -> None:
-    """Print the strong_win threshold that sends --strong-share of prompts to the strong model."""
+    """Calibrate a policy objective on a router's reference prompts.
+
+    Pair: the strong_win threshold sending --strong-share of prompts to strong (any pair of a
+    many-model router with --strong/--weak). Many models: the cost_weight meeting --mean-cost
+    or --top-share.
+    """
+    from .base import load_router
+    from .calibration import check_share
+
+    for name, v in (("--strong-share", strong_share), ("--top-share", top_share)):
+        if v is not None:
+            try:
+                check_share(v, name)
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc), param_hint=name) from None
+    given = [
+        n
+        for n, v in (("--strong-share", strong_share), ("--mean-cost", mean_cost), ("--top-share", top_share))
+        if v is not None
+    ]
+    if len(given) != 1:
+        raise typer.BadParameter("give exactly one of --strong-share, --mean-cost, --top-share")
+    r = load_router(router)
+    try:
+        if strong_share is not None:
+            out = _calibrate_share(r, strong_share, strong, weak, prompts)
+        else:
+            from .calibration import cost_weight_for
+
+            cands = [m.strip() for m in models.split(",")] if models else None
+            out = cost_weight_for(r.meta, mean_cost=mean_cost, top_share=top_share, models=cands)
+            out["source"] = "router.json calibration.quality_sample"
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    typer.echo(json.dumps(out))
+
+
+def _calibrate_share(r: Any, share: float, strong: str | None, weak: str | None, prompts: Path | None) -> dict:
     import numpy as np
 
-    from .base import load_router
     from .calibration import quantiles, strong_share_threshold, threshold_for_share
     from .encoder import Encoder
 
-    r = load_router(router)
-    if prompts:
-        _, texts = _read_prompts(prompts)
-        sw = r.score(Encoder.default().embed(texts)).strong_win
-        if sw is None:
-            raise typer.BadParameter("this router has no strong/weak pair")
-        t = threshold_for_share(quantiles(sw), strong_share)
-        share = float((np.asarray(sw) >= t).mean())
-        typer.echo(json.dumps({"threshold": t, "strong_share": share, "prompts": len(texts)}))
+    if not prompts:
+        t = strong_share_threshold(r.meta, share, strong, weak)
+        return {"threshold": t, "strong_share": share, "source": "router.json calibration"}
+    _, texts = _read_prompts(prompts)
+    sc = r.score(Encoder.default().embed(texts))
+    s, w = strong or sc.strong, weak or sc.weak
+    if s is None or w is None:
+        raise ValueError("this router has no strong/weak pair: name one with --strong and --weak")
+    if (s, w) == (sc.strong, sc.weak) and sc.strong_win is not None:
+        sw = np.asarray(sc.strong_win)
     else:
-        t = strong_share_threshold(r.meta, strong_share)
-        typer.echo(json.dumps({"threshold": t, "strong_share": strong_share, "source": "router.json calibration"}))
+        js, jw = sc.models.index(s), sc.models.index(w)
+        sw = np.clip(0.5 + 0.5 * (sc.quality[:, js] - sc.quality[:, jw]), 0, 1)
+    t = threshold_for_share(quantiles(sw), share)
+    return {"threshold": t, "strong_share": float((sw >= t).mean()), "prompts": len(texts)}
 
 
 def profile_cmd(
-    router: Path = typer.Option(..., "--router", help="cluster router folder (updated in place)"),
+    router: Path = typer.Option(..., "--router", help="cluster or prior router folder (updated in place)"),
     model: str = typer.Option(..., "--model", help="name of the model to add"),
     data: list[Path] = typer.Option(..., "--data", help=DATA_HELP, metavar="<path>"),
     fmt: str = typer.Option(..., "--format", help=FORMAT_HELP),
     column: str | None = typer.Option(None, "--column", help="model column in the data (default: --model)"),
 ) -> None:
-    """Add a model to a cluster router by profiling it on a small labelled set (no retraining)."""
+    """Add a model to a cluster or prior router by profiling it on a small labelled set (no retraining)."""
     import numpy as np
 
     from .cluster import profile
@@ -210,7 +274,12 @@ def profile_cmd(
     emb = embed_texts([p for p, k in zip(table.prompts, ok) if k])
     with np.errstate(all="ignore"):
         cost = float(np.nanmean(table.cost[ok, j])) if np.isfinite(table.cost[ok, j]).any() else None
-    meta = profile(router, model, None, table.quality[ok, j], embeddings=emb, cost_usd=cost)
+    if json.loads((router / "router.json").read_text()).get("kind") == "prior":
+        from .prior import profile as profile_prior
+
+        meta = profile_prior(router, model, emb, table.quality[ok, j], cost_usd=cost)
+    else:
+        meta = profile(router, model, None, table.quality[ok, j], embeddings=emb, cost_usd=cost)
     typer.echo(json.dumps({"model": model, "rows": int(ok.sum()), "models": meta["models"]}))
 
 

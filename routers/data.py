@@ -24,6 +24,12 @@ Formats (``load_table(paths, fmt)``):
        "group": "tenant-a"}          # optional split group (default: the id)
 
   Rows are pivoted to the wide table; repeated (prompt, model) pairs are averaged.
+- ``mixed``: any number of the files/folders above at once (e.g. all of ``../shared/data``),
+  each one's format detected (:func:`detect_format`), merged into one table whose model names
+  are canonical (``routers.identities``: one column per model, however each data set spells
+  it). Ids and groups are prefixed with the source format (``routellm:abstract_algebra``);
+  ``extra["sources"]`` lists each part's format, hash, rows and models. Outcomes listed in
+  ``GRADING_FAILURES`` (a model's answers that were not graded, not wrong) are masked.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ import numpy as np
 
 from .settings import RouterSettings
 
-FORMATS = ("routellm", "routerbench", "llmrouter", "outcomes")
+FORMATS = ("routellm", "routerbench", "llmrouter", "outcomes", "mixed")
 csv.field_size_limit(2**31 - 1)
 
 
@@ -298,11 +304,116 @@ def load_outcomes(paths: Sequence[str | Path]) -> RoutingTable:
     return RoutingTable(prompts, models, q, c, ids, groups, "outcomes", files_hash(files), embeddings=emb)
 
 
+def detect_format(path: str | Path) -> list[tuple[Path, str]]:
+    """``[(path, format)]`` for a file or folder of public outcome data; a folder holding
+    several data sets (like ``../shared/data``) yields one entry per data set inside it."""
+    p = Path(path)
+    if p.is_file():
+        if p.suffix == ".jsonl":
+            return [(p, "outcomes")]
+        if p.suffix == ".json":
+            return [(p, "llmrouter")]
+        with open(p, newline="") as fh:
+            header = fh.readline()
+        return [(p, "routerbench" if "|total_cost" in header else "routellm")]
+    if not p.is_dir():
+        raise FileNotFoundError(f"{p}: no such file or folder")
+    if any(p.glob("mmlu_*.csv")):
+        return [(p, "routellm")]
+    csvs = sorted(p.glob("*.csv"))
+    if csvs:
+        return [(p, detect_format(csvs[0])[0][1])]
+    if (p / "train.json").exists():
+        return [(p / "train.json", "llmrouter")]
+    if any(p.glob("*.jsonl")):
+        return [(p, "outcomes")]
+    found = [hit for sub in sorted(p.iterdir()) if sub.is_dir() for hit in detect_format(sub)]
+    if not found:
+        raise FileNotFoundError(f"{p}: no routing-outcome data found")
+    return found
+
+
+def merge_tables(tables: Sequence[RoutingTable]) -> RoutingTable:
+    """One table from several: canonical model names (``routers.identities``), NaN where a
+    source has no outcome for a model, ids and groups prefixed with the source format."""
+    from .identities import canonical
+
+    models: list[str] = []
+    for t in tables:
+        for m in t.models:
+            if canonical(m) not in models:
+                models.append(canonical(m))
+    n = sum(len(t) for t in tables)
+    q = np.full((n, len(models)), np.nan)
+    c = np.full_like(q, np.nan)
+    prompts, ids, groups, sources, prices = [], [], [], [], {}
+    row = 0
+    for t in tables:
+        cols = [models.index(canonical(m)) for m in t.models]
+        q[row : row + len(t), cols] = t.quality
+        c[row : row + len(t), cols] = t.cost
+        prompts += t.prompts
+        ids += [f"{t.fmt}:{i}" for i in t.ids]
+        groups += [f"{t.fmt}:{g}" for g in t.groups]
+        sources.append({"format": t.fmt, "hash": t.data_hash, "rows": len(t), "models": list(t.models)})
+        prices.update({canonical(m): p for m, p in (t.extra.get("prices") or {}).items()})
+        row += len(t)
+    h = hashlib.sha256("".join(s["hash"] for s in sources).encode()).hexdigest()
+    extra = {"sources": sources, "prices": prices}
+    return RoutingTable(prompts, models, q, c, ids, groups, "mixed", h, extra=extra)
+
+
+# Outcomes that are grading failures, not model failures: masked (NaN) in ``mixed`` tables.
+# GPT-4-1106 scores 4% on MMLU high_school_mathematics (193 four-option questions, chance is
+# 25%; Mixtral 35%, and GPT-4 scores 39-56% on the neighbouring math subjects): its answers
+# were not parsed, so these rows would teach a router that GPT-4 fails at math.
+GRADING_FAILURES: dict[tuple[str, str], str] = {
+    ("routellm:high_school_mathematics", "gpt-4-1106-preview"): "4% on 4-option questions (chance 25%)",
+}
+
+
+def mask_grading_failures(table: RoutingTable) -> RoutingTable:
+    """``table`` with the outcomes listed in ``GRADING_FAILURES`` set to NaN (missing)."""
+    q = table.quality.copy()
+    groups = np.array(table.groups)
+    masked = {}
+    for (group, model), why in GRADING_FAILURES.items():
+        if model in table.models:
+            rows = groups == group
+            q[rows, table.models.index(model)] = np.nan
+            if rows.any():
+                masked[f"{group} / {model}"] = {"rows": int(rows.sum()), "why": why}
+    return replace(table, quality=q, extra={**table.extra, "masked": masked})
+
+
+def load_mixed(paths: Sequence[str | Path]) -> RoutingTable:
+    parts = [hit for p in paths for hit in detect_format(p)]
+    return mask_grading_failures(merge_tables([LOADERS[fmt]([p]) for p, fmt in parts]))
+
+
+def source_of(group: str) -> str:
+    """The source format of a merged table's row, from its group (``routellm:abstract_algebra``)."""
+    return group.split(":", 1)[0]
+
+
+def reference_mix(table: RoutingTable, per_source: int = 1000, seed: int = 0) -> np.ndarray:
+    """Row indices of a merged table's calibration mix: up to ``per_source`` rows (seeded) of
+    every source data set, so no one data set sets the router's score quantiles."""
+    src = np.array([source_of(g) for g in table.groups])
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in sorted(set(src.tolist())):
+        rows = np.flatnonzero(src == s)
+        out.append(np.sort(rng.choice(rows, min(per_source, len(rows)), replace=False)))
+    return np.concatenate(out) if out else np.array([], dtype=int)
+
+
 LOADERS = {
     "routellm": load_routellm,
     "routerbench": load_routerbench,
     "llmrouter": load_llmrouter,
     "outcomes": load_outcomes,
+    "mixed": load_mixed,
 }
 
 
@@ -383,5 +494,6 @@ def default_paths(fmt: str) -> Path:
             "routellm": "routellm-mmlu",
             "routerbench": "routerbench",
             "llmrouter": "llmrouter/train.json",
+            "mixed": "",
         }[fmt]
     )

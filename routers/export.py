@@ -12,12 +12,17 @@ router.json fields (all families):
 - ``metrics``: training-time metrics (train rows and, with ``--holdout``, held-out rows);
 - ``typical_output_tokens``, ``typical_cost_usd``, ``prices`` (USD per million tokens, where
   known) per model, for the evaluation's expected costs (``routers.evaluate.expected_costs``);
+- ``training_sketch``: a 1-in-16 sample of the training prompts' hashes
+  (:func:`prompt_sketch`), so ``shunter eval`` can tell when it is asked to score rows the
+  router was trained on (:func:`training_overlap`);
 - ``created``, ``onnx_outputs``, plus family-specific fields.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +115,39 @@ def finish(out: str | Path, meta: dict[str, Any], train_scores: RouterScores) ->
     meta["calibration"] = calibration_of(train_scores)
     write_meta(out, meta)
     return meta
+
+
+SKETCH_PREFIX = "0"  # keep prompts whose sha256 starts with this: a 1-in-16 sample
+SKETCH_CHARS = 12
+
+
+def _prompt_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def prompt_sketch(prompts: Sequence[str]) -> dict[str, Any]:
+    """router.json ``training_sketch``: the first 12 hex digits of sha256(prompt) for the
+    training prompts whose hash starts with ``0`` (about 1 in 16; ~16 KB for 20k prompts)."""
+    hashes = sorted({h[:SKETCH_CHARS] for h in map(_prompt_hash, prompts) if h.startswith(SKETCH_PREFIX)})
+    return {"rule": "sha256(prompt)[:12] of the training prompts whose sha256 starts with '0'", "hashes": hashes}
+
+
+def training_overlap(meta: dict[str, Any], table: RoutingTable) -> dict[str, Any]:
+    """How much of ``table`` the router was trained on: ``{"share", "by", ...}``.
+
+    With a ``training_sketch`` the share is measured on the evaluated prompts that fall in the
+    sketch's 1-in-16 sample. Artifacts without one (built before it existed) count as trained
+    on every row of a data file whose hash their ``training_data`` records."""
+    sketch = meta.get("training_sketch")
+    if sketch and sketch.get("hashes"):
+        known = set(sketch["hashes"])
+        keys = [h[:SKETCH_CHARS] for h in map(_prompt_hash, table.prompts) if h.startswith(SKETCH_PREFIX)]
+        if keys:
+            hit = sum(k in known for k in keys)
+            return {"share": hit / len(keys), "by": "prompt sketch", "checked": len(keys), "seen": hit}
+        return {"share": 0.0, "by": "prompt sketch", "checked": 0, "seen": 0}
+    trained = {d.get("hash") for d in meta.get("training_data") or [] if d.get("hash")}
+    ours = {table.data_hash} | {s.get("hash") for s in table.extra.get("sources", [])}
+    if trained & ours:
+        return {"share": 1.0, "by": "data file hash (router.json training_data)"}
+    return {"share": 0.0, "by": "data file hash (router.json training_data)"}

@@ -13,6 +13,12 @@ from .data import group_split, load_table
 from .evaluate import evaluate_scores, pair_curve, strong_win_of
 from .train import table_embeddings
 
+IN_SAMPLE_REFUSE = 0.5  # refuse when at least this share of the evaluated rows was trained on
+
+
+class InSampleError(ValueError):
+    """The evaluated rows are (mostly) rows the router was trained on."""
+
 
 def evaluate_artifact(
     router_dir: str | Path,
@@ -22,21 +28,35 @@ def evaluate_artifact(
     seed: int = 0,
     split: str = "group",
     progress: bool = False,
+    in_sample: bool = False,
 ) -> dict[str, Any]:
     """Metrics of a router artifact on (the held-out groups of) a data set, with baselines.
 
     ``progress``: a bar (count, ETA) while prompts not in the embedding cache are embedded.
+    Raises :class:`InSampleError` when at least half of the evaluated rows are rows the router
+    was trained on (``routers.export.training_overlap``), unless ``in_sample`` is given.
     """
+    from .export import training_overlap
+
     router = load_router(router_dir)
     table = load_table(data, fmt)
     if holdout > 0:
         _, te = group_split(table, holdout, seed, by=split)
         table = table.subset(te)
+    overlap = training_overlap(router.meta, table)
+    if overlap["share"] >= IN_SAMPLE_REFUSE and not in_sample:
+        raise InSampleError(
+            f"{router_dir} was trained on these rows ({overlap['share']:.0%} of the evaluated prompts, "
+            f"by {overlap['by']}): its figures here would be in-sample, not a test. Evaluate on data it "
+            "was not trained on, or train with --holdout and evaluate the same --holdout/--split/--seed; "
+            "pass --in-sample to see in-sample figures anyway."
+        )
     emb = table_embeddings(table, progress=progress)
     scores = router.score(emb)
     rep = evaluate_scores(table, scores, router.meta, with_baselines=True, points=True)
     rep["name"] = f"{router.meta['kind']}:{Path(router_dir).name}"
     rep["data"] = {"format": fmt, "rows": len(table), "holdout": holdout, "split": split, "seed": seed}
+    rep["training_overlap"] = overlap
     pair = strong_win_of(scores, table, router.meta)
     if pair is not None:
         sw, js, jw = pair
@@ -51,6 +71,12 @@ def render(rep: dict[str, Any]) -> None:
     from rich.table import Table
 
     con = Console()
+    share = (rep.get("training_overlap") or {}).get("share", 0.0)
+    if share > 0:
+        con.print(
+            f"[bold red]IN-SAMPLE: the router was trained on {share:.0%} of these rows; "
+            "these figures overstate how it routes prompts it has not seen.[/]"
+        )
     con.print(f"[bold]{rep['name']}[/] on {rep['data']['format']} ({rep['rows']} rows)")
     if "pair" in rep:
         p, b = rep["pair"], rep["pair_baselines"]

@@ -31,6 +31,7 @@ FAMILIES = {
     "cost": "cost",
     "knn": "knn",
     "random": "random",
+    "prior": "prior",
 }
 
 
@@ -65,6 +66,32 @@ def _fit_progress(kind: str, opts: dict[str, Any], enabled: bool) -> Iterator[di
         b.update(completed=done[0], total=done[0], description=f"fitted {kind}{early}")
 
 
+def _sources(table: RoutingTable) -> np.ndarray:
+    from .data import source_of
+
+    return np.array([source_of(g) for g in table.groups])
+
+
+def evaluate_table(table: RoutingTable, scores: RouterScores, meta: dict[str, Any]) -> dict[str, Any]:
+    """``evaluate_scores``, or for a ``mixed`` table one evaluation per source data set (on the
+    models that data set records): ``{"rows", "by_source": {format: metrics}}``."""
+    from .data import source_of
+    from .evaluate import evaluate_scores
+
+    if table.fmt != "mixed":
+        return evaluate_scores(table, scores, meta)
+    src = np.array([source_of(g) for g in table.groups])
+    out: dict[str, Any] = {"rows": len(table), "by_source": {}}
+    for s in sorted(set(src.tolist())):
+        idx = np.flatnonzero(src == s)
+        sub = table.subset(idx)
+        sub = sub.select_models([m for j, m in enumerate(sub.models) if np.isfinite(sub.quality[:, j]).any()])
+        sw = None if scores.strong_win is None else scores.strong_win[idx]
+        part = RouterScores(scores.models, scores.quality[idx], sw, scores.strong, scores.weak)
+        out["by_source"][s] = evaluate_scores(sub, part, meta)
+    return out
+
+
 def train_router(
     kind: str,
     table: RoutingTable,
@@ -85,7 +112,7 @@ def train_router(
     implementation (callable on embeddings) used by the parity tests.
     """
     from .evaluate import evaluate_scores
-    from .export import finish
+    from .export import finish, prompt_sketch
 
     if kind not in FAMILIES:
         raise ValueError(f"unknown router {kind!r}; choose from {sorted(FAMILIES)}")
@@ -115,18 +142,30 @@ def train_router(
         return meta, ref
     with _fit_progress(kind, opts, progress) as extra:
         meta, ref = module.train(train_t, emb_all[tr], out, seed=seed, **opts, **extra)
+    meta["training_sketch"] = prompt_sketch(train_t.prompts)
     # Write a provisional router.json so the serving path can load the artifact.
     from .runtime import write_meta
 
     write_meta(out, meta)
     router = load_router(out)
     train_scores: RouterScores = router.score(emb_all[tr])
-    metrics = {"train": evaluate_scores(train_t, train_scores, router.meta)}
+    # a mixed table's in-sample figures say nothing and cost minutes (per-source AIQ sweeps)
+    metrics = {} if table.fmt == "mixed" else {"train": evaluate_scores(train_t, train_scores, router.meta)}
     if len(te):
         test_t = table.subset(te)
-        metrics["holdout"] = evaluate_scores(test_t, router.score(emb_all[te]), router.meta)
+        metrics["holdout"] = evaluate_table(test_t, router.score(emb_all[te]), router.meta)
         metrics["holdout"]["split"] = {"by": split, "frac": holdout, "seed": seed, "fold": fold, "rows": int(len(te))}
     meta["metrics"] = metrics
+    if table.fmt == "mixed":  # calibrate on a mix balanced over the source data sets
+        from .data import reference_mix
+
+        mix = reference_mix(train_t)
+        train_scores = router.score(emb_all[tr][mix])
+        meta["reference_mix"] = {
+            "rows": len(mix),
+            "per_source": {s: int(n) for s, n in zip(*np.unique(_sources(train_t)[mix], return_counts=True))},
+            "rule": "reference_mix(): up to 1000 training prompts per source data set, seed 0",
+        }
     finish(out, meta, train_scores)
     log(f"wrote {out}")
     return meta, ref

@@ -364,9 +364,10 @@ async def _route(rt, pr, text, objective, cands, costs, live, fallbacks, skipped
             name = pr.model_map.get(c, c)
             if name in inner:
                 scores[c] = float(out.quality[0, inner[name]])
-        if out.strong_win is not None:
+        own_pair = (out.strong, out.weak) == (pr.model_map.get(pr.strong), pr.model_map.get(pr.weak))
+        if out.strong_win is not None and own_pair:
             strong_win = float(out.strong_win[0])
-        elif pr.strong in scores and pr.weak in scores:  # many-model router: same mapping as its calibration
+        elif pr.strong in scores and pr.weak in scores:  # any other pair: same mapping as its calibration
             strong_win = min(1.0, max(0.0, 0.5 + 0.5 * (scores[pr.strong] - scores[pr.weak])))
         router_name = pr.router.kind
     ordered = live

@@ -345,7 +345,8 @@ def cross_check(cfg: Config, base: Path) -> list[tuple[tuple, str]]:
             except ValueError as exc:
                 out.append((("policies", pname, "router", "path"), f"unreadable router.json: {exc}"))
                 continue
-            if kind == "target_strong_share" and not (meta.get("calibration") or {}).get("strong_win"):
+            cal = meta.get("calibration") or {}
+            if kind == "target_strong_share" and not (cal.get("strong_win") or cal.get("quality_sample")):
                 out.append(
                     (
                         ("policies", pname, "objective", "target_strong_share"),

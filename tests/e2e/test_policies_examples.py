@@ -64,8 +64,10 @@ def stand_ins(tmp_path_factory):
     return get
 
 
-def localised(name: str, fake, stand_ins, tmp_path: Path) -> Path:
-    """The example with upstreams pointed at the fake; a router artifact not built yet is stood in for."""
+def localised(name: str, fake, stand_ins, tmp_path: Path, keep_keys: bool = False) -> Path:
+    """The example with upstreams pointed at the fake; a router artifact not built yet is stood in for.
+
+    ``keep_keys``: leave the ``api_key: os.environ/...`` references (the caller sets the variables)."""
     text = (ROOT / "config" / name).read_text()
     fmt = "routerbench" if name == "multi-model.yaml" else "routellm"
 
@@ -77,7 +79,8 @@ def localised(name: str, fake, stand_ins, tmp_path: Path) -> Path:
     cfg = yaml.safe_load(text)
     for up in cfg["upstreams"].values():
         up.pop("launch", None)
-        up.pop("api_key", None)
+        if not keep_keys:
+            up.pop("api_key", None)
         up["base_url"] = fake.base_url
     cfg["server"]["outcomes_path"] = str(tmp_path / "o.sqlite")
     path = tmp_path / name
@@ -132,3 +135,20 @@ def test_semantic_example_validates(stand_ins, fake_upstream, tmp_path):
 
 def test_default_example_validates(stand_ins, fake_upstream, tmp_path):
     localised("default.yaml", fake_upstream("any"), stand_ins, tmp_path)
+
+
+def test_default_policy_sends_an_easy_question_to_the_cheap_model(gateway, fake_upstream, stand_ins, tmp_path):
+    """The default policy with OPENAI_API_KEY set: its learned router, calibrated to a low strong
+    share, answers an easy factual question with gpt-4o-mini and a hard proof with gpt-4o."""
+    if not (ROOT / "routers" / "artifacts" / "prior" / "router.onnx").exists():
+        pytest.skip("prior artifact not built")
+    path = localised("default.yaml", fake_upstream("any"), stand_ins, tmp_path, keep_keys=True)
+    gw = gateway(path, env={"OPENAI_API_KEY": "sk-test-not-a-real-key"})
+    resp, h = chat(gw, "What is the capital of France?", model="auto")
+    assert h["x-shunter-reason"] == "router" and resp.model == "gpt-4o-mini", dict(h)
+    hard = (
+        "Prove that for every prime p > 3, p^2 - 1 is divisible by 24, then write a Python function "
+        "that verifies it for all primes below 10^6 using a segmented sieve, and analyse its complexity."
+    )
+    resp, h = chat(gw, hard, model="auto")
+    assert h["x-shunter-reason"] == "router" and resp.model == "gpt-4o", dict(h)
