@@ -28,6 +28,7 @@ PAIR_FAMILIES = ["mf", "cascade", "cost", "cluster", "knn", "random"]
 MANY_FAMILIES = ["cost", "cluster", "knn", "mf", "cascade", "random"]
 HOLDOUT = 0.2
 NOTES_MARK = "## Notes"
+LODO_START, LODO_END = "<!-- lodo:start -->", "<!-- lodo:end -->"  # routers.lodo's block
 
 
 PAIR_SPLITS = ("row", "group")
@@ -127,8 +128,11 @@ def main(
     if json_out:
         json_out.write_text(json.dumps(results, indent=1, default=float))
     text = render_markdown(results, list(range(folds)))
-    if out.exists() and NOTES_MARK in out.read_text():  # keep the hand-written notes
-        text += out.read_text()[out.read_text().index(NOTES_MARK) :]
+    old = out.read_text() if out.exists() else ""
+    if LODO_START in old and LODO_END in old:  # keep the leave-one-data-set-out block (routers.lodo)
+        text += old[old.index(LODO_START) : old.index(LODO_END) + len(LODO_END)] + "\n\n"
+    if NOTES_MARK in old:  # keep the hand-written notes
+        text += old[old.index(NOTES_MARK) :]
     out.write_text(text)
     con.print(f"wrote {out}")
 

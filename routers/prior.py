@@ -69,7 +69,7 @@ class PriorRouter(OnnxRouter):
 
 
 # ------------------------------------------------------------------------------ training
-def _net(dim: int, n_models: int, d: int, hidden: int, dropout: float):
+def _net(dim: int, n_models: int, d: int, hidden: int, dropout: float, general: bool):
     import torch
     from torch import nn
 
@@ -83,6 +83,14 @@ def _net(dim: int, n_models: int, d: int, hidden: int, dropout: float):
             self.easiness = nn.Linear(width, 1)
             self.theta = nn.Parameter(torch.randn(n_models, d) * 0.1)
             self.bias = nn.Parameter(torch.zeros(n_models))
+            # general ability: theta_m = skill_m * g + theta (the model-specific rest)
+            self.skill = nn.Parameter(torch.zeros(n_models)) if general else None
+            self.g = nn.Parameter(torch.randn(d) * 0.1) if general else None
+
+        def abilities(self) -> torch.Tensor:
+            if self.skill is None:
+                return self.theta
+            return self.skill[:, None] * self.g[None, :] + self.theta
 
         def represent(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             h = self.drop(x)
@@ -92,7 +100,7 @@ def _net(dim: int, n_models: int, d: int, hidden: int, dropout: float):
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             t, e = self.represent(x)
-            return t @ self.theta.T + self.bias[None, :] + e[:, None]
+            return t @ self.abilities().T + self.bias[None, :] + e[:, None]
 
     return PriorNet()
 
@@ -135,10 +143,14 @@ def fit(
     lr: float = 2e-3,
     epochs: int = 30,
     batch_size: int = 512,
+    general: bool = False,
     seed: int = 0,
 ) -> dict[str, np.ndarray]:
     """Fit the network by weighted soft-target BCE for a fixed number of epochs (no early
-    stopping: the fit is a deterministic function of the data and the seed). Returns numpy
+    stopping: the fit is a deterministic function of the data and the seed). ``general``: each
+    ability is ``skill_m * g + theta_m`` with one shared direction ``g`` (weight decay
+    ``theta_decay`` on the model-specific ``theta_m`` only), so a pair's gap leans on what
+    separates strong from weak models across every data set. Returns numpy
     weights: ``W1, b1`` (hidden layer; absent when ``hidden=0``), ``Wt, bt`` (traits),
     ``We, be`` (easiness), ``theta`` (M, d), ``bias`` (M,)."""
     import torch
@@ -147,14 +159,15 @@ def fit(
     torch.set_num_threads(1)  # a shared box: one core, no spinning threads
     torch.manual_seed(seed)
     y = np.nan_to_num(np.clip(quality, 0, 1), nan=0.0).astype(np.float32)
-    net = _net(x.shape[1], y.shape[1], d, hidden, dropout)
+    net = _net(x.shape[1], y.shape[1], d, hidden, dropout, general)
     with torch.no_grad():  # start each model at its base rate
         p = np.clip((y * weights).sum(0) / np.maximum(weights.sum(0), 1e-9), 1e-3, 1 - 1e-3)
         net.bias.copy_(torch.tensor(np.log(p / (1 - p)), dtype=torch.float32))
+    own = ("theta", "bias", "skill", "g")
     params = [
-        {"params": [p for n, p in net.named_parameters() if n not in ("theta", "bias")], "weight_decay": weight_decay},
+        {"params": [p for n, p in net.named_parameters() if n not in own], "weight_decay": weight_decay},
         {"params": [net.theta], "weight_decay": theta_decay},
-        {"params": [net.bias], "weight_decay": 0.0},
+        {"params": [p for p in (net.bias, net.skill, net.g) if p is not None], "weight_decay": 0.0},
     ]
     opt = torch.optim.AdamW(params, lr=lr)
     X, Y, W = (torch.tensor(a) for a in (np.asarray(x, np.float32), y, np.asarray(weights, np.float32)))
@@ -175,7 +188,7 @@ def fit(
         "bt": net.traits.bias.detach().numpy().copy(),
         "We": net.easiness.weight.detach().numpy().T.copy(),
         "be": net.easiness.bias.detach().numpy().copy(),
-        "theta": net.theta.detach().numpy().copy(),
+        "theta": net.abilities().detach().numpy().copy(),
         "bias": net.bias.detach().numpy().copy(),
     }
     if net.hidden is not None:

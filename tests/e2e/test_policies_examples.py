@@ -139,16 +139,13 @@ def test_default_example_validates(stand_ins, fake_upstream, tmp_path):
 
 def test_default_policy_sends_an_easy_question_to_the_cheap_model(gateway, fake_upstream, stand_ins, tmp_path):
     """The default policy with OPENAI_API_KEY set: its learned router, calibrated to a low strong
-    share, answers an easy factual question with gpt-4o-mini and a hard proof with gpt-4o."""
+    share, answers an easy factual question with gpt-4o-mini and a hard coding task with gpt-4o."""
     if not (ROOT / "routers" / "artifacts" / "prior" / "router.onnx").exists():
         pytest.skip("prior artifact not built")
     path = localised("default.yaml", fake_upstream("any"), stand_ins, tmp_path, keep_keys=True)
     gw = gateway(path, env={"OPENAI_API_KEY": "sk-test-not-a-real-key"})
     resp, h = chat(gw, "What is the capital of France?", model="auto")
     assert h["x-shunter-reason"] == "router" and resp.model == "gpt-4o-mini", dict(h)
-    hard = (
-        "Prove that for every prime p > 3, p^2 - 1 is divisible by 24, then write a Python function "
-        "that verifies it for all primes below 10^6 using a segmented sieve, and analyse its complexity."
-    )
+    hard = "Implement a thread-safe LRU cache in C++ with O(1) get and put, and explain its memory ordering."
     resp, h = chat(gw, hard, model="auto")
     assert h["x-shunter-reason"] == "router" and resp.model == "gpt-4o", dict(h)

@@ -120,7 +120,9 @@ def test_eval_prints_metrics_and_baselines(app, cluster_pair, mmlu_dir, tmp_path
         assert word in res.output
     assert png.stat().st_size > 1000
     res = runner.invoke(
-        app, ["eval", "--router", str(cluster_pair), "--data", str(mmlu_dir), "--format", "routellm", "--json"]
+        app,
+        ["eval", "--router", str(cluster_pair), "--data", str(mmlu_dir), "--format", "routellm", "--json"]
+        + ["--in-sample"],
     )
     rep = json.loads(res.output)
     assert 0 <= rep["pair"]["apgr"] <= 2 and rep["pair_baselines"]["random"]["apgr"] == 0.5
@@ -139,6 +141,7 @@ def test_eval_prints_metrics_and_baselines(app, cluster_pair, mmlu_dir, tmp_path
             "--split",
             "row",
             "--json",
+            "--in-sample",  # a row split of data the router saw 80% of
         ],
     )
     assert res.exit_code == 0, res.output
@@ -164,7 +167,7 @@ def test_long_jobs_show_progress_bars(app, mmlu_dir, tmp_path, monkeypatch):
     assert re.search(r"embedding .* (\d+)/\1 prompts 100% .*ETA", res.output), res.output
     assert re.search(r"fitted mf .* 3/3 epochs 100% .*ETA", res.output), res.output
     monkeypatch.setenv("SHUNTER_CACHE_DIR", str(tmp_path / "cache2"))  # and eval embeds again
-    res = runner.invoke(app, ["eval", "--router", str(out), "--data", data, "--format", "routellm"])
+    res = runner.invoke(app, ["eval", "--router", str(out), "--data", data, "--format", "routellm", "--in-sample"])
     assert res.exit_code == 0, res.output
     assert re.search(r"embedding .* (\d+)/\1 prompts 100% .*ETA", res.output), res.output
     assert res.output.index("embedding") < res.output.index("APGR")
@@ -200,7 +203,7 @@ def test_eval_plot_titles_and_hulls(app, cluster_pair, mmlu_dir, rb_csv, tmp_pat
         + ["--opt", "max_epochs=5"],
     )
     assert res.exit_code == 0, res.output
-    rep = evaluate_artifact(out, [rb_csv], "routerbench")
+    rep = evaluate_artifact(out, [rb_csv], "routerbench", in_sample=True)
     fig = figure(rep)
     ax = fig.axes[0]
     assert f"AIQ {rep['many']['aiq']:.4f} (zero router {rep['many_baselines']['zero']['aiq']:.4f}" in ax.get_title()
@@ -234,7 +237,12 @@ def test_eval_aiq(app, rb_csv, tmp_path):
     )
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["eval", "--router", str(out), "--data", str(rb_csv), "--format", "routerbench"])
+    assert res.exit_code == 2 and "trained on these rows (100%" in res.output and "--in-sample" in res.output
+    res = runner.invoke(
+        app, ["eval", "--router", str(out), "--data", str(rb_csv), "--format", "routerbench", "--in-sample"]
+    )
     assert res.exit_code == 0, res.output
+    assert "IN-SAMPLE: the router was trained on 100% of these rows" in res.output
     for word in ("AIQ", "zero router", "random", "oracle", "gpt-4-1106-preview"):
         assert word in res.output
 
@@ -303,3 +311,50 @@ def test_strong_share_for_any_pair_of_a_many_model_router():
     assert abs((sw >= t).mean() - 0.3) < 0.02
     with pytest.raises(ValueError):
         strong_share_threshold(meta, 0.3)  # no pair named, none stored
+
+
+def test_eval_refuses_a_shipped_artifact_on_its_own_training_rows(app, mmlu_dir):
+    """knn-mmlu was refit on every MMLU row: its router.json records the data file hash, so a
+    (held-out-looking) 20% split of the same files is refused unless --in-sample is given."""
+    from pathlib import Path
+
+    from routers.data import shared_data_dir
+
+    art = Path(__file__).resolve().parents[2] / "routers" / "artifacts" / "knn-mmlu"
+    data = shared_data_dir() / "routellm-mmlu"
+    args = ["eval", "--router", str(art), "--data", str(data), "--format", "routellm", "--holdout", "0.2"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2 and "in-sample, not a test" in res.output and "Traceback" not in res.output
+
+
+def test_calibrate_every_kind(app, cluster_pair, rb_csv, tmp_path):
+    """Pair routers give a strong_win threshold; many-model routers a cost_weight for a target
+    mean cost or top-model share (or a threshold for a named pair); shares outside [0, 1] are
+    refused with a clear message."""
+    out = tmp_path / "cost"
+    from routers.data import load_table
+    from routers.train import train_router
+
+    train_router("cost", load_table(rb_csv, "routerbench"), out, max_epochs=5)
+    res = runner.invoke(app, ["calibrate", "--router", str(out), "--top-share", "0.1"])
+    assert res.exit_code == 0, res.output
+    got = json.loads(res.output)
+    assert got["met"] and got["top_share"] <= 0.1 and got["cost_weight"] > 0
+    res = runner.invoke(app, ["calibrate", "--router", str(out), "--top-share", "1"])
+    assert json.loads(res.output)["cost_weight"] == 0.0  # no constraint: best quality
+    res = runner.invoke(app, ["calibrate", "--router", str(out), "--mean-cost", "0.0005"])
+    low = json.loads(res.output)
+    assert res.exit_code == 0 and low["mean_cost"] <= 0.0005 and low["met"]
+    res = runner.invoke(
+        app,
+        ["calibrate", "--router", str(out), "--strong-share", "0.3"]
+        + ["--strong", "gpt-4-1106-preview", "--weak", "mistralai/mistral-7b-chat"],
+    )
+    assert res.exit_code == 0 and 0 <= json.loads(res.output)["threshold"] <= 1
+    for bad in (["--strong-share", "1.5"], ["--top-share", "-0.1"], ["--strong-share", "nan"]):
+        res = runner.invoke(app, ["calibrate", "--router", str(cluster_pair), *bad])
+        assert res.exit_code == 2 and "must be between 0 and 1" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, ["calibrate", "--router", str(cluster_pair)])
+    assert res.exit_code == 2 and "exactly one of" in res.output
+    res = runner.invoke(app, ["calibrate", "--router", str(out), "--strong-share", "0.3"])
+    assert res.exit_code == 2 and "strong_win calibration" in res.output  # no pair named

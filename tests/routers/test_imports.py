@@ -18,6 +18,8 @@ SERVE_MODULES = [
     "routers.cost",
     "routers.random",
     "routers.knn",
+    "routers.prior",
+    "routers.identities",
 ]
 
 
