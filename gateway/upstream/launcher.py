@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from gateway.policy.schema import Launch, Upstream
+from gateway.upstream.config import Launch, Upstream
 
 log = logging.getLogger("shunter.launcher")
 

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from gateway.policy.loader import DEFAULT_CONFIG, PACKAGED_DEFAULT, find_config, load_config
-from gateway.policy.schema import Launch
 from gateway.upstream import launcher
+from gateway.upstream.config import Launch
 from tests.support.paths import ROOT
 from tests.support.procs import upstream_entry
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from gateway.policy.schema import Upstream
 from gateway.translate.sse import Parser
 from gateway.upstream.anthropic import AsChat
 from gateway.upstream.client import UpstreamClient
+from gateway.upstream.config import Upstream
 
 EVENTS = [
     (
