@@ -39,3 +39,12 @@ def test_chaos_with_breaker_and_retry_after(tmp_path):
     rep = run(requests=300, concurrency=8, chaos=CHAOS, seed=5, breaker=True, retry_after=0.2, workdir=tmp_path)
     _check(rep)
     assert rep["faults_injected"]["total"] > 0
+
+
+@pytest.mark.timeout(240)
+def test_chaos_through_a_redis_outage(tmp_path):
+    """Shared state in a redis-server that is frozen, then stopped and restarted, mid-load: every
+    request still answered, every record in the stream (spilled while Redis was away, replayed)."""
+    rep = run(requests=300, concurrency=8, chaos=CHAOS, seed=7, retry_after=None, workdir=tmp_path, redis_outage=True)
+    _check(rep)
+    assert [e.split(" ")[0] for e in rep["redis_outage"]] == ["freeze", "thaw", "stop", "start"], rep["redis_outage"]
