@@ -232,8 +232,18 @@ def test_redis_down_with_rpm_failing_closed_is_a_503_never_a_500(gateway, fake_u
     key = r.json()["key"]
     body = {"model": "router-p", "messages": [{"role": "user", "content": "hi"}]}
     hdrs = {"authorization": f"Bearer {key}"}
-    assert httpx.post(f"{gw.base_url}/chat/completions", json=body, headers=hdrs, timeout=10).status_code == 200
+    first = httpx.post(f"{gw.base_url}/chat/completions", json=body, headers=hdrs, timeout=10)
+    assert first.status_code == 200
+    rid = first.headers["x-shunter-request-id"]
     own_redis.stop()
+    fb = httpx.post(
+        f"{gw.base_url}/feedback", json={"request_id": rid, "score": 1.0}, headers={"x-admin-key": ADMIN}, timeout=10
+    )
+    assert (fb.status_code, fb.json()["error"]["code"], fb.headers.get("retry-after")) == (
+        503,
+        "store_unavailable",
+        "2",
+    ), fb.text
     codes = []
     for _ in range(5):
         resp = httpx.post(f"{gw.base_url}/chat/completions", json=body, headers=hdrs, timeout=10)
