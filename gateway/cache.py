@@ -9,10 +9,10 @@
   messages/prompt, so only requests with the same parameters can match. A lookup takes the most
   similar live entry (cosine of the normalised embeddings of the policy's ``embed`` text) and
   serves it when the similarity reaches ``similarity``.
-- Everything lives in ``SharedState`` (``app.state.shared``): in-process by default, Redis when
+- Everything lives in ``SharedState`` (``Services.shared``): in-process by default, Redis when
   ``server.redis_url`` is set, so every replica sees the same cache.
 - Only successful non-streaming responses are stored; a hit is served to plain and streaming
-  requests alike (a stream gets the cached completion as SSE chunks).
+  requests alike (a stream gets the cached completion as SSE chunks, ``pipeline.sse``).
 - Response headers: ``x-shunter-cache: hit|miss`` and, on semantic lookups and hits,
   ``x-shunter-cache-similarity``.
 """
@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import orjson
-from fastapi.responses import Response, StreamingResponse
 
 from gateway import metrics
 
@@ -120,27 +119,9 @@ class Lookup:
             h["x-shunter-cache-similarity"] = f"{self.similarity:.4f}"
         return h
 
-    def response(self, headers: dict[str, str], stream: bool, include_usage: bool) -> Response:
-        """The cached completion as a plain JSON response or as an SSE stream."""
-        hdrs = {**headers, **self.headers(), "x-shunter-reason": "cache"}
-        payload = dict(self.payload or {})
-        if not stream:
-            return Response(orjson.dumps(payload), media_type="application/json", headers=hdrs)
-        return StreamingResponse(
-            _as_sse(payload, include_usage),
-            media_type="text/event-stream",
-            headers={**hdrs, "cache-control": "no-cache"},
-        )
-
-    async def store(self, response: Response) -> None:
-        """Keep a successful plain response (called on the miss path)."""
-        if not self.enabled or self.hit or response.status_code != 200:
-            return
-        try:
-            payload = orjson.loads(bytes(response.body))
-        except Exception:
-            return
-        if not isinstance(payload, dict) or not payload.get("choices"):
+    async def store(self, payload: dict) -> None:
+        """Keep a successful plain answer (called on the miss path)."""
+        if not self.enabled or self.hit or not payload.get("choices"):
             return
         try:
             await self.shared.set(self.key, orjson.dumps(payload).decode(), ttl=self.ttl)
@@ -155,13 +136,15 @@ class Lookup:
             log.exception("response cache store failed")
 
 
-async def lookup(app: Any, rt: Any, decision: Any, data: dict, text: str) -> Lookup:
+_DISABLED = Lookup()
+
+
+async def lookup(shared: Any, rt: Any, decision: Any, data: dict, text: str) -> Lookup:
     """Look the request up in its policy's cache; a disabled cache returns an empty ``Lookup``."""
-    policy = getattr(decision, "policy", None)
-    cfg = getattr(rt.policies[policy].cfg, "cache", None) if policy in getattr(rt, "policies", {}) else None
-    shared = getattr(app.state, "shared", None)
-    if cfg is None or shared is None:
-        return Lookup()
+    policy = decision.policy
+    cfg = rt.policies[policy].cfg.cache if policy in rt.policies else None
+    if cfg is None:
+        return _DISABLED
     lk = Lookup(
         True, key=request_key(policy, data), ttl=cfg.ttl, max_entries=cfg.max_entries, shared=shared, policy=policy
     )
@@ -199,31 +182,3 @@ async def _semantic(lk: Lookup, rt: Any, decision: Any, data: dict, text: str, t
         raw = await lk.shared.get(live[best][1])
         if raw:
             lk.payload = orjson.loads(raw)
-
-
-async def _as_sse(payload: dict, include_usage: bool):
-    """Replay a cached ``chat.completion`` as ``chat.completion.chunk`` events (or a text completion)."""
-    chat = payload.get("object") == "chat.completion"
-    base = {
-        "id": payload.get("id", ""),
-        "created": payload.get("created", int(time.time())),
-        "model": payload.get("model", ""),
-    }
-    obj = "chat.completion.chunk" if chat else "text_completion"
-    for ch in payload.get("choices") or []:
-        idx = ch.get("index", 0)
-        if chat:
-            msg = ch.get("message") or {}
-            delta = {"role": msg.get("role", "assistant"), "content": msg.get("content")}
-            if msg.get("tool_calls"):
-                delta["tool_calls"] = [{**tc, "index": i} for i, tc in enumerate(msg["tool_calls"])]
-            first = {"index": idx, "delta": delta, "finish_reason": None}
-            last = {"index": idx, "delta": {}, "finish_reason": ch.get("finish_reason")}
-        else:
-            first = {"index": idx, "text": ch.get("text", ""), "finish_reason": None}
-            last = {"index": idx, "text": "", "finish_reason": ch.get("finish_reason")}
-        for c in (first, last):
-            yield b"data: " + orjson.dumps({**base, "object": obj, "choices": [c]}) + b"\n\n"
-    if include_usage and payload.get("usage"):
-        yield b"data: " + orjson.dumps({**base, "object": obj, "choices": [], "usage": payload["usage"]}) + b"\n\n"
-    yield b"data: [DONE]\n\n"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, field_validator
 
 from gateway.errors import APIError
 
@@ -119,9 +119,9 @@ class CompletionRequest(_Open):
 
 
 class Usage(_Open):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
+    prompt_tokens: StrictInt = 0
+    completion_tokens: StrictInt = 0
+    total_tokens: StrictInt = 0
 
 
 class ChatChoice(_Open):
@@ -137,6 +137,72 @@ class ChatCompletion(_Open):
     model: str
     choices: list[ChatChoice]
     usage: Usage | None = None
+
+
+class TextChoice(_Open):
+    index: int = 0
+    text: str | None = None
+    finish_reason: str | None = None
+
+
+class UpstreamChatChoice(_Open):
+    index: int = 0
+    message: ChatMessage
+    finish_reason: str | None = None
+
+
+class UpstreamChatCompletion(_Open):
+    """What an upstream's ``chat.completion`` body must hold for the gateway to relay and account it."""
+
+    choices: list[UpstreamChatChoice]
+    usage: Usage | None = None
+
+
+class UpstreamTextCompletion(_Open):
+    choices: list[TextChoice]
+    usage: Usage | None = None
+
+
+class ChunkChoice(_Open):
+    index: int = 0
+    delta: dict[str, Any] | None = None
+    text: str | None = None
+    finish_reason: str | None = None
+
+
+class UpstreamChunk(_Open):
+    """One streamed ``chat.completion.chunk`` (or text completion) event from an upstream."""
+
+    choices: list[ChunkChoice] = Field(default_factory=list)
+    usage: Usage | None = None
+
+
+def upstream_problem(payload: Any, chat: bool) -> str | None:
+    """Why an upstream 200 body is not an OpenAI completion (None when it is)."""
+    if not isinstance(payload, dict):
+        return f"a JSON {type(payload).__name__}, not an object"
+    try:
+        (UpstreamChatCompletion if chat else UpstreamTextCompletion).model_validate(payload)
+    except ValidationError as exc:
+        return _first_error(exc)
+    return None
+
+
+def chunk_problem(obj: Any) -> str | None:
+    """Why a streamed event is not an OpenAI completion chunk (None when it is)."""
+    if not isinstance(obj, dict):
+        return f"a JSON {type(obj).__name__}, not an object"
+    try:
+        UpstreamChunk.model_validate(obj)
+    except ValidationError as exc:
+        return _first_error(exc)
+    return None
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ())) or "body"
+    return f"{where}: {err.get('msg')}"
 
 
 class ModelCard(BaseModel):

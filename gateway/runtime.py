@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,15 @@ def sampled_count(count: Any, text: str) -> int:
     return max(1, math.ceil(tokens * len(text) / sum(len(w) for w in windows)))
 
 
+@dataclass
+class RuntimeHolder:
+    """The runtime in force; a reload swaps ``current`` (one reference assignment)."""
+
+    current: Runtime
+    loaded_at: float = field(default_factory=time.time)
+    last_reload: dict | None = None
+
+
 @functools.lru_cache(maxsize=4096)
 def _count_cached(enc: Any, text: str) -> int:
     """Token count of a recent short prompt: a repeated prompt skips the tokenizer (~10% of a request's CPU)."""
@@ -182,6 +192,31 @@ def build_clients(
         else:
             clients[name] = UpstreamClient(name, up, base_url)
     return clients
+
+
+def make_embedder(settings: Any) -> Any:
+    """The micro-batching encoder the routers, semantic routes, cascade checker and cache share."""
+    from gateway import metrics
+    from routers.batching import AsyncEmbedder
+    from routers.encoder import Encoder
+
+    def on_batch(size: int, seconds: float) -> None:
+        metrics.EMBEDDING_BATCH.observe(size)
+        metrics.EMBEDDING_DURATION.observe(seconds)
+
+    def on_cache(hit: bool) -> None:
+        metrics.CACHE.labels("embedding", "hit" if hit else "miss").inc()
+
+    return AsyncEmbedder(
+        Encoder.default(),  # threads: SHUNTER_ENCODER_THREADS, read by the encoder itself
+        max_batch=settings.embed_max_batch,
+        max_wait_ms=settings.embed_max_wait_ms,
+        pad_slack=settings.embed_pad_slack,
+        max_call_tokens=settings.embed_max_call_tokens,
+        cache_size=settings.embed_cache_size,
+        on_batch=on_batch,
+        on_cache=on_cache,
+    )
 
 
 def needs_encoder(cfg: Config) -> bool:

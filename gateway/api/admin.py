@@ -6,13 +6,14 @@ import hmac
 
 from fastapi import APIRouter, Depends, Request
 
+from gateway import services
 from gateway.errors import APIError
-from gateway.limits import secrets
+from gateway.limits.secrets import admin_key
 from gateway.responses import JSONResponse
 
 
 async def require_admin(request: Request) -> None:
-    expected = secrets.admin_key(request.app.state.runtime.cfg.server)
+    expected = admin_key(services.of(request.app).runtime.cfg.server)
     if not expected:
         raise APIError(
             403, "Admin endpoints are disabled: set SHUNTER_ADMIN_KEY (or server.admin_key).", code="admin_disabled"
@@ -28,19 +29,19 @@ router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
 
 @router.get("/config")
 async def get_config(request: Request) -> JSONResponse:
-    st = request.app.state
-    rt = st.runtime
+    holder = services.of(request.app).runtimes
+    rt = holder.current
     return JSONResponse(
         {
             "file": str(rt.path),
-            "loaded_at": getattr(st, "loaded_at", None),
+            "loaded_at": holder.loaded_at,
             "config": rt.cfg.model_dump(mode="json"),
-            "last_reload": getattr(st, "last_reload", None),
+            "last_reload": holder.last_reload,
         }
     )
 
 
 @router.post("/reload")
 async def reload(request: Request) -> JSONResponse:
-    result = await request.app.state.reloader.reload("admin")
+    result = await services.of(request.app).reloader.reload("admin")
     return JSONResponse(result, status_code=200 if result["ok"] else 400)

@@ -18,11 +18,10 @@ import time
 
 from fastapi import APIRouter, Depends, Request
 
-from gateway import metrics
+from gateway import metrics, services
 from gateway.api.admin import require_admin
-from gateway.api.body import read_json, validate
 from gateway.errors import APIError
-from gateway.learning import online
+from gateway.ingress.body import read_json, validate
 from gateway.outcomes.record import Feedback
 from gateway.protocol import FeedbackRequest
 from gateway.responses import JSONResponse
@@ -49,9 +48,9 @@ def feedback_score(req: FeedbackRequest) -> float:
     )
 
 
-async def find_outcome(app, request_id: str):
+async def find_outcome(svc: services.Services, request_id: str):
     """The outcome record, waiting for one that is still queued for writing; None if unknown."""
-    store, recorder = app.state.store, app.state.recorder
+    store, recorder = svc.store, svc.recorder
     deadline = time.monotonic() + GRACE_S
     while True:
         if recorder.pending(request_id):
@@ -95,11 +94,11 @@ def may_give_feedback(request: Request, outcome) -> bool:
 
 @router.post("/v1/feedback")
 async def post_feedback(request: Request) -> JSONResponse:
-    app = request.app
-    rt = app.state.runtime
+    svc = services.of(request.app)
+    rt = svc.runtime
     req = validate(FeedbackRequest, await read_json(request, rt.cfg.server.max_body_bytes))
     score = feedback_score(req)
-    outcome = await find_outcome(app, req.request_id)
+    outcome = await find_outcome(svc, req.request_id)
     if outcome is None or not may_give_feedback(request, outcome):
         raise APIError(
             404, f"No request with id '{req.request_id}' was recorded.", code="request_not_found", param="request_id"
@@ -107,9 +106,9 @@ async def post_feedback(request: Request) -> JSONResponse:
     fb = Feedback(
         request_id=req.request_id, source=req.source, score=score, label=req.label, comment=req.comment, ts=time.time()
     )
-    created = await _store_call(app.state.store.add_feedback, fb)
+    created = await _store_call(svc.store.add_feedback, fb)
     metrics.FEEDBACK.labels(req.source if _KNOWN_SOURCES.match(req.source) else "other").inc()
-    learned = await online.learn(rt, outcome, score) if created else False
+    learned = await svc.learner.learn(rt, outcome, score) if created else False
     return JSONResponse(
         {
             "object": "feedback",
@@ -127,7 +126,8 @@ async def post_feedback(request: Request) -> JSONResponse:
 
 @admin_router.get("/policies/{name}/state")
 async def policy_state(name: str, request: Request) -> JSONResponse:
-    rt = request.app.state.runtime
+    svc = services.of(request.app)
+    rt = svc.runtime
     if name not in rt.policies:
         raise APIError(404, f"Unknown policy '{name}'.", code="policy_not_found", param="name")
-    return JSONResponse(await online.snapshot(rt, name))
+    return JSONResponse(await svc.learner.snapshot(rt, name))

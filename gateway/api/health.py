@@ -17,9 +17,10 @@ async def healthz() -> dict:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    rt = getattr(request.app.state, "runtime", None)
-    if rt is None or not getattr(request.app.state, "ready", False):
+    svc = request.app.state.services
+    if svc is None or not svc.ready:
         return JSONResponse({"status": "starting"}, status_code=503)
+    rt = svc.runtime
     upstreams = {}
     for name, c in rt.clients.items():
         ok, why = c.available()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from gateway import services
 from gateway.protocol import ModelCard, ModelList
 
 router = APIRouter()
@@ -11,7 +12,7 @@ router = APIRouter()
 
 @router.get("/v1/models", response_model=ModelList)
 async def list_models(request: Request) -> ModelList:
-    rt = request.app.state.runtime
+    rt = services.of(request.app).runtime
     cards = [
         ModelCard(
             id=f"router-{name}",

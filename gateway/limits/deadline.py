@@ -13,8 +13,6 @@ import asyncio
 import sys
 from typing import Any
 
-from starlette.responses import StreamingResponse
-
 from gateway.errors import APIError
 from gateway.upstream.sse import error_event
 
@@ -30,10 +28,10 @@ class DeadlineMiddleware:
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         path = scope.get("path", "")
-        rt = getattr(scope["app"].state, "runtime", None) if scope["type"] == "http" else None
-        if rt is None or not path.startswith("/v1/"):
+        svc = scope["app"].state.services if scope["type"] == "http" else None
+        if svc is None or not path.startswith("/v1/"):
             return await self.app(scope, receive, send)
-        seconds = rt.cfg.server.request_timeout
+        seconds = svc.runtime.cfg.server.request_timeout
         started: dict[str, Any] = {"start": False, "sse": False, "done": False}
 
         async def tracked(msg: dict) -> None:
@@ -65,20 +63,3 @@ class DeadlineMiddleware:
                         )
                 except (asyncio.TimeoutError, OSError):
                     pass
-
-
-class ClosingStreamingResponse(StreamingResponse):
-    """A ``StreamingResponse`` that closes its body iterator however the response ends.
-
-    Starlette abandons the iterator when the client disconnects or the request is cancelled (the
-    deadline above); its ``finally`` blocks, which release the upstream connection, would then
-    wait for the garbage collector. Closing it here releases the upstream at once.
-    """
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            aclose = getattr(self.body_iterator, "aclose", None)
-            if aclose is not None:
-                await aclose()

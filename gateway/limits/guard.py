@@ -4,7 +4,7 @@
   ``server.auth`` on, every ``/v1`` request needs ``Authorization: Bearer <virtual key>``; the key's
   requests-per-minute limit is taken here. ``/metrics`` needs the admin key when
   ``server.metrics_auth`` is on. Sets ``request.state.key_id`` for the outcome record.
-- ``admit`` (called by the proxy once the model is resolved): allowed policies/models, the
+- ``admit`` (called by the pipeline's admit stage once the model is resolved): allowed policies/models, the
   policy's ``max_prompt_tokens``, tokens-per-minute and the USD budget.
 - ``settle`` (called when the request is accounted): completion tokens and the actual cost are
   added to the key's counters, off the request path.
@@ -34,7 +34,7 @@ class Ticket:
 
 
 class Guard:
-    """``app.state.limits``: the key store, shared counters and tickets of requests in flight."""
+    """``Services.guard``: the key store, shared counters and tickets of requests in flight."""
 
     def __init__(self, keys: KeyStore, shared: SharedState) -> None:
         self.keys = keys
@@ -44,6 +44,27 @@ class Guard:
         self._tasks: set[asyncio.Task] = set()
         self._seeded: set[str] = set()
         self.runtime_seen: Any = None
+
+    @classmethod
+    def open(cls, cfg: Any, shared: SharedState) -> Guard:
+        """The guard for a configuration: its key store, with a warning when auth is off or keyless."""
+        from gateway.limits import HOW_TO, secrets
+
+        secrets.register(cfg)
+        guard = cls(KeyStore(cfg.server.outcomes_path), shared)
+        if not cfg.server.auth:
+            log.warning(HOW_TO)
+        elif not guard.keys.list():
+            log.warning(
+                "auth is on and no API key exists yet: create one with "
+                "'shunter keys create --config <file> --rpm 60 --budget 20'"
+            )
+        return guard
+
+    async def drain(self) -> None:
+        """Let the charges still being written finish (shutdown)."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def lookup(self, token: str) -> KeyRecord | None:
         if not token:
@@ -132,22 +153,16 @@ def _redis_down(what: str) -> APIError:
     )
 
 
-def _prompt_tokens(rt: Any, req: Any) -> int:
-    if hasattr(req, "messages"):
-        text = "\n".join(m.text() for m in req.messages)
-    else:
-        text = req.prompt_text()
-    return rt.count_tokens(text) if text else 0
+async def admit(
+    guard: Guard, key: KeyRecord | None, rt: Any, target: Any, req: Any, tokens: int, request_id: str
+) -> bool:
+    """Check the resolved target against the key and the policy; raise ``APIError`` to refuse.
 
-
-async def admit(request: Any, rt: Any, target: Any, req: Any, request_id: str) -> None:
-    """Check the resolved target against the key and the policy; raise ``APIError`` to refuse."""
-    guard: Guard | None = getattr(request.app.state, "limits", None)
-    key: KeyRecord | None = getattr(request.state, "key", None)
+    Returns True when a ticket was taken (the request's usage is charged to the key at settle).
+    """
     pol = rt.policies[target.policy].cfg if target.policy else None
     if key is None and (pol is None or not pol.max_prompt_tokens):
-        return
-    tokens = _prompt_tokens(rt, req)
+        return False
     if pol is not None and pol.max_prompt_tokens and tokens > pol.max_prompt_tokens:
         raise APIError(
             400,
@@ -155,8 +170,8 @@ async def admit(request: Any, rt: Any, target: Any, req: Any, request_id: str) -
             code="prompt_too_long",
             param="messages" if hasattr(req, "messages") else "prompt",
         )
-    if key is None or guard is None:
-        return
+    if key is None:
+        return False
     spec = key.spec
     if target.policy and not spec.allows_policy(target.policy):
         raise APIError(
@@ -213,13 +228,7 @@ async def admit(request: Any, rt: Any, target: Any, req: Any, request_id: str) -
                 headers=headers,
             )
     guard.tickets[request_id] = Ticket(key, tokens)
-    request.state.ticket_id = request_id
-
-
-def settle(app: Any, outcome: Any) -> None:
-    guard: Guard | None = getattr(app.state, "limits", None)
-    if guard is not None and outcome.key_id:
-        guard.settle(outcome)
+    return True
 
 
 def _bearer(scope: dict) -> str:
@@ -268,11 +277,10 @@ class AuthMiddleware:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        st = scope["app"].state
-        rt = getattr(st, "runtime", None)
-        guard: Guard | None = getattr(st, "limits", None)
-        if rt is None or guard is None:
+        svc = scope["app"].state.services
+        if svc is None:
             return await self.app(scope, receive, send)
+        rt, guard = svc.runtime, svc.guard
         if guard.runtime_seen is not rt:  # a reload may name new secret variables
             from gateway.limits import secrets
 

@@ -78,6 +78,15 @@ def redact(text: str) -> str:
     return text
 
 
+def redact_bytes(data: bytes) -> bytes:
+    """``redact`` for bytes on their way to a client (relayed stream events)."""
+    for v in _values():
+        b = v.encode()
+        if b in data:
+            data = data.replace(b, MASK.encode())
+    return data
+
+
 def install_log_redaction() -> None:
     old = logging.getLogRecordFactory()
     if getattr(old, "_shunter_redacts", False):

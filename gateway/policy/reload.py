@@ -1,7 +1,7 @@
 """Reload the policy file: validate, build a new runtime, swap it atomically, or keep the old one.
 
-Requests capture ``app.state.runtime`` when they arrive, so in-flight requests finish on the
-policy they started with. Triggers: file changes (watchfiles), SIGHUP, ``POST /admin/reload``.
+Requests capture the holder's ``current`` runtime when they arrive, so in-flight requests finish
+on the policy they started with. Triggers: file changes (watchfiles), SIGHUP, ``POST /admin/reload``.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,23 +18,29 @@ from pydantic import BaseModel
 from gateway import metrics
 from gateway.policy.loader import ConfigError, load_config
 from gateway.policy.schema import Config
-from gateway.runtime import Runtime, build_clients, build_policies, needs_encoder
+from gateway.runtime import Runtime, RuntimeHolder, build_clients, build_policies
 
 log = logging.getLogger("shunter.reload")
 
 
 class Reloader:
-    def __init__(self, app: Any, path: Path, launched: dict[str, str]) -> None:
-        self.app = app
+    """Swaps ``holder.current``; ``make_embedder(cfg)`` starts the encoder on the first reload that needs one."""
+
+    def __init__(
+        self, holder: RuntimeHolder, path: Path, launched: dict[str, str], make_embedder: Callable[[Any], Any]
+    ) -> None:
+        self.holder = holder
         self.path = path
         self.launched = launched
+        self.make_embedder = make_embedder
+        self.on_swap: list[Callable[[Runtime], None]] = []
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
 
     async def reload(self, trigger: str) -> dict:
         async with self._lock:
-            st = self.app.state
-            old: Runtime = st.runtime
+            st = self.holder
+            old: Runtime = st.current
             try:
                 cfg = await asyncio.to_thread(load_config, self.path)
                 policies = await asyncio.to_thread(build_policies, cfg, self.path.parent, {})
@@ -42,8 +49,10 @@ class Reloader:
             except Exception as exc:  # a router that fails to load, for instance
                 return self._rejected(trigger, [f"{self.path}: {type(exc).__name__}: {exc}"])
             clients = build_clients(cfg, self.launched, old.clients)
-            new = Runtime(cfg, self.path, clients, policies, old.embedder or self._embedder(cfg))
-            st.runtime = new  # atomic swap: one reference assignment
+            new = Runtime(cfg, self.path, clients, policies, old.embedder or self.make_embedder(cfg))
+            st.current = new  # atomic swap: one reference assignment
+            for hook in self.on_swap:
+                hook(new)
             for name, c in old.clients.items():
                 if clients.get(name) is not c:
                     asyncio.get_running_loop().call_later(
@@ -53,20 +62,12 @@ class Reloader:
             changes = config_changes(old.cfg, cfg)
             st.last_reload = {"ok": True, "trigger": trigger, "at": st.loaded_at, "errors": [], "changes": changes}
             metrics.CONFIG_RELOADS.labels("success").inc()
-            _export_objectives(new)
+            export_objectives(new)
             log.info("policy file %s reloaded (%s): %s", self.path, trigger, "; ".join(changes))
             return st.last_reload
 
-    def _embedder(self, cfg: Any) -> Any:
-        """The encoder, started on the first reload that needs one (a router or semantic routes)."""
-        if not needs_encoder(cfg):
-            return None
-        from gateway.app import make_embedder
-
-        return make_embedder(self.app.state.settings)
-
     def _rejected(self, trigger: str, errors: list[str]) -> dict:
-        st = self.app.state
+        st = self.holder
         st.last_reload = {"ok": False, "trigger": trigger, "at": time.time(), "errors": errors}
         metrics.CONFIG_RELOADS.labels("rejected").inc()
         log.error("policy file %s rejected, keeping the running policy:\n%s", self.path, "\n".join(errors))
@@ -93,6 +94,11 @@ class Reloader:
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None
 
 
 def config_changes(old: Config, new: Config) -> list[str]:
@@ -130,7 +136,7 @@ def old_client_grace(client: Any) -> float:
     return float(client.cfg.timeouts.total) + 1.0
 
 
-def _export_objectives(rt: Runtime) -> None:
+def export_objectives(rt: Runtime) -> None:
     metrics.prime(rt)
     for name, p in rt.policies.items():
         metrics.THRESHOLD.labels(name, p.objective.kind).set(p.objective.value)

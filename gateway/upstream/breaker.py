@@ -206,16 +206,17 @@ class Breaker:
             self.failures = 0
 
 
-async def sync_loop(app: Any, every: float = 0.5) -> None:
-    """Keep every upstream's breaker in step with the shared state (Redis) of all replicas."""
+async def sync_loop(runtimes: Any, shared: Any, every: float = 0.5) -> None:
+    """Keep every upstream's breaker in step with the shared state (Redis) of all replicas.
+
+    ``runtimes`` is the services' runtime holder (its ``current`` changes on reload); the task is
+    cancelled by ``Services.close``.
+    """
     while True:
-        rt = getattr(app.state, "runtime", None)
-        shared = getattr(app.state, "shared", None)
-        if rt is not None and shared is not None:
-            for c in list(rt.clients.values()):
-                c.breaker.shared = shared
-                try:
-                    await c.breaker.sync_from(shared)
-                except Exception:  # Redis away: breakers keep working locally
-                    log.debug("breaker sync failed", exc_info=True)
+        for c in list(runtimes.current.clients.values()):
+            c.breaker.shared = shared
+            try:
+                await c.breaker.sync_from(shared)
+            except Exception:  # Redis away: breakers keep working locally
+                log.debug("breaker sync failed", exc_info=True)
         await asyncio.sleep(every)

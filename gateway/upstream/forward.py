@@ -1,22 +1,29 @@
 """Send a request to the best available candidate: retry before the first byte, then fall back.
 
 Nothing reaches the client before the upstream has answered 200 and, for streams, sent its first
-chunk; until then connect errors, timeouts, 429 and 5xx are retried with backoff (429 honours
-``Retry-After``) and then the next-ranked candidate is tried. After the first byte the call is
-never retried: a failure ends the stream with an OpenAI-style error event.
+chunk; for a plain (non-streamed) call, before its whole body was read and checked against the
+OpenAI schema. Until then connect errors, timeouts, 429 and 5xx, a body cut off or stalled
+midway, and a body that is not an OpenAI completion (not JSON, a list, wrong types) are retried
+with backoff (429 honours ``Retry-After``) and then the next-ranked candidate is tried. After the
+first streamed byte the call is never retried: a failure ends the stream with an error event.
+
+Every exit of an attempt, whatever the exception, gives the upstream's concurrency slot and the
+in-flight gauge back (``Opened.aclose`` is idempotent).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
 from gateway import metrics
 from gateway.errors import APIError
+from gateway.protocol import upstream_problem
 from gateway.upstream.client import TransportError, UpstreamClient, UpstreamResponse, deadline
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -31,19 +38,28 @@ class Attempt:
 
 @dataclass
 class Opened:
-    """An upstream response that answered 200 (and, for streams, its first chunk)."""
+    """An upstream call that answered 200: for streams with its first chunk, else with its checked body.
+
+    It holds one of the upstream's concurrency slots until ``aclose`` (a plain call's is given
+    back as soon as its body was read).
+    """
 
     client: UpstreamClient
-    response: UpstreamResponse
-    first_chunk: bytes | None
-    chunks: AsyncIterator[bytes] | None  # unused since the aiohttp client: see response.next_chunk
+    response: UpstreamResponse | None = None
+    first_chunk: bytes | None = None
+    payload: dict[str, Any] | None = None
     attempts: list[Attempt] = field(default_factory=list)
     started: float = 0.0
     headers_at: float = 0.0
+    closed: bool = False
 
     async def aclose(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
         try:
-            await self.response.aclose()
+            if self.response is not None:
+                await self.response.aclose()
         finally:
             self.client.slots.release()
             metrics.INFLIGHT.labels(self.client.name).dec()
@@ -65,50 +81,75 @@ async def _open_one(client: UpstreamClient, path: str, body: dict, stream: bool)
     started = time.perf_counter()
     await client.slots.acquire()
     metrics.INFLIGHT.labels(client.name).inc()
-    resp: UpstreamResponse | None = None
+    opened = Opened(client, started=started)
     try:
-        async with deadline(cfg.timeouts.first_byte):
-            raw = await client.session.post(
-                client.url(path),
-                data=orjson.dumps(body),
-                headers=client.headers(),
-                proxy=client.proxy,
-                proxy_auth=client.proxy_auth,
-            )
-            resp = UpstreamResponse(raw, cfg.timeouts.idle)
-            headers_at = time.perf_counter()
-            metrics.UPSTREAM_DURATION.labels(client.name).observe(headers_at - started)
-            if resp.status_code != 200:
-                text = await resp.aread()
-                await resp.aclose()
-                raise _Fail(
-                    "status_429" if resp.status_code == 429 else f"status_{resp.status_code // 100}xx",
-                    resp.status_code,
-                    text,
-                    _retry_after(resp),
-                    retryable=resp.status_code in RETRYABLE_STATUS or resp.status_code >= 500,
+        try:
+            async with deadline(cfg.timeouts.first_byte):
+                raw = await client.session.post(
+                    client.url(path),
+                    data=orjson.dumps(body),
+                    headers=client.headers(),
+                    proxy=client.proxy,
+                    proxy_auth=client.proxy_auth,
                 )
-            first = await resp.next_chunk(cfg.timeouts.first_byte) if stream else None
-        return Opened(client, resp, first, None, started=started, headers_at=headers_at)
-    except _Fail:
-        client.slots.release()
-        metrics.INFLIGHT.labels(client.name).dec()
-        raise
-    except BaseException as exc:
-        if resp is not None:
-            await resp.aclose()
-        client.slots.release()
-        metrics.INFLIGHT.labels(client.name).dec()
-        if isinstance(exc, asyncio.TimeoutError):
+                resp = opened.response = UpstreamResponse(raw, cfg.timeouts.idle)
+                opened.headers_at = time.perf_counter()
+                metrics.UPSTREAM_DURATION.labels(client.name).observe(opened.headers_at - started)
+                if resp.status_code != 200:
+                    text = await resp.aread()
+                    raise _Fail(
+                        "status_429" if resp.status_code == 429 else f"status_{resp.status_code // 100}xx",
+                        resp.status_code,
+                        text,
+                        _retry_after(resp),
+                        retryable=resp.status_code in RETRYABLE_STATUS or resp.status_code >= 500,
+                    )
+                if stream:
+                    opened.first_chunk = await resp.next_chunk(cfg.timeouts.first_byte)
+        except asyncio.TimeoutError:
             raise _Fail("timeout", None, b"", None, retryable=True) from None
-        if isinstance(exc, TransportError):
+        except TransportError:
             raise _Fail("connect", None, b"", None, retryable=True) from None
+        if not stream:
+            opened.payload = await _read_payload(resp, path, cfg.timeouts.idle)
+            await opened.aclose()
+        return opened
+    except BaseException:
+        await opened.aclose()
         raise
+
+
+async def _read_payload(resp: UpstreamResponse, path: str, idle: float) -> dict[str, Any]:
+    """The whole body of a plain 200, checked against the OpenAI schema; ``_Fail`` when it is not one."""
+    try:
+        raw = await resp.aread()
+    except asyncio.TimeoutError:
+        raise _Fail("idle_timeout", None, b"", None, retryable=True, idle=idle) from None
+    except TransportError:
+        raise _Fail("body_reset", None, b"", None, retryable=True) from None
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise _Fail("bad_response", 200, raw[:200], None, retryable=True, why="not JSON") from None
+    why = upstream_problem(payload, chat=path.endswith("/chat/completions"))
+    if why is not None:
+        raise _Fail("bad_response", 200, raw[:200], None, retryable=True, why=why)
+    return payload
 
 
 class _Fail(Exception):
-    def __init__(self, kind: str, status: int | None, body: bytes, retry_after: float | None, retryable: bool) -> None:
+    def __init__(
+        self,
+        kind: str,
+        status: int | None,
+        body: bytes,
+        retry_after: float | None,
+        retryable: bool,
+        why: str = "",
+        idle: float | None = None,
+    ) -> None:
         self.kind, self.status, self.body, self.retry_after, self.retryable = kind, status, body, retry_after, retryable
+        self.why, self.idle = why, idle
 
 
 async def open_stream(
@@ -116,14 +157,17 @@ async def open_stream(
     path: str,
     make_body: Callable[[UpstreamClient], dict],
     stream: bool,
-    on_fallback: Callable[[str, str], None] | None = None,
+    policy: str | None = None,
 ) -> Opened:
-    """Try each candidate in order (with retries) and return the first good response."""
+    """Try each candidate in order (with retries) and return the first good response.
+
+    A move to the next candidate counts in ``shunter_fallbacks_total`` under ``policy``.
+    """
     attempts: list[Attempt] = []
     last: _Fail | None = None
     for i, client in enumerate(clients):
-        if i > 0 and on_fallback:
-            on_fallback(clients[i - 1].name, client.name)
+        if i > 0:
+            metrics.FALLBACKS.labels(policy or "", clients[i - 1].name, client.name).inc()
         cfg = client.cfg.retry
         delay = cfg.backoff
         for n in range(cfg.attempts):
@@ -136,7 +180,7 @@ async def open_stream(
                 opened = await _open_one(client, path, make_body(client), stream)
             except _Fail as f:
                 last = f
-                attempts.append(Attempt(client.name, f.kind, f.status))
+                attempts.append(Attempt(client.name, f.kind, f.status if f.kind != "bad_response" else None))
                 metrics.UPSTREAM_ERRORS.labels(client.name, f.kind).inc()
                 if f.status in (401, 403):  # our credentials for this upstream: not the client's problem
                     client.breaker.failure()
@@ -166,8 +210,6 @@ async def open_stream(
 
 
 def _client_error(f: _Fail) -> APIError:
-    import orjson
-
     try:
         err = orjson.loads(f.body).get("error") or {}
         message = err.get("message") if isinstance(err, dict) else str(err)
@@ -197,4 +239,16 @@ def _exhausted(attempts: list[Attempt], last: _Fail | None) -> APIError:
         )
     if last is not None and last.kind == "timeout":
         return APIError(504, f"Upstream timed out ({tried}).", code="upstream_timeout")
+    if last is not None and last.kind == "idle_timeout":
+        return APIError(
+            504,
+            f"Upstream stalled: no data for {last.idle:g}s (the idle timeout) while sending its response ({tried}).",
+            code="upstream_idle_timeout",
+        )
+    if last is not None and last.kind == "bad_response":
+        return APIError(
+            502,
+            f"Upstream returned a response that is not an OpenAI completion ({last.why}; {tried}).",
+            code="upstream_bad_response",
+        )
     return APIError(502, f"Upstream request failed after retries and fallbacks ({tried}).", code="upstream_failed")

@@ -1,9 +1,12 @@
 """Relay an upstream SSE stream to the client chunk by chunk, never buffered whole.
 
-Each ``data:`` event is re-emitted as soon as it is complete. The gateway rewrites ``model`` to
-the served model's name, reads ``usage`` for accounting, and drops the usage-only chunk it asked
-for on the client's behalf when the client did not ask for it. A failure after the first byte
-ends the stream with an OpenAI-style error event.
+Each ``data:`` event is checked against the OpenAI chunk schema and re-emitted as soon as it is
+complete. The gateway rewrites ``model`` to the served model's name, reads ``usage`` for
+accounting, and drops the usage-only chunk it asked for on the client's behalf when the client
+did not ask for it. A failure after the first byte ends the stream with our own OpenAI-style
+error event: a reset, a stall (idle timeout), a malformed event (not JSON, wrong types), or an
+error event from the upstream, whose text is relayed only after every configured secret was
+redacted from it.
 """
 
 from __future__ import annotations
@@ -15,9 +18,19 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from gateway.limits.secrets import redact, redact_bytes
+from gateway.protocol import chunk_problem
 from gateway.upstream.client import TransportError
 from gateway.upstream.forward import Opened
 from gateway.upstream.sse import DONE, error_event, event
+
+
+class _StreamFault(Exception):
+    """The upstream stream cannot go on: ``kind`` goes to the outcome, ``message`` to the client."""
+
+    def __init__(self, kind: str, code: str, message: str) -> None:
+        super().__init__(message)
+        self.kind, self.code, self.message = kind, code, message
 
 
 @dataclass
@@ -39,7 +52,6 @@ async def relay(
     client_wants_usage: bool,
     total_timeout: float,
     result: StreamResult,
-    keep_content: bool = True,
     estimate_usage: Callable[[str], dict] | None = None,
 ) -> AsyncIterator[bytes]:
     """Yield SSE bytes for the client.
@@ -50,17 +62,30 @@ async def relay(
     """
     buf = b""
     deadline = time.monotonic() + total_timeout
+    idle = opened.client.cfg.timeouts.idle
     saw_done = False
     try:
         pending: list[bytes] = [opened.first_chunk] if opened.first_chunk else []
-        next_chunk = opened.response.next_chunk
+        next_chunk = opened.response.next_chunk  # type: ignore[union-attr]
         while True:
             if pending:
                 piece = pending.pop()
             else:
                 if time.monotonic() > deadline:
-                    raise asyncio.TimeoutError
-                piece = await next_chunk()
+                    raise _StreamFault(
+                        "midstream_timeout",
+                        "upstream_timeout",
+                        f"The upstream stream exceeded its total timeout of {total_timeout:g}s; the response is incomplete.",
+                    )
+                try:
+                    piece = await next_chunk()
+                except asyncio.TimeoutError:
+                    raise _StreamFault(
+                        "midstream_idle_timeout",
+                        "upstream_idle_timeout",
+                        f"The upstream sent nothing for {idle:g}s (the idle timeout) after it started; "
+                        "the response is incomplete.",
+                    ) from None
                 if not piece:
                     break
             buf += piece
@@ -70,8 +95,13 @@ async def relay(
                 continue
             *blocks, buf = buf.split(b"\n\n")
             outs: list[bytes] = []
+            fault: _StreamFault | None = None
             for block in blocks:
-                out = _process(block, served, client_wants_usage, result, keep_content)
+                try:
+                    out = _process(block, served, client_wants_usage, result)
+                except _StreamFault as exc:  # the events before it still go out
+                    fault = exc
+                    break
                 if out is None:
                     continue
                 if out is DONE:  # held back: a usage chunk may have to go first
@@ -81,15 +111,15 @@ async def relay(
             if outs:  # the events of one upstream read leave in one write (one ASGI send, one syscall)
                 if result.first_byte_at is None:
                     result.first_byte_at = time.perf_counter()
-                yield outs[0] if len(outs) == 1 else b"".join(outs)
+                yield redact_bytes(outs[0] if len(outs) == 1 else b"".join(outs))
+            if fault is not None:
+                raise fault
         if buf.strip():
-            out = _process(buf, served, client_wants_usage, result, keep_content)
+            out = _process(buf, served, client_wants_usage, result)
             if out is DONE:
                 saw_done = True
             elif out:
-                yield out
-        if result.error is not None:
-            return
+                yield redact_bytes(out)
         if result.finish_reason is None and not saw_done:
             result.error = "upstream closed the stream before finishing"
             yield error_event(
@@ -110,18 +140,20 @@ async def relay(
                     }
                 )
         yield DONE
-    except (*TransportError, asyncio.TimeoutError) as exc:
-        kind = "timeout" if isinstance(exc, asyncio.TimeoutError) else "disconnected"
-        result.error = f"midstream_{kind}"
+    except _StreamFault as fault:
+        result.error = fault.kind
+        yield error_event(fault.message, code=fault.code)
+    except TransportError:
+        result.error = "midstream_disconnected"
         yield error_event(
-            f"The upstream stream failed after it started ({kind}); the response is incomplete.",
-            code=f"upstream_{kind}",
+            "The upstream stream failed after it started (disconnected); the response is incomplete.",
+            code="upstream_disconnected",
         )
     finally:
         await opened.aclose()
 
 
-def _process(block: bytes, served: str, wants_usage: bool, result: StreamResult, keep: bool) -> bytes | None:
+def _process(block: bytes, served: str, wants_usage: bool, result: StreamResult) -> bytes | None:
     data = b"".join(line[5:].lstrip() for line in block.split(b"\n") if line.startswith(b"data:"))
     if not data:
         return None
@@ -130,16 +162,30 @@ def _process(block: bytes, served: str, wants_usage: bool, result: StreamResult,
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError:
-        return block + b"\n\n"
-    if not isinstance(obj, dict):
-        return block + b"\n\n"
+        raise _StreamFault(
+            "midstream_bad_chunk",
+            "upstream_bad_response",
+            "The upstream sent a stream event that is not JSON; the response is incomplete.",
+        ) from None
+    if isinstance(obj, dict) and "error" in obj:
+        err = obj["error"]
+        text = err.get("message") if isinstance(err, dict) else err
+        raise _StreamFault(
+            "midstream_upstream_error",
+            "upstream_error",
+            "The upstream reported an error after it started: " + redact(str(text or "no message"))[:500],
+        )
+    why = chunk_problem(obj)
+    if why is not None:
+        raise _StreamFault(
+            "midstream_bad_chunk",
+            "upstream_bad_response",
+            f"The upstream sent a stream event that is not an OpenAI completion chunk ({why}); "
+            "the response is incomplete.",
+        )
     result.chunks += 1
     if result.chunk_id is None:
         result.chunk_id, result.object, result.created = obj.get("id"), obj.get("object"), obj.get("created")
-    if "error" in obj:
-        err = obj["error"]
-        result.error = err.get("message", "upstream error") if isinstance(err, dict) else str(err)
-        return event(obj)
     if "model" in obj:
         obj["model"] = served
     usage = obj.get("usage")
@@ -149,13 +195,12 @@ def _process(block: bytes, served: str, wants_usage: bool, result: StreamResult,
     for ch in choices:
         if ch.get("finish_reason"):
             result.finish_reason = ch["finish_reason"]
-        if keep:
-            delta = ch.get("delta") or {}
-            text = delta.get("content") if isinstance(delta, dict) else None
-            if text is None:
-                text = ch.get("text")
-            if text:
-                result.content.append(text)
+        delta = ch.get("delta") or {}
+        text = delta.get("content") if isinstance(delta, dict) else None
+        if text is None:
+            text = ch.get("text")
+        if text:
+            result.content.append(text)
     if not wants_usage:
         if usage and not choices:
             return None

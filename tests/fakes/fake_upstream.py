@@ -12,6 +12,13 @@ Responses API, plain and SSE). Faults:
   (500, 429...), ``retry_after``, ``die_after_chunks`` (abort the connection mid-stream),
   ``delay`` (seconds before headers), ``chunk_delay``, ``echo_auth``, ``chaos`` (probabilities per fault:
   ``{"500": .1, "429": .1, "timeout": .05, "reset": .05, "midstream": .05}``), ``reply``.
+- ``body_fault`` breaks a 200 answer after its headers, for the next ``body_fault_count``
+  requests (all of them while the count is null): ``reset_mid_body`` (half the body, then the
+  connection is reset), ``stall_mid_body`` (half the body, then silence), ``non_json``,
+  ``json_list``, ``wrong_choices`` (``choices`` a string), ``string_usage`` (token counts as
+  strings); for streams also ``bad_chunk`` (an event with ``choices`` a string),
+  ``non_json_chunk`` and ``error_event`` (both carry the request's ``Authorization`` header,
+  as a leaking upstream would). Stream faults come after the first event.
 - ``GET /_stats`` returns request counts; ``GET /_last`` the last request body.
 
 Usage: ``python tests/fakes/fake_upstream.py --port 9000 [--name fake] [--model-id fake-model]``
@@ -43,8 +50,10 @@ STATE: dict = {
     "reply": None,
     "echo_auth": False,  # put the Authorization header into injected error messages (leak tests)
     "chunks": 4,
+    "body_fault": None,
+    "body_fault_count": None,
 }
-STATS = {"requests": 0, "failed": 0, "ok": 0, "by_path": {}, "faults": {}}
+STATS = {"requests": 0, "failed": 0, "ok": 0, "by_path": {}, "faults": {}, "body_faults": {}}
 LAST: dict = {}
 MODEL_ID = "fake-model"
 
@@ -91,6 +100,57 @@ def _fault() -> str | None:
     for kind, p in (STATE.get("chaos") or {}).items():
         if random.random() < float(p):
             return kind
+    return None
+
+
+def _body_fault() -> str | None:
+    kind = STATE.get("body_fault")
+    if not kind:
+        return None
+    left = STATE.get("body_fault_count")
+    if left is not None:
+        if left <= 0:
+            return None
+        STATE["body_fault_count"] = left - 1
+    STATS["body_faults"][kind] = STATS["body_faults"].get(kind, 0) + 1
+    return kind
+
+
+async def _send_broken(send, obj: dict, kind: str, auth: str) -> None:
+    """A 200 whose body is not a usable completion (see ``body_fault``)."""
+    if kind in ("reset_mid_body", "stall_mid_body"):
+        data = json.dumps(obj).encode()
+        start = {"type": "http.response.start", "status": 200}
+        start["headers"] = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+        await send(start)
+        await send({"type": "http.response.body", "body": data[: len(data) // 2], "more_body": True})
+        if kind == "stall_mid_body":
+            await asyncio.sleep(3600)
+        raise ConnectionResetError("injected reset mid-body")
+    if kind == "non_json":
+        data = f"<html>upstream proxy error for {auth}</html>".encode()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html")]})
+        await send({"type": "http.response.body", "body": data})
+        return
+    bad: object = obj
+    if kind == "json_list":
+        bad = [obj]
+    elif kind == "wrong_choices":
+        bad = {**obj, "choices": "none today"}
+    elif kind == "string_usage":
+        bad = {**obj, "usage": {"prompt_tokens": "many", "completion_tokens": "few", "total_tokens": "all"}}
+    await _send_json(send, 200, bad)  # type: ignore[arg-type]
+
+
+def _broken_event(kind: str, first: dict, auth: str) -> bytes | None:
+    """The stream fault's event after the first one (None: stall or reset instead)."""
+    if kind == "bad_chunk":
+        return b"data: " + json.dumps({**first, "choices": "oops"}).encode() + b"\n\n"
+    if kind == "non_json_chunk":
+        return f"data: upstream exploded for {auth}\n\n".encode()
+    if kind == "error_event":
+        err = {"error": {"message": f"overloaded, credentials {auth}", "type": "server_error"}}
+        return b"data: " + json.dumps(err).encode() + b"\n\n"
     return None
 
 
@@ -164,6 +224,8 @@ async def app(scope, receive, send):
             "function": {"name": fn, "arguments": json.dumps({"echo": text})},
         }
     die_after = STATE["die_after_chunks"] if fault != "midstream" else 1
+    body_fault = _body_fault()
+    auth = dict(scope["headers"]).get(b"authorization", b"").decode()
     if not req.get("stream"):
         STATS["ok"] += 1
         if chat:
@@ -188,6 +250,9 @@ async def app(scope, receive, send):
                 "choices": [{"index": 0, "text": reply, "finish_reason": "stop"}],
                 "usage": usage,
             }
+        if body_fault:
+            STATS["failed"] += 1
+            return await _send_broken(send, obj, body_fault, auth)
         return await _send_json(send, 200, obj)
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
     n = max(1, min(STATE["chunks"], len(words)))
@@ -249,6 +314,16 @@ async def app(scope, receive, send):
         if die_after is not None and i >= die_after:
             STATS["failed"] += 1
             raise ConnectionResetError("injected mid-stream failure")
+        if body_fault and i == 1:
+            STATS["failed"] += 1
+            broken = _broken_event(body_fault, events[0], auth)
+            if broken is not None:
+                await send({"type": "http.response.body", "body": broken, "more_body": True})
+                await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+                return
+            if body_fault == "stall_mid_body":
+                await asyncio.sleep(3600)
+            raise ConnectionResetError("injected reset mid-body")
         await send(
             {"type": "http.response.body", "body": b"data: " + json.dumps(ev).encode() + b"\n\n", "more_body": True}
         )

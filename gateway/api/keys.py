@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
+from gateway import services
 from gateway.api.admin import require_admin
 from gateway.errors import APIError
 from gateway.limits.keys import KeySpec
@@ -18,12 +19,13 @@ def _public(rec) -> dict:
 
 @router.post("/keys", status_code=201)
 async def create_key(spec: KeySpec, request: Request) -> JSONResponse:
-    rt = request.app.state.runtime
+    svc = services.of(request.app)
+    rt = svc.runtime
     unknown = [p for p in spec.policies or [] if p not in rt.policies]
     unknown += [m for m in spec.models or [] if m not in rt.clients]
     if unknown:
         raise APIError(400, f"Unknown policies or models: {', '.join(unknown)}.", code="invalid_value")
-    rec, key = await request.app.state.limits.create(spec)
+    rec, key = await svc.guard.create(spec)
     return JSONResponse(
         {**_public(rec), "key": key, "note": "Store this key now: it is not shown again."}, status_code=201
     )
@@ -32,7 +34,7 @@ async def create_key(spec: KeySpec, request: Request) -> JSONResponse:
 @router.get("/keys")
 async def list_keys(request: Request) -> JSONResponse:
     """Every key; a key with a budget shows ``spent_usd`` in its current period (shared across replicas)."""
-    guard = request.app.state.limits
+    guard = services.of(request.app).guard
     data = []
     for rec in guard.keys.list():
         row = _public(rec)
@@ -44,6 +46,6 @@ async def list_keys(request: Request) -> JSONResponse:
 
 @router.delete("/keys/{key_id}")
 async def revoke_key(key_id: str, request: Request) -> JSONResponse:
-    if not await request.app.state.limits.revoke(key_id):
+    if not await services.of(request.app).guard.revoke(key_id):
         raise APIError(404, f"No live key '{key_id}'.", code="key_not_found")
     return JSONResponse({"id": key_id, "revoked": True})
