@@ -358,7 +358,7 @@ def merge_tables(tables: Sequence[RoutingTable]) -> RoutingTable:
         sources.append({"format": t.fmt, "hash": t.data_hash, "rows": len(t), "models": list(t.models)})
         prices.update({canonical(m): p for m, p in (t.extra.get("prices") or {}).items()})
         row += len(t)
-    h = hashlib.sha256("".join(s["hash"] for s in sources).encode()).hexdigest()
+    h = hashlib.sha256("".join(t.data_hash for t in tables).encode()).hexdigest()
     extra = {"sources": sources, "prices": prices}
     return RoutingTable(prompts, models, q, c, ids, groups, "mixed", h, extra=extra)
 

@@ -39,7 +39,7 @@ import numpy as np
 import typer
 
 from .data import RoutingTable, load_table, shared_data_dir, source_of
-from .evaluate import evaluate_scores, pair_metrics
+from .evaluate import evaluate_scores, pair_curve, pair_metrics
 
 START, END = "<!-- lodo:start -->", "<!-- lodo:end -->"
 ROUTELLM_PAIR = ("gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1")
@@ -157,6 +157,18 @@ def fit_ridge(x: np.ndarray, q: np.ndarray, alpha: float = 1.0) -> Callable[[np.
     return predict
 
 
+SHARES = (0.1, 0.2, 0.3, 0.4, 0.5)
+
+
+def pgr_at(score: np.ndarray, q_strong: np.ndarray, q_weak: np.ndarray) -> dict[str, float]:
+    """Share of the strong-weak quality gap kept (PGR) when ``share`` of prompts, the top by
+    ``score``, go to the strong model, for each share in ``SHARES``."""
+    share, qual = pair_curve(np.asarray(score, np.float64), q_strong, q_weak)
+    span = q_strong.mean() - q_weak.mean()
+    span = span if abs(span) > 1e-12 else 1e-12
+    return {f"{s:.1f}": float((np.interp(s, share, qual) - q_weak.mean()) / span) for s in SHARES}
+
+
 def _scores(table: RoutingTable, quality: np.ndarray) -> Any:
     from .base import RouterScores
 
@@ -170,7 +182,8 @@ def _metrics(fold: Fold, table: RoutingTable, train: np.ndarray, test: np.ndarra
         js, jw = (table.models.index(m) for m in fold.pair)
         ok = test & np.isfinite(table.quality[:, js]) & np.isfinite(table.quality[:, jw])
         sw = 0.5 + 0.5 * (q[ok, js] - q[ok, jw])
-        res["pair"] = {**pair_metrics(sw, table.quality[ok, js], table.quality[ok, jw]), "rows": int(ok.sum())}
+        qs, qw = table.quality[ok, js], table.quality[ok, jw]
+        res["pair"] = {**pair_metrics(sw, qs, qw), "rows": int(ok.sum()), "pgr_at": pgr_at(sw, qs, qw)}
     if fold.many:
         src = _src(table)
         cols = [j for j in range(len(table.models)) if np.isfinite(table.quality[src == fold.source, j]).any()]
@@ -297,8 +310,9 @@ def render(results: list[dict]) -> str:
         "regression per model on the same embeddings and rows; `knn` today's default family",
         "trained on the held-out data set's own other rows (on MMLU for a whole held-out data set).",
         "",
-        "| held out | rows | APGR prior | APGR ridge | APGR knn | AIQ prior | AIQ ridge | AIQ knn | AIQ random / zero |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| held out | rows | APGR prior | APGR ridge | APGR knn | gap kept at 30% strong (prior) "
+        "| AIQ prior | AIQ ridge | AIQ knn | AIQ random / zero |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def cell(r: dict, k: str, m: str, key: str, fmt: str) -> str:
@@ -311,11 +325,34 @@ def render(results: list[dict]) -> str:
         lines.append(
             f"| {r['fold']} | {r['prior']['rows']} | **{cell(r, 'prior', 'pair', 'apgr', '.3f')}** | "
             f"{cell(r, 'ridge', 'pair', 'apgr', '.3f')} | {cell(r, 'knn', 'pair', 'apgr', '.3f')} | "
-            f"**{cell(r, 'prior', 'many', 'aiq', '.3f')}** | {cell(r, 'ridge', 'many', 'aiq', '.3f')} | "
+            f"{_kept(r)} | **{cell(r, 'prior', 'many', 'aiq', '.3f')}** | {cell(r, 'ridge', 'many', 'aiq', '.3f')} | "
             f"{cell(r, 'knn', 'many', 'aiq', '.3f')} | {base} |"
         )
-    lines += ["", *_means(results), END, ""]
+    lines += ["", *_means(results)]
+    kept = {s: tradeoff(results, s) for s in ("0.2", "0.3", "0.5")}
+    lines.append(
+        "- Trade-off of `prior` on held-out GPT-4 / Mixtral folds (mean over the MMLU and RouterBench rows): "
+        + "; ".join(f"at {float(s):.0%} strong calls, {v:.0%} of the quality gap is kept" for s, v in kept.items())
+        + " (random routing keeps exactly the share it sends)."
+    )
+    lines += [END, ""]
     return "\n".join(lines)
+
+
+def _kept(r: dict) -> str:
+    v = r["prior"].get("pair", {}).get("pgr_at", {}).get("0.3")
+    return f"{v:.0%}" if v is not None else "–"
+
+
+def tradeoff(results: list[dict], share: str = "0.3") -> float:
+    """Mean share of the quality gap kept with ``share`` of prompts sent to the strong model,
+    over the GPT-4 / Mixtral pair folds (the default policy's pair)."""
+    vals = [
+        r["prior"]["pair"]["pgr_at"][share]
+        for r in results
+        if "pair" in r["prior"] and r["prior"]["pair"].get("pgr_at") and not r["fold"].startswith("LLMRouter")
+    ]
+    return float(np.mean(vals)) if vals else float("nan")
 
 
 def _means(results: list[dict]) -> list[str]:
@@ -346,9 +383,10 @@ def main(
     out: Path = typer.Option(Path("docs/eval.md"), "--out"),
     json_out: Path | None = typer.Option(None, "--json-out"),
     only: list[str] | None = typer.Option(None, "--only", help="folds whose name contains this"),
+    from_json: Path | None = typer.Option(None, "--from-json", help="re-render a --json-out file, no training"),
 ) -> None:
-    results = run(only)
-    if json_out:
+    results = json.loads(from_json.read_text()) if from_json else run(only)
+    if json_out and not from_json:
         json_out.write_text(json.dumps(results, indent=1, default=float))
     if not only:
         write_block(out, render(results))

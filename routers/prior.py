@@ -88,7 +88,7 @@ def _net(dim: int, n_models: int, d: int, hidden: int, dropout: float, general: 
             self.g = nn.Parameter(torch.randn(d) * 0.1) if general else None
 
         def abilities(self) -> torch.Tensor:
-            if self.skill is None:
+            if self.skill is None or self.g is None:
                 return self.theta
             return self.skill[:, None] * self.g[None, :] + self.theta
 

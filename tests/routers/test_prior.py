@@ -140,3 +140,28 @@ def test_shipped_prior_routes_the_capital_of_france_to_the_weak_model(encoder):
     t = strong_share_threshold(json.loads((art / "router.json").read_text()), share)
     sw = router.score(encoder.embed(["What is the capital of France?"])).strong_win[0]
     assert sw < t
+
+
+def test_lodo_fold_trains_without_the_held_out_task_and_renders(mixed_small, tmp_path):
+    """One leave-one-task-out fold end to end: prior, ridge and knn scored on the held-out rows;
+    the rendered block replaces itself in docs and keeps the rest of the file."""
+    from routers.lodo import END, START, folds, is_math, render, run_fold, task_of, write_block
+
+    tasks = task_of(mixed_small)
+    assert {t.split("/")[0] for t in tasks} == {"routellm", "routerbench", "llmrouter"}
+    fold = next(f for f in folds() if f.name == "RouterBench arc-challenge")
+    emb = table_embeddings(mixed_small)
+    r = run_fold(fold, mixed_small, emb, tasks, tmp_path, epochs=3)
+    held = int((tasks == "routerbench/arc-challenge").sum())
+    assert r["train_rows"] == len(mixed_small) - held and r["prior"]["rows"] == held
+    for k in ("prior", "ridge", "knn"):
+        assert 0 <= r[k]["pair"]["apgr"] <= 2 and 0 <= r[k]["many"]["aiq"] <= 1
+    assert set(r["prior"]["pair"]["pgr_at"]) == {"0.1", "0.2", "0.3", "0.4", "0.5"}
+    doc = tmp_path / "eval.md"
+    doc.write_text("# Router evaluation\n\n## Notes\n\n- kept\n")
+    write_block(doc, render([r]))
+    write_block(doc, render([r]))
+    text = doc.read_text()
+    assert text.count(START) == 1 and text.count(END) == 1 and text.endswith("- kept\n")
+    assert "| RouterBench arc-challenge |" in text and text.index(END) < text.index("## Notes")
+    assert is_math("Compute $\\frac{1}{2}$.") and not is_math("Who wrote Hamlet?")
