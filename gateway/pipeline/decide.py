@@ -294,7 +294,7 @@ async def router_scores(inp: Inputs, pool: Pool) -> tuple[dict[str, float], floa
         c: float(out.quality[0, inner[pr.model_map.get(c, c)]]) for c in pool.cands if pr.model_map.get(c, c) in inner
     }
     strong_win = None
-    own_pair = (out.strong, out.weak) == (pr.model_map.get(pr.strong), pr.model_map.get(pr.weak))
+    own_pair = (out.strong, out.weak) == (pr.model_map.get(pr.strong or ""), pr.model_map.get(pr.weak or ""))
     if out.strong_win is not None and own_pair:
         strong_win = float(out.strong_win[0])
     elif pr.strong in scores and pr.weak in scores:  # any other pair: same mapping as its calibration

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 
 import orjson
@@ -53,7 +53,7 @@ async def relay(
     total_timeout: float,
     result: StreamResult,
     estimate_usage: Callable[[str], dict] | None = None,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Yield SSE bytes for the client.
 
     When the upstream sends no usage (llama.cpp's server ignores ``stream_options``), the usage is
