@@ -171,6 +171,14 @@ async def decide(inp: Inputs, target: Target) -> Decision:
     """Decide the model (and try order) for one request; see the module docstring for the order."""
     t0 = time.perf_counter()
     if target.passthrough:
+        ok, why = inp.rt.clients[target.passthrough].available()
+        if not ok:  # a missing key or a local server that is down: say so, try no network call
+            raise APIError(
+                503,
+                f"Model '{target.passthrough}' is unavailable: {why}.",
+                code="model_unavailable",
+                param="model",
+            )
         return Decision(
             None,
             target.passthrough,
@@ -212,8 +220,10 @@ async def decide_policy(inp: Inputs, target: Target) -> Decision:
     return d
 
 
-async def handover(inp: Inputs, pool: Pool, policy: str, reason: str, what: str, effort: str | None) -> Decision:
-    """A rule or semantic route sends the request to another policy: decide again there."""
+async def handover(
+    inp: Inputs, pool: Pool, policy: str, reason: str, what: str, effort: str | None, name: str
+) -> Decision:
+    """A rule or semantic route (``name``) sends the request to another policy: decide again there."""
     if inp.depth >= MAX_DEPTH:
         raise APIError(500, f"Policy hand-over deeper than {MAX_DEPTH} levels at '{pool.pr.name}'.", code="policy_loop")
     sub_inp = Inputs(
@@ -230,6 +240,10 @@ async def handover(inp: Inputs, pool: Pool, policy: str, reason: str, what: str,
     sub.detail = f"{what} -> policy '{policy}': {sub.reason} ({sub.detail})"
     sub.reason = reason
     sub.reasoning_effort = effort or sub.reasoning_effort
+    if reason == "rule":
+        sub.rule = name
+    else:
+        sub.route = name
     return sub
 
 
@@ -251,10 +265,14 @@ async def rules_stage(inp: Inputs, pool: Pool, effort: Effort) -> Decision | Non
             continue
         what = f"rule '{rule.name}' ({rules.describe(rule)})"
         if rule.policy:
-            return await handover(inp, pool, rule.policy, "rule", what, rule.reasoning_effort or effort.value)
+            return await handover(
+                inp, pool, rule.policy, "rule", what, rule.reasoning_effort or effort.value, rule.name
+            )
         if rule.model:
             if pool.allowed(rule.model):
-                return pool.made(rule.model, "rule", what, reasoning_effort=rule.reasoning_effort or effort.value)
+                return pool.made(
+                    rule.model, "rule", what, reasoning_effort=rule.reasoning_effort or effort.value, rule=rule.name
+                )
             continue
         if effort.value is None:  # effort-only rule: keep evaluating
             effort.value, effort.why = rule.reasoning_effort, what
@@ -271,10 +289,15 @@ async def semantic_stage(inp: Inputs, pool: Pool, effort: Effort) -> Decision | 
     r = m.route
     what = f"route '{r.name}' (similarity {m.score:.3f} >= {r.threshold:g})"
     if r.policy:
-        return await handover(inp, pool, r.policy, "semantic", what, r.reasoning_effort or effort.value)
+        return await handover(inp, pool, r.policy, "semantic", what, r.reasoning_effort or effort.value, r.name)
     if r.model and pool.allowed(r.model):
         return pool.made(
-            r.model, "semantic", what, reasoning_effort=r.reasoning_effort or effort.value, embedding=pool.emb
+            r.model,
+            "semantic",
+            what,
+            reasoning_effort=r.reasoning_effort or effort.value,
+            embedding=pool.emb,
+            route=r.name,
         )
     if not r.model and effort.value is None:
         effort.value, effort.why = r.reasoning_effort, what

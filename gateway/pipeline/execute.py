@@ -44,10 +44,15 @@ def decision_headers(request_id: str, d: Decision, served: str) -> dict[str, str
     h = {
         "x-shunter-request-id": request_id,
         "x-shunter-model": served,
-        "x-shunter-policy": d.policy or "",
         "x-shunter-router": d.router,
         "x-shunter-reason": d.reason if served == d.model else "fallback",
     }
+    if d.policy:  # a concrete model (passthrough) is decided by no policy
+        h["x-shunter-policy"] = d.policy
+    if d.rule:
+        h["x-shunter-rule"] = d.rule
+    if d.route:
+        h["x-shunter-route"] = d.route
     if d.scores:
         h["x-shunter-scores"] = ",".join(f"{m}={s:.3f}" for m, s in d.scores.items())
     if d.strong_win is not None:

@@ -55,8 +55,8 @@ def failed(ctx: RequestContext, exc: APIError) -> None:
     if ctx.decision is None:  # refused before any upstream call
         o.reason, o.detail = "rejected", exc.message[:500]
     exc.headers.setdefault("x-shunter-request-id", ctx.request_id)
-    if ctx.decision is not None:
-        exc.headers.setdefault("x-shunter-policy", ctx.decision.policy or "")
+    if ctx.decision is not None and ctx.decision.policy:
+        exc.headers.setdefault("x-shunter-policy", ctx.decision.policy)
     if o.latency_s is None:
         o.latency_s = ctx.elapsed()
     finish(ctx)

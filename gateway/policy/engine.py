@@ -51,6 +51,8 @@ class Decision:
     skipped: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     reasoning_effort: str | None = None
+    rule: str | None = None  # the rule that decided (header x-shunter-rule)
+    route: str | None = None  # the semantic route that decided (header x-shunter-route)
 
 
 @dataclass
