@@ -143,7 +143,9 @@ async def load(
     for i in range(n):
         queue.put_nowait(i)
     out = [] if out is None else out
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    # keepalive_expiry under the gateway's keep-alive timeout (5 s): a client that reuses a connection the
+    # server is closing at that moment gets a ReadError, which is the client's race, not a gateway failure
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=2.0)
     headers = {"authorization": f"Bearer {key}"} if key else {}
     async with httpx.AsyncClient(timeout=60, limits=limits, headers=headers) as client:
 
@@ -361,6 +363,8 @@ def _report(
         "chaos": chaos,
         "breaker": breaker,
         "faults_injected": {"total": sum(faults.values()), **faults},
+        # faults that can end a stream after its first byte (a clean error event is then the best answer)
+        "stream_faults_after_first_byte": faults.get("midstream", 0) + stats["primary"].get("body_faults_streamed", 0),
         "upstream_requests": {k: v["requests"] for k, v in stats.items()},
         "ok": classes.get("ok", 0),
         "client_visible_failures": {

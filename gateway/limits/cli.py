@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import typer
+from redis.exceptions import RedisError
 
 keys_app = typer.Typer(help="Virtual API keys: create (shown once), list, revoke.", no_args_is_help=True)
 
@@ -85,7 +86,12 @@ def create(
         from gateway.limits.keys import hash_key
         from gateway.limits.mirror import put_sync
 
-        put_sync(redis_url, hash_key(key), rec)
+        try:
+            put_sync(redis_url, hash_key(key), rec)
+        except RedisError as exc:  # other replicas would refuse the key: take it back
+            store.revoke(rec.id)
+            typer.echo(f"Redis unreachable ({type(exc).__name__}): the key was not created; retry later", err=True)
+            raise typer.Exit(1) from None
     typer.echo(f"created {rec.id} in {store.path}", err=True)
     typer.echo("key (shown once, store it now):", err=True)
     typer.echo(key)
@@ -108,7 +114,15 @@ def revoke(key_id: str, config: Path = _CONFIG, db: Path | None = _DB) -> None:
     if redis_url:
         from gateway.limits.mirror import revoke_sync
 
-        done = revoke_sync(redis_url, key_id) or done
+        try:
+            done = revoke_sync(redis_url, key_id) or done
+        except RedisError as exc:
+            typer.echo(
+                f"revoked in {store.path} only: Redis unreachable ({type(exc).__name__}), so other replicas may "
+                "still accept the key; run this again once Redis is back",
+                err=True,
+            )
+            raise typer.Exit(1) from None
     if not done:
         typer.echo(f"no live key {key_id}", err=True)
         raise typer.Exit(1)

@@ -44,7 +44,9 @@ def put_sync(redis_url: str, key_hash: str, rec: KeyRecord, prefix: str = "shunt
     """For the CLI, which has no event loop: same keys as ``RedisState`` uses."""
     import redis
 
-    r = redis.Redis.from_url(redis_url)
+    r = redis.Redis.from_url(
+        redis_url, socket_timeout=5, socket_connect_timeout=5
+    )  # a frozen Redis: an error, not a hang
     try:
         r.set(prefix + "apikey:" + key_hash, rec.model_dump_json())
         r.set(prefix + "apikeyid:" + rec.id, key_hash)
@@ -55,7 +57,7 @@ def put_sync(redis_url: str, key_hash: str, rec: KeyRecord, prefix: str = "shunt
 def revoke_sync(redis_url: str, key_id: str, prefix: str = "shunter:") -> bool:
     import redis
 
-    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    r = redis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5)
     try:
         h = r.get(prefix + "apikeyid:" + key_id)
         if not h:

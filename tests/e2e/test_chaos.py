@@ -12,6 +12,15 @@ import pytest
 from bench.chaos import run
 
 CHAOS = {"500": 0.1, "429": 0.08, "timeout": 0.05, "reset": 0.06, "midstream": 0.1}
+BODY_CHAOS = {
+    "non_json": 0.05,
+    "json_list": 0.03,
+    "wrong_choices": 0.03,
+    "string_usage": 0.03,
+    "reset_mid_body": 0.06,
+    "bad_chunk": 0.04,
+    "non_json_chunk": 0.04,
+}
 
 
 def _check(rep: dict) -> None:
@@ -19,7 +28,7 @@ def _check(rep: dict) -> None:
     fails = rep["client_visible_failures"]
     assert fails["before_first_byte"] == 0, rep["examples"]  # every fault before the first byte was absorbed
     assert fails["unclean"] == 0, rep["examples"]  # mid-stream failures end in a clean error event
-    assert fails["midstream_clean_error"] <= rep["faults_injected"].get("midstream", 0)
+    assert fails["midstream_clean_error"] <= rep["stream_faults_after_first_byte"]
     assert rep["ok"] + fails["midstream_clean_error"] == rep["requests_sent"]
     assert rep["records"]["lost"] == 0 and rep["records"]["request_ids_seen"] == rep["requests_sent"]
     assert rep["records"]["integrity"] == "ok"
@@ -45,6 +54,25 @@ def test_chaos_with_breaker_and_retry_after(tmp_path):
 def test_chaos_through_a_redis_outage(tmp_path):
     """Shared state in a redis-server that is frozen, then stopped and restarted, mid-load: every
     request still answered, every record in the stream (spilled while Redis was away, replayed)."""
-    rep = run(requests=300, concurrency=8, chaos=CHAOS, seed=7, retry_after=None, workdir=tmp_path, redis_outage=True)
+    rep = run(
+        requests=300,
+        concurrency=8,
+        chaos=CHAOS,
+        seed=7,
+        retry_after=None,
+        workdir=tmp_path,
+        body_chaos=BODY_CHAOS,
+        redis_outage=True,
+    )
     _check(rep)
     assert [e.split(" ")[0] for e in rep["redis_outage"]] == ["freeze", "thaw", "stop", "start"], rep["redis_outage"]
+
+
+@pytest.mark.timeout(180)
+def test_chaos_with_malformed_200s_and_mid_body_resets(tmp_path):
+    """Malformed 200s (non-JSON, a list, choices a string, usage strings) and bodies reset half way
+    are failed attempts that fall back: no client sees them unless a stream had already started."""
+    rep = run(requests=400, concurrency=8, chaos={}, seed=11, retry_after=None, workdir=tmp_path, body_chaos=BODY_CHAOS)
+    _check(rep)
+    for kind in BODY_CHAOS:
+        assert rep["faults_injected"].get(kind, 0) > 0, rep["faults_injected"]

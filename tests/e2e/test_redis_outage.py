@@ -16,6 +16,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -252,6 +253,12 @@ def test_redis_down_with_rpm_failing_closed_is_a_503_never_a_500(gateway, fake_u
     # a key this node has never seen cannot be checked against the Redis mirror: 503, not 401
     resp = httpx.post(f"{gw.base_url}/chat/completions", json=body, headers={"authorization": "Bearer sk-sy-x-y"})
     assert resp.status_code == 503 and resp.headers["retry-after"] == "3"
+    # the CLI cannot mirror a new key either: it says so and keeps no half-created key
+    cli = [sys.executable, "-m", "gateway", "keys"]
+    made = subprocess.run([*cli, "create", "--config", str(gw.config), "--rpm", "5"], capture_output=True, text=True)
+    assert made.returncode == 1 and "Redis unreachable" in made.stderr, made.stderr
+    listed = subprocess.run([*cli, "list", "--config", str(gw.config)], capture_output=True, text=True).stdout
+    assert sum('"revoked": null' in line for line in listed.splitlines()) == 1, listed
     own_redis.start()
     wait_until(
         lambda: httpx.post(f"{gw.base_url}/chat/completions", json=body, headers=hdrs, timeout=10).status_code == 200,

@@ -19,6 +19,11 @@ Responses API, plain and SSE). Faults:
   strings); for streams also ``bad_chunk`` (an event with ``choices`` a string),
   ``non_json_chunk`` and ``error_event`` (both carry the request's ``Authorization`` header,
   as a leaking upstream would). Stream faults come after the first event.
+- ``body_chaos`` (probabilities per body fault, as ``chaos``) draws a body fault at random for
+  requests it fits: ``non_json``, ``json_list``, ``wrong_choices``, ``string_usage`` for plain
+  answers, ``bad_chunk``, ``non_json_chunk``, ``error_event`` for streams, ``reset_mid_body`` and
+  ``stall_mid_body`` for both. ``/_stats`` counts them in ``body_faults`` (and the streamed ones
+  again in ``body_faults_streamed``).
 - ``GET /_stats`` returns request counts; ``GET /_last`` the last request body.
 
 Usage: ``python tests/fakes/fake_upstream.py --port 9000 [--name fake] [--model-id fake-model]``
@@ -52,8 +57,11 @@ STATE: dict = {
     "chunks": 4,
     "body_fault": None,
     "body_fault_count": None,
+    "body_chaos": {},
 }
-STATS = {"requests": 0, "failed": 0, "ok": 0, "by_path": {}, "faults": {}, "body_faults": {}}
+STATS = {"requests": 0, "failed": 0, "ok": 0, "by_path": {}, "faults": {}, "body_faults": {}, "body_faults_streamed": 0}
+PLAIN_BODY_FAULTS = {"non_json", "json_list", "wrong_choices", "string_usage", "reset_mid_body", "stall_mid_body"}
+STREAM_BODY_FAULTS = {"bad_chunk", "non_json_chunk", "error_event", "reset_mid_body", "stall_mid_body"}
 LAST: dict = {}
 MODEL_ID = "fake-model"
 
@@ -103,8 +111,8 @@ def _fault() -> str | None:
     return None
 
 
-def _body_fault() -> str | None:
-    kind = STATE.get("body_fault")
+def _body_fault(stream: bool) -> str | None:
+    kind = STATE.get("body_fault") or _body_chaos(stream)
     if not kind:
         return None
     left = STATE.get("body_fault_count")
@@ -113,7 +121,16 @@ def _body_fault() -> str | None:
             return None
         STATE["body_fault_count"] = left - 1
     STATS["body_faults"][kind] = STATS["body_faults"].get(kind, 0) + 1
+    STATS["body_faults_streamed"] += stream
     return kind
+
+
+def _body_chaos(stream: bool) -> str | None:
+    fits = STREAM_BODY_FAULTS if stream else PLAIN_BODY_FAULTS
+    for kind, p in (STATE.get("body_chaos") or {}).items():
+        if kind in fits and random.random() < float(p):
+            return kind
+    return None
 
 
 async def _send_broken(send, obj: dict, kind: str, auth: str) -> None:
@@ -224,7 +241,7 @@ async def app(scope, receive, send):
             "function": {"name": fn, "arguments": json.dumps({"echo": text})},
         }
     die_after = STATE["die_after_chunks"] if fault != "midstream" else 1
-    body_fault = _body_fault()
+    body_fault = _body_fault(bool(req.get("stream")))
     auth = dict(scope["headers"]).get(b"authorization", b"").decode()
     if not req.get("stream"):
         STATS["ok"] += 1
