@@ -43,10 +43,13 @@ class DeadlineMiddleware:
                 started["done"] = True
             await send(msg)
 
+        deadline = timeout(seconds)
         try:
-            async with timeout(seconds):
+            async with deadline:
                 await self.app(scope, receive, tracked)
         except asyncio.TimeoutError:
+            if not deadline.expired():  # another timeout (an upstream's): not ours to report
+                raise
             msg = f"The request took longer than the gateway's request timeout of {seconds:g}s."
             if not started["start"]:
                 err = APIError(504, msg, code="request_timeout")
