@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -91,10 +93,27 @@ def train_cmd(
             opts[k] = v
     console.print(f"[bold]{router}[/]: {len(table)} prompts x {len(table.models)} models from {fmt}")
     # progress bars (count, ETA) while embedding (cached afterwards) and fitting
-    meta, _ = train_router(
-        router, table, out, holdout=holdout, seed=seed, split=split, progress=True, log=console.print, **opts
-    )
+    with _needs_train_extra(f"train --router {router}"):
+        meta, _ = train_router(
+            router, table, out, holdout=holdout, seed=seed, split=split, progress=True, log=console.print, **opts
+        )
     console.print_json(json.dumps(meta.get("metrics", {})))
+
+
+TRAIN_MODULES = ("torch", "sklearn", "matplotlib", "onnx", "sentence_transformers")
+
+
+@contextmanager
+def _needs_train_extra(what: str) -> Iterator[None]:
+    """A training dependency missing from a serving install: one line naming the extra, no traceback."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        module = (exc.name or "").split(".")[0]
+        if module not in TRAIN_MODULES:
+            raise
+        typer.echo(f"{what} needs {module}, from the train extra; install it {TRAIN_EXTRA}", err=True)
+        raise typer.Exit(1) from None
 
 
 def score_cmd(
@@ -158,14 +177,10 @@ def eval_cmd(
     else:
         render(report)
     if plot:
-        try:
-            import matplotlib  # noqa: F401  (the train extra)
-        except ImportError:
-            typer.echo(f"--plot needs matplotlib, from the train extra; install it {TRAIN_EXTRA}", err=True)
-            raise typer.Exit(1) from None
         from .evaluate import plot as do_plot
 
-        do_plot(report, str(plot))
+        with _needs_train_extra("--plot"):
+            do_plot(report, str(plot))
         typer.echo(f"wrote {plot}", err=True)
 
 

@@ -186,6 +186,19 @@ def test_eval_plot_without_the_train_extra(app, cluster_pair, mmlu_dir, tmp_path
     assert "Traceback" not in res.output and not png.exists()
 
 
+def test_train_without_the_train_extra(app, mmlu_dir, tmp_path, monkeypatch):
+    """No torch (a serving install): one line names the extra, no traceback."""
+    monkeypatch.setitem(sys.modules, "torch", None)
+    data = str(mmlu_dir / "mmlu_anatomy.csv")
+    res = runner.invoke(
+        app, ["train", "--router", "mf", "--data", data, "--format", "routellm", "--out", str(tmp_path / "mf")]
+    )
+    assert res.exit_code == 1
+    assert "train --router mf needs torch, from the train extra" in res.output
+    assert ".venv/bin/pip install -e '.[train]'" in res.output
+    assert "Traceback" not in res.output
+
+
 def test_eval_plot_titles_and_hulls(app, cluster_pair, mmlu_dir, rb_csv, tmp_path):
     """The plot's title carries the metric; the zero router's hull is drawn; names sit in the legend."""
     from routers.evaluate import figure
