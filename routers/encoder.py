@@ -43,6 +43,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from . import providers as execution
 from .encoder_build import ensure, file_sha256
 from .progress import bar
 from .settings import RouterSettings
@@ -83,6 +84,7 @@ class Encoder:
         max_batch: int = 32,
         pad_slack: float = 0.25,
         max_call_tokens: float = 512,
+        providers: str | Sequence[str] | None = None,
     ) -> None:
         if model_path is None:
             model_path = ensure(DEFAULT_MODEL)
@@ -103,7 +105,8 @@ class Encoder:
         # (measured: ~6x more decisions/s at 16 concurrent on a busy 2-core box; docs/performance.md).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(self.model_path), opts, providers=["CPUExecutionProvider"])
+        # SHUNTER_EXECUTION_PROVIDERS (or ``providers``): CUDA, ROCm, ... with a logged CPU fallback
+        self.session = execution.session(self.model_path, opts, providers)
         self._inputs = {i.name for i in self.session.get_inputs()}
         self.encoder_id = ENCODER_ID if self.model_path.name == DEFAULT_MODEL.name else self.model_path.stem
         self.encoder_hash = file_sha256(self.model_path)

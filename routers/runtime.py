@@ -12,17 +12,23 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from . import providers
+
 ONNX_FILE = "router.onnx"
 META_FILE = "router.json"
 
 
 def make_session(path: str | Path, threads: int = 1) -> ort.InferenceSession:
-    """A CPU session with ``threads`` intra-op threads and one inter-op thread."""
+    """A session with ``threads`` intra-op threads and one inter-op thread.
+
+    Runs on ``SHUNTER_EXECUTION_PROVIDERS`` (default CPU; ``routers.providers``), falling back to
+    the CPU with a logged warning.
+    """
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # see routers.encoder
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return providers.session(path, opts)
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:

@@ -23,6 +23,12 @@ class RouterSettings(BaseSettings):
         ge=1,
         description="onnxruntime intra-op threads of the sentence encoder (1 leaves a core for the event loop).",
     )
+    execution_providers: str = Field(
+        "cpu",
+        description="onnxruntime execution providers for the encoder and routers, in order of preference, "
+        "comma-separated: cuda, tensorrt, rocm, migraphx, openvino, coreml, directml, cpu. CPU is always "
+        "appended; one that is missing or fails to start is logged and skipped.",
+    )
     cache_dir: Path | None = Field(
         None,
         description="Embedding cache for training and evaluation, and where the encoder graph is built when "
