@@ -164,6 +164,8 @@ async def lookup(shared: Any, rt: Any, decision: Any, data: dict, text: str) -> 
 
 async def _semantic(lk: Lookup, rt: Any, decision: Any, data: dict, text: str, threshold: float) -> None:
     emb = getattr(decision, "embedding", None)
+    if getattr(decision, "encoder_tier", "") == "fast":  # the index holds MiniLM embeddings only
+        emb = None
     if emb is None:
         if getattr(rt, "embedder", None) is None:
             return

@@ -49,6 +49,11 @@ ROUTING_DURATION = Histogram(
     ["policy"],
     buckets=_FAST_BUCKETS,
 )
+ENCODER_TIER = Counter(
+    "shunter_encoder_tier_total",
+    "Learned decisions by the encoder tier that made them (fast: static table; accurate: MiniLM).",
+    ["policy", "tier"],
+)
 EMBEDDING_DURATION = Histogram(
     "shunter_embedding_seconds",
     "Time for one ONNX encoder batch.",

@@ -47,6 +47,9 @@ class PolicyRuntime:
     objective: DecisionObjective = field(default_factory=lambda: DecisionObjective("threshold", 0.5))
     checker: Any = None  # routers.cascade.AnswerChecker for a runtime cascade
     semantic: Any = None  # gateway.policy.semantic.SemanticIndex
+    encoder: str = "accurate"  # the resolved tier: fast, accurate or tiered (gateway.policy.tiers)
+    fast_router: Any = None  # scores fast-tier embeddings (router.fast_path, else the router)
+    fast_encoder: Any = None  # routers.encoders.static.StaticEncoder for fast and tiered policies
 
 
 class Runtime:
@@ -124,18 +127,73 @@ def _count_cached(enc: Any, text: str) -> int:
     return int(enc.count_tokens(text))
 
 
-def _warn_encoder_mismatch(path: Path, meta: dict[str, Any]) -> None:
-    from routers.base import encoder_mismatch
-    from routers.encoder import Encoder
+def _accurate_hash() -> str:
+    """The MiniLM graph's hash, without starting an ONNX session when none is loaded yet."""
+    from routers.encoder import DEFAULT_MODEL, Encoder, file_sha256
+    from routers.encoder_build import ensure
 
-    problem = encoder_mismatch(meta, Encoder.default().encoder_hash)
+    if Encoder._default is not None:
+        return Encoder._default.encoder_hash
+    return file_sha256(ensure(DEFAULT_MODEL))
+
+
+def _fast_hash() -> str:
+    """The static table's hash (routers.encoders.static), without loading it."""
+    from routers.encoder import file_sha256
+    from routers.encoders.static import DEFAULT_TABLE, StaticEncoder
+
+    if StaticEncoder._default is not None:
+        return StaticEncoder._default.encoder_hash
+    return file_sha256(DEFAULT_TABLE) if DEFAULT_TABLE.exists() else ""
+
+
+def _warn_encoder_mismatch(path: Path, meta: dict[str, Any], encoder_hash: str) -> None:
+    from routers.base import encoder_mismatch
+
+    problem = encoder_mismatch(meta, encoder_hash)
     if problem:
         log.warning("%s: %s", path, problem)
 
 
+def _load_router(base: Path, path: str, cache: dict[str, Any]) -> Any:
+    from routers.base import load_router
+
+    rpath = resolve_path(base, path)
+    key = str(rpath.resolve())
+    router = cache.get(key)
+    if router is None:
+        router = load_router(rpath)
+    cache[key] = router
+    return router
+
+
+def resolve_tier(pol: Policy, router: Any, fast_router: Any) -> tuple[str, Any]:
+    """The policy's encoder tier (``auto`` resolved from what its routers were trained on).
+
+    Returns ``(tier, StaticEncoder or None)``; a router scoring a tier whose encoder it does not
+    pin is logged (its scores are off), as for an out-of-date MiniLM graph.
+    """
+    from routers.base import accepts_encoder, encoder_hashes
+
+    meta = getattr(router, "meta", {}) or {}
+    fast_meta = getattr(fast_router, "meta", {}) or {}
+    fast_hash = _fast_hash() if pol.encoder != "accurate" else ""
+    tier = pol.encoder
+    if tier == "auto":
+        acc_ok = bool(encoder_hashes(meta)) and accepts_encoder(meta, _accurate_hash())
+        tier = ("tiered" if acc_ok else "fast") if fast_hash in encoder_hashes(fast_meta) else "accurate"
+    if tier in ("accurate", "tiered"):
+        _warn_encoder_mismatch(Path(getattr(router, "path", "")), meta, _accurate_hash())
+    if tier == "accurate":
+        return tier, None
+    from routers.encoders.static import StaticEncoder
+
+    _warn_encoder_mismatch(Path(getattr(fast_router, "path", "")), fast_meta, fast_hash)
+    return tier, StaticEncoder.default()
+
+
 def build_policies(cfg: Config, base: Path, router_cache: dict[str, Any] | None = None) -> dict[str, PolicyRuntime]:
     from gateway.policy.semantic import build_index
-    from routers.base import load_router
 
     out: dict[str, PolicyRuntime] = {}
     router_cache = router_cache if router_cache is not None else {}
@@ -144,14 +202,10 @@ def build_policies(cfg: Config, base: Path, router_cache: dict[str, Any] | None 
         pr.semantic = build_index(pol.semantic_routes)
         obj = pol.objective
         if pol.router:
-            rpath = resolve_path(base, pol.router.path)
-            key = str(rpath.resolve())
-            router = router_cache.get(key)
-            if router is None:
-                router = load_router(rpath)
-                _warn_encoder_mismatch(rpath, getattr(router, "meta", {}) or {})
-            router_cache[key] = router
+            router = _load_router(base, pol.router.path, router_cache)
             pr.router = router
+            pr.fast_router = _load_router(base, pol.router.fast_path, router_cache) if pol.router.fast_path else router
+            pr.encoder, pr.fast_encoder = resolve_tier(pol, router, pr.fast_router)
             pr.model_map = {c: pol.router.model_map.get(c, c) for c in pol.candidates}
             inverse = {v: k for k, v in pr.model_map.items()}
             meta = getattr(router, "meta", {}) or {}
@@ -220,7 +274,11 @@ def make_embedder(settings: Any) -> Any:
 
 
 def needs_encoder(cfg: Config) -> bool:
+    """Whether any policy may embed with MiniLM (a policy on ``encoder: fast`` alone does not)."""
     return any(
-        p.router is not None or p.semantic_routes or p.cascade is not None or (p.cache and p.cache.semantic)
+        (p.router is not None and p.encoder != "fast")
+        or p.semantic_routes
+        or p.cascade is not None
+        or (p.cache and p.cache.semantic)
         for p in cfg.policies.values()
     )

@@ -68,12 +68,27 @@ def load_router(path: str | Path) -> Router:
     return cls.load(path)  # type: ignore[attr-defined]
 
 
+def encoder_hashes(meta: dict) -> list[str]:
+    """The encoders a router was trained on: ``encoder.hash`` plus every ``encoders[].hash``.
+
+    A router trained on both tiers' embeddings (``routers.encoders``) lists both in ``encoders``.
+    """
+    out = [(meta.get("encoder") or {}).get("hash")] + [(e or {}).get("hash") for e in meta.get("encoders") or []]
+    return list(dict.fromkeys(h for h in out if h))
+
+
+def accepts_encoder(meta: dict, encoder_hash: str) -> bool:
+    """Whether a router was trained on ``encoder_hash`` (a router that pins none accepts any)."""
+    hashes = encoder_hashes(meta)
+    return not hashes or encoder_hash in hashes
+
+
 def encoder_mismatch(meta: dict, encoder_hash: str) -> str | None:
     """Why a router's embeddings would not match the serving encoder's, or ``None`` if they do."""
-    want = (meta.get("encoder") or {}).get("hash")
-    if want and want != encoder_hash:
+    if not accepts_encoder(meta, encoder_hash):
+        want = ", ".join(h[:12] for h in encoder_hashes(meta))
         return (
-            f"router trained on encoder {want[:12]}, serving encoder is {encoder_hash[:12]}: "
+            f"router trained on encoder {want}, serving encoder is {encoder_hash[:12]}: "
             "its scores are off until it is retrained (shunter train / routers.build_defaults)"
         )
     return None

@@ -70,6 +70,9 @@ def train_cmd(
     seed: int = typer.Option(0, "--seed", help="seed of the hold-out split and of training"),
     models: str | None = typer.Option(None, "--models", help="comma-separated subset of models"),
     opt: list[str] = typer.Option([], "--opt", help="family option key=value (e.g. k=24, hidden=64)"),
+    encoder: str = typer.Option(
+        "accurate", "--encoder", help="embeddings to train on: accurate (MiniLM), fast (static table), both (tiered)"
+    ),
 ) -> None:
     """Train a router on outcome data and export router.onnx + router.json."""
     from rich.console import Console
@@ -80,6 +83,7 @@ def train_cmd(
     _check(router, ROUTER_KINDS, "--router")
     _check(fmt, FORMATS, "--format")
     _check(split, SPLITS, "--split")
+    _check(encoder, ("accurate", "fast", "both"), "--encoder")
     console = Console(stderr=True)
     table = load_table(data, fmt)
     if models:
@@ -95,7 +99,16 @@ def train_cmd(
     # progress bars (count, ETA) while embedding (cached afterwards) and fitting
     with _needs_train_extra(f"train --router {router}"):
         meta, _ = train_router(
-            router, table, out, holdout=holdout, seed=seed, split=split, progress=True, log=console.print, **opts
+            router,
+            table,
+            out,
+            holdout=holdout,
+            seed=seed,
+            split=split,
+            progress=True,
+            log=console.print,
+            encoder=encoder,
+            **opts,
         )
     console.print_json(json.dumps(meta.get("metrics", {})))
 
@@ -121,17 +134,24 @@ def score_cmd(
     input: Path = typer.Option(..., "--input", help="prompts to score: " + PROMPTS_HELP),
     output: Path = typer.Option(..., "--output", help='JSONL of {"id", "scores", ["strong_win"]}'),
     batch: int = typer.Option(64, "--batch", help="prompts embedded and scored per call"),
+    encoder: str = typer.Option(
+        "accurate", "--encoder", help="fast (static table), accurate (MiniLM) or tiered (fast, MiniLM when close)"
+    ),
+    fast_router: Path | None = typer.Option(None, "--fast-router", help="tiered: router for the fast tier"),
+    threshold: float = typer.Option(0.5, "--threshold", help="tiered: the threshold the margin is measured from"),
+    band: float = typer.Option(0.05, "--band", help="tiered: re-score with MiniLM when the margin is below this"),
 ) -> None:
-    """Score prompts through the serving path (Encoder + load_router ONNX)."""
+    """Score prompts through the serving path (the encoder tier + load_router ONNX)."""
     from .base import load_router
-    from .encoder import Encoder
+    from .encoders.tiered import TieredScorer
 
+    _check(encoder, ("fast", "accurate", "tiered"), "--encoder")
     r = load_router(router)
-    enc = Encoder.default()
+    scorer = TieredScorer(encoder, r, load_router(fast_router) if fast_router else r, threshold, band)
     ids, texts = _read_prompts(input)
     with output.open("w") as f:
         for s in range(0, len(texts), batch):
-            sc = r.score(enc.embed(texts[s : s + batch]))
+            sc = scorer.score(texts[s : s + batch])
             for i in range(len(sc.quality)):
                 row: dict[str, Any] = {
                     "id": ids[s + i],
@@ -140,7 +160,8 @@ def score_cmd(
                 if sc.strong_win is not None:
                     row["strong_win"] = round(float(sc.strong_win[i]), 6)
                 f.write(json.dumps(row) + "\n")
-    typer.echo(f"wrote {len(texts)} rows to {output}", err=True)
+    tiers = f" ({scorer.counts['fast']} decided by the fast tier, {scorer.counts['accurate']} by MiniLM)"
+    typer.echo(f"wrote {len(texts)} rows to {output}" + (tiers if encoder != "accurate" else ""), err=True)
 
 
 def eval_cmd(

@@ -37,6 +37,10 @@ class Choice:
     model: str
     reason: str
     ranking: tuple[str, ...]  # every candidate, best first: the fallback order
+    # How far the deciding score is from flipping the choice (same units as the objective's
+    # score: strong_win or quality minus the threshold, a utility or quality gap; inf when no
+    # score could flip it). A tiered policy re-scores with MiniLM when this is below its band.
+    margin: float = float("inf")
 
 
 def choose(
@@ -61,10 +65,12 @@ def choose(
     by_quality = sorted(models, key=lambda m: (-quality[m], c[m], m))
     kind, value = objective.kind, float(objective.value)
 
+    margin = float("inf")
     if kind in ("threshold", "target_strong_share"):
         if strong_win is not None and strong is not None and weak is not None and strong in quality and weak in quality:
             pick = strong if strong_win >= value else weak
             reason = f"strong_win={strong_win:.3f} {'>=' if pick == strong else '<'} threshold={value:.3f}"
+            margin = abs(strong_win - value)
         else:
             ok = [m for m in models if quality[m] >= value]
             if ok:
@@ -73,16 +79,21 @@ def choose(
             else:
                 pick = by_quality[0]
                 reason = f"none reaches quality {value:.3f}; best quality"
+            # the choice flips when any model cheaper than the pick (or the pick) crosses the threshold
+            near = [m for m in models if c[m] <= c[pick]] or models
+            margin = min(abs(quality[m] - value) for m in near)
     elif kind == "cost_weight":
         top = max(c.values()) or 1.0
         utility = {m: quality[m] - value * c[m] / top for m in models}
         pick = max(models, key=lambda m: (utility[m], -c[m], m))
         reason = f"argmax quality-{value:g}*cost (u={utility[pick]:.3f})"
+        margin = _gap(utility, pick)
     elif kind == "max_cost_per_request":
         ok = [m for m in models if c[m] <= value]
         if ok:
             pick = max(ok, key=lambda m: (quality[m], -c[m], m))
             reason = f"best quality within ${value:g}/request"
+            margin = _gap({m: quality[m] for m in ok}, pick)
         else:
             pick = min(models, key=lambda m: (c[m], m))
             reason = f"no model within ${value:g}/request; cheapest"
@@ -90,7 +101,13 @@ def choose(
         raise ValueError(f"unknown objective {kind!r}")
 
     ranking = (pick, *[m for m in by_quality if m != pick])
-    return Choice(model=pick, reason=reason, ranking=ranking)
+    return Choice(model=pick, reason=reason, ranking=ranking, margin=margin)
+
+
+def _gap(score: Mapping[str, float], pick: str) -> float:
+    """The pick's lead over the runner-up (inf when it has no rival)."""
+    rivals = [v for m, v in score.items() if m != pick]
+    return score[pick] - max(rivals) if rivals else float("inf")
 
 
 def expected_cost(prompt_tokens: int, price_in_per_m: float, price_out_per_m: float, output_tokens: float) -> float:

@@ -35,8 +35,8 @@ FAMILIES = {
 }
 
 
-def table_embeddings(table: RoutingTable, encoder: Encoder | None = None, progress: bool = False) -> np.ndarray:
-    """The table's prompt embeddings: carried ones (outcomes) or cached ``Encoder`` output."""
+def table_embeddings(table: RoutingTable, encoder: Any = None, progress: bool = False) -> np.ndarray:
+    """The table's prompt embeddings: carried ones (outcomes) or cached encoder output."""
     if table.embeddings is not None:
         return np.asarray(table.embeddings, np.float32)
     return embed_texts(table.prompts, encoder, progress=progress)
@@ -92,6 +92,41 @@ def evaluate_table(table: RoutingTable, scores: RouterScores, meta: dict[str, An
     return out
 
 
+ENCODER_CHOICES = ("accurate", "fast", "both")
+
+
+def encoders_for(choice: str | Any | None) -> list[Any]:
+    """The encoders a router is trained on: ``accurate`` (MiniLM), ``fast`` (static table), ``both``.
+
+    ``both`` stacks each training prompt's two embeddings (same 384-d space), so one router
+    serves a tiered policy. An encoder object is used as it is.
+    """
+    if choice is None or choice == "accurate":
+        return [Encoder.default()]
+    if not isinstance(choice, str):
+        return [choice]
+    from .encoders.static import StaticEncoder
+
+    if choice == "fast":
+        return [StaticEncoder.default()]
+    if choice == "both":
+        return [Encoder.default(), StaticEncoder.default()]
+    raise ValueError(f"unknown encoder {choice!r}; choose from {', '.join(ENCODER_CHOICES)}")
+
+
+def encoder_pin(enc: Any) -> dict[str, Any]:
+    """What router.json records about an encoder (``routers.base.encoder_hashes`` reads it)."""
+    from .encoder import DIM, MAX_TOKENS
+
+    return {
+        "id": enc.encoder_id,
+        "hash": enc.encoder_hash,
+        "dim": int(getattr(enc, "dim", DIM)),
+        "max_tokens": int(getattr(enc, "max_tokens", MAX_TOKENS)),
+        "select": "last_user",
+    }
+
+
 def train_router(
     kind: str,
     table: RoutingTable,
@@ -102,11 +137,15 @@ def train_router(
     split: str = "group",
     fold: tuple[int, int] | None = None,
     progress: bool = False,
-    encoder: Encoder | None = None,
+    encoder: Any = None,
     log: Callable[[str], None] = lambda s: None,
     **opts: Any,
 ) -> tuple[dict[str, Any], Any]:
     """Train a router of ``kind`` on ``table`` into folder ``out``.
+
+    ``encoder``: ``accurate`` (default), ``fast``, ``both`` or an encoder object
+    (``encoders_for``); with ``both`` every training prompt contributes one row per encoder and
+    held-out metrics are on the first (MiniLM).
 
     Returns ``(router.json dict, reference)`` where ``reference`` is the training-time
     implementation (callable on embeddings) used by the parity tests.
@@ -118,14 +157,20 @@ def train_router(
         raise ValueError(f"unknown router {kind!r}; choose from {sorted(FAMILIES)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    emb_all = table_embeddings(table, encoder, progress)
+    encs = encoders_for(encoder)
+    embs = [table_embeddings(table, e, progress) for e in encs]
+    emb_all = embs[0]
     tr, te = holdout_split(table, holdout, seed, split, fold)
     if fold is not None:  # (i, k): fold i of a k-way partition is held out
         holdout = 1.0 / fold[1]
-    train_t = table.subset(tr)
+    train_t = table.subset(np.concatenate([tr] * len(encs)))
+    emb_tr = np.concatenate([e[tr] for e in embs])
+    encoder = encs[0]
     module = importlib.import_module(f"routers.{FAMILIES[kind]}")
     log(f"fitting {kind} on {len(tr)} prompts x {len(table.models)} models")
     if kind == "answer-check":
+        if len(encs) > 1:
+            raise ValueError("an answer checker embeds prompt and answer with one encoder; use accurate or fast")
         meta, ref = module.train_answer_checker(train_t, emb_all[tr], out, seed=seed, encoder=encoder, **opts)
         if len(te):
             meta["metrics"]["holdout"] = module.checker_holdout_metrics(out, table.subset(te), emb_all[te], encoder)
@@ -141,14 +186,17 @@ def train_router(
             write_meta(out, meta)
         return meta, ref
     with _fit_progress(kind, opts, progress) as extra:
-        meta, ref = module.train(train_t, emb_all[tr], out, seed=seed, **opts, **extra)
-    meta["training_sketch"] = prompt_sketch(train_t.prompts)
+        meta, ref = module.train(train_t, emb_tr, out, seed=seed, **opts, **extra)
+    meta["training_sketch"] = prompt_sketch(table.subset(tr).prompts)
+    meta["encoder"] = encoder_pin(encs[0])
+    if len(encs) > 1:
+        meta["encoders"] = [encoder_pin(e) for e in encs]
     # Write a provisional router.json so the serving path can load the artifact.
     from .runtime import write_meta
 
     write_meta(out, meta)
     router = load_router(out)
-    train_scores: RouterScores = router.score(emb_all[tr])
+    train_scores: RouterScores = router.score(emb_tr)
     # a mixed table's in-sample figures say nothing and cost minutes (per-source AIQ sweeps)
     metrics = {} if table.fmt == "mixed" else {"train": evaluate_scores(train_t, train_scores, router.meta)}
     if len(te):

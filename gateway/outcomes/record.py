@@ -24,6 +24,7 @@ class Outcome(BaseModel):
     )
     detail: str | None = None
     router: str | None = None
+    encoder_tier: str | None = Field(None, description="fast or accurate: the encoder tier the router decided on.")
     status: int = 200
     latency_s: float | None = None
     ttft_s: float | None = None

@@ -8,6 +8,8 @@ opinion, next stage):
    reasoning effort and let the later stages pick the model;
 3. :func:`semantic_stage`: semantic routes (reason ``semantic``);
 4. :func:`router_stage`: the learned router (or the policy order), ``routers.decision.choose``;
+   the prompt is embedded by the policy's encoder tier (fast, accurate, or fast then MiniLM when
+   the decision is inside the band: ``gateway.policy.tiers``);
 5. :func:`online_stage`: the opt-in bandit re-ranks the router's live candidates.
 
 A rule or route may hand the request to another policy: :func:`decide_policy` runs again for
@@ -27,7 +29,7 @@ import numpy as np
 
 from gateway import metrics
 from gateway.errors import APIError
-from gateway.policy import feasible, reasoning, rules, sticky
+from gateway.policy import feasible, reasoning, rules, sticky, tiers
 from gateway.policy.engine import Decision, Target, apply_overrides
 from gateway.policy.rules import RuleInput
 from gateway.protocol import ChatCompletionRequest, CompletionRequest
@@ -304,32 +306,22 @@ async def semantic_stage(inp: Inputs, pool: Pool, effort: Effort) -> Decision | 
     return None
 
 
-async def router_scores(inp: Inputs, pool: Pool) -> tuple[dict[str, float], float | None, str]:
-    """The learned router's quality per candidate, its strong-win probability, and its kind."""
+async def router_scores(inp: Inputs, pool: Pool) -> tuple[dict[str, float], float | None, str, str]:
+    """The learned router's quality per candidate, its strong-win probability, its kind, and the
+    encoder tier whose embedding decided (the policy's ``encoder``: ``gateway.policy.tiers``)."""
     pr = pool.pr
     if pr.router is None:
-        return {}, None, "none"
-    if pool.emb is None:
-        pool.emb = await inp.rt.embed(inp.text)
-    out = pr.router.score(pool.emb[None, :])
-    inner = {m: i for i, m in enumerate(out.models)}
-    scores = {
-        c: float(out.quality[0, inner[pr.model_map.get(c, c)]]) for c in pool.cands if pr.model_map.get(c, c) in inner
-    }
-    strong_win = None
-    own_pair = (out.strong, out.weak) == (pr.model_map.get(pr.strong or ""), pr.model_map.get(pr.weak or ""))
-    if out.strong_win is not None and own_pair:
-        strong_win = float(out.strong_win[0])
-    elif pr.strong in scores and pr.weak in scores:  # any other pair: same mapping as its calibration
-        strong_win = min(1.0, max(0.0, 0.5 + 0.5 * (scores[pr.strong] - scores[pr.weak])))
-    return scores, strong_win, pr.router.kind
+        return {}, None, "none", ""
+    scored = await tiers.score(inp.rt, pr, inp.text, pool.emb, pool.cands, pool.live, pool.costs, pool.objective)
+    pool.emb = scored.embedding
+    return scored.scores, scored.strong_win, pr.router.kind, scored.tier
 
 
 async def router_stage(inp: Inputs, pool: Pool) -> Decision:
     """The learned router (or the policy order without one); always decides."""
     pr = pool.pr
     pool.costs = {c: inp.rt.expected_cost(c, pool.prompt_tokens) for c in pool.cands}
-    scores, strong_win, router_name = await router_scores(inp, pool)
+    scores, strong_win, router_name, tier = await router_scores(inp, pool)
     reason, detail = "static", "candidates in policy order"
     ordered = pool.live
     live_scored = {c: scores[c] for c in pool.live if c in scores}
@@ -363,6 +355,7 @@ async def router_stage(inp: Inputs, pool: Pool) -> Decision:
         scores=scores,
         strong_win=strong_win,
         embedding=pool.emb,
+        encoder_tier=tier,
     )
     d.ranking = ordered + [c for c in pool.fallbacks if c not in ordered]
     return d

@@ -57,6 +57,8 @@ def decision_headers(request_id: str, d: Decision, served: str) -> dict[str, str
         h["x-shunter-scores"] = ",".join(f"{m}={s:.3f}" for m, s in d.scores.items())
     if d.strong_win is not None:
         h["x-shunter-strong-win"] = f"{d.strong_win:.3f}"
+    if d.encoder_tier:
+        h["x-shunter-encoder-tier"] = d.encoder_tier
     if d.reasoning_effort and served == d.model:
         h["x-shunter-reasoning-effort"] = d.reasoning_effort
     return h
@@ -69,7 +71,8 @@ def record_decision(ctx: RequestContext) -> None:
     o.policy, o.chosen, o.reason, o.detail, o.router = d.policy, d.model, d.reason, d.detail, d.router
     o.candidates = list(d.scores) or d.ranking
     o.scores, o.strong_win, o.stream = d.scores, d.strong_win, ctx.chat.stream
-    if d.embedding is not None:
+    o.encoder_tier = d.encoder_tier or None
+    if d.embedding is not None and d.encoder_tier != "fast":  # MiniLM's only: learning retrains on them
         o.embedding = d.embedding.astype(np.float16).tobytes()
     if d.policy and ctx.rt.policies[d.policy].cfg.store_prompts:
         o.prompt = ctx.text

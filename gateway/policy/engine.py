@@ -10,7 +10,9 @@ Order of evaluation for a policy request:
 3. session stickiness: a known session stays on its model (reason ``sticky``);
 4. rules, in order (reason ``rule``), then semantic routes (reason ``semantic``); a rule or route
    sends to a model, or hands the request to another policy;
-5. the learned router: embed the prompt once, score the candidates, ``routers.decision.choose``;
+5. the learned router: embed the prompt (the policy's encoder tier: fast, accurate, or fast then
+   MiniLM when the decision is close; ``gateway.policy.tiers``), score the candidates,
+   ``routers.decision.choose``;
 6. reasoning rules on the router's scores set ``reasoning_effort`` (or a reasoning model);
 7. the rest of the candidates (best first) then the policy's ``fallbacks`` form the try order.
 """
@@ -53,6 +55,7 @@ class Decision:
     reasoning_effort: str | None = None
     rule: str | None = None  # the rule that decided (header x-shunter-rule)
     route: str | None = None  # the semantic route that decided (header x-shunter-route)
+    encoder_tier: str = ""  # fast or accurate: which encoder's embedding the router decided on
 
 
 @dataclass

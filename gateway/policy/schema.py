@@ -28,6 +28,11 @@ class RouterRef(Strict):
     )
     strong: str | None = Field(None, description="Candidate treated as strong by a pair router.")
     weak: str | None = Field(None, description="Candidate treated as weak by a pair router.")
+    fast_path: str | None = Field(
+        None,
+        description="Router for the fast encoder tier of a tiered policy (default: path, which must then "
+        "be trained on both encoders' embeddings).",
+    )
 
 
 class Objective(Strict):
@@ -212,6 +217,19 @@ class Policy(Strict):
     objective: Objective = Field(default_factory=lambda: Objective(threshold=0.5))
     reference_model: str | None = Field(None, description="The always-strong model cost savings are measured against.")
     embed: Literal["last_user", "all_user", "system_last_user"] = "last_user"
+    encoder: Literal["auto", "fast", "accurate", "tiered"] = Field(
+        "auto",
+        description="Encoder tier for the router: fast (static table, ~0.05 ms), accurate (MiniLM, ~6 ms), "
+        "tiered (fast first, MiniLM when the decision margin is below encoder_band); auto: tiered when the "
+        "router accepts both encoders, else the one it was trained on.",
+    )
+    encoder_band: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="tiered: re-score with MiniLM when the fast tier's decision margin (|strong_win - threshold|, "
+        "or the lead of the chosen model's utility) is below this.",
+    )
     allow_overrides: bool = True
     threshold_range: tuple[float, float] = (0.0, 1.0)
     cost_weight_range: tuple[float, float] = (0.0, 100.0)

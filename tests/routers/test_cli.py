@@ -97,6 +97,37 @@ def test_score_format(app, cluster_pair, mmlu_dir, tmp_path):
     assert np.allclose(sc.strong_win, [r["strong_win"] for r in rows], atol=1e-5)
 
 
+def test_score_encoder_tiers_keep_the_format(app, cluster_pair, mmlu_dir, tmp_path):
+    """--encoder fast scores static-table embeddings; tiered mixes them by margin, same rows."""
+    from routers.base import load_router
+    from routers.encoder import Encoder
+    from routers.encoders.static import StaticEncoder
+    from routers.encoders.tiered import margins
+
+    with open(mmlu_dir / "mmlu_anatomy.csv") as f:
+        prompts = [r["prompt"] for r in csv.DictReader(f)][:12]
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps({"id": f"p{i}", "prompt": p}) + "\n" for i, p in enumerate(prompts)))
+    router = load_router(cluster_pair)
+    fast = router.score(StaticEncoder.default().embed(prompts))
+    accurate = router.score(Encoder.default().embed(prompts))
+    band = float(np.median(margins(fast, 0.5)))  # about half the prompts inside the band
+    got = {}
+    for tier in ("fast", "accurate", "tiered"):
+        out = tmp_path / f"{tier}.jsonl"
+        args = ["score", "--router", str(cluster_pair), "--input", str(inp), "--output", str(out)]
+        res = runner.invoke(app, [*args, "--encoder", tier, "--band", str(band)])
+        assert res.exit_code == 0, res.output
+        rows = [json.loads(l) for l in out.read_text().splitlines()]
+        assert [sorted(r) for r in rows] == [["id", "scores", "strong_win"]] * len(prompts)
+        got[tier] = np.array([r["strong_win"] for r in rows])
+    assert np.allclose(got["fast"], fast.strong_win, atol=1e-5)
+    assert np.allclose(got["accurate"], accurate.strong_win, atol=1e-5)
+    inside = margins(fast, 0.5) < band
+    assert 0 < inside.sum() < len(prompts)
+    assert np.allclose(got["tiered"], np.where(inside, accurate.strong_win, fast.strong_win), atol=1e-5)
+
+
 def test_eval_prints_metrics_and_baselines(app, cluster_pair, mmlu_dir, tmp_path):
     png = tmp_path / "plot.png"
     res = runner.invoke(

@@ -46,3 +46,20 @@ def test_expected_cost():
 def test_empty_candidates_rejected():
     with pytest.raises(ValueError):
         choose({}, {}, Objective("threshold", 0.5))
+
+
+def test_margin_is_the_distance_to_flipping_the_choice():
+    """What a tiered policy compares with its band (gateway.policy.tiers)."""
+    q = {"weak": 0.6, "strong": 0.8}
+    pair = choose(q, {}, Objective("threshold", 0.5), strong="strong", weak="weak", strong_win=0.53)
+    assert pair.margin == pytest.approx(0.03)
+    # many models, threshold: the nearest crossing among the pick and the cheaper ones
+    assert choose(Q, C, Objective("threshold", 0.7)).margin == pytest.approx(0.05)  # mid is 0.05 above
+    # cost_weight: the pick's utility lead over the runner-up
+    ch = choose(Q, C, Objective("cost_weight", 0.5))
+    top = max(C.values())
+    u = {m: Q[m] - 0.5 * C[m] / top for m in Q}
+    assert ch.margin == pytest.approx(u["mid"] - max(u["cheap"], u["strong"]))
+    # max cost: the quality lead among the models within budget; nothing to flip with one
+    assert choose(Q, C, Objective("max_cost_per_request", 0.002)).margin == pytest.approx(0.15)
+    assert choose(Q, C, Objective("max_cost_per_request", 0.0005)).margin == float("inf")
