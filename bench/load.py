@@ -28,9 +28,12 @@ class Target:
     auth: str = ""
     unique: bool = False  # replace "{N}" in the body with a per-request counter
     meter: object = None  # a bench.procs.Proc whose CPU time per request is reported
+    # several bodies (each with "{N}"): request n sends bodies[n % len] with n in it (real prompts)
+    bodies: list[dict] | None = None
 
     def body_bytes(self, n: int | None = None) -> bytes:
-        raw = json.dumps(self.body).encode()
+        body = self.bodies[(n or 0) % len(self.bodies)] if self.bodies else self.body
+        raw = json.dumps(body).encode()
         return raw.replace(b"{N}", str(n).encode()) if n is not None else raw
 
 
@@ -41,9 +44,15 @@ def run_wrk(t: Target, duration: float, connections: int, seed: int = 0, threads
     with tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False) as f:
         f.write(json.dumps(t.body).encode())
         body_file = f.name
+    bodies_file = ""
+    if t.bodies:
+        with tempfile.NamedTemporaryFile("wb", suffix=".jsonl", delete=False) as f:
+            f.write(b"\n".join(json.dumps(b).encode() for b in t.bodies) + b"\n")
+            bodies_file = f.name
     env = {
         **os.environ,
         "BENCH_BODY": body_file,
+        "BENCH_BODIES": bodies_file,
         "BENCH_AUTH": t.auth,
         "BENCH_UNIQUE": "1" if t.unique else "0",
         "BENCH_SEED": str(seed),
@@ -65,6 +74,8 @@ def run_wrk(t: Target, duration: float, connections: int, seed: int = 0, threads
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=duration + 60)
     finally:
         os.unlink(body_file)
+        if bodies_file:
+            os.unlink(bodies_file)
     cpu1 = t.meter.cpu_seconds() if t.meter is not None else None
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
     if line is None:

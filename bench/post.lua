@@ -14,7 +14,24 @@ if auth and auth ~= "" then
   wrk.headers["Authorization"] = "Bearer " .. auth
 end
 
-if os.getenv("BENCH_UNIQUE") == "1" then
+-- $BENCH_BODIES, when set: a file of JSON bodies, one a line, each with "{N}"; request n sends
+-- body n modulo their count with n in it (real, varied prompts, each request unique).
+local bodies_file = os.getenv("BENCH_BODIES")
+if bodies_file and bodies_file ~= "" then
+  local list = {}
+  for line in io.lines(bodies_file) do
+    if line ~= "" then
+      local i = string.find(line, "{N}", 1, true)
+      list[#list + 1] = {string.sub(line, 1, i - 1), string.sub(line, i + 3)}
+    end
+  end
+  local n = tonumber(os.getenv("BENCH_SEED") or "0") * 10000000
+  request = function()
+    n = n + 1
+    local b = list[(n % #list) + 1]
+    return wrk.format(nil, nil, nil, b[1] .. tostring(n) .. b[2])
+  end
+elseif os.getenv("BENCH_UNIQUE") == "1" then
   local i = string.find(body, "{N}", 1, true)
   local pre, post = string.sub(body, 1, i - 1), string.sub(body, i + 3)
   local n = tonumber(os.getenv("BENCH_SEED") or "0") * 10000000

@@ -127,7 +127,9 @@ def start_fake(workdir: Path) -> Proc:
 
 
 def shunter_config(upstream: Proc, workdir: Path, router: Path | None) -> Path:
-    """A policy file with a pass-through upstream and, given a router artifact, a learned policy."""
+    """A policy file with a pass-through upstream and, given a router artifact, a learned policy
+    per encoder tier (``learned-fast``, ``learned-tiered``, ``learned-accurate``: half the
+    calibration prompts to the strong model, the tiered band at its default)."""
     entry = {
         "base_url": upstream.url + "/v1",
         "model": "fake-model",
@@ -146,16 +148,18 @@ def shunter_config(upstream: Proc, workdir: Path, router: Path | None) -> Path:
         meta = yaml.safe_load((router / "router.json").read_text())
         models = meta["models"]
         strong, weak = meta.get("strong") or models[0], meta.get("weak") or models[1]
-        cfg["policies"]["learned"] = {
-            "candidates": ["fake", "fake-strong"],
-            "router": {
-                "path": str(router),
-                "model_map": {"fake": weak, "fake-strong": strong},
-                "strong": "fake-strong",
-                "weak": "fake",
-            },
-            "objective": {"threshold": 0.5},
-        }
+        for tier in ("fast", "tiered", "accurate"):  # the same router and objective in each encoder tier
+            cfg["policies"][f"learned-{tier}"] = {
+                "candidates": ["fake", "fake-strong"],
+                "router": {
+                    "path": str(router),
+                    "model_map": {"fake": weak, "fake-strong": strong},
+                    "strong": "fake-strong",
+                    "weak": "fake",
+                },
+                "objective": {"target_strong_share": 0.5},
+                "encoder": tier,
+            }
     path = workdir / "shunter.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path

@@ -57,7 +57,7 @@ def main() -> None:
     up = procs.start_fake(work)
     sw = procs.start_shunter(procs.shunter_config(up, work, router), work)
     try:
-        model = "fake" if args.mode == "pass" else "router-learned"
+        model = "fake" if args.mode == "pass" else "router-learned-tiered"
         body = {
             "model": model,
             "messages": [{"role": "user", "content": PROMPT if args.mode == "miss" else FIXED}],

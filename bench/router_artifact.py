@@ -1,9 +1,12 @@
 """The router artifact the benchmark routes with.
 
-A shipped artifact under ``routers/artifacts`` (an ``mf`` one first) when there is one; else a
-randomly initialised MF router of the same shape (384 -> 128 -> 2 models) written to a temp
-folder. Random weights route at random, but the ONNX call costs the same as a trained router's,
-which is all a latency benchmark needs. Building it needs ``onnx`` (the ``train`` extra).
+The encoder tiers need a router trained on both encoders' embeddings (``routers.encoders``), so
+the escalation share of the tiered policy is a real one: a shipped artifact under
+``routers/artifacts`` that pins both (a pair router first) when there is one; else an ``mf``
+router trained here with ``--encoder both`` on RouteLLM's MMLU outcomes from ``../shared/data``
+(cached under ``~/.cache/shunter/bench``); else a shipped artifact of any kind; else a randomly
+initialised MF router of the same shape (384 -> 128 -> 2 models). Training and the random router
+need the ``train`` extra.
 """
 
 from __future__ import annotations
@@ -14,6 +17,48 @@ from pathlib import Path
 import numpy as np
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "routers" / "artifacts"
+
+
+def shipped_both() -> Path | None:
+    """A shipped artifact trained on both encoder tiers (pair routers first)."""
+    from routers.base import encoder_hashes
+
+    found = []
+    for p in sorted(ARTIFACTS.glob("*/router.json")):
+        meta = json.loads(p.read_text())
+        if len(encoder_hashes(meta)) >= 2 and (p.parent / "router.onnx").exists():
+            found.append((meta.get("strong") is None, p.parent.name, p.parent))
+    return min(found)[2] if found else None
+
+
+def trained_both(quick: bool = False) -> Path | None:
+    """``mf`` on MMLU with ``--encoder both``, trained once per encoder pair and cached.
+
+    ``quick`` (the harness's smoke run): one MMLU subject, seconds to train.
+    """
+    import subprocess
+    import sys
+
+    from routers.data import default_paths
+    from routers.settings import RouterSettings
+    from routers.train import encoders_for
+
+    data = default_paths("routellm")
+    if quick:
+        data = data / "mmlu_anatomy.csv"
+    if not data.exists():
+        return None
+    encs = encoders_for("both")
+    name = "mf-anatomy-both-" if quick else "mf-mmlu-both-"
+    out = RouterSettings().cache_root() / "bench" / (name + "-".join(e.encoder_hash[:8] for e in encs))
+    if not (out / "router.json").exists():
+        print(f"training the benchmark's router into {out} (first run only) ...", flush=True)
+        # a child process: torch stays out of the benchmark (and bench/profile.py cannot shadow
+        # the standard library's profile module that torch imports)
+        cmd = [sys.executable, "-m", "gateway", "train", "--router", "mf", "--encoder", "both"]
+        cmd += ["--data", str(data), "--format", "routellm", "--out", str(out)]
+        subprocess.run(cmd, cwd=ARTIFACTS.parents[1], check=True, stdout=subprocess.DEVNULL)
+    return out
 
 
 def shipped() -> Path | None:
@@ -49,10 +94,17 @@ def synthetic(out: Path, dim: int = 128, seed: int = 0) -> Path:
     return out
 
 
-def router_for_bench(workdir: Path, path: str | None = None) -> tuple[Path, str]:
+def router_for_bench(workdir: Path, path: str | None = None, quick: bool = False) -> tuple[Path, str]:
     """(artifact folder, description)."""
     if path:
         return Path(path), f"given: {path}"
+    both = shipped_both()
+    if both is not None:
+        return both, f"shipped: routers/artifacts/{both.name} (trained on both encoder tiers)"
+    both = trained_both(quick)
+    if both is not None:
+        what = "one MMLU subject" if quick else "MMLU"
+        return both, f"mf trained on {what} with --encoder both (bench.router_artifact.trained_both)"
     found = shipped()
     if found is not None:
         return found, f"shipped: routers/artifacts/{found.name}"

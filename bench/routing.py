@@ -1,12 +1,19 @@
-"""The routing decision alone, in process: embed (ONNX MiniLM) + score (ONNX router).
+"""The routing decision alone, in process: embed (fast static table or ONNX MiniLM) + score + choose.
 
 For prompts of 10, 100 and 256 word-piece tokens, every prompt unique (no cache hits):
 
+- ``fast``: one decision at a time on the fast tier (static table inline, ONNX router,
+  ``routers.decision.choose``): what ``encoder: fast`` pays, and the first step of ``tiered``;
 - ``batch1``: one decision at a time through the gateway's ``AsyncEmbedder`` (thread hop and
   micro-batcher included) then ``router.score``: the latency a lone request pays;
 - ``concurrent``: ``concurrency`` tasks deciding at once (the micro-batcher groups them);
   per-decision latency and decisions per second;
 - ``cache_hit`` (at batch 1): the same prompt again (LRU hit + score).
+
+On real prompts from ``../shared/data`` (``bench.prompts``, each made unique), one at a time:
+``fast``, ``accurate`` and ``tiered`` (the gateway's rule: fast, then MiniLM when the margin
+is inside the band; threshold for half the calibration prompts to the strong model) with the
+share of decisions the tiered rule escalated.
 
 Usage: ``python -m bench.routing [--n 200] [--concurrency 16] [--json out.json]``
 """
@@ -58,12 +65,54 @@ async def _decide(embedder: Any, router: Any, text: str) -> None:
     router.score(emb[None, :])
 
 
+def _margin(router: Any, emb: np.ndarray, threshold: float) -> float:
+    """Score one embedding and return the decision margin (what the gateway's tiers compute)."""
+    from routers.decision import Objective, choose
+
+    sc = router.score(emb[None, :])
+    q = dict(zip(sc.models, map(float, sc.quality[0])))
+    sw = float(sc.strong_win[0]) if sc.strong_win is not None else None
+    return choose(q, {}, Objective("threshold", threshold), strong=sc.strong, weak=sc.weak, strong_win=sw).margin
+
+
+async def real_prompts_bench(
+    embedder: Any, fast: Any, router: Any, n: int, band: float = 0.05, seed: int = 0
+) -> dict[str, Any]:
+    """fast / accurate / tiered decisions on real unique prompts, one at a time."""
+    from bench.prompts import real_prompts
+    from routers.calibration import strong_share_threshold
+
+    threshold = strong_share_threshold(router.meta, 0.5, router.meta.get("strong"), router.meta.get("weak"))
+    texts = [f"{t}\n(request {seed}-{i})" for i, t in enumerate(real_prompts(n, seed))]
+    lat: dict[str, list[float]] = {"fast": [], "tiered": [], "accurate": []}
+    escalated = 0
+    for i, t in enumerate(texts):
+        t0 = time.perf_counter()
+        _margin(router, fast.embed_one(t), threshold)
+        lat["fast"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        _margin(router, await embedder.embed_one(t), threshold)
+        lat["accurate"].append(time.perf_counter() - t0)
+        u = t + f" (tiered {i})"  # unseen by the embedder's cache
+        t0 = time.perf_counter()
+        if _margin(router, fast.embed_one(u), threshold) < band:
+            escalated += 1
+            _margin(router, await embedder.embed_one(u), threshold)
+        lat["tiered"].append(time.perf_counter() - t0)
+    out: dict[str, Any] = {k: pct(v) for k, v in lat.items()}
+    out["tiered"]["escalated_share"] = escalated / max(1, len(texts))
+    out["threshold"], out["band"], out["n"] = threshold, band, len(texts)
+    return out
+
+
 async def bench(router_path: Path, n: int, concurrency: int, lengths: list[int], seed: int = 0) -> dict:
     from routers.base import load_router
     from routers.batching import AsyncEmbedder
     from routers.encoder import Encoder
+    from routers.encoders.static import StaticEncoder
 
     encoder = Encoder.default()
+    fast = StaticEncoder.default()
     embedder = AsyncEmbedder(encoder)
     router = load_router(router_path)
     rng = random.Random(seed)
@@ -85,6 +134,11 @@ async def bench(router_path: Path, n: int, concurrency: int, lengths: list[int],
             await _decide(embedder, router, p)
             lat.append(time.perf_counter() - t0)
         batch1 = pct(lat)
+        flat: list[float] = []
+        for p in prompts[:n]:  # the fast tier has no cache: these cost what unseen prompts cost
+            t0 = time.perf_counter()
+            _margin(router, fast.embed_one(p), 0.5)
+            flat.append(time.perf_counter() - t0)
         hits: list[float] = []
         for p in prompts[: min(n, 100)]:  # all cached by now
             t0 = time.perf_counter()
@@ -108,7 +162,8 @@ async def bench(router_path: Path, n: int, concurrency: int, lengths: list[int],
             "decisions_per_s": len(clat) / wall,
             "mean_batch": len(clat) / max(1, embedder.batches - sizes0),
         }
-        out["lengths"][str(tokens)] = {"batch1": batch1, "cache_hit": pct(hits), "concurrent": conc}
+        out["lengths"][str(tokens)] = {"batch1": batch1, "cache_hit": pct(hits), "concurrent": conc, "fast": pct(flat)}
+    out["real"] = await real_prompts_bench(embedder, fast, router, n, seed=seed)
     embedder.close()
     return out
 

@@ -12,9 +12,12 @@ Starts the fake OpenAI-compatible upstream (``tests/fakes/fake_upstream.py``), S
 - memory: RSS of each process after the load, and whether torch/sklearn are mapped;
 - the routing decision alone, in process (``bench.routing``).
 
-Shunter modes: ``pass-through`` (an explicit upstream model, no routing), ``learned (miss)``
-(unique prompts: embed + ONNX router every request) and ``learned (hit)`` (one prompt: the
-embedding LRU answers).
+Every target sends the same real, varied prompts sampled from ``../shared/data``
+(``bench.prompts``: a third MMLU, a third RouterBench, a third LLMRouter), each request made
+unique by a counter in the prompt. Shunter modes: ``pass-through`` (an explicit upstream model,
+no routing), ``learned fast`` / ``learned tiered`` / ``learned accurate`` (the same router and
+objective on each encoder tier: the static table, static then MiniLM inside the band, MiniLM;
+``gateway.policy.tiers``) and ``learned (hit)`` (one repeated prompt on the tiered policy).
 
 Writes ``bench/results/latest.json`` and ``latest.md`` and prints the Markdown.
 Usage: ``.venv/bin/python bench/run.py [--runs 3] [--duration 5] [--quick] [--no-litellm]``
@@ -36,61 +39,66 @@ if __package__ in (None, ""):  # run as a script: bench/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import load, procs
+from bench.prompts import real_prompts, unique_template
 from bench.report import markdown
 from bench.router_artifact import router_for_bench
 
 RESULTS = Path(__file__).with_name("results")
 PROMPT = "Explain in two sentences why the sky is blue during the day and red at sunset. Request {N}."
 FIXED = PROMPT.replace("{N}", "0")
+TIERS = ("fast", "tiered", "accurate")
 
 
-def targets(up: procs.Proc, sw: procs.Proc, ll: procs.Proc | None, learned: bool, stream: bool) -> list[load.Target]:
+def targets(
+    up: procs.Proc,
+    sw: procs.Proc,
+    ll: procs.Proc | None,
+    learned: bool,
+    stream: bool,
+    real: list[str],
+) -> list[load.Target]:
+    """Every target on the same real prompts, each request unique; ``learned (hit)`` repeats one."""
+
     def body(model: str, prompt: str) -> dict:
         b: dict = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": 32}
         if stream:
             b["stream"] = True
         return b
 
+    def bodies(model: str) -> list[dict]:
+        return [body(model, unique_template(p)) for p in real]
+
     sfx = " stream" if stream else ""
     h = "127.0.0.1"
-    out = [
-        load.Target("direct" + sfx, h, up.port, "/v1/chat/completions", body("fake-model", FIXED), meter=up),
-        load.Target("shunter pass-through" + sfx, h, sw.port, "/v1/chat/completions", body("fake", FIXED), meter=sw),
-    ]
-    if learned:
-        out.append(
-            load.Target(
-                "shunter learned (miss)" + sfx,
-                h,
-                sw.port,
-                "/v1/chat/completions",
-                body("router-learned", PROMPT),
-                unique=True,
-                meter=sw,
-            )
+
+    def target(name: str, port: int, model: str, meter: procs.Proc, **kw) -> load.Target:
+        return load.Target(
+            name + sfx,
+            h,
+            port,
+            "/v1/chat/completions",
+            body(model, FIXED),
+            unique=True,
+            meter=meter,
+            bodies=bodies(model),
+            **kw,
         )
+
+    out = [target("direct", up.port, "fake-model", up), target("shunter pass-through", sw.port, "fake", sw)]
+    if learned:
+        out += [target(f"shunter learned {tier}", sw.port, f"router-learned-{tier}", sw) for tier in TIERS]
         out.append(
             load.Target(
                 "shunter learned (hit)" + sfx,
                 h,
                 sw.port,
                 "/v1/chat/completions",
-                body("router-learned", FIXED),
+                body("router-learned-tiered", FIXED),
                 meter=sw,
             )
         )
     if ll is not None:
-        out.append(
-            load.Target(
-                "litellm" + sfx,
-                h,
-                ll.port,
-                "/v1/chat/completions",
-                body("fake", FIXED),
-                auth=procs.LITELLM_KEY,
-                meter=ll,
-            )
-        )
+        out.append(target("litellm", ll.port, "fake", ll, auth=procs.LITELLM_KEY))
     return out
 
 
@@ -146,12 +154,28 @@ def ttfb(ts: list[load.Target], requests: int, seed: int) -> dict:
     return out
 
 
-def prompt_tokens(text: str) -> int:
+def prompt_tokens(texts: list[str]) -> dict[str, float]:
+    """Word-piece counts of the benchmark's prompts: median, p90, max."""
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(procs.ROOT / "routers" / "assets" / "tokenizer.json"))
     tok.no_padding()
-    return len(tok.encode(text, add_special_tokens=False).ids)
+    tok.no_truncation()
+    n = sorted(len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False))
+    return {"median": statistics.median(n), "p90": n[int(0.9 * (len(n) - 1))], "max": n[-1], "count": len(n)}
+
+
+def tier_counts(sw: procs.Proc) -> dict[str, float]:
+    """Learned decisions per encoder tier so far (``shunter_encoder_tier_total``), all policies."""
+    import re
+
+    import httpx
+
+    text = httpx.get(sw.url + "/metrics", timeout=10).text
+    out: dict[str, float] = {}
+    for m in re.finditer(r'^shunter_encoder_tier_total\{policy="([^"]+)",tier="([^"]+)"\} ([0-9.e+]+)$', text, re.M):
+        out[f"{m.group(1)}/{m.group(2)}"] = float(m.group(3))
+    return out
 
 
 def git_rev() -> str:
@@ -180,13 +204,16 @@ def main() -> None:
     ap.add_argument(
         "--quick", action="store_true", help="tiny settings: a smoke test of the harness, not a measurement"
     )
+    ap.add_argument("--prompts", type=int, default=600, help="real prompts sampled from ../shared/data")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     if args.quick:
         args.runs, args.duration, args.ttfb_requests, args.routing_n, args.paced_delay_ms = 1, 1, 20, 5, 0
+        args.prompts = 60
 
     work = Path(tempfile.mkdtemp(prefix="shunter-bench-"))
-    router, router_desc = router_for_bench(work, args.router)
+    real = real_prompts(args.prompts)
+    router, router_desc = router_for_bench(work, args.router, args.quick)
     load_before = os.getloadavg()
     print(f"bench workdir {work}; router: {router_desc}", flush=True)
     started: list[procs.Proc] = []
@@ -200,7 +227,7 @@ def main() -> None:
         if not args.no_litellm:
             ll = procs.start_litellm(up, work)
             started.append(ll)
-        plain = targets(up, sw, ll, True, False)
+        plain = targets(up, sw, ll, True, False, real)
         for t in plain:  # warm up (imports, pools, ONNX sessions)
             load.run_wrk(t, 1, args.connections, seed=999)
         print("saturation sweep", flush=True)
@@ -211,11 +238,23 @@ def main() -> None:
                 plain, args.runs, args.duration, args.connections, args.paced_delay_ms, label="paced"
             )
         if not args.no_stream:
-            streamed = [t for t in targets(up, sw, ll, True, True) if "(miss)" not in t.name]
+            streamed = [
+                t
+                for t in targets(up, sw, ll, True, True, real)
+                if "fast" not in t.name and "accurate" not in t.name and "(hit)" not in t.name
+            ]
             print("streaming sweep", flush=True)
             result["stream"] = sweep(streamed, args.runs, args.duration, args.connections, label="stream")
             result["ttfb"] = ttfb(streamed, args.ttfb_requests, seed=7)
         result["rss_mb"] = {p.name: p.rss_mb() for p in started}
+        # seconds of load the gateway served before its RSS was read (every sweep, every shunter target)
+        result["load_seconds"] = args.duration * sum(
+            len(r["runs"])
+            for key in ("saturation", "paced", "stream")
+            for name, r in result.get(key, {}).items()
+            if name.startswith("shunter")
+        )
+        result["encoder_tiers"] = tier_counts(sw)
         result["heavy_libs_loaded"] = {p.name: p.loaded_heavy_libs() for p in started if p.name == "shunter"}
         result["serving_stack"] = {
             p.name: p.loaded_libs(("uvloop", "httptools", "aiohttp", "onnxruntime"))
@@ -254,8 +293,8 @@ def main() -> None:
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg(),
         "router": router_desc,
-        "prompt": PROMPT,
-        "prompt_tokens": prompt_tokens(FIXED),
+        "prompt": f"{len(real)} real prompts from ../shared/data (bench.prompts), each request unique",
+        "prompt_tokens": prompt_tokens(real),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "command": " ".join([".venv/bin/python bench/run.py", *sys.argv[1:]]),
     }
