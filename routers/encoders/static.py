@@ -40,7 +40,8 @@ from ..encoder import DEFAULT_TOKENIZER, file_sha256
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_TABLE = ASSETS / "static-minilm-256.npz"
-EXPECTED_SHA256 = "419213879f7e6b3a476530f7f5c3cbb9b3ba06e219eb6a9ce81b6d342b27f946"  # python -m routers.encoders.build_static
+# printed by python -m routers.encoders.build_static for the committed table
+EXPECTED_SHA256 = "419213879f7e6b3a476530f7f5c3cbb9b3ba06e219eb6a9ce81b6d342b27f946"
 MAX_TOKENS = 512
 HEAD_TOKENS = 16
 _HEAD_CHARS, _TAIL_CHARS = 4_000, 8_000  # cheap pre-cut of very long texts (512 tokens < ~4,000 chars)
