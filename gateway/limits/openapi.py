@@ -14,6 +14,17 @@ from gateway.protocol import ErrorResponse
 
 _ERROR_CODES = ("400", "401", "402", "403", "404", "405", "409", "413", "415", "422", "429", "500", "502", "503", "504")
 _STREAMING = ("/v1/chat/completions", "/v1/completions")
+# One server-sent event (how schemathesis reads a stream, event by event): ``data`` is a JSON
+# chunk (``chat.completion.chunk`` or ``text_completion``), an error object, or ``[DONE]``.
+_SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string"},
+        "data": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
+}
 
 
 def document(schema: dict[str, Any]) -> dict[str, Any]:
@@ -36,7 +47,7 @@ def document(schema: dict[str, Any]) -> dict[str, Any]:
             if ok is None:
                 continue
             if path in _STREAMING:
-                ok.setdefault("content", {})["text/event-stream"] = {"schema": {"type": "string"}}
+                ok.setdefault("content", {})["text/event-stream"] = {"schema": _SSE_EVENT}
             if path == "/metrics":
                 ok["content"] = {"text/plain": {"schema": {"type": "string"}}}
     return schema

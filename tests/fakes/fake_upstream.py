@@ -234,7 +234,14 @@ async def app(scope, receive, send):
     cid = f"chatcmpl-{random.getrandbits(48):x}"
     tool_call = None
     if chat and req.get("tools") and req["messages"][-1].get("role") != "tool":
-        fn = req["tools"][0]["function"]["name"]
+        first = req["tools"][0]
+        fn = (first.get("function") or {}).get("name") if isinstance(first, dict) else None
+        if not isinstance(fn, str):  # as OpenAI does: the request is wrong, not the server
+            err = {
+                "message": "Invalid 'tools[0]': a function with a name is required.",
+                "type": "invalid_request_error",
+            }
+            return await _send_json(send, 400, {"error": err})
         tool_call = {
             "id": "call_1",
             "type": "function",
