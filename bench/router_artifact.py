@@ -3,8 +3,8 @@
 The encoder tiers need a router trained on both encoders' embeddings (``routers.encoders``), so
 the escalation share of the tiered policy is a real one: a shipped artifact under
 ``routers/artifacts`` that pins both (a pair router first) when there is one; else an ``mf``
-router trained here with ``--encoder both`` on RouteLLM's MMLU outcomes from ``../shared/data``
-(cached under ``~/.cache/shunter/bench``); else a shipped artifact of any kind; else a randomly
+router trained here with ``--encoder both`` on RouterBench's GPT-4 / Mixtral pair from
+``../shared/data`` (cached under ``~/.cache/shunter/bench``); else a shipped artifact of any kind; else a randomly
 initialised MF router of the same shape (384 -> 128 -> 2 models). Training and the random router
 need the ``train`` extra.
 """
@@ -43,20 +43,21 @@ def trained_both(quick: bool = False) -> Path | None:
     from routers.settings import RouterSettings
     from routers.train import encoders_for
 
-    data = default_paths("routellm")
-    if quick:
-        data = data / "mmlu_anatomy.csv"
+    # quick: one MMLU subject; else RouterBench's GPT-4 / Mixtral pair (ARC, MBPP, Winogrande)
+    fmt, data, models = ("routellm", default_paths("routellm") / "mmlu_anatomy.csv", "")
+    if not quick:
+        fmt, data, models = ("routerbench", default_paths("routerbench"), "gpt-4-1106-preview,mistralai/mixtral-8x7b-chat")
     if not data.exists():
         return None
     encs = encoders_for("both")
-    name = "mf-anatomy-both-" if quick else "mf-mmlu-both-"
+    name = "mf-anatomy-both-" if quick else "mf-routerbench-pair-both-"
     out = RouterSettings().cache_root() / "bench" / (name + "-".join(e.encoder_hash[:8] for e in encs))
     if not (out / "router.json").exists():
         print(f"training the benchmark's router into {out} (first run only) ...", flush=True)
         # a child process: torch stays out of the benchmark (and bench/profile.py cannot shadow
         # the standard library's profile module that torch imports)
         cmd = [sys.executable, "-m", "gateway", "train", "--router", "mf", "--encoder", "both"]
-        cmd += ["--data", str(data), "--format", "routellm", "--out", str(out)]
+        cmd += ["--data", str(data), "--format", fmt, "--out", str(out)] + (["--models", models] if models else [])
         subprocess.run(cmd, cwd=ARTIFACTS.parents[1], check=True, stdout=subprocess.DEVNULL)
     return out
 
@@ -103,7 +104,7 @@ def router_for_bench(workdir: Path, path: str | None = None, quick: bool = False
         return both, f"shipped: routers/artifacts/{both.name} (trained on both encoder tiers)"
     both = trained_both(quick)
     if both is not None:
-        what = "one MMLU subject" if quick else "MMLU"
+        what = "one MMLU subject" if quick else "RouterBench's GPT-4 / Mixtral pair"
         return both, f"mf trained on {what} with --encoder both (bench.router_artifact.trained_both)"
     found = shipped()
     if found is not None:
