@@ -46,7 +46,11 @@ def trained_both(quick: bool = False) -> Path | None:
     # quick: one MMLU subject; else RouterBench's GPT-4 / Mixtral pair (ARC, MBPP, Winogrande)
     fmt, data, models = ("routellm", default_paths("routellm") / "mmlu_anatomy.csv", "")
     if not quick:
-        fmt, data, models = ("routerbench", default_paths("routerbench"), "gpt-4-1106-preview,mistralai/mixtral-8x7b-chat")
+        fmt, data, models = (
+            "routerbench",
+            default_paths("routerbench"),
+            "gpt-4-1106-preview,mistralai/mixtral-8x7b-chat",
+        )
     if not data.exists():
         return None
     encs = encoders_for("both")

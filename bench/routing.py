@@ -66,13 +66,11 @@ async def _decide(embedder: Any, router: Any, text: str) -> None:
 
 
 def _margin(router: Any, emb: np.ndarray, threshold: float) -> float:
-    """Score one embedding and return the decision margin (what the gateway's tiers compute)."""
-    from routers.decision import Objective, choose
+    """Score one embedding and return the decision margin (what the gateway's tiers compute:
+    calibration percentiles for a pair router with stored quantiles)."""
+    from routers.encoders.tiered import margins, strong_win_cdf
 
-    sc = router.score(emb[None, :])
-    q = dict(zip(sc.models, map(float, sc.quality[0])))
-    sw = float(sc.strong_win[0]) if sc.strong_win is not None else None
-    return choose(q, {}, Objective("threshold", threshold), strong=sc.strong, weak=sc.weak, strong_win=sw).margin
+    return float(margins(router.score(emb[None, :]), threshold, strong_win_cdf(router.meta))[0])
 
 
 async def real_prompts_bench(

@@ -50,6 +50,7 @@ class PolicyRuntime:
     encoder: str = "accurate"  # the resolved tier: fast, accurate or tiered (gateway.policy.tiers)
     fast_router: Any = None  # scores fast-tier embeddings (router.fast_path, else the router)
     fast_encoder: Any = None  # routers.encoders.static.StaticEncoder for fast and tiered policies
+    fast_cdf: Any = None  # the fast router's strong_win calibration quantiles: the tiered band's units
 
 
 class Runtime:
@@ -194,6 +195,7 @@ def resolve_tier(pol: Policy, router: Any, fast_router: Any) -> tuple[str, Any]:
 
 def build_policies(cfg: Config, base: Path, router_cache: dict[str, Any] | None = None) -> dict[str, PolicyRuntime]:
     from gateway.policy.semantic import build_index
+    from routers.encoders.tiered import strong_win_cdf
 
     out: dict[str, PolicyRuntime] = {}
     router_cache = router_cache if router_cache is not None else {}
@@ -206,6 +208,7 @@ def build_policies(cfg: Config, base: Path, router_cache: dict[str, Any] | None 
             pr.router = router
             pr.fast_router = _load_router(base, pol.router.fast_path, router_cache) if pol.router.fast_path else router
             pr.encoder, pr.fast_encoder = resolve_tier(pol, router, pr.fast_router)
+            pr.fast_cdf = strong_win_cdf(getattr(pr.fast_router, "meta", {}) or {})
             pr.model_map = {c: pol.router.model_map.get(c, c) for c in pol.candidates}
             inverse = {v: k for k, v in pr.model_map.items()}
             meta = getattr(router, "meta", {}) or {}

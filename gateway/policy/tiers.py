@@ -4,9 +4,10 @@ A policy's ``encoder`` (``routers.encoders``):
 
 - ``accurate``: MiniLM (the micro-batched ``AsyncEmbedder``), then the router;
 - ``fast``: the static table (inline, ~0.05 ms), then the router;
-- ``tiered``: the fast tier first; when its decision margin (``routers.decision.Choice.margin``:
-  how far the deciding score is from flipping the choice) is below ``encoder_band``, the prompt is
-  embedded with MiniLM and scored again, and that decision stands;
+- ``tiered``: the fast tier first; when its decision margin (how far the deciding score is from
+  flipping the choice: ``routers.decision.Choice.margin``, in calibration percentiles for a
+  threshold on ``strong_win``, ``routers.encoders.tiered``) is below ``encoder_band``, the prompt
+  is embedded with MiniLM and scored again, and that decision stands;
 - ``auto`` (the default): ``tiered`` when the policy's router(s) accept both encoders, else the
   one they were trained on.
 
@@ -25,6 +26,7 @@ import numpy as np
 
 from gateway import metrics
 from routers.decision import Objective, choose
+from routers.encoders.tiered import percentile_margin
 
 if TYPE_CHECKING:
     from gateway.runtime import PolicyRuntime, Runtime
@@ -65,14 +67,12 @@ def margin_of(
     live_scored = {c: scores[c] for c in live if c in scores}
     if len(live_scored) < 2:
         return float("inf")
-    ch = choose(
-        live_scored,
-        costs,
-        objective,
-        strong=pr.strong if pr.strong in live_scored else None,
-        weak=pr.weak if pr.weak in live_scored else None,
-        strong_win=strong_win,
-    )
+    strong = pr.strong if pr.strong in live_scored else None
+    weak = pr.weak if pr.weak in live_scored else None
+    ch = choose(live_scored, costs, objective, strong=strong, weak=weak, strong_win=strong_win)
+    pair_rule = objective.kind in ("threshold", "target_strong_share") and strong_win is not None and strong and weak
+    if pair_rule and pr.fast_cdf is not None:  # in calibration percentiles (routers.encoders.tiered)
+        return percentile_margin(strong_win, objective.value, pr.fast_cdf)  # type: ignore[arg-type]
     return ch.margin
 
 

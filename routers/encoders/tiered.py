@@ -1,9 +1,18 @@
 """Offline tier cascade (``shunter score --encoder``, benchmarks): the gateway's rule, batched.
 
 ``TieredScorer(tier, router, fast_router, threshold, band).score(texts)`` returns the scores the
-gateway's policy would decide on: the fast tier's for every prompt whose decision margin
-(``routers.decision.choose(...).margin`` under a ``threshold`` objective) is at least ``band``,
-MiniLM's for the rest. ``fast`` and ``accurate`` score every prompt with that tier alone.
+gateway's policy would decide on: the fast tier's for every prompt whose decision margin is at
+least ``band``, MiniLM's for the rest. ``fast`` and ``accurate`` score every prompt with that
+tier alone.
+
+The margin (``routers.decision.choose(...).margin``) is in the objective's units. For a
+threshold on ``strong_win`` it is measured in **calibration percentiles** when the router stores
+its ``strong_win`` quantiles (every trained router does): ``|F(strong_win) - F(threshold)|``
+with ``F`` the router's empirical CDF on its training prompts. Routers spread ``strong_win``
+very differently (an mf pair router over 0.52-0.62, a knn one over 0.2-0.9), so a raw band of
+0.05 escalates almost everything for one and little for the other; in percentiles, a band of
+0.05 escalates the prompts within 5 percentile points of the threshold, about 10% of traffic
+like the router's training prompts, whatever the router.
 """
 
 from __future__ import annotations
@@ -17,14 +26,31 @@ from ..base import RouterScores
 from ..decision import Objective, choose
 
 
-def margins(scores: RouterScores, threshold: float) -> np.ndarray:
-    """Per-prompt decision margin under a threshold objective (pair rule when there is a pair)."""
+def strong_win_cdf(meta: dict) -> np.ndarray | None:
+    """The router's ``strong_win`` calibration quantiles (levels 0..100%), if it stores them."""
+    q = ((meta or {}).get("calibration") or {}).get("strong_win")
+    if not q or len(q) < 2:
+        return None
+    return np.maximum.accumulate(np.asarray(q, dtype=np.float64))
+
+
+def percentile_margin(strong_win: float, threshold: float, cdf: np.ndarray) -> float:
+    """``|F(strong_win) - F(threshold)|`` with ``F`` interpolated from the quantiles ``cdf``."""
+    levels = np.linspace(0.0, 1.0, len(cdf))
+    return float(abs(np.interp(strong_win, cdf, levels) - np.interp(threshold, cdf, levels)))
+
+
+def margins(scores: RouterScores, threshold: float, cdf: np.ndarray | None = None) -> np.ndarray:
+    """Per-prompt decision margin under a threshold objective (pair rule when there is a pair);
+    in calibration percentiles when ``cdf`` (``strong_win_cdf``) is given and there is a pair."""
     obj = Objective("threshold", threshold)
     out = np.empty(len(scores.quality))
     for i, row in enumerate(scores.quality):
         q = dict(zip(scores.models, map(float, row)))
         sw = float(scores.strong_win[i]) if scores.strong_win is not None else None
         out[i] = choose(q, {}, obj, strong=scores.strong, weak=scores.weak, strong_win=sw).margin
+        if cdf is not None and sw is not None:
+            out[i] = percentile_margin(sw, threshold, cdf)
     return out
 
 
@@ -35,6 +61,7 @@ class TieredScorer:
         self.tier, self.router, self.fast_router = tier, router, fast_router or router
         self.threshold, self.band = threshold, band
         self.counts = {"fast": 0, "accurate": 0}
+        self.cdf = strong_win_cdf(getattr(self.fast_router, "meta", {}))
         self._fast: Any = None
         self._accurate: Any = None
 
@@ -63,7 +90,7 @@ class TieredScorer:
         if self.tier == "fast" or not texts:
             self.counts["fast"] += len(texts)
             return fast
-        close = np.flatnonzero(margins(fast, self.threshold) < self.band)
+        close = np.flatnonzero(margins(fast, self.threshold, self.cdf) < self.band)
         self.counts["accurate"] += len(close)
         self.counts["fast"] += len(texts) - len(close)
         if len(close) == 0:
@@ -76,7 +103,7 @@ class TieredScorer:
         if self.tier != "tiered":
             return [self.tier] * len(texts)
         fast = self.fast_router.score(self.fast.embed(list(texts)))
-        return ["accurate" if m < self.band else "fast" for m in margins(fast, self.threshold)]
+        return ["accurate" if m < self.band else "fast" for m in margins(fast, self.threshold, self.cdf)]
 
 
 def _merge(fast: RouterScores, acc: RouterScores, rows: np.ndarray) -> RouterScores:

@@ -14,11 +14,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from routers.base import encoder_hashes, load_router
 from routers.encoder import Encoder
 from routers.encoders.static import StaticEncoder
+from routers.encoders.tiered import strong_win_cdf
 from tests.support.paths import DATA
 from tests.support.policies import chat, outcome
 from tests.support.procs import upstream_entry
@@ -44,6 +46,14 @@ def prompt() -> str:
     with MMLU.open() as f:
         rows = list(csv.reader(f))
     return rows[7][0]
+
+
+def far_threshold(artifact: Path, fast: float, points: float = 0.3) -> float:
+    """A threshold ``points`` calibration percentiles away from the fast score (the band's units)."""
+    cdf = strong_win_cdf(json.loads((artifact / "router.json").read_text()))
+    levels = np.linspace(0, 1, len(cdf))
+    at = float(np.interp(fast, cdf, levels))
+    return float(np.interp(at - points if at >= points else at + points, levels, cdf))
 
 
 def strong_wins(artifact: Path, text: str) -> tuple[float, float]:
@@ -84,7 +94,7 @@ def test_prompt_inside_the_band_escalates_to_minilm(gw, artifact, tmp_path):
     text = prompt()
     fast, accurate = strong_wins(artifact, text)
     assert abs(fast - accurate) > 1e-4  # the two tiers really do score differently
-    near = min(1.0, fast + BAND / 5)  # the fast tier's margin is BAND/5: inside the band
+    near = fast  # the fast tier's margin is 0: inside the band
     resp, h = chat(gw, text, model="router-tiered", headers={"x-shunter-threshold": f"{near:.6f}"})
     assert h["x-shunter-encoder-tier"] == "accurate"
     assert float(h["x-shunter-strong-win"]) == pytest.approx(accurate, abs=1e-3)
@@ -97,7 +107,7 @@ def test_prompt_inside_the_band_escalates_to_minilm(gw, artifact, tmp_path):
 def test_prompt_outside_the_band_is_decided_by_the_fast_tier(gw, artifact, tmp_path):
     text = prompt()
     fast, _ = strong_wins(artifact, text)
-    far = fast - 0.2 if fast >= 0.25 else fast + 0.2  # margin 0.2, four bands away
+    far = far_threshold(artifact, fast)  # 0.3 percentile points away: six bands
     resp, h = chat(gw, text, model="router-tiered", headers={"x-shunter-threshold": f"{far:.6f}"})
     assert h["x-shunter-encoder-tier"] == "fast"
     assert float(h["x-shunter-strong-win"]) == pytest.approx(fast, abs=1e-3)
@@ -116,6 +126,5 @@ def test_single_tier_policies_and_auto(gw, artifact):
     assert h["x-shunter-encoder-tier"] == "accurate"
     assert float(h["x-shunter-strong-win"]) == pytest.approx(accurate, abs=1e-3)
     # auto: the artifact pins both encoders, so the policy is tiered
-    near = min(1.0, fast + BAND / 5)
-    _, h = chat(gw, text, model="router-auto", headers={"x-shunter-threshold": f"{near:.6f}"})
+    _, h = chat(gw, text, model="router-auto", headers={"x-shunter-threshold": f"{fast:.6f}"})
     assert h["x-shunter-encoder-tier"] == "accurate"

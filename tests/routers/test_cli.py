@@ -102,7 +102,7 @@ def test_score_encoder_tiers_keep_the_format(app, cluster_pair, mmlu_dir, tmp_pa
     from routers.base import load_router
     from routers.encoder import Encoder
     from routers.encoders.static import StaticEncoder
-    from routers.encoders.tiered import margins
+    from routers.encoders.tiered import margins, strong_win_cdf
 
     with open(mmlu_dir / "mmlu_anatomy.csv") as f:
         prompts = [r["prompt"] for r in csv.DictReader(f)][:12]
@@ -111,7 +111,8 @@ def test_score_encoder_tiers_keep_the_format(app, cluster_pair, mmlu_dir, tmp_pa
     router = load_router(cluster_pair)
     fast = router.score(StaticEncoder.default().embed(prompts))
     accurate = router.score(Encoder.default().embed(prompts))
-    band = float(np.median(margins(fast, 0.5)))  # about half the prompts inside the band
+    cdf = strong_win_cdf(router.meta)  # the band is in calibration percentiles
+    band = float(np.median(margins(fast, 0.5, cdf)))  # about half the prompts inside the band
     got = {}
     for tier in ("fast", "accurate", "tiered"):
         out = tmp_path / f"{tier}.jsonl"
@@ -123,7 +124,7 @@ def test_score_encoder_tiers_keep_the_format(app, cluster_pair, mmlu_dir, tmp_pa
         got[tier] = np.array([r["strong_win"] for r in rows])
     assert np.allclose(got["fast"], fast.strong_win, atol=1e-5)
     assert np.allclose(got["accurate"], accurate.strong_win, atol=1e-5)
-    inside = margins(fast, 0.5) < band
+    inside = margins(fast, 0.5, cdf) < band
     assert 0 < inside.sum() < len(prompts)
     assert np.allclose(got["tiered"], np.where(inside, accurate.strong_win, fast.strong_win), atol=1e-5)
 
