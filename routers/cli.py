@@ -1,4 +1,4 @@
-"""``shunter`` router commands: train, score, eval, calibrate, profile.
+"""``shunter`` router commands: train, score, eval, calibrate, profile, learn-curve.
 
 The gateway's typer app gains them with ``routers.cli.register(app)``; standalone:
 ``python -m routers.cli --help``.
@@ -319,6 +319,33 @@ def profile_cmd(
     typer.echo(json.dumps({"model": model, "rows": int(ok.sum()), "models": meta["models"]}))
 
 
+def learn_curve_cmd(
+    router: Path = typer.Option(..., "--router", help="deployed router artifact folder"),
+    data: list[Path] = typer.Option(..., "--data", help="data file(s) or folder(s)"),
+    fmt: str = typer.Option(..., "--format", help="data format: routellm, routerbench, llmrouter"),
+    budgets: str = typer.Option("0,100,200,400", "--budgets", help="comma-separated judged-prompt budgets"),
+    seed: int = typer.Option(0, "--seed", help="seed of the stream/evaluation split"),
+    out: Path = typer.Option(..., "--json", help="write the curve as JSON here"),
+    plot: Path | None = typer.Option(None, "--plot", help="write a PNG"),
+) -> None:
+    """Adapt the router to the first k judged stream rows (as retrain does); score each on the evaluation half."""
+    from .learncurve import learn_curve, plot_curve
+
+    _check(fmt, FORMATS, "--format")
+    try:
+        ks = [int(b) for b in budgets.split(",") if b.strip()]
+    except ValueError:
+        raise typer.BadParameter("--budgets must be comma-separated integers") from None
+    try:
+        res = learn_curve(router, data, fmt, ks, seed=seed, log=lambda s: typer.echo(s, err=True))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    out.write_text(json.dumps(res, indent=2) + "\n")
+    if plot:
+        plot_curve(res, plot, f"{router.name} on {', '.join(p.name for p in data)}")
+    typer.echo(json.dumps(res))
+
+
 def register(app: typer.Typer) -> None:
     """Add the router commands to a typer app (the gateway's ``shunter``)."""
     app.command("train")(train_cmd)
@@ -326,6 +353,7 @@ def register(app: typer.Typer) -> None:
     app.command("eval")(eval_cmd)
     app.command("calibrate")(calibrate_cmd)
     app.command("profile")(profile_cmd)
+    app.command("learn-curve")(learn_curve_cmd)
 
 
 app = typer.Typer(help="Shunter router tools", no_args_is_help=True, add_completion=False)

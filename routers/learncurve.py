@@ -1,0 +1,115 @@
+"""``shunter learn-curve``: how fast a deployed router learns from judged traffic.
+
+1. The data set's rows are split, seeded, into a *stream* half and an *evaluation* half.
+2. For each budget ``k`` the first ``k`` stream rows count as judged: their recorded outcomes
+   are revealed (per-model scores, as a judge would score each model's answer) and the router
+   is adapted by :func:`routers.adapt.adapt`, the code ``shunter retrain`` runs. The whole
+   stream half's embeddings (no labels) are the unlabelled traffic it also sees.
+3. The adapted artifact is loaded back through the serving path and scored on the evaluation
+   half with ``eval``'s metrics: APGR for a strong/weak pair, else RouterBench AIQ.
+
+Budget 0 is the router as shipped (no artifact is written). The result::
+
+    {"metric": "apgr" | "aiq", "budgets": [...], "values": [...], "baseline_random": ...,
+     "rows": {"stream": n, "eval": n}}
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .adapt import Judged, adapt
+from .base import load_router
+from .data import RoutingTable, load_table
+from .evaluate import evaluate_scores
+from .train import table_embeddings
+
+
+def stream_eval_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded permutation of ``n`` rows: first half (rounded down) the stream, the rest evaluation."""
+    perm = np.random.default_rng(seed).permutation(n)
+    half = n // 2
+    return perm[:half], perm[half:]
+
+
+def judged_rows(table: RoutingTable, emb: np.ndarray, idx: np.ndarray) -> Judged:
+    """Rows ``idx`` with every recorded per-model outcome revealed."""
+    return Judged(np.asarray(emb[idx], np.float32), list(table.models), np.asarray(table.quality[idx], float))
+
+
+def metric_of(res: dict[str, Any]) -> tuple[str, float, float]:
+    """(metric name, value, random router's value) of an ``evaluate_scores`` result."""
+    if "pair" in res:
+        return "apgr", float(res["pair"]["apgr"]), 0.5
+    if "many" in res:
+        return "aiq", float(res["many"]["aiq"]), float(res["many_baselines"]["random"]["aiq"])
+    raise ValueError("the router and the data share neither a strong/weak pair nor several models with costs")
+
+
+def learn_curve(
+    router_dir: str | Path,
+    data: Sequence[str | Path] | str | Path,
+    fmt: str,
+    budgets: Sequence[int],
+    seed: int = 0,
+    log: Callable[[str], None] = lambda s: None,
+) -> dict[str, Any]:
+    if any(b < 0 for b in budgets):
+        raise ValueError("budgets must be >= 0")
+    table = load_table(data, fmt)
+    emb = table_embeddings(table)
+    stream, ev = stream_eval_split(len(table), seed)
+    eval_t, eval_e = table.subset(ev), emb[ev]
+    base = load_router(router_dir)
+    metric, values, random_v = None, [], None
+    with tempfile.TemporaryDirectory(prefix="learn-curve-") as tmp:
+        for k in budgets:
+            if k > len(stream):
+                raise ValueError(f"budget {k} exceeds the stream half ({len(stream)} rows)")
+            if k == 0:
+                router = base
+                chosen = "as shipped"
+            else:
+                out = Path(tmp) / f"k{k}"
+                meta = adapt(router_dir, judged_rows(table, emb, stream[:k]), out, domain_emb=emb[stream], seed=seed)
+                router = load_router(out)
+                chosen = meta["adaptation"]["chosen"]
+            res = evaluate_scores(eval_t, router.score(eval_e), router.meta, with_baselines=True)
+            name, value, random_v = metric_of(res)
+            if metric is not None and name != metric:
+                raise ValueError(f"budget {k}: metric changed from {metric} to {name}")
+            metric = name
+            values.append(value)
+            log(f"budget {k:>5}: {name} {value:.4f} ({chosen})")
+    return {
+        "metric": metric,
+        "budgets": [int(b) for b in budgets],
+        "values": values,
+        "baseline_random": random_v,
+        "rows": {"stream": int(len(stream)), "eval": int(len(ev))},
+    }
+
+
+def plot_curve(result: dict[str, Any], path: str | Path, title: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.plot(result["budgets"], result["values"], "-o", label="adapted router")
+    ax.axhline(result["values"][0], ls=":", c="grey", label="as shipped (budget 0)")
+    ax.axhline(result["baseline_random"], ls="--", c="red", label="random router")
+    ax.set_xlabel("judged prompts")
+    ax.set_ylabel(result["metric"].upper() + f" on {result['rows']['eval']} evaluation rows")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,121 @@
+"""Adaptation of a deployed router (routers.adapt) and ``learn-curve`` on real MMLU cuts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from routers.adapt import KEEP, AdaptedRouter, Basis, Judged, Reg, adapt, fit_head, prior_logits
+from routers.base import load_router
+from routers.cli import register
+from routers.data import load_table
+from routers.evaluate import evaluate_scores
+from routers.learncurve import learn_curve, stream_eval_split
+from routers.train import table_embeddings, train_router
+
+BASE_SUBJECTS = ("anatomy", "astronomy", "marketing", "virology", "high_school_biology")
+TARGET_SUBJECTS = ("elementary_mathematics", "high_school_mathematics")
+
+
+@pytest.fixture(scope="module")
+def dirs(data_dir, tmp_path_factory):
+    src = data_dir / "routellm-mmlu"
+    base_d, target_d = tmp_path_factory.mktemp("base-data"), tmp_path_factory.mktemp("target-data")
+    for s in BASE_SUBJECTS:
+        shutil.copy(src / f"mmlu_{s}.csv", base_d)
+    for s in TARGET_SUBJECTS:
+        shutil.copy(src / f"mmlu_{s}.csv", target_d)
+    return base_d, target_d
+
+
+@pytest.fixture(scope="module")
+def base_router(dirs, tmp_path_factory):
+    """A kNN pair router trained without the math subjects (the shipped recipe)."""
+    out = tmp_path_factory.mktemp("art") / "knn-nomath"
+    train_router("knn", load_table(dirs[0], "routellm"), out, seed=0)
+    return out
+
+
+@pytest.fixture(scope="module")
+def target(dirs):
+    t = load_table(dirs[1], "routellm")
+    return t, table_embeddings(t)
+
+
+def _judged(t, emb, idx) -> Judged:
+    return Judged(emb[idx], list(t.models), t.quality[idx].astype(float))
+
+
+def test_keep_is_the_deployed_router(base_router, target, tmp_path):
+    t, emb = target
+    meta = adapt(base_router, _judged(t, emb, np.arange(60)), tmp_path / "a", grid=[KEEP])
+    assert meta["kind"] == "adapted" and meta["adaptation"]["chosen"] == "keep"
+    a, b = load_router(tmp_path / "a"), load_router(base_router)
+    assert isinstance(a, AdaptedRouter)
+    np.testing.assert_allclose(a.score(emb[:50]).quality, b.score(emb[:50]).quality, atol=1e-4)
+
+
+def test_fitted_head_is_what_serves_and_adapting_twice_stays_flat(base_router, target, tmp_path):
+    t, emb = target
+    reg = Reg(10.0, 10.0, 3.0)
+    adapt(base_router, _judged(t, emb, np.arange(0, 150)), tmp_path / "one", grid=[reg], dims=16)
+    one = load_router(tmp_path / "one")
+    second = _judged(t, emb, np.arange(150, 300))
+    dom = emb[300:500]
+    adapt(tmp_path / "one", second, tmp_path / "two", grid=[reg], domain_emb=dom, dims=16)
+    two = load_router(tmp_path / "two")
+    assert not (tmp_path / "two" / "base" / "base").exists()  # composed, not nested
+    assert load_router(tmp_path / "two" / "base").meta["kind"] == "knn"
+    # the served logits are exactly the second head on top of the first adapted router
+    basis = Basis.fit(np.vstack([second.emb, dom]), 16)
+    z = prior_logits(one, second.emb, list(t.models))
+    head = fit_head(z, basis(second.emb), second, reg)
+    x = emb[500:560]
+    want = head.logits(prior_logits(one, x, list(t.models)), basis(x))
+    np.testing.assert_allclose(two.logits(x), want, atol=2e-3)
+    assert two.meta["strong"] == "gpt-4-1106-preview"
+    assert two.meta["calibration"]["strong_win"]
+
+
+def test_unrelated_labels_keep_the_router(base_router, target, tmp_path):
+    """Labels shuffled across prompts carry no prompt information: cross-validation keeps the
+    deployed router's ranking (at most a calibration shift, never a learned direction)."""
+    t, emb = target
+    rng = np.random.default_rng(3)
+    idx = np.arange(200)
+    j = Judged(emb[idx], list(t.models), t.quality[rng.permutation(idx)].astype(float))
+    meta = adapt(base_router, j, tmp_path / "a")
+    assert "w=None" in meta["adaptation"]["chosen"] or meta["adaptation"]["chosen"] == "keep"
+
+
+def test_learn_curve_shape_budget0_and_no_loss(base_router, dirs, target):
+    t, emb = target
+    res = learn_curve(base_router, dirs[1], "routellm", [0, 100, 300], seed=0)
+    assert set(res) == {"metric", "budgets", "values", "baseline_random", "rows"}
+    assert res["metric"] == "apgr" and res["baseline_random"] == 0.5
+    stream, ev = stream_eval_split(len(t), 0)
+    assert res["rows"] == {"stream": len(stream), "eval": len(ev)}
+    shipped = load_router(base_router)
+    want = evaluate_scores(t.subset(ev), shipped.score(emb[ev]), shipped.meta)["pair"]["apgr"]
+    assert res["values"][0] == pytest.approx(want)
+    assert min(res["values"][1:]) >= res["values"][0] - 0.02
+    assert res["values"][-1] > res["values"][0]
+
+
+def test_learn_curve_cli(base_router, dirs, tmp_path):
+    app = typer.Typer()
+    register(app)
+    out, png = tmp_path / "curve.json", tmp_path / "curve.png"
+    args = ["learn-curve", "--router", str(base_router), "--data", str(dirs[1]), "--format", "routellm"]
+    r = CliRunner().invoke(app, [*args, "--budgets", "0,50", "--seed", "1", "--json", str(out), "--plot", str(png)])
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    assert res["budgets"] == [0, 50] and len(res["values"]) == 2
+    assert png.stat().st_size > 1000
+    bad = CliRunner().invoke(app, [*args, "--budgets", "0,100000", "--json", str(out)])
+    assert bad.exit_code == 2 and "exceeds the stream half" in bad.output
