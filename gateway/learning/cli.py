@@ -18,14 +18,18 @@ def retrain(
         None, "--config", "-c", help="Policy file, rewritten on publish [SHUNTER_CONFIG]."
     ),
     since: str = typer.Option("7d", help="Outcomes newer than this (7d, 12h, 30m; 0 for all)."),
-    judge: Path | None = typer.Option(None, help="LLM-judge scores, JSONL {request_id, score, source?}."),
+    judge: Path | None = typer.Option(
+        None, help="LLM-judge scores, JSONL {request_id, score, model?, source?} (model: a non-served model's score)."
+    ),
     margin: float = typer.Option(0.01, help="Publish only when the candidate is better by this much."),
     holdout: float = typer.Option(0.2, help="Newest share of labelled requests held back for the gate."),
     metric: str = typer.Option("brier", help="Gate metric (lower is better): brier or log_loss."),
     out: Path | None = typer.Option(None, help="Artifacts go to OUT/<policy>/<version>/ [SHUNTER_RETRAIN_DIR]."),
     db: Path | None = typer.Option(None, help="SQLite outcome store (default: server.outcomes_path)."),
     candidate: Path | None = typer.Option(None, help="Gate this existing artifact instead of training one."),
-    family: str | None = typer.Option(None, help="Router family (default: the current artifact's)."),
+    family: str | None = typer.Option(
+        None, help="Retrain this family from scratch (default: adapt the deployed router, as learn-curve measures)."
+    ),
     min_rows: int = typer.Option(50, help="Refuse with fewer labelled requests than this."),
     publish: bool = typer.Option(True, help="Rewrite the policy file's router path when the gate passes."),
     reload_url: str | None = typer.Option(None, help="Gateway URL to POST /admin/reload after publishing."),

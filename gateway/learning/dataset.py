@@ -5,6 +5,10 @@ served model's score (mean of its feedback items, LLM-judge scores included) and
 other models' cells are unobserved; :func:`fill_unobserved` gives them the current router's
 predicted quality (distillation), so every family's trainer sees a full table and the new
 router only moves where feedback disagrees with the old one.
+
+LLM-judge items (source ``judge`` for the served model, ``judge@<model>`` for a model that did
+not serve, e.g. from shadow sampling) become Bradley-Terry pairs (served vs that model, target
+``0.5 + (s_served - s_other) / 2``) for :func:`to_judged`, the adaptation's input.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ class FeedbackSet:
     score: np.ndarray  # (n,) in [0, 1]
     cost: np.ndarray  # (n,) USD, NaN when unknown
     skipped: dict[str, int]
+    pointwise: np.ndarray | None = None  # (n,) served model's score without pairwise judge items (NaN: none)
+    pairs: list[list[tuple[int, float]]] | None = None  # per row: (other column, P(served beats it))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -45,6 +51,8 @@ class FeedbackSet:
             self.score[idx],
             self.cost[idx],
             self.skipped,
+            None if self.pointwise is None else self.pointwise[idx],
+            None if self.pairs is None else [self.pairs[i] for i in idx],
         )
 
     def observed(self) -> np.ndarray:
@@ -57,16 +65,27 @@ class FeedbackSet:
         return {m: int((self.served == j).sum()) for j, m in enumerate(self.models)}
 
 
+JUDGE = "judge"
+
+
+def is_judge(fb: Feedback) -> bool:
+    return fb.source == JUDGE or fb.source.startswith(JUDGE + "@")
+
+
 def read_judge(path: str | Path) -> list[Feedback]:
-    """JSONL ``{"request_id", "score" in [0, 1], "source"?: "judge", "label"?}`` -> feedback items."""
+    """JSONL ``{"request_id", "score" in [0, 1], "model"?, "source"?: "judge", "label"?}`` -> feedback
+    items; ``model`` names the model the score is for (source ``judge@<model>``; default: the served one)."""
     out = []
     for line in Path(path).read_text().splitlines():
         if line.strip():
             row = json.loads(line)
+            src = row.get("source", JUDGE)
+            if row.get("model"):
+                src = f"{JUDGE}@{row['model']}"
             out.append(
                 Feedback(
                     request_id=row["request_id"],
-                    source=row.get("source", "judge"),
+                    source=src,
                     score=float(row["score"]),
                     label=row.get("label"),
                     comment=row.get("comment"),
@@ -76,11 +95,51 @@ def read_judge(path: str | Path) -> list[Feedback]:
     return out
 
 
-def build(rows: list[Labelled], models: list[str], model_map: dict[str, str]) -> FeedbackSet:
-    """Keep rows with an embedding whose served model is one of the router's models."""
+def _judge_view(
+    items: list[Feedback], served: str, col: dict[str, int], model_map: dict[str, str]
+) -> tuple[float, list[tuple[int, float]]]:
+    """(served model's pointwise score or NaN, [(other column, P(served beats it))]) of one request."""
+    own = [f.score for f in items if f.source == JUDGE or f.source == f"{JUDGE}@{served}"]
+    others = {}
+    for f in items:
+        if f.source.startswith(JUDGE + "@"):
+            name = f.source.split("@", 1)[1]
+            inner = model_map.get(name, name)
+            if inner in col and inner != col.get(served, -1) and name != served:
+                others[col[inner]] = f.score
+    user = [f.score for f in items if not is_judge(f)]
+    if not others:  # judge scores of the served model only: absolute labels, like user feedback
+        vals = user + own
+        return (float(np.mean(vals)) if vals else float("nan")), []
+    s_own = float(np.mean(own)) if own else None
+    pairs = [(j, 0.5 + ((s_own if s_own is not None else 1.0 - s) - s) / 2.0) for j, s in others.items()]
+    return (float(np.mean(user)) if user else float("nan")), pairs
+
+
+def embeddings(outcomes: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """((n, dim) float32, (n,) arrival times) of the outcomes that recorded a prompt embedding
+    (the unlabelled traffic)."""
+    kept = [o for o in outcomes if o.embedding]
+    if not kept:
+        return np.zeros((0, 384), np.float32), np.zeros(0)
+    vecs = np.asarray([np.frombuffer(o.embedding, np.float16).astype(np.float32) for o in kept], np.float32)
+    return vecs, np.asarray([o.ts for o in kept], float)
+
+
+def build(
+    rows: list[Labelled],
+    models: list[str],
+    model_map: dict[str, str],
+    items: dict[str, list[Feedback]] | None = None,
+) -> FeedbackSet:
+    """Keep rows with an embedding whose served model is one of the router's models.
+
+    ``items``: each request's feedback items (judge items become pairs, see :func:`to_judged`)."""
     col = {m: j for j, m in enumerate(models)}
     skipped = {"no_embedding": 0, "model_not_in_router": 0}
     ids, ts, emb, served, score, cost = [], [], [], [], [], []
+    pointwise: list[float] = []
+    pairs: list[list[tuple[int, float]]] = []
     for r in rows:
         o = r.outcome
         inner = model_map.get(o.served or "", o.served)
@@ -96,6 +155,12 @@ def build(rows: list[Labelled], models: list[str], model_map: dict[str, str]) ->
         served.append(col[inner])
         score.append(r.score)
         cost.append(np.nan if o.cost_usd is None else o.cost_usd)
+        if items is not None and items.get(o.request_id):
+            pw, pr = _judge_view(items[o.request_id], o.served or "", col, model_map)
+        else:
+            pw, pr = r.score, []
+        pointwise.append(pw)
+        pairs.append([(j, float(np.clip(t, 0.0, 1.0))) for j, t in pr])
     dim = emb[0].shape[0] if emb else 384
     e = np.asarray(emb, np.float32).reshape(len(emb), dim)
     e /= np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-9)
@@ -108,7 +173,22 @@ def build(rows: list[Labelled], models: list[str], model_map: dict[str, str]) ->
         np.asarray(score, float),
         np.asarray(cost, float),
         skipped,
+        np.asarray(pointwise, float),
+        pairs,
     )
+
+
+def to_judged(fs: FeedbackSet) -> Any:
+    """``routers.adapt.Judged``: the served model's score (user feedback and absolute judge
+    scores) as a per-model label, judge preferences as Bradley-Terry pairs."""
+    from routers.adapt import Judged
+
+    y = np.full((len(fs), len(fs.models)), np.nan)
+    pw = fs.pointwise if fs.pointwise is not None else fs.score
+    y[np.arange(len(fs)), fs.served] = pw
+    rows = [(i, int(fs.served[i]), j, t) for i, pr in enumerate(fs.pairs or []) for j, t in pr]
+    pairs = np.asarray(rows, float).reshape(len(rows), 4)
+    return Judged(fs.emb, list(fs.models), y, pairs)
 
 
 def time_split(fs: FeedbackSet, holdout: float) -> tuple[np.ndarray, np.ndarray]:

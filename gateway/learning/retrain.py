@@ -5,7 +5,11 @@
    optional LLM-judge JSONL file (stored as feedback, source ``judge``);
 2. build the training table (:mod:`gateway.learning.dataset`): recorded embedding, the served
    model's feedback score, the current router's predictions for the unobserved models;
-3. retrain the policy's router family with ``routers.train.train_router`` on the older part;
+3. adapt the deployed router to the older part with ``routers.adapt.adapt`` (the code
+   ``shunter learn-curve`` measures): user feedback as per-model scores, LLM-judge
+   preferences as Bradley-Terry pairs, every recorded prompt of the window (labelled or not)
+   as the domain; ``--family NAME`` instead retrains that family from scratch with
+   ``routers.train.train_router`` (unobserved cells filled by the current router);
 4. score current and candidate on the newest ``holdout`` share (:mod:`gateway.learning.gate`);
 5. write the versioned artifact and ``report.json``; publish only when the candidate is better
    by ``margin`` (:mod:`gateway.learning.publish`), after which the gateway hot-swaps it.
@@ -62,7 +66,8 @@ class Options:
     seed: int = 0
 
 
-def load_labelled(opts: Options, cfg: Any) -> tuple[list, dict]:
+def load_labelled(opts: Options, cfg: Any) -> tuple[list, dict, tuple[np.ndarray, np.ndarray], dict]:
+    """(labelled rows, feedback items per request id, every recorded prompt embedding of the window, info)."""
     from gateway.outcomes.sqlite import SQLiteStore
 
     db = Path(opts.db or cfg.server.outcomes_path)
@@ -83,7 +88,11 @@ def load_labelled(opts: Options, cfg: Any) -> tuple[list, dict]:
         span = parse_since(opts.since)
         since = time.time() - span if span else 0.0
         info["since"] = since
-        return store.labelled(opts.policy, since), info
+        rows = store.labelled(opts.policy, since)
+        items = {r.outcome.request_id: store.feedback(r.outcome.request_id) for r in rows}
+        domain = dataset.embeddings(store.outcomes(opts.policy, since))
+        info["domain_prompts"] = len(domain[0])
+        return rows, items, domain, info
     finally:
         store.close()
 
@@ -100,6 +109,17 @@ def _family_opts(family: str, meta: dict) -> dict:
     if family == "cluster" and meta.get("k"):
         return {"k": int(meta["k"])}
     return {}
+
+
+ADAPT = "adapt"
+
+
+def _adapt(current_path: Path, fs: dataset.FeedbackSet, domain: np.ndarray, out: Path, seed: int) -> dict:
+    """The deployed router adapted to the labelled requests (routers.adapt, shared with learn-curve)."""
+    from routers.adapt import adapt
+
+    meta = adapt(current_path, dataset.to_judged(fs), out, domain_emb=domain, seed=seed)
+    return meta
 
 
 def _fit(family: str, fs: dataset.FeedbackSet, current: Any, out: Path, seed: int, opts: dict) -> dict:
@@ -146,10 +166,10 @@ def run(opts: Options, log=print) -> dict[str, Any]:
         raise ValueError(f"policy {opts.policy!r} has no router to retrain")
     current_path = resolve_path(opts.config.parent, pol.router.path)
     current = load_router(current_path)
-    family = opts.family or current.meta["kind"]
+    family = opts.family or ADAPT
     model_map = {c: pol.router.model_map.get(c, c) for c in pol.candidates}
-    rows, data_info = load_labelled(opts, cfg)
-    fs = dataset.build(rows, list(current.models), model_map)
+    rows, items, domain, data_info = load_labelled(opts, cfg)
+    fs = dataset.build(rows, list(current.models), model_map, items)
     version = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
     out_dir = (opts.out or Path("var/routers")) / opts.policy / version
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -180,17 +200,26 @@ def run(opts: Options, log=print) -> dict[str, Any]:
         }
     )
     if opts.candidate is None:
-        import shutil
-        import tempfile
+        if family == ADAPT:
+            log(f"adapting {current_path} to {len(train_fs)} labelled requests ({report['data']['served_train']})")
+            # unlabelled prompts up to the end of the training slice (never the gate's)
+            dom = domain[0][domain[1] <= train_fs.ts.max()]
+            meta = _adapt(current_path, train_fs, dom, out_dir, opts.seed)
+            report["selection"] = {"chosen": meta["adaptation"]["chosen"], "tried": meta["adaptation"]["cv"]}
+        else:
+            import shutil
+            import tempfile
 
-        log(f"retraining {family} on {len(train_fs)} labelled requests ({report['data']['served_train']})")
-        work = Path(tempfile.mkdtemp(prefix="retrain-"))
-        try:
-            chosen, tried = select_opts(family, train_fs, current, work, opts.seed, _family_opts(family, current.meta))
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        report["selection"] = {"chosen": chosen, "tried": tried}
-        _fit(family, train_fs, current, out_dir, opts.seed, chosen)
+            log(f"retraining {family} on {len(train_fs)} labelled requests ({report['data']['served_train']})")
+            work = Path(tempfile.mkdtemp(prefix="retrain-"))
+            try:
+                chosen, tried = select_opts(
+                    family, train_fs, current, work, opts.seed, _family_opts(family, current.meta)
+                )
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            report["selection"] = {"chosen": chosen, "tried": tried}
+            _fit(family, train_fs, current, out_dir, opts.seed, chosen)
         candidate_path = out_dir
     else:
         candidate_path = opts.candidate

@@ -123,7 +123,8 @@ class SQLiteStore:
     ) -> list[Labelled]:
         """Successful outcomes (status 200, a served model) with feedback, oldest first."""
         cols = ", ".join(f"o.{c}" for c in _COLUMNS)
-        where = ["o.ts >= ?", "o.status = 200", "o.served IS NOT NULL"]
+        # judge@<model> items score a model that did not serve: not part of the served label
+        where = ["o.ts >= ?", "o.status = 200", "o.served IS NOT NULL", "f.source NOT LIKE 'judge@%'"]
         args: list = [since]
         if policy is not None:
             where.append("o.policy = ?")
