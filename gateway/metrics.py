@@ -152,7 +152,42 @@ RETRAINS = _retrain_reports.COLLECTOR
 REGISTRY.register(RETRAINS)
 RATE_LIMITED = Counter("shunter_rate_limited_total", "Requests refused by limits, by limit kind.", ["limit"])
 BANDIT_EXPLORATIONS = Counter("shunter_bandit_explorations_total", "Online-learning exploration picks.", ["policy"])
-
+SHADOW_CALLS = Counter(
+    "shunter_shadow_calls_total",
+    "Shadow calls to a model that did not serve, by policy, model and result (ok, budget, errors).",
+    ["policy", "model", "result"],
+)
+JUDGE_CALLS = Counter(
+    "shunter_judge_calls_total",
+    "LLM-judge calls by policy, judge and result (ok, unparsed, budget, errors).",
+    ["policy", "judge", "result"],
+)
+SHADOW_SKIPPED = Counter(
+    "shunter_shadow_skipped_total",
+    "Finished requests not shadowed, by policy and reason (not_sampled, tools, opt_out, ...).",
+    ["policy", "reason"],
+)
+LEARNING_COST = Counter(
+    "shunter_learning_cost_usd_total",
+    "USD spent on learning by policy and kind (shadow calls, judge calls).",
+    ["policy", "kind"],
+)
+JUDGE_AGREEMENT = Counter(
+    "shunter_judge_order_agreement_total",
+    "Judged pairs whose two orders named the same winner (agreed=true) or not.",
+    ["policy", "agreed"],
+)
+JUDGE_PREFERENCES = Counter(
+    "shunter_judge_preferences_total",
+    "Judge preferences per model pair (model_a < model_b by name) and winner (a, b, tie).",
+    ["policy", "model_a", "model_b", "winner"],
+)
+SHADOW_BUDGET_REMAINING = Gauge(
+    "shunter_shadow_budget_remaining_usd",
+    "Today's (UTC) shadow + judge budget left per policy.",
+    ["policy"],
+    multiprocess_mode="livemin",
+)
 
 CACHE_SIMILARITY = Histogram(
     "shunter_cache_similarity",

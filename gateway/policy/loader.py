@@ -304,6 +304,14 @@ def cross_check(cfg: Config, base: Path) -> list[tuple[tuple, str]]:
         for i, c in enumerate(pol.fallbacks):
             if c not in cfg.upstreams:
                 out.append((("policies", pname, "fallbacks", i), _unknown("upstream", c, known)))
+        shadow = pol.learning.shadow if pol.learning else None
+        if shadow is not None:
+            loc = ("policies", pname, "learning", "shadow")
+            if shadow.judge not in cfg.upstreams:
+                out.append((loc + ("judge",), _unknown("upstream", shadow.judge, known)))
+            for i, c in enumerate(shadow.compare):
+                if c not in cfg.upstreams:
+                    out.append((loc + ("compare", i), _unknown("upstream", c, known)))
         for i, a in enumerate(pol.aliases):
             if a in aliases or a in cfg.policies or a in names:
                 out.append((("policies", pname, "aliases", i), f"alias '{a}' is already a policy, model or alias"))

@@ -184,6 +184,25 @@ class Online(Strict):
     )
 
 
+class Shadow(Strict):
+    """Judged shadow sampling (gateway.learning.shadow): off the request path, budgeted."""
+
+    rate: float = Field(gt=0, le=1, description="Share of eligible requests sampled (exactly floor(n * rate) of n).")
+    budget_usd_per_day: float = Field(gt=0, description="Hard cap on shadow + judge spend per UTC day (all replicas).")
+    judge: str = Field(description="Upstream that judges (MT-Bench pairwise prompt, both orders).")
+    compare: list[str] = Field(
+        default_factory=list, description="Models compared with the served one (default: the policy's candidates)."
+    )
+    max_tokens: int = Field(1024, ge=1, description="max_tokens of a shadow call (bounds its cost).")
+    judge_max_tokens: int = Field(512, ge=16, description="max_tokens of a judge call.")
+
+
+class Learning(Strict):
+    """Learning from this policy's own traffic (docs/learning.md)."""
+
+    shadow: Shadow | None = Field(None, description="Judged shadow sampling; off when omitted.")
+
+
 class ResponseCache(Strict):
     """Opt-in response cache (gateway.cache): exact match, plus semantic match when ``semantic``."""
 
@@ -236,6 +255,7 @@ class Policy(Strict):
     cost_weight_range: tuple[float, float] = (0.0, 100.0)
     store_prompts: bool = False
     online: Online | None = Field(None, description="Learn online from feedback (bandit); off by default.")
+    learning: Learning | None = Field(None, description="Judged shadow sampling; off when omitted.")
     rules: list[Rule] = Field(
         default_factory=list, description="Evaluated in order before semantic routes and the router; first match wins."
     )

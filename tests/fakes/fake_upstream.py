@@ -11,7 +11,9 @@ Responses API, plain and SSE). Faults:
 - ``POST /_control`` with JSON sets the behaviour: ``fail_next`` (count), ``fail_status``
   (500, 429...), ``retry_after``, ``die_after_chunks`` (abort the connection mid-stream),
   ``delay`` (seconds before headers), ``chunk_delay``, ``echo_auth``, ``chaos`` (probabilities per fault:
-  ``{"500": .1, "429": .1, "timeout": .05, "reset": .05, "midstream": .05}``), ``reply``.
+  ``{"500": .1, "429": .1, "timeout": .05, "reset": .05, "midstream": .05}``), ``reply``,
+  ``judge_prefers`` (a fake pairwise judge: for an MT-Bench judge prompt it answers ``[[A]]`` when
+  assistant A's answer contains this text, ``[[B]]`` when B's does, else ``[[C]]``).
 - ``body_fault`` breaks a 200 answer after its headers, for the next ``body_fault_count``
   requests (all of them while the count is null): ``reset_mid_body`` (half the body, then the
   connection is reset), ``stall_mid_body`` (half the body, then silence), ``non_json``,
@@ -58,6 +60,7 @@ STATE: dict = {
     "body_fault": None,
     "body_fault_count": None,
     "body_chaos": {},
+    "judge_prefers": None,
 }
 STATS = {"requests": 0, "failed": 0, "ok": 0, "by_path": {}, "faults": {}, "body_faults": {}, "body_faults_streamed": 0}
 PLAIN_BODY_FAULTS = {"non_json", "json_list", "wrong_choices", "string_usage", "reset_mid_body", "stall_mid_body"}
@@ -99,6 +102,17 @@ def _text_of(req: dict) -> str:
         return ""
     p = req.get("prompt", "")
     return p if isinstance(p, str) else " ".join(map(str, p))
+
+
+def _judge(text: str) -> str | None:
+    """A consistent fake judge (``judge_prefers``) for MT-Bench pairwise prompts."""
+    want = STATE["judge_prefers"]
+    if not want or "[The Start of Assistant A's Answer]" not in text:
+        return None
+    a = text.split("[The Start of Assistant A's Answer]", 1)[1].split("[The End of Assistant A's Answer]", 1)[0]
+    b = text.split("[The Start of Assistant B's Answer]", 1)[1].split("[The End of Assistant B's Answer]", 1)[0]
+    verdict = "A" if want in a else "B" if want in b else "C"
+    return f"Both answers address the question. My final verdict: [[{verdict}]]"
 
 
 def _fault() -> str | None:
@@ -223,7 +237,7 @@ async def app(scope, receive, send):
     text = _text_of(req)
     if chat and req["messages"][-1].get("role") == "tool":
         text = "tool said " + str(req["messages"][-1].get("content"))
-    reply = STATE["reply"] or f"Echo: {text}"
+    reply = _judge(text) or STATE["reply"] or f"Echo: {text}"
     words = reply.split(" ")
     usage = {
         "prompt_tokens": max(1, len(text.split())),

@@ -1,0 +1,196 @@
+"""Judged shadow sampling (gateway.learning.shadow) against fake upstream processes and a fake judge:
+the exact sampling rate, the budget stop (in process and in Redis), the order swap, eligibility,
+and that nothing but feedback scores is stored."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from gateway.learning.shadow import ShadowService, ineligible
+from gateway.outcomes.record import Outcome
+from gateway.outcomes.sqlite import SQLiteStore
+from gateway.policy.schema import Config
+from gateway.runtime import Runtime, build_clients, build_policies
+from gateway.state import InProcessState, RedisState
+
+QUESTION = "How many legs does a spider have?"
+
+
+@pytest.fixture
+def fakes(fake_upstream):
+    cheap, strong, judge = fake_upstream("cheap-model"), fake_upstream("strong-model"), fake_upstream("judge-model")
+    cheap.control(reply="cheap answer: six")
+    strong.control(reply="strong answer: eight")
+    judge.control(judge_prefers="strong answer")
+    return cheap, strong, judge
+
+
+def make_rt(tmp_path, fakes, **shadow) -> Runtime:
+    cheap, strong, judge = fakes
+    price = {"input_price": 1.0, "output_price": 2.0}
+    cfg = Config.model_validate(
+        {
+            "upstreams": {
+                "cheap": {"base_url": cheap.base_url, "model": "cheap-model", **price},
+                "strong": {"base_url": strong.base_url, "model": "strong-model", **price},
+                "judge": {"base_url": judge.base_url, "model": "judge-model", **price},
+            },
+            "policies": {
+                "chat": {
+                    "candidates": ["cheap", "strong"],
+                    "learning": {"shadow": {"rate": 1.0, "budget_usd_per_day": 100.0, "judge": "judge", **shadow}},
+                }
+            },
+        }
+    )
+    return Runtime(cfg, tmp_path / "p.yaml", build_clients(cfg, {}), build_policies(cfg, tmp_path))
+
+
+def outcome(i: int, served: str = "cheap", **kw) -> Outcome:
+    return Outcome(request_id=f"req_{i}", ts=time.time(), policy="chat", served=served, chosen=served, **kw)
+
+
+def body(**kw) -> dict:
+    return {"model": "chat", "messages": [{"role": "user", "content": QUESTION}], **kw}
+
+
+async def drain(svc: ShadowService, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while svc.tasks and time.monotonic() < deadline:
+        await asyncio.wait(set(svc.tasks), timeout=deadline - time.monotonic())
+    assert not svc.tasks, "shadow tasks still running"
+
+
+async def run_many(svc, rt, n: int, served: str = "cheap") -> list[str]:
+    out = []
+    for i in range(n):
+        out.append(svc.submit(rt, outcome(i, served), body(), "cheap answer: six", {}))
+    await drain(svc)
+    for c in rt.clients.values():
+        await c.aclose()
+    return out
+
+
+def test_exact_sampling_rate_and_judged_feedback(tmp_path, fakes):
+    cheap, strong, judge = fakes
+    rt = make_rt(tmp_path, fakes, rate=0.25)
+    store = SQLiteStore(tmp_path / "o.sqlite")
+    svc = ShadowService(store, InProcessState())
+
+    async def go():
+        return await run_many(svc, rt, 40)
+
+    started = asyncio.run(go())
+    assert started == ["started"] * 40
+    assert strong.stats()["requests"] == 10  # exactly floor(40 * 0.25) shadow calls
+    assert judge.stats()["requests"] == 20  # two orders each
+    assert cheap.stats()["requests"] == 0  # the served model is never called again
+    judged = [i for i in range(40) if store.feedback(f"req_{i}")]
+    assert len(judged) == 10
+    items = {f.source: f for f in store.feedback(f"req_{judged[0]}")}
+    assert set(items) == {"judge", "judge@strong"}
+    assert items["judge"].score == 0.0 and items["judge@strong"].score == 1.0  # the judge prefers strong
+    assert items["judge"].label == "agree"
+    note = json.loads(items["judge"].comment)
+    assert note["verdicts"] == {"strong": ["B", "A"]}  # served as A, then as B: strong won both orders
+    assert QUESTION not in items["judge"].comment and "answer" not in note  # nothing of the prompt kept
+    store.close()
+
+
+def test_position_biased_judge_is_a_tie_by_order_swap(tmp_path, fakes):
+    _, _, judge = fakes
+    judge.control(judge_prefers=None, reply="Assistant A is clearly better. [[A]]")
+    rt = make_rt(tmp_path, fakes)
+    store = SQLiteStore(tmp_path / "o.sqlite")
+    svc = ShadowService(store, InProcessState())
+    asyncio.run(run_many(svc, rt, 1))
+    items = {f.source: f for f in store.feedback("req_0")}
+    assert items["judge"].score == 0.5 and items["judge@strong"].score == 0.5
+    assert items["judge"].label == "disagree"
+    store.close()
+
+
+def test_unparsable_verdict_stores_nothing(tmp_path, fakes):
+    _, _, judge = fakes
+    judge.control(judge_prefers=None, reply="I cannot decide.")
+    rt = make_rt(tmp_path, fakes)
+    store = SQLiteStore(tmp_path / "o.sqlite")
+    asyncio.run(run_many(ShadowService(store, InProcessState()), rt, 2))
+    assert store.feedback("req_0") == [] and store.feedback("req_1") == []
+    store.close()
+
+
+@pytest.mark.parametrize("where", ["process", "redis"])
+def test_budget_is_never_exceeded(tmp_path, fakes, where, request):
+    """Each call reserves its worst case before it is made; once the next reservation would pass
+    the budget, no further call is made (the counter lives in Redis when configured)."""
+    cheap, strong, judge = fakes
+    # worst case per call: (len(messages json)/2 + 64) tokens in + max_tokens out, at $100/M here
+    rt = make_rt(tmp_path, fakes, budget_usd_per_day=0.1, max_tokens=16, judge_max_tokens=16)
+    for c in rt.clients.values():
+        c.cfg = c.cfg.model_copy(update={"input_price": 100.0, "output_price": 100.0})
+    if where == "redis":
+        url = request.getfixturevalue("redis_server")
+        state = RedisState(url, prefix=f"test-{time.time_ns()}:")
+    else:
+        state = InProcessState()
+    store = SQLiteStore(tmp_path / "o.sqlite")
+    svc = ShadowService(store, state, max_inflight=1)
+
+    async def go():
+        await run_many(svc, rt, 6)
+        key = svc._day_key("chat")
+        spent = float(await state.get(key) or 0)
+        if where == "redis":
+            await state.close()
+        return spent
+
+    spent = asyncio.run(go())
+    calls = strong.stats()["requests"] + judge.stats()["requests"]
+    assert 0 < calls < 18  # 6 sampled requests would need 18 calls
+    # the real spend never passes the budget, and calls stopped only when the next worst case
+    # (a judge call: ~700 prompt tokens + 16 out at $100/M, about $0.073) no longer fitted
+    assert 0.1 - 0.08 < spent <= 0.1
+
+
+def test_eligibility_rules():
+    compare = ["cheap", "strong"]
+    ok = outcome(1)
+    assert ineligible(ok, body(), "a", {}, compare) is None
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
+    assert ineligible(ok, body(tools=tools), "a", {}, compare) == "tools"
+    tool_msg = {"messages": [{"role": "user", "content": "x"}, {"role": "tool", "content": "r", "tool_call_id": "1"}]}
+    assert ineligible(ok, tool_msg, "a", {}, compare) == "tools"
+    assert ineligible(ok, body(store=False), "a", {}, compare) == "opt_out"
+    assert ineligible(ok, body(), "a", {"x-shunter-shadow": "off"}, compare) == "opt_out"
+    assert ineligible(ok, body(n=2), "a", {}, compare) == "n"
+    assert ineligible(ok, body(), None, {}, compare) == "no_answer"
+    assert ineligible(outcome(1, status=502), body(), "a", {}, compare) == "failed"
+    assert ineligible(outcome(1, reason="cache"), body(), "a", {}, compare) == "cache"
+    assert ineligible(outcome(1, served="other"), body(), "a", {}, compare) == "served_not_compared"
+    assert ineligible(outcome(1, endpoint="completions"), body(), "a", {}, compare) == "endpoint"
+
+
+def test_submit_returns_at_once_while_shadow_calls_are_slow(tmp_path, fakes):
+    _, strong, _ = fakes
+    strong.control(delay=3.0)
+    rt = make_rt(tmp_path, fakes)
+    store = SQLiteStore(tmp_path / "o.sqlite")
+    svc = ShadowService(store, InProcessState())
+
+    async def go():
+        t = time.perf_counter()
+        svc.submit(rt, outcome(0), body(), "cheap answer: six", {})
+        took = time.perf_counter() - t
+        await drain(svc)
+        for c in rt.clients.values():
+            await c.aclose()
+        return took
+
+    assert asyncio.run(go()) < 0.05
+    assert store.feedback("req_0")  # and the judged result still arrived later
+    store.close()
