@@ -2,26 +2,25 @@
 
 The deployed router is the prior. For every model ``m`` the adapted router predicts::
 
-    logit q_m(x) = alpha_m * z_m(x) + beta_m + w_m . f(x)
+    q_m(x) = p_m(x) + c_m * (p_m(x) - center_m) + beta_m + w_m . f(x)
 
-- ``z_m(x)`` is the deployed router's logit of its predicted quality for ``m`` (0 for a model
-  it does not know);
+- ``p_m(x)`` is the deployed router's predicted quality for ``m`` (0.5 for a model it does not know);
 - ``f(x)`` are the top ``dims`` principal components of the *domain's* prompt embeddings
   (labelled and unlabelled traffic alike: no labels are needed to find the directions in which
   this user's prompts differ), divided by the first component's spread;
-- ``(alpha, beta, w)`` are a MAP estimate under a Gaussian prior centred on the deployed router
-  (``alpha = 1, beta = 0, w = 0``), with per-model judge or user scores as Bernoulli
-  likelihoods and pairwise judge preferences as Bradley-Terry terms
-  ``P(a beats b) = sigmoid(logit q_a - logit q_b)`` (ties are half a win).
+- ``(c, beta, w)`` are a ridge estimate shrunk towards the deployed router (all zero): each
+  observed per-model score ``y`` (user feedback, a judge's score, a revealed outcome) is an
+  equation ``q_m = y``; each judge preference ``(a, b, t)`` with ``t = P(a beats b)`` is
+  Bradley-Terry's target on the probability scale, ``q_a - q_b = 2t - 1`` (a tie is 0).
 
-The prior's strength is chosen by k-fold cross-validation on the judged rows, among them
-"keep the deployed router" (no change at all): with few or uninformative labels the
-router stays as it was, which is what keeps small budgets from making it worse.
+The ridge precision on ``w`` is chosen by 5-fold cross-validation on the judged rows by the
+error of the models' quality *differences* (what a routing decision compares), with "keep the
+deployed router" as one candidate: where the labels carry no signal the router stays as it was.
 
-The artifact is the deployed router's folder copied to ``base/`` plus ``router.onnx``, a
-linear graph ``embedding -> delta`` (the PCA projection is folded into one ``MatMul``), and
-``router.json`` with ``alpha``. Adapting an adapted router composes the two linear heads
-into one over the same base, so repeated retraining never nests folders.
+The artifact is the deployed router's folder copied to ``base/``, ``router.onnx`` a linear graph
+``embedding -> delta`` (the PCA projection folded into one ``MatMul``) and ``router.json`` with
+``alpha = 1 + c``: ``q = clip(alpha * p + delta, 0, 1)``. Adapting an adapted router composes the
+two linear heads into one over the same base, so repeated retraining never nests folders.
 """
 
 from __future__ import annotations
@@ -36,43 +35,33 @@ import numpy as np
 from .base import Router, RouterScores, load_router, register
 from .runtime import OnnxRouter, pair_strong_win
 
-EPS = 1e-4
 
-
-def _logit(q: np.ndarray) -> np.ndarray:
-    q = np.clip(np.asarray(q, np.float64), EPS, 1 - EPS)
-    return np.log(q / (1 - q))
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -40, 40)))
-
-
-def prior_logits(router: Router, emb: np.ndarray, models: list[str]) -> np.ndarray:
-    """(n, len(models)) logits of ``router``'s predicted quality, 0 for models it lacks."""
+def prior_quality(router: Router, emb: np.ndarray, models: list[str]) -> np.ndarray:
+    """(n, len(models)) of ``router``'s predicted quality, 0.5 for models it lacks."""
     sc = router.score(emb)
-    out = np.zeros((len(emb), len(models)))
+    out = np.full((len(emb), len(models)), 0.5)
     for j, m in enumerate(models):
         if m in sc.models:
-            out[:, j] = _logit(sc.quality[:, sc.models.index(m)])
+            out[:, j] = np.asarray(sc.quality[:, sc.models.index(m)], np.float64)
     return out
 
 
 @register("adapted")
 class AdaptedRouter(OnnxRouter):
-    """Serve time: the base router's logits, scaled by ``alpha``, plus the ONNX head's ``delta``."""
+    """Serve time: the base router's quality scaled by ``alpha`` plus the ONNX head's ``delta``."""
 
     def __init__(self, path: str | Path, meta: dict[str, Any], threads: int = 1) -> None:
         super().__init__(path, meta, threads)
         self.base = load_router(self.path / "base")
         self.alpha = np.asarray(meta["alpha"], np.float64)
 
-    def logits(self, embeddings: np.ndarray) -> np.ndarray:
-        z = prior_logits(self.base, embeddings, self.models)
-        return self.alpha[None, :] * z + self.run(embeddings)["delta"].astype(np.float64)
+    def raw(self, embeddings: np.ndarray) -> np.ndarray:
+        """Unclipped adapted quality (the linear model's value)."""
+        p = prior_quality(self.base, embeddings, self.models)
+        return self.alpha[None, :] * p + self.run(embeddings)["delta"].astype(np.float64)
 
     def score(self, embeddings: np.ndarray) -> RouterScores:
-        q = _sigmoid(self.logits(embeddings)).astype(np.float32)
+        q = np.clip(self.raw(embeddings), 0.0, 1.0).astype(np.float32)
         cols = self._pair_cols()
         sw = pair_strong_win(q, *cols) if cols else None
         return RouterScores(self.models, q, sw, self.strong, self.weak)
@@ -107,22 +96,6 @@ class Judged:
 
 
 @dataclass
-class Head:
-    """``logit = alpha * z + beta + f @ w`` over ``models``; ``f`` from a PCA basis."""
-
-    alpha: np.ndarray  # (m,)
-    beta: np.ndarray  # (m,)
-    w: np.ndarray  # (d, m)
-
-    @classmethod
-    def identity(cls, m: int, d: int) -> Head:
-        return cls(np.ones(m), np.zeros(m), np.zeros((d, m)))
-
-    def logits(self, z: np.ndarray, f: np.ndarray) -> np.ndarray:
-        return self.alpha[None, :] * z + self.beta[None, :] + f @ self.w
-
-
-@dataclass
 class Basis:
     """Domain PCA: ``f(x) = (x - mean) @ comp / scale``."""
 
@@ -137,10 +110,10 @@ class Basis:
         d = int(max(0, min(dims, len(x) - 1, x.shape[1])))
         if d == 0:
             return cls(mu, np.zeros((x.shape[1], 0)), 1.0)
-        _, s, vt = np.linalg.svd(x - mu, full_matrices=False)
+        _, sv, vt = np.linalg.svd(x - mu, full_matrices=False)
         comp = vt[:d].T
         comp *= np.sign(comp[np.abs(comp).argmax(axis=0), np.arange(d)])
-        scale = float(s[0] / np.sqrt(max(len(x) - 1, 1))) or 1.0
+        scale = float(sv[0] / np.sqrt(max(len(x) - 1, 1))) or 1.0
         return cls(mu, comp, scale)
 
     def __call__(self, emb: np.ndarray) -> np.ndarray:
@@ -148,128 +121,119 @@ class Basis:
 
 
 @dataclass
-class Reg:
-    """Prior precisions: on ``alpha - 1``, on ``beta`` and on ``w`` (``None``: w fixed at 0)."""
+class Head:
+    """``q = base + c * (base - center) + beta + f @ w`` per model (probability space)."""
 
-    alpha: float
-    beta: float
+    c: np.ndarray  # (m,)
+    center: np.ndarray  # (m,) mean base prediction on the judged rows
+    beta: np.ndarray  # (m,)
+    w: np.ndarray  # (d, m)
+
+    @classmethod
+    def identity(cls, m: int, d: int) -> Head:
+        return cls(np.zeros(m), np.zeros(m), np.zeros(m), np.zeros((d, m)))
+
+    def predict(self, p: np.ndarray, f: np.ndarray) -> np.ndarray:
+        return p + self.c[None, :] * (p - self.center[None, :]) + self.beta[None, :] + f @ self.w
+
+
+@dataclass
+class Reg:
+    """Ridge precision on ``w`` (``None``: keep the deployed router unchanged)."""
+
     w: float | None
+    c: float = 1.0
 
     def label(self) -> str:
-        return "keep" if self.w is None and self.alpha == np.inf else f"a={self.alpha:g},b={self.beta:g},w={self.w}"
+        return "keep" if self.w is None else f"w={self.w:g}"
 
 
-KEEP = Reg(np.inf, np.inf, None)
-GRID = [KEEP, Reg(10.0, 10.0, None)] + [Reg(10.0, 10.0, lam) for lam in (100.0, 30.0, 10.0, 3.0, 1.0)]
+KEEP = Reg(None)
+GRID = [KEEP] + [Reg(lam) for lam in (30.0, 10.0, 3.0, 1.0, 0.3)]
 
 
-def _loss_grad(
-    theta: np.ndarray, z: np.ndarray, f: np.ndarray, y: np.ndarray, pairs: np.ndarray, reg: Reg
-) -> tuple[float, np.ndarray]:
-    n, m = z.shape
-    d = f.shape[1] if reg.w is not None else 0
-    alpha, beta = theta[:m], theta[m : 2 * m]
-    w = theta[2 * m :].reshape(d, m) if d else np.zeros((0, m))
-    logits = alpha[None, :] * z + beta[None, :] + (f @ w if d else 0.0)
-    obs = np.isfinite(y)
-    yy = np.where(obs, y, 0.0)
-    p = _sigmoid(logits)
-    loss = -np.sum(np.where(obs, yy * np.log(np.clip(p, 1e-12, 1)) + (1 - yy) * np.log(np.clip(1 - p, 1e-12, 1)), 0))
-    dl = np.where(obs, p - yy, 0.0)
-    if len(pairs):
-        r, a, b, t = pairs[:, 0].astype(int), pairs[:, 1].astype(int), pairs[:, 2].astype(int), pairs[:, 3]
-        pd = _sigmoid(logits[r, a] - logits[r, b])
-        loss -= np.sum(t * np.log(np.clip(pd, 1e-12, 1)) + (1 - t) * np.log(np.clip(1 - pd, 1e-12, 1)))
-        np.add.at(dl, (r, a), pd - t)
-        np.add.at(dl, (r, b), t - pd)
-    loss += reg.alpha * np.sum((alpha - 1) ** 2) + reg.beta * np.sum(beta**2)
-    g_alpha = (dl * z).sum(0) + 2 * reg.alpha * (alpha - 1)
-    g_beta = dl.sum(0) + 2 * reg.beta * beta
-    parts = [g_alpha, g_beta]
-    if d:
-        loss += reg.w * np.sum(w**2)  # type: ignore[operator]
-        parts.append((f.T @ dl + 2 * reg.w * w).ravel())  # type: ignore[operator]
-    return float(loss), np.concatenate(parts)
+def _design(p: np.ndarray, f: np.ndarray, center: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """One design row per (row, model) cell, in the joint parameter vector's layout."""
+    m, d = p.shape[1], f.shape[1]
+    k = d + 2
+    g = np.zeros((len(rows), m * k))
+    at = cols * k
+    idx = np.arange(len(rows))
+    g[idx, at] = p[rows, cols] - center[cols]
+    g[idx, at + 1] = 1.0
+    for j in range(d):
+        g[idx, at + 2 + j] = f[rows, j]
+    return g
 
 
-def fit_head(z: np.ndarray, f: np.ndarray, judged: Judged, reg: Reg) -> Head:
-    """MAP head under ``reg`` (L-BFGS); ``KEEP`` returns the identity (the deployed router)."""
-    from scipy.optimize import minimize
-
-    m, d = z.shape[1], f.shape[1]
-    if reg.alpha == np.inf:
+def fit_head(p: np.ndarray, f: np.ndarray, judged: Judged, reg: Reg) -> Head:
+    """Ridge fit of the correction to the deployed router's predicted quality ``p``: each
+    observed score ``y`` is an equation ``q_m = y``, each judge pair ``(a, b, t)`` an equation
+    ``q_a - q_b = 2t - 1`` (Bradley-Terry's target on the probability scale; ties are 0);
+    all models are solved jointly so pairs tie their corrections together."""
+    m, d = p.shape[1], f.shape[1]
+    if reg.w is None:
         return Head.identity(m, d)
-    dw = d if reg.w is not None else 0
-    theta0 = np.concatenate([np.ones(m), np.zeros(m), np.zeros(dw * m)])
-    res = minimize(
-        _loss_grad,
-        theta0,
-        args=(z, f, judged.scores, judged.pairs, reg),
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": 500},
-    )
-    th = res.x
-    w = th[2 * m :].reshape(dw, m) if dw else np.zeros((d, m))
-    return Head(th[:m], th[m : 2 * m], w)
-
-
-def _nll_rows(logits: np.ndarray, judged: Judged) -> np.ndarray:
-    """Per-row negative log-likelihood of ``judged``'s labels (scores and pairs of that row)."""
     y = judged.scores
     obs = np.isfinite(y)
-    p = np.clip(_sigmoid(logits), 1e-6, 1 - 1e-6)
-    yy = np.where(obs, y, 0.0)
-    rows = -np.sum(np.where(obs, yy * np.log(p) + (1 - yy) * np.log(1 - p), 0.0), axis=1)
+    with np.errstate(all="ignore"):
+        center = np.where(obs.any(0), np.nanmean(np.where(obs, p, np.nan), axis=0), p.mean(0))
+    rows, cols = np.nonzero(obs)
+    g = _design(p, f, center, rows, cols)
+    r = y[rows, cols] - p[rows, cols]
     if len(judged.pairs):
         pr = judged.pairs
-        r, a, b, t = pr[:, 0].astype(int), pr[:, 1].astype(int), pr[:, 2].astype(int), pr[:, 3]
-        pd = np.clip(_sigmoid(logits[r, a] - logits[r, b]), 1e-6, 1 - 1e-6)
-        np.add.at(rows, r, -(t * np.log(pd) + (1 - t) * np.log(1 - pd)))
-    return rows
+        i, a, b, t = pr[:, 0].astype(int), pr[:, 1].astype(int), pr[:, 2].astype(int), pr[:, 3]
+        g = np.vstack([g, _design(p, f, center, i, a) - _design(p, f, center, i, b)])
+        r = np.concatenate([r, (2 * t - 1) - (p[i, a] - p[i, b])])
+    k = d + 2
+    pen = np.tile(np.concatenate([[reg.c, 1e-3], np.full(d, reg.w)]), m)
+    theta = np.linalg.solve(g.T @ g + np.diag(pen), g.T @ r).reshape(m, k)
+    return Head(theta[:, 0], center, theta[:, 1], theta[:, 2:].T.copy())
+
+
+def _pair_error(q: np.ndarray, judged: Judged) -> np.ndarray:
+    """Per-row squared error of every model pair's quality difference (observed scores and judge pairs)."""
+    y = judged.scores
+    err = np.zeros(len(judged))
+    for a in range(y.shape[1]):
+        for b in range(a + 1, y.shape[1]):
+            both = np.isfinite(y[:, a]) & np.isfinite(y[:, b])
+            err += np.where(both, ((y[:, a] - y[:, b]) - (q[:, a] - q[:, b])) ** 2, 0.0)
+    if len(judged.pairs):
+        pr = judged.pairs
+        i, a, b, t = pr[:, 0].astype(int), pr[:, 1].astype(int), pr[:, 2].astype(int), pr[:, 3]
+        np.add.at(err, i, ((2 * t - 1) - (q[i, a] - q[i, b])) ** 2)
+    if not err.any():  # a single model: its own score error
+        err = np.nansum((y - q) ** 2, axis=1)
+    return err
 
 
 def select_reg(
-    z: np.ndarray, f: np.ndarray, judged: Judged, grid: list[Reg] = GRID, folds: int = 5, seed: int = 0
+    p: np.ndarray, f: np.ndarray, judged: Judged, grid: list[Reg] = GRID, folds: int = 5, seed: int = 0
 ) -> tuple[Reg, list[dict[str, Any]]]:
-    """The grid entry with the lowest k-fold held-out NLL (ties and near-ties go to the
-    simpler entry: a candidate must beat ``keep`` by more than one standard error)."""
+    """The grid entry with the lowest k-fold error of the models' quality *differences* (what a
+    routing decision compares), "keep the deployed router" among them."""
     n = len(judged)
     if n < 2 * folds:
         return KEEP, [{"reg": KEEP.label(), "why": f"{n} judged rows < {2 * folds}"}]
     part = np.random.default_rng(seed).permutation(n) % folds
-    rows = []
+    table = []
     for reg in grid:
-        per_row = np.zeros(n)
+        err = np.zeros(n)
         for k in range(folds):
             tr, te = np.flatnonzero(part != k), np.flatnonzero(part == k)
-            head = fit_head(z[tr], f[tr], judged.take(tr), reg)
-            # per-row losses give the standard error of the difference to "keep"
-            per_row[te] = _nll_rows(head.logits(z[te], f[te]), judged.take(te))
-        rows.append({"reg": reg.label(), "nll": per_row})
-    base = rows[0]["nll"]
-    best = 0
-    for i, r in enumerate(rows[1:], 1):
-        diff = base - r["nll"]
-        se = diff.std(ddof=1) / np.sqrt(n) if n > 1 else np.inf
-        r["gain_vs_keep"] = float(diff.mean())
-        r["se"] = float(se)
-        if diff.mean() > se and r["nll"].mean() < rows[best]["nll"].mean():
-            best = i
-    table = [
-        {
-            "reg": r["reg"],
-            "cv_nll": float(r["nll"].mean()),
-            **{k: v for k, v in r.items() if k in ("gain_vs_keep", "se")},
-        }
-        for r in rows
-    ]
+            head = fit_head(p[tr], f[tr], judged.take(tr), reg)
+            err[te] = _pair_error(head.predict(p[te], f[te]), judged.take(te))
+        table.append({"reg": reg.label(), "cv_error": float(err.mean())})
+    best = min(range(len(grid)), key=lambda i: table[i]["cv_error"])
     return grid[best], table
 
 
 # ------------------------------------------------------------------------- the artifact
-def _flatten(router: Router, models: list[str]) -> tuple[Path | None, np.ndarray, np.ndarray, np.ndarray]:
-    """(base folder, alpha, W (dim, m), b) of ``router`` as a head over its own base, in ``models``."""
+def _flatten(router: Router, models: list[str], dim: int) -> tuple[Path | None, np.ndarray, np.ndarray, np.ndarray]:
+    """(base folder, alpha, W (dim, m), b) of an adapted ``router`` as a head over its own base,
+    in ``models``; (None, ...) for any other router."""
     m = len(models)
     if isinstance(router, AdaptedRouter):
         w, b = _head_weights(router.path)
@@ -280,7 +244,7 @@ def _flatten(router: Router, models: list[str]) -> tuple[Path | None, np.ndarray
                 k = router.models.index(name)
                 al[j], ww[:, j], bb[j] = router.alpha[k], w[:, k], b[k]
         return router.path / "base", al, ww, bb
-    return None, np.ones(m), None, np.zeros(m)  # type: ignore[return-value]
+    return None, np.ones(m), np.zeros((dim, m)), np.zeros(m)
 
 
 def _head_weights(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -332,20 +296,21 @@ def adapt(
     judged = _widen(judged, models)
     dom = judged.emb if domain_emb is None or not len(domain_emb) else np.vstack([judged.emb, domain_emb])
     basis = Basis.fit(dom, dims)
-    z = prior_logits(base, judged.emb, models)
+    p = prior_quality(base, judged.emb, models)
     f = basis(judged.emb)
-    reg, cv = select_reg(z, f, judged, grid, seed=seed)
-    head = fit_head(z, f, judged, reg)
-    # fold the PCA into one (dim, m) matrix: f @ w = x @ (comp w / scale) - mean @ (comp w / scale)
+    reg, cv = select_reg(p, f, judged, grid, seed=seed)
+    head = fit_head(p, f, judged, reg)
+    # q = a1 * p + d1(x) with a1 = 1 + c and d1(x) = x @ w_eff + b_eff (the PCA folded in)
+    a1 = 1.0 + head.c
     w_eff = basis.comp @ head.w / basis.scale
-    b_eff = head.beta - basis.mean @ w_eff
-    root, a0, w0, b0 = _flatten(base, models)
+    b_eff = head.beta - head.c * head.center - basis.mean @ w_eff
+    root, a0, w0, b0 = _flatten(base, models, basis.comp.shape[0])
     if root is None:
-        alpha, w_all, b_all, src = head.alpha, w_eff, b_eff, Path(base_dir)
-    else:  # alpha1 * (a0 z0 + x w0 + b0) + x w1 + b1
-        alpha = head.alpha * a0
-        w_all = w0 * head.alpha[None, :] + w_eff
-        b_all = b0 * head.alpha + b_eff
+        alpha, w_all, b_all, src = a1, w_eff, b_eff, Path(base_dir)
+    else:  # a1 * (a0 p0 + x w0 + b0) + x w1 + b1: one head over the original base
+        alpha = a1 * a0
+        w_all = w0 * a1[None, :] + w_eff
+        b_all = b0 * a1 + b_eff
         src = root
     if out.exists():
         shutil.rmtree(out)

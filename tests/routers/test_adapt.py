@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from routers.adapt import KEEP, AdaptedRouter, Basis, Judged, Reg, adapt, fit_head, prior_logits
+from routers.adapt import KEEP, AdaptedRouter, Basis, Judged, Reg, adapt, fit_head, prior_quality
 from routers.base import load_router
 from routers.cli import register
 from routers.data import load_table
@@ -19,7 +19,7 @@ from routers.learncurve import learn_curve, stream_eval_split
 from routers.train import table_embeddings, train_router
 
 BASE_SUBJECTS = ("anatomy", "astronomy", "marketing", "virology", "high_school_biology")
-TARGET_SUBJECTS = ("elementary_mathematics", "high_school_mathematics")
+TARGET_SUBJECTS = ("elementary_mathematics", "high_school_statistics")
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_keep_is_the_deployed_router(base_router, target, tmp_path):
 
 def test_fitted_head_is_what_serves_and_adapting_twice_stays_flat(base_router, target, tmp_path):
     t, emb = target
-    reg = Reg(10.0, 10.0, 3.0)
+    reg = Reg(3.0)
     adapt(base_router, _judged(t, emb, np.arange(0, 150)), tmp_path / "one", grid=[reg], dims=16)
     one = load_router(tmp_path / "one")
     second = _judged(t, emb, np.arange(150, 300))
@@ -73,29 +73,31 @@ def test_fitted_head_is_what_serves_and_adapting_twice_stays_flat(base_router, t
     assert load_router(tmp_path / "two" / "base").meta["kind"] == "knn"
     # the served logits are exactly the second head on top of the first adapted router
     basis = Basis.fit(np.vstack([second.emb, dom]), 16)
-    z = prior_logits(one, second.emb, list(t.models))
-    head = fit_head(z, basis(second.emb), second, reg)
+    p = prior_quality(one, second.emb, list(t.models))
+    head = fit_head(p, basis(second.emb), second, reg)
     x = emb[500:560]
-    want = head.logits(prior_logits(one, x, list(t.models)), basis(x))
-    np.testing.assert_allclose(two.logits(x), want, atol=2e-3)
+    inside = ((one.raw(x) >= 0) & (one.raw(x) <= 1)).all(axis=1)  # the first router did not clip
+    want = head.predict(prior_quality(one, x, list(t.models)), basis(x))
+    assert inside.sum() > 40
+    np.testing.assert_allclose(two.raw(x)[inside], want[inside], atol=2e-3)
     assert two.meta["strong"] == "gpt-4-1106-preview"
     assert two.meta["calibration"]["strong_win"]
 
 
-def test_unrelated_labels_keep_the_router(base_router, target, tmp_path):
+def test_unrelated_labels_barely_move_the_router(base_router, target, tmp_path):
     """Labels shuffled across prompts carry no prompt information: cross-validation keeps the
-    deployed router's ranking (at most a calibration shift, never a learned direction)."""
+    router or shrinks hard (the strongest precision tried), so its ranking hardly changes."""
     t, emb = target
     rng = np.random.default_rng(3)
     idx = np.arange(200)
     j = Judged(emb[idx], list(t.models), t.quality[rng.permutation(idx)].astype(float))
     meta = adapt(base_router, j, tmp_path / "a")
-    assert "w=None" in meta["adaptation"]["chosen"] or meta["adaptation"]["chosen"] == "keep"
+    assert meta["adaptation"]["chosen"] in ("keep", "w=30")
 
 
 def test_learn_curve_shape_budget0_and_no_loss(base_router, dirs, target):
     t, emb = target
-    res = learn_curve(base_router, dirs[1], "routellm", [0, 100, 300], seed=0)
+    res = learn_curve(base_router, dirs[1], "routellm", [0, 100, 280], seed=0)
     assert set(res) == {"metric", "budgets", "values", "baseline_random", "rows"}
     assert res["metric"] == "apgr" and res["baseline_random"] == 0.5
     stream, ev = stream_eval_split(len(t), 0)
