@@ -82,8 +82,18 @@ def test_retrain_with_judge_file_no_publish_and_refusals(tmp_path):
     report = json.loads(open(out["report_file"]).read())
     assert report["data"]["judge"] == {"file": str(judge), "items": len(live)}
     assert report["data"]["usable"] == len(live) and report["data"]["holdout_rows"] == 40
-    assert report["selection"]["chosen"]["k"] == 8 and len(report["selection"]["tried"]) == 5
+    # the default adapts the deployed router: a prior strength chosen among the grid, base kept inside
+    from routers.adapt import GRID
+
+    assert report["family"] == "adapt" and len(report["selection"]["tried"]) == len(GRID)
+    cand = json.loads(open(report["candidate"] + "/router.json").read())
+    assert cand["kind"] == "adapted" and cand["base_kind"] == "cluster"
+    assert cand["adaptation"]["judged_rows"] == report["data"]["train_rows"]
     assert (tmp_path / "routers" / "replay").exists() and config.read_text() == before
+    scratch = retrain(config, "--policy", "replay", "--family", "cluster", "--no-publish", "--out", str(tmp_path / "r2"))
+    assert scratch.returncode == 3, scratch.stderr
+    report2 = json.loads(open(json.loads(scratch.stdout)["report_file"]).read())
+    assert report2["selection"]["chosen"]["k"] == 8 and len(report2["selection"]["tried"]) == 5
     assert SQLiteStore(db).feedback("req_0")[0].source == "judge"
 
     few = retrain(config, "--policy", "replay", "--min-rows", "100000", "--out", str(tmp_path / "routers"))
