@@ -36,8 +36,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("shunter")
 
-FinishHook = Callable[["Services", "Outcome"], None]
-"""Called by ``pipeline.finish`` once per answered request, after the record is submitted."""
+FinishHook = Callable[["Services", "Outcome", Any], None]
+"""Called by ``pipeline.finish`` once per finished request, after the record is submitted, with
+the request context (``gateway.pipeline.context.RequestContext``)."""
 
 
 @dataclass
@@ -53,6 +54,7 @@ class Services:
     local_servers: list[LocalServer] = field(default_factory=list)
     tasks: list[asyncio.Task] = field(default_factory=list)
     finish_hooks: list[FinishHook] = field(default_factory=list)
+    shadow: Any = None  # gateway.learning.shadow.ShadowService
     ready: bool = False
 
     @property
@@ -76,6 +78,10 @@ class Services:
         reloader = Reloader(runtimes, path, launched, lambda c: make_embedder(settings) if needs_encoder(c) else None)
         reloader.on_swap.append(lambda _rt: learner.invalidate())
         svc = cls(settings, runtimes, shared, learner, store, recorder, guard, reloader, local_servers)
+        from gateway.learning.shadow import ShadowService
+
+        svc.shadow = ShadowService(store, shared)
+        svc.finish_hooks.append(svc.shadow.finish_hook)
         await recorder.start()
         if not isinstance(shared, InProcessState):  # replicas share breaker openings
             from gateway.upstream.breaker import sync_loop
@@ -104,6 +110,8 @@ class Services:
             except (asyncio.CancelledError, Exception):
                 pass
         self.tasks.clear()
+        if self.shadow is not None:
+            await self.shadow.aclose()  # before the store and the clients close
         await self.guard.drain()
         await self.recorder.stop()  # closes the store
         for c in self.runtime.clients.values():

@@ -2,7 +2,7 @@
 and an LLM judge, in the background, and store the judge's preference as feedback.
 
 One entry point, :meth:`ShadowService.submit`, called once per finished request by the
-request pipeline's finish stage. It decides eligibility synchronously (no I/O) and, for an
+request pipeline's finish stage (``finish_hook``, registered by ``gateway.services``). It decides eligibility synchronously (no I/O) and, for an
 eligible request, starts a background task; it never awaits anything, so the client's answer and
 latency cannot depend on it. The task then:
 
@@ -56,8 +56,6 @@ def ineligible(
         return "endpoint"
     if outcome.status != 200 or not outcome.served or outcome.error_type:
         return "failed"
-    if not answer:
-        return "no_answer"
     if outcome.reason == "cache":
         return "cache"
     if body.get("store") is False or headers.get(OPT_OUT_HEADER, "").lower() in ("off", "0", "false", "no"):
@@ -71,6 +69,8 @@ def ineligible(
         return "side_effects"
     if (body.get("n") or 1) != 1:
         return "n"
+    if not answer:
+        return "no_answer"
     if outcome.served not in compare:
         return "served_not_compared"
     return None
@@ -125,6 +125,13 @@ class ShadowService:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return "started"
+
+    def finish_hook(self, svc: Any, outcome: Outcome, ctx: Any) -> None:
+        """The request pipeline's post-answer hook (``Services.finish_hooks``)."""
+        chat = getattr(ctx, "chat", None)
+        if chat is None or outcome.policy is None:
+            return
+        self.submit(ctx.rt, outcome, chat.body, ctx.answer, ctx.headers)
 
     async def aclose(self, timeout: float = 5.0) -> None:
         """Let running tasks finish for up to ``timeout`` seconds, then cancel the rest."""

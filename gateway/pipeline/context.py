@@ -44,6 +44,7 @@ class RequestContext:
     decision: Decision | None = None
     usage: dict[str, Any] | None = None
     extra_usage: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    answer: str | None = None  # the answer text sent to the client (post-answer hooks read it)
     finished: bool = False
 
     @classmethod

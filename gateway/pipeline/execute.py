@@ -119,6 +119,8 @@ def complete(ctx: RequestContext, payload: dict[str, Any], hdrs: dict[str, str],
         choices = payload.get("choices") or []
         if choices:
             o.finish_reason = choices[0].get("finish_reason")
+            msg = choices[0].get("message") if isinstance(choices[0], dict) else None
+            ctx.answer = msg.get("content") if isinstance(msg, dict) else None
         ctx.usage = payload.get("usage")
         set_usage(o, ctx.usage)
         o.latency_s = o.ttft_s = ctx.elapsed()
@@ -188,4 +190,6 @@ async def _stream_body(ctx: RequestContext, opened: Opened) -> AsyncIterator[byt
             metrics.UPSTREAM_ERRORS.labels(served, "midstream").inc()
         ctx.usage = result.usage
         set_usage(o, result.usage)
+        if not result.error:
+            ctx.answer = "".join(result.content) or None
         finish(ctx)

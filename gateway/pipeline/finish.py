@@ -6,8 +6,9 @@ prices the usage (every paid call of a cascade included), updates the metrics, c
 tokens-per-minute and budget, and hands the outcome record to the recorder. A second call for
 the same request is a bug: it is logged and ignored.
 
-**Post-answer hooks** go last: ``Services.finish_hooks`` are called with the services and the
-finished record (the place for shadow sampling and other work that reads a finished request).
+**Post-answer hooks** go last: ``Services.finish_hooks`` are called with the services, the
+finished record and the request context (the place for shadow sampling and other work that
+reads a finished request: ``ctx.chat.body`` is the client's request, ``ctx.answer`` the answer).
 A hook must not block: start a task for anything slow. A failing hook is logged, never raised.
 """
 
@@ -86,7 +87,7 @@ def finish(ctx: RequestContext) -> None:
     svc.recorder.submit(outcome)
     for hook in svc.finish_hooks:  # post-answer hooks (see the module docstring)
         try:
-            hook(svc, outcome)
+            hook(svc, outcome, ctx)
         except Exception:
             log.exception("finish hook %r failed", hook)
 
