@@ -90,7 +90,9 @@ def test_retrain_with_judge_file_no_publish_and_refusals(tmp_path):
     assert cand["kind"] == "adapted" and cand["base_kind"] == "cluster"
     assert cand["adaptation"]["judged_rows"] == report["data"]["train_rows"]
     assert (tmp_path / "routers" / "replay").exists() and config.read_text() == before
-    scratch = retrain(config, "--policy", "replay", "--family", "cluster", "--no-publish", "--out", str(tmp_path / "r2"))
+    scratch = retrain(
+        config, "--policy", "replay", "--family", "cluster", "--no-publish", "--out", str(tmp_path / "r2")
+    )
     assert scratch.returncode == 3, scratch.stderr
     report2 = json.loads(open(json.loads(scratch.stdout)["report_file"]).read())
     assert report2["selection"]["chosen"]["k"] == 8 and len(report2["selection"]["tried"]) == 5
