@@ -352,6 +352,7 @@ def _meta(
         "strong": strong,
         "weak": weak,
         "encoder": bm.get("encoder"),
+        **({"encoders": bm["encoders"]} if bm.get("encoders") else {}),
         "training_data": bm.get("training_data", []),
         "typical_output_tokens": bm.get("typical_output_tokens", {}),
         "typical_cost_usd": bm.get("typical_cost_usd", {}),
