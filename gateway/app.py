@@ -58,15 +58,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="OpenAI-compatible LLM routing gateway.",
         lifespan=lifespan,
+        exception_handlers={
+            APIError: api_error_handler,
+            RequestValidationError: validation_handler,
+            StarletteHTTPException: http_handler,
+            Exception: unhandled_handler,
+        },
     )
     app.state.settings = settings = settings or Settings()
     logs.configure(settings.log_level)
     metrics.RETRAINS.root = settings.retrain_dir
     app.state.services = None  # set by the lifespan: gateway.services.of(app)
-    app.add_exception_handler(APIError, api_error_handler)
-    app.add_exception_handler(RequestValidationError, validation_handler)
-    app.add_exception_handler(StarletteHTTPException, http_handler)
-    app.add_exception_handler(Exception, unhandled_handler)
     app.router.routes[:0] = routes(ENDPOINTS)  # first: the hot endpoints match before anything else
     for r in (models.router, health.router, admin.router, feedback.router, feedback.admin_router, keys.router):
         app.include_router(r)

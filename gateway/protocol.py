@@ -91,7 +91,8 @@ class ChatCompletionRequest(_Open):
         return any(m.has_image() for m in self.messages)
 
     def wants_json(self) -> bool:
-        return bool(self.response_format) and self.response_format.get("type") in ("json_object", "json_schema")
+        rf = self.response_format
+        return bool(rf) and rf is not None and rf.get("type") in ("json_object", "json_schema")
 
 
 class CompletionRequest(_Open):

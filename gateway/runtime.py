@@ -212,8 +212,8 @@ def build_policies(cfg: Config, base: Path, router_cache: dict[str, Any] | None 
             pr.model_map = {c: pol.router.model_map.get(c, c) for c in pol.candidates}
             inverse = {v: k for k, v in pr.model_map.items()}
             meta = getattr(router, "meta", {}) or {}
-            pr.strong = pol.router.strong or inverse.get(meta.get("strong"))
-            pr.weak = pol.router.weak or inverse.get(meta.get("weak"))
+            pr.strong = pol.router.strong or inverse.get(meta.get("strong") or "")
+            pr.weak = pol.router.weak or inverse.get(meta.get("weak") or "")
             if obj.kind == "target_strong_share":
                 inner_strong = pr.model_map.get(pr.strong) if pr.strong else None
                 inner_weak = pr.model_map.get(pr.weak) if pr.weak else None

@@ -11,21 +11,19 @@ through :func:`of`, and request-time state lives in no module global.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from gateway import metrics
+from gateway import metrics, secrets
 from gateway.learning.online import OnlineLearner
-from gateway.limits import secrets
 from gateway.limits.guard import Guard
 from gateway.outcomes.recorder import Recorder
 from gateway.outcomes.stores import Store, make_store
 from gateway.policy.loader import find_config, load_config
-from gateway.policy.reload import Reloader, export_objectives
+from gateway.reload import Reloader, export_objectives
 from gateway.runtime import Runtime, RuntimeHolder, build_clients, build_policies, make_embedder, needs_encoder
 from gateway.settings import Settings
 from gateway.state import InProcessState, SharedState, make_state
@@ -34,7 +32,6 @@ from gateway.upstream.launcher import LocalServer, start_local_servers
 if TYPE_CHECKING:
     from gateway.outcomes.record import Outcome
 
-log = logging.getLogger("shunter")
 
 FinishHook = Callable[["Services", "Outcome", Any], None]
 """Called by ``pipeline.finish`` once per finished request, after the record is submitted, with

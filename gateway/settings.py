@@ -3,7 +3,7 @@
 Variables carry the ``SHUNTER_`` prefix (``encoder_threads`` is ``SHUNTER_ENCODER_THREADS``);
 the one exception is ``PROMETHEUS_MULTIPROC_DIR``, prometheus-client's own name. The policy file
 holds everything else; its ``os.environ/NAME`` references are resolved by
-``gateway.limits.secrets.resolve``. The table in ``docs/configuration.md`` is generated from
+``gateway.secrets.resolve``. The table in ``docs/configuration.md`` is generated from
 this class (``python -m gateway.settings docs/configuration.md`` rewrites it);
 ``tests/gateway/test_settings.py`` keeps the two equal.
 

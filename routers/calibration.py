@@ -131,7 +131,7 @@ def cost_weight_for(
         raise ValueError(f"target mean cost must be > 0 USD, got {mean_cost:g}")
     cands = candidate_models(meta, models)
     sweep = cost_weight_sweep(meta, cands)
-    key, target = ("mean_cost", mean_cost) if mean_cost is not None else ("top_share", top_share)
+    key, target = ("mean_cost", mean_cost) if mean_cost is not None else ("top_share", float(top_share or 0.0))
     ok = [p for p in sweep if p[key] <= target + 1e-12]
     best = ok[0] if ok else sweep[-1]
     return {**best, "target": {key: target}, "met": bool(ok), "models": cands}

@@ -41,6 +41,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -346,7 +347,11 @@ def merge_tables(tables: Sequence[RoutingTable]) -> RoutingTable:
     n = sum(len(t) for t in tables)
     q = np.full((n, len(models)), np.nan)
     c = np.full_like(q, np.nan)
-    prompts, ids, groups, sources, prices = [], [], [], [], {}
+    prompts: list[str] = []
+    ids: list[str] = []
+    groups: list[str] = []
+    sources: list[dict[str, Any]] = []
+    prices: dict[str, Any] = {}
     row = 0
     for t in tables:
         cols = [models.index(canonical(m)) for m in t.models]

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Request
 
 from gateway import services
 from gateway.errors import APIError
-from gateway.limits.secrets import admin_key
 from gateway.responses import JSONResponse
+from gateway.secrets import admin_key
 
 
 async def require_admin(request: Request) -> None:

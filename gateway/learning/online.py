@@ -14,7 +14,6 @@ source) item. Cluster centroids are read once per file and forgotten on a policy
 from __future__ import annotations
 
 import json
-import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,6 @@ import numpy as np
 from gateway import metrics
 from gateway.learning import bandit
 from routers.decision import Objective
-
-log = logging.getLogger("shunter.online")
 
 
 def _key(policy: str) -> str:

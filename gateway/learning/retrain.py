@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from gateway import secrets
 from gateway.learning import dataset, gate, publish
-from gateway.limits import secrets
 
 _SINCE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw]?)$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

@@ -6,10 +6,7 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
-
-log = logging.getLogger("shunter")
 
 HOW_TO = (
     "auth is off: anyone who can reach this port may spend the upstreams' money. To turn it on set "
@@ -26,7 +23,7 @@ def document_openapi(schema: dict) -> dict:
 
 
 def install(app: Any) -> None:
-    from gateway.limits import secrets
+    from gateway import secrets
     from gateway.limits.deadline import DeadlineMiddleware
     from gateway.limits.guard import AuthMiddleware
 

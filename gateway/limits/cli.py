@@ -21,7 +21,7 @@ def _csv(v: str | None) -> list[str] | None:
 
 
 def _redis_url(cfg) -> str | None:
-    from gateway.limits import secrets
+    from gateway import secrets
 
     return secrets.resolve(cfg.server.redis_url)
 

@@ -48,7 +48,8 @@ class Guard:
     @classmethod
     def open(cls, cfg: Any, shared: SharedState) -> Guard:
         """The guard for a configuration: its key store, with a warning when auth is off or keyless."""
-        from gateway.limits import HOW_TO, secrets
+        from gateway import secrets
+        from gateway.limits import HOW_TO
 
         secrets.register(cfg)
         guard = cls(KeyStore(cfg.server.outcomes_path), shared)
@@ -251,7 +252,7 @@ def _header(scope: dict, name: bytes) -> str:
 
 def is_admin(scope: dict, rt: Any) -> bool:
     """The request carries the admin key, as ``Authorization: Bearer`` or ``x-admin-key``."""
-    from gateway.limits import secrets
+    from gateway import secrets
 
     expected = secrets.admin_key(rt.cfg.server)
     if not expected:
@@ -282,7 +283,7 @@ class AuthMiddleware:
             return await self.app(scope, receive, send)
         rt, guard = svc.runtime, svc.guard
         if guard.runtime_seen is not rt:  # a reload may name new secret variables
-            from gateway.limits import secrets
+            from gateway import secrets
 
             secrets.register(rt.cfg)
             guard.runtime_seen = rt

@@ -15,7 +15,6 @@ trainer; a crashed trainer re-reads its unacknowledged entries) into a local SQL
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 from typing import Any
@@ -23,8 +22,6 @@ from typing import Any
 import orjson
 
 from gateway.outcomes.record import Feedback, Outcome
-
-log = logging.getLogger("shunter.outcomes")
 
 OUTCOMES = "outcomes"
 FEEDBACK = "feedback"

@@ -24,7 +24,7 @@ class Store(Protocol):
 def make_store(server: Any) -> Store:
     """``RedisStreamStore`` (with its local spill file) when ``server.redis_url`` resolves to a URL,
     else ``SQLiteStore``."""
-    from gateway.limits import secrets
+    from gateway import secrets
 
     url = secrets.resolve(server.redis_url)
     if url:

@@ -19,11 +19,11 @@ from typing import Any
 
 from gateway import metrics
 from gateway.errors import APIError
-from gateway.limits.secrets import redact
 from gateway.outcomes.record import Outcome
 from gateway.pipeline.context import RequestContext
 from gateway.policy.engine import Decision, usage_cost
 from gateway.runtime import Runtime
+from gateway.secrets import redact
 
 log = logging.getLogger("shunter")
 

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from gateway.limits import secrets
+from gateway import secrets
 from gateway.state import RedisOptions
 from gateway.upstream.config import Strict, Upstream
 

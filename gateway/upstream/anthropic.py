@@ -10,15 +10,19 @@ that already is a Messages request (``POST /v1/messages``) is sent natively inst
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import orjson
 
 from gateway.translate import anthropic as an
 from gateway.translate.sse import Parser
-from gateway.upstream.client import UpstreamResponse
+from gateway.upstream.sse import DONE
+
+if TYPE_CHECKING:  # the client builds AsChat around its response: no import cycle
+    from gateway.upstream.client import UpstreamResponse
 
 CHAT_PATH = "/chat/completions"
 MESSAGES_PATH = "/messages"
-DONE = b"data: [DONE]\n\n"
 
 
 def _event(obj: dict) -> bytes:

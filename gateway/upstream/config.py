@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gateway.limits import secrets
+from gateway import secrets
 from gateway.upstream.breaker import BreakerConfig, RetryBudgetConfig
 
 Capability = Literal["tools", "vision", "json_mode", "streaming", "reasoning", "responses", "embeddings"]

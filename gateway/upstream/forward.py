@@ -216,7 +216,7 @@ def _client_error(f: _Fail) -> APIError:
     except Exception:
         message = None
     status = f.status or 400
-    from gateway.limits.secrets import redact
+    from gateway.secrets import redact
 
     detail = redact(message or f.body[:300].decode(errors="replace"))
     return APIError(status, f"Upstream rejected the request: {detail}", code="upstream_rejected")

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from gateway.limits.secrets import redact, redact_bytes
 from gateway.protocol import chunk_problem
+from gateway.secrets import redact, redact_bytes
 from gateway.upstream.client import TransportError
 from gateway.upstream.forward import Opened
 from gateway.upstream.sse import DONE, error_event, event
@@ -40,7 +40,6 @@ class StreamResult:
     error: str | None = None
     first_byte_at: float | None = None
     content: list[str] = field(default_factory=list)
-    chunks: int = 0
     chunk_id: str | None = None
     object: str | None = None
     created: int | None = None
@@ -183,7 +182,6 @@ def _process(block: bytes, served: str, wants_usage: bool, result: StreamResult)
             f"The upstream sent a stream event that is not an OpenAI completion chunk ({why}); "
             "the response is incomplete.",
         )
-    result.chunks += 1
     if result.chunk_id is None:
         result.chunk_id, result.object, result.created = obj.get("id"), obj.get("object"), obj.get("created")
     if "model" in obj:

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gateway import logs
-from gateway.limits import secrets
+from gateway import logs, secrets
 from gateway.policy.loader import ConfigError, load_config
 from gateway.settings import Settings, env_name, markdown_table, with_table
 from routers.settings import RouterSettings
@@ -113,11 +112,9 @@ def test_serve_reports_bad_settings_without_starting(monkeypatch, tmp_path):
 
 # Modules that may touch os.environ, and why. Everything else reads Settings.
 ALLOWED_ENV = {
-    "gateway/limits/secrets.py": "resolves os.environ/NAME references and masks their values",
+    "gateway/secrets.py": "resolves os.environ/NAME references and masks their values",
     "gateway/promdir.py": "hands prometheus-client its folder inside a worker (its only interface)",
     "gateway/upstream/launcher.py": "passes the environment on to a launched local server",
-    # until the request-pipeline rewrite lands (its OnlineLearner takes bandit_cache_s/bandit_seed):
-    "gateway/learning/online.py": "SHUNTER_BANDIT_CACHE_S and SHUNTER_BANDIT_SEED at import time",
 }
 
 

@@ -36,6 +36,7 @@ class Reloader:
         self.on_swap: list[Callable[[Runtime], None]] = []
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
+        self._closing: set[asyncio.Future] = set()  # replaced connection pools being closed
 
     async def reload(self, trigger: str) -> dict:
         async with self._lock:
@@ -55,9 +56,7 @@ class Reloader:
                 hook(new)
             for name, c in old.clients.items():
                 if clients.get(name) is not c:
-                    asyncio.get_running_loop().call_later(
-                        old_client_grace(c), lambda c=c: asyncio.ensure_future(c.aclose())
-                    )
+                    asyncio.get_running_loop().call_later(old_client_grace(c), self._close, c)
             st.loaded_at = time.time()
             changes = config_changes(old.cfg, cfg)
             st.last_reload = {"ok": True, "trigger": trigger, "at": st.loaded_at, "errors": [], "changes": changes}
@@ -65,6 +64,11 @@ class Reloader:
             export_objectives(new)
             log.info("policy file %s reloaded (%s): %s", self.path, trigger, "; ".join(changes))
             return st.last_reload
+
+    def _close(self, client: Any) -> None:
+        closing = asyncio.ensure_future(client.aclose())
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
 
     def _rejected(self, trigger: str, errors: list[str]) -> dict:
         st = self.holder
