@@ -34,7 +34,7 @@ def _state(gw, upstream: str) -> int:
 
 def test_consecutive_failures_open_then_half_open_probe_closes(gateway, fake_upstream):
     a, b = fake_upstream("a"), fake_upstream("b")
-    gw = gateway(_cfg(a, b, {"consecutive_failures": 3, "open_for": 1.0}))
+    gw = gateway(_cfg(a, b, {"consecutive_failures": 3, "open_for": 3.0}))  # long enough for a busy machine
     a.control(fail_next=1000, fail_status=500)
     assert [_ask(gw) for _ in range(6)] == ["backup"] * 6  # every request still answered
     assert a.stats()["requests"] == 3  # opened after 3 failures: the rest skipped primary
