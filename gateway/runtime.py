@@ -265,7 +265,7 @@ def make_embedder(settings: Any) -> Any:
         metrics.CACHE.labels("embedding", "hit" if hit else "miss").inc()
 
     return AsyncEmbedder(
-        Encoder.default(),  # threads: SHUNTER_ENCODER_THREADS, read by the encoder itself
+        Encoder.default(settings.encoder_threads),  # made here first at startup (services.start)
         max_batch=settings.embed_max_batch,
         max_wait_ms=settings.embed_max_wait_ms,
         pad_slack=settings.embed_pad_slack,

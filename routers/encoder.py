@@ -118,10 +118,10 @@ class Encoder:
     _default: Encoder | None = None
 
     @classmethod
-    def default(cls) -> Encoder:
-        """A process-wide shared encoder on the vendored assets."""
+    def default(cls, threads: int | None = None) -> Encoder:
+        """A process-wide shared encoder on the vendored assets (``threads``: when it is first made)."""
         if cls._default is None:
-            cls._default = cls()
+            cls._default = cls(threads=threads)
         return cls._default
 
     # -- tokenisation -------------------------------------------------------------------
