@@ -108,7 +108,7 @@ class TieredScorer:
 
 def _merge(fast: RouterScores, acc: RouterScores, rows: np.ndarray) -> RouterScores:
     """``fast`` with ``rows`` replaced by ``acc`` (models in the accurate router's order)."""
-    cols = [fast.models.index(m) for m in acc.models]
+    cols = np.array([fast.models.index(m) for m in acc.models], dtype=np.intp)
     quality = np.array(fast.quality, dtype=np.float64, copy=True)
     quality[np.ix_(rows, cols)] = acc.quality
     sw = None
