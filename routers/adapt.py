@@ -202,8 +202,8 @@ def _pair_error(q: np.ndarray, judged: Judged) -> np.ndarray:
             err += np.where(both, ((y[:, a] - y[:, b]) - (q[:, a] - q[:, b])) ** 2, 0.0)
     if len(judged.pairs):
         pr = judged.pairs
-        i, a, b, t = pr[:, 0].astype(int), pr[:, 1].astype(int), pr[:, 2].astype(int), pr[:, 3]
-        np.add.at(err, i, ((2 * t - 1) - (q[i, a] - q[i, b])) ** 2)
+        i, ca, cb, t = pr[:, 0].astype(int), pr[:, 1].astype(int), pr[:, 2].astype(int), pr[:, 3]
+        np.add.at(err, i, ((2 * t - 1) - (q[i, ca] - q[i, cb])) ** 2)
     if not err.any():  # a single model: its own score error
         err = np.nansum((y - q) ** 2, axis=1)
     return err
@@ -218,7 +218,7 @@ def select_reg(
     if n < 2 * folds:
         return KEEP, [{"reg": KEEP.label(), "why": f"{n} judged rows < {2 * folds}"}]
     part = np.random.default_rng(seed).permutation(n) % folds
-    table = []
+    table: list[dict[str, Any]] = []
     for reg in grid:
         err = np.zeros(n)
         for k in range(folds):

@@ -105,7 +105,7 @@ def _judge_view(
         if f.source.startswith(JUDGE + "@"):
             name = f.source.split("@", 1)[1]
             inner = model_map.get(name, name)
-            if inner in col and inner != col.get(served, -1) and name != served:
+            if inner in col and col[inner] != col.get(model_map.get(served, served), -1) and name != served:
                 others[col[inner]] = f.score
     user = [f.score for f in items if not is_judge(f)]
     if not others:  # judge scores of the served model only: absolute labels, like user feedback

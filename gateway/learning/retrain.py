@@ -82,9 +82,9 @@ def load_labelled(opts: Options, cfg: Any) -> tuple[list, dict, tuple[np.ndarray
             info["pulled_from_redis"] = reader.pull()
             reader.close()
         if opts.judge:
-            items = dataset.read_judge(opts.judge)
-            store.write_feedback_batch(items)
-            info["judge"] = {"file": str(opts.judge), "items": len(items)}
+            judged = dataset.read_judge(opts.judge)
+            store.write_feedback_batch(judged)
+            info["judge"] = {"file": str(opts.judge), "items": len(judged)}
         span = parse_since(opts.since)
         since = time.time() - span if span else 0.0
         info["since"] = since
