@@ -231,18 +231,23 @@ def _knn(fold: Fold, table: RoutingTable, emb: np.ndarray, train: np.ndarray, tm
 def run_fold(
     fold: Fold,
     table: RoutingTable,
-    emb: np.ndarray,
+    emb: np.ndarray | list[np.ndarray],
     tasks: np.ndarray,
     tmp: Path,
     baselines: bool = True,
     **prior_kw: Any,
 ) -> dict:
+    """One fold. ``emb``: the embeddings, or a list of several encoders' embeddings: then the
+    routers train on all of them (one row per encoder) and score with the last one."""
     from .prior import fit, label_weights, predict
 
+    embs = emb if isinstance(emb, list) else [emb]
+    emb = embs[-1]
     test = fold.held_out(table, tasks)
     train = ~test
-    x, qtr = emb[train], table.quality[train]
-    groups = [g for g, t in zip(table.groups, train) if t]
+    x = np.concatenate([e[train] for e in embs])
+    qtr = np.concatenate([table.quality[train]] * len(embs))
+    groups = [g for g, t in zip(table.groups, train) if t] * len(embs)
     res: dict[str, Any] = {"fold": fold.name, "train_rows": int(train.sum())}
     t0 = time.time()
     w = fit(x, qtr, label_weights(qtr, groups, prior_kw.pop("balance", "source")), **prior_kw)
@@ -262,12 +267,19 @@ def shared_table() -> RoutingTable:
 
 
 def run(
-    only: list[str] | None = None, log: Callable[[str], None] = print, baselines: bool = True, **prior_kw: Any
+    only: list[str] | None = None,
+    log: Callable[[str], None] = print,
+    baselines: bool = True,
+    encoder: str = "accurate",
+    **prior_kw: Any,
 ) -> list[dict]:
-    from .train import table_embeddings
+    """Every fold. ``encoder``: ``accurate`` (MiniLM), ``fast`` (static table) or ``both``
+    (trained on both encoders' embeddings, scored on the fast tier's: the shipped prior)."""
+    from .train import encoders_for, table_embeddings
 
     table = shared_table()
-    emb = table_embeddings(table)
+    embs = [table_embeddings(table, e) for e in encoders_for(encoder)]
+    emb = embs if len(embs) > 1 else embs[0]
     tasks = task_of(table)
     results = []
     with tempfile.TemporaryDirectory() as d:
@@ -356,14 +368,24 @@ def tradeoff(results: list[dict], share: str = "0.3") -> float:
 
 
 def _means(results: list[dict]) -> list[str]:
+    """Means over the folds every router has, for the GPT-4 / Mixtral pair and LLMRouter's pair,
+    and AIQ beside the zero router (the hull of the single models)."""
     out = []
-    for k in ("prior", "ridge", "knn"):
-        ap = [r[k]["pair"]["apgr"] for r in results if k in r and "pair" in r[k]]
-        aq = [r[k]["many"]["aiq"] for r in results if k in r and "many" in r[k]]
-        if ap or aq:
-            out.append(
-                f"- `{k}`: mean APGR {np.mean(ap):.3f} over {len(ap)} folds; mean AIQ {np.mean(aq):.3f} over {len(aq)} folds."
+    for label, pick in (
+        ("GPT-4 / Mixtral APGR", lambda r: not r["fold"].startswith("LLMRouter")),
+        ("LLMRouter-pair APGR", lambda r: r["fold"].startswith("LLMRouter")),
+    ):
+        rows = [r for r in results if pick(r) and all(k in r and "pair" in r[k] for k in ("prior", "ridge", "knn"))]
+        if rows:
+            vals = ", ".join(
+                f"{k} {np.mean([r[k]['pair']['apgr'] for r in rows]):.3f}" for k in ("prior", "ridge", "knn")
             )
+            out.append(f"- Mean {label} over the {len(rows)} folds all three routers have: {vals}.")
+    rows = [r for r in results if all(k in r and "many" in r[k] for k in ("prior", "ridge", "knn"))]
+    if rows:
+        vals = ", ".join(f"{k} {np.mean([r[k]['many']['aiq'] for r in rows]):.3f}" for k in ("prior", "ridge", "knn"))
+        zero = np.mean([r["prior"]["many"]["zero"] for r in rows])
+        out.append(f"- Mean AIQ over the {len(rows)} many-model folds: {vals}; zero router {zero:.3f}.")
     return out
 
 
@@ -384,8 +406,9 @@ def main(
     json_out: Path | None = typer.Option(None, "--json-out"),
     only: list[str] | None = typer.Option(None, "--only", help="folds whose name contains this"),
     from_json: Path | None = typer.Option(None, "--from-json", help="re-render a --json-out file, no training"),
+    encoder: str = typer.Option("accurate", "--encoder", help="accurate, fast, or both (train on both, score fast)"),
 ) -> None:
-    results = json.loads(from_json.read_text()) if from_json else run(only)
+    results = json.loads(from_json.read_text()) if from_json else run(only, encoder=encoder)
     if json_out and not from_json:
         json_out.write_text(json.dumps(results, indent=1, default=float))
     if not only:

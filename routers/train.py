@@ -66,6 +66,13 @@ def _fit_progress(kind: str, opts: dict[str, Any], enabled: bool) -> Iterator[di
         b.update(completed=done[0], total=done[0], description=f"fitted {kind}{early}")
 
 
+def _pooled(parts: list[RouterScores]) -> RouterScores:
+    """One ``RouterScores`` of the rows of several (same models)."""
+    sw = None if parts[0].strong_win is None else np.concatenate([p.strong_win for p in parts])  # type: ignore[misc]
+    q = np.concatenate([p.quality for p in parts])
+    return RouterScores(parts[0].models, q, sw, parts[0].strong, parts[0].weak)
+
+
 def _sources(table: RoutingTable) -> np.ndarray:
     from .data import source_of
 
@@ -207,12 +214,15 @@ def train_router(
     if table.fmt == "mixed":  # calibrate on a mix balanced over the source data sets
         from .data import reference_mix
 
-        mix = reference_mix(train_t)
-        train_scores = router.score(emb_all[tr][mix])
+        mix = reference_mix(table.subset(tr))
+        # every encoder's embedding of the mix: a tiered policy's scores come from either tier
+        train_scores = _pooled([router.score(e[tr][mix]) for e in embs])
         meta["reference_mix"] = {
             "rows": len(mix),
-            "per_source": {s: int(n) for s, n in zip(*np.unique(_sources(train_t)[mix], return_counts=True))},
-            "rule": "reference_mix(): up to 1000 training prompts per source data set, seed 0",
+            "per_source": {s: int(n) for s, n in zip(*np.unique(_sources(table.subset(tr))[mix], return_counts=True))},
+            "encoders": [e.encoder_id for e in encs],
+            "rule": "reference_mix(): up to 1000 training prompts per source data set, seed 0, "
+            "scored on each encoder's embedding",
         }
     finish(out, meta, train_scores)
     log(f"wrote {out}")

@@ -149,3 +149,22 @@ def test_default_policy_sends_an_easy_question_to_the_cheap_model(gateway, fake_
     hard = "Implement a thread-safe LRU cache in C++ with O(1) get and put, and explain its memory ordering."
     resp, h = chat(gw, hard, model="auto")
     assert h["x-shunter-reason"] == "router" and resp.model == "gpt-4o", dict(h)
+
+
+def test_llmrouter_example(gateway, fake_upstream, stand_ins, tmp_path):
+    """LLMRouter's nine models behind the universal prior: every answer is a router decision over
+    nine scores; cost weight 0 takes the best predicted quality, the default weight saves."""
+    if not (ROOT / "routers" / "artifacts" / "prior" / "router.onnx").exists():
+        pytest.skip("prior artifact not built")
+    gw = gateway(localised("llmrouter.yaml", fake_upstream("any"), stand_ins, tmp_path))
+    prices = {
+        n: u["input_price"]
+        for n, u in yaml.safe_load((ROOT / "config" / "llmrouter.yaml").read_text())["upstreams"].items()
+    }
+    q = "What is the capital of France?"
+    resp, h = chat(gw, q, model="auto")
+    assert h["x-shunter-reason"] == "router" and len(h["x-shunter-scores"].split(",")) == 9
+    best, h0 = chat(gw, q, model="auto", headers={"x-shunter-cost-weight": "0"})
+    scores = dict(kv.rsplit("=", 1) for kv in h0["x-shunter-scores"].split(","))
+    assert best.model == max(scores, key=lambda m: float(scores[m]))
+    assert prices[resp.model] <= prices[best.model]
