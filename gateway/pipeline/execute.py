@@ -65,17 +65,26 @@ def decision_headers(request_id: str, d: Decision, served: str) -> dict[str, str
 
 
 def record_decision(ctx: RequestContext) -> None:
-    """What was decided, into the outcome record."""
-    d, o = ctx.decision, ctx.outcome
-    assert d is not None and ctx.chat is not None
-    o.policy, o.chosen, o.reason, o.detail, o.router = d.policy, d.model, d.reason, d.detail, d.router
-    o.candidates = list(d.scores) or d.ranking
-    o.scores, o.strong_win, o.stream = d.scores, d.strong_win, ctx.chat.stream
-    o.encoder_tier = d.encoder_tier or None
+    """What was decided, into the outcome record (one copy with every field, not one set per field)."""
+    d, chat = ctx.decision, ctx.chat
+    assert d is not None and chat is not None
+    fields: dict[str, Any] = {
+        "policy": d.policy,
+        "chosen": d.model,
+        "reason": d.reason,
+        "detail": d.detail,
+        "router": d.router,
+        "candidates": list(d.scores) or d.ranking,
+        "scores": d.scores,
+        "strong_win": d.strong_win,
+        "stream": chat.stream,
+        "encoder_tier": d.encoder_tier or None,
+    }
     if d.embedding is not None and d.encoder_tier != "fast":  # MiniLM's only: learning retrains on them
-        o.embedding = d.embedding.astype(np.float16).tobytes()
+        fields["embedding"] = d.embedding.astype(np.float16).tobytes()
     if d.policy and ctx.rt.policies[d.policy].cfg.store_prompts:
-        o.prompt = ctx.text
+        fields["prompt"] = ctx.text
+    ctx.outcome = ctx.outcome.model_copy(update=fields)
 
 
 async def execute(ctx: RequestContext) -> Response:
@@ -98,10 +107,11 @@ async def execute(ctx: RequestContext) -> Response:
         d.policy,
     )
     served = opened.client.name
-    o = ctx.outcome
-    o.served, o.attempts = served, [a.__dict__ for a in opened.attempts]
-    if served != d.model:
-        o.reason = "fallback"
+    ctx.record(
+        served=served,
+        attempts=[a.__dict__ for a in opened.attempts],
+        reason="fallback" if served != d.model else ctx.outcome.reason,
+    )
     hdrs = decision_headers(ctx.request_id, d, served)
     hdrs.update(cached.headers())
     if chat.stream:
@@ -114,18 +124,22 @@ async def execute(ctx: RequestContext) -> Response:
 
 def complete(ctx: RequestContext, payload: dict[str, Any], hdrs: dict[str, str], account: bool = True) -> Response:
     """A complete answer: finish the request, then send it as JSON or, to a streaming client, as SSE."""
-    o = ctx.outcome
+    latency = ctx.elapsed()
     if account:
         choices = payload.get("choices") or []
         if choices:
-            o.finish_reason = choices[0].get("finish_reason")
             msg = choices[0].get("message") if isinstance(choices[0], dict) else None
             ctx.answer = msg.get("content") if isinstance(msg, dict) else None
-        ctx.usage = payload.get("usage")
-        set_usage(o, ctx.usage)
-        o.latency_s = o.ttft_s = ctx.elapsed()
+        usage = ctx.usage = payload.get("usage")
+        ctx.record(
+            finish_reason=choices[0].get("finish_reason") if choices else None,
+            prompt_tokens=usage.get("prompt_tokens") if usage else None,
+            completion_tokens=usage.get("completion_tokens") if usage else None,
+            latency_s=latency,
+            ttft_s=latency,
+        )
     else:
-        o.latency_s = ctx.elapsed()
+        ctx.record(latency_s=latency)
     finish(ctx)
     chat = ctx.chat
     assert chat is not None
