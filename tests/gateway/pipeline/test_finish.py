@@ -32,7 +32,7 @@ async def in_process(cfg: dict, tmp: Path):
     async with app.router.lifespan_context(app):
         svc = app.state.services
         seen: list[Any] = []
-        svc.finish_hooks.append(lambda _svc, outcome: seen.append(outcome))
+        svc.finish_hooks.append(lambda _svc, outcome, _ctx: seen.append(outcome))
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
             yield client, svc, seen
 
