@@ -68,7 +68,7 @@ def _fit_progress(kind: str, opts: dict[str, Any], enabled: bool) -> Iterator[di
 
 def _pooled(parts: list[RouterScores]) -> RouterScores:
     """One ``RouterScores`` of the rows of several (same models)."""
-    sw = None if parts[0].strong_win is None else np.concatenate([p.strong_win for p in parts])  # type: ignore[misc]
+    sw = None if parts[0].strong_win is None else np.concatenate([p.strong_win for p in parts])
     q = np.concatenate([p.quality for p in parts])
     return RouterScores(parts[0].models, q, sw, parts[0].strong, parts[0].weak)
 
