@@ -391,6 +391,63 @@ def learning() -> dict:
             "ops",
             w=12,
         ),
+        panel(
+            "Shadow and judge calls",
+            [
+                q(
+                    f"sum by (model, result) (rate(shunter_shadow_calls_total{{{P}}}[{RI}]))",
+                    "shadow {{model}} {{result}}",
+                ),
+                q(
+                    f"sum by (judge, result) (rate(shunter_judge_calls_total{{{P}}}[{RI}]))",
+                    "judge {{judge}} {{result}}",
+                ),
+            ],
+            "ops",
+            w=8,
+            desc="Judged shadow sampling (learning.shadow): calls to models that did not serve, and judge calls.",
+        ),
+        panel(
+            "Shadow + judge spend (range) and budget left",
+            [
+                q(f"sum by (kind) (increase(shunter_learning_cost_usd_total{{{P}}}[$__range]))", "{{kind}} USD"),
+                q(f"min by (policy) (shunter_shadow_budget_remaining_usd{{{P}}})", "{{policy}} budget left today"),
+            ],
+            "currencyUSD",
+            "stat",
+            w=8,
+        ),
+        panel(
+            "Judge order agreement",
+            [
+                q(
+                    f'sum(rate(shunter_judge_order_agreement_total{{{P},agreed="true"}}[{RI}])) / '
+                    f"clamp_min(sum(rate(shunter_judge_order_agreement_total{{{P}}}[{RI}])), 1e-9)",
+                    "both orders agree",
+                )
+            ],
+            "percentunit",
+            w=8,
+            desc="Share of judged pairs whose two orders (answers swapped) named the same winner.",
+        ),
+        panel(
+            "Judge preferences per model pair (range)",
+            [
+                q(
+                    f"sum by (model_a, model_b, winner) (increase(shunter_judge_preferences_total{{{P}}}[$__range]))",
+                    "{{model_a}} vs {{model_b}}: {{winner}}",
+                )
+            ],
+            "short",
+            "stat",
+            w=12,
+        ),
+        panel(
+            "Shadow skipped, by reason",
+            [q(f"sum by (reason) (rate(shunter_shadow_skipped_total{{{P}}}[{RI}]))", "{{reason}}")],
+            "ops",
+            w=12,
+        ),
     ]
     return dashboard(
         "shunter-learning", "Shunter / Learning", panels, [var("policy", "shunter_requests_total", "policy")]
