@@ -15,7 +15,6 @@ from starlette.routing import Route
 from gateway import services
 from gateway.errors import APIError
 from gateway.ingress.base import Ingress
-from gateway.protocol import ErrorResponse
 
 ERROR_STATUSES = (400, 401, 404, 413, 415, 429, 502, 503, 504)
 
@@ -45,7 +44,6 @@ def routes(ingresses: tuple[Ingress, ...]) -> list[Route]:
 def schema_routes(ingresses: tuple[Ingress, ...]) -> list[Any]:
     """FastAPI routes that only document the endpoints (never mounted: ``routes`` serves them)."""
     router = APIRouter()
-    errors: dict[int | str, dict[str, Any]] = {s: {"model": ErrorResponse} for s in ERROR_STATUSES}
     for i in ingresses:
         body = {
             "requestBody": {
@@ -57,6 +55,7 @@ def schema_routes(ingresses: tuple[Ingress, ...]) -> list[Any]:
                 },
             }
         }
+        errors: dict[int | str, dict[str, Any]] = {s: {"model": i.error_model} for s in ERROR_STATUSES}
         responses = {200: {"model": i.response_model}, **errors} if i.response_model else errors
 
         async def documented(request: Request) -> Response:  # pragma: no cover - never mounted

@@ -250,6 +250,11 @@ def _header(scope: dict, name: bytes) -> str:
     return ""
 
 
+def _client_key(scope: dict) -> str:
+    """A virtual key as OpenAI clients send it (``Authorization: Bearer``) or Anthropic ones (``x-api-key``)."""
+    return _bearer(scope) or _header(scope, b"x-api-key")
+
+
 def is_admin(scope: dict, rt: Any) -> bool:
     """The request carries the admin key, as ``Authorization: Bearer`` or ``x-admin-key``."""
     from gateway import secrets
@@ -290,8 +295,9 @@ class AuthMiddleware:
         state = scope.setdefault("state", {})
         try:
             await self._check(scope, state, rt, guard)
-        except APIError as err:
-            return await err.response()(scope, receive, send)
+        except APIError as err:  # in the client's format (Anthropic's under /v1/messages)
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
+            return await err.response_for(scope["path"], headers)(scope, receive, send)
         try:
             await self.app(scope, receive, send)
         finally:
@@ -320,11 +326,12 @@ class AuthMiddleware:
             return
         rec = await self._key(scope, rt, guard)
         if rec is None:
-            token = _bearer(scope)
+            token = _client_key(scope)
             msg = (
                 "Invalid API key."
                 if token
-                else "Missing API key: send 'Authorization: Bearer <key>' (create one with 'shunter keys create')."
+                else "Missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>' "
+                "(create one with 'shunter keys create')."
             )
             raise _refuse(401, msg, "invalid_api_key")
         state["key"], state["key_id"] = rec, rec.id
@@ -333,7 +340,7 @@ class AuthMiddleware:
 
     async def _key(self, scope: dict, rt: Any, guard: Guard) -> KeyRecord | None:
         try:
-            return await guard.lookup(_bearer(scope))
+            return await guard.lookup(_client_key(scope))
         except StateUnavailable:
             raise outage.key_unavailable(rt) from None
 

@@ -35,6 +35,7 @@ from gateway.pipeline.sse import ClosingStreamingResponse, answer_events
 from gateway.policy.engine import Decision
 from gateway.runtime import Runtime
 from gateway.upstream.forward import Opened, open_stream
+from gateway.upstream.native import relay_native
 from gateway.upstream.relay import StreamResult, relay
 
 SSE_HEADERS = {"cache-control": "no-cache"}
@@ -102,7 +103,7 @@ async def execute(ctx: RequestContext) -> Response:
     opened = await open_stream(
         [ctx.rt.clients[m] for m in d.ranking],
         chat.upstream_path,
-        BodyFor(chat.body, chat.stream, d.reasoning_effort),
+        BodyFor(chat.body, chat.stream, d.reasoning_effort, chat.native),
         chat.stream,
         d.policy,
     )
@@ -114,12 +115,26 @@ async def execute(ctx: RequestContext) -> Response:
     )
     hdrs = decision_headers(ctx.request_id, d, served)
     hdrs.update(cached.headers())
+    chat.served = served
     if chat.stream:
         return _relay(ctx, opened, hdrs)
     payload = opened.payload or {}
+    if opened.native:
+        return complete_native(ctx, payload, hdrs)
     payload["model"] = served
     await cached.store(payload)
     return complete(ctx, payload, hdrs)
+
+
+def complete_native(ctx: RequestContext, payload: dict[str, Any], hdrs: dict[str, str]) -> Response:
+    """An answer in the client's own format (a native upstream): account for it, pass it on."""
+    chat, o = ctx.chat, ctx.outcome
+    assert chat is not None
+    ctx.usage, o.finish_reason = ctx.ingress.native_usage(payload)
+    set_usage(o, ctx.usage)
+    o.latency_s = o.ttft_s = ctx.elapsed()
+    finish(ctx)
+    return ctx.ingress.native_answer(chat, payload, hdrs)
 
 
 def complete(ctx: RequestContext, payload: dict[str, Any], hdrs: dict[str, str], account: bool = True) -> Response:
@@ -143,11 +158,12 @@ def complete(ctx: RequestContext, payload: dict[str, Any], hdrs: dict[str, str],
     finish(ctx)
     chat = ctx.chat
     assert chat is not None
+    chat.served = chat.served or o.served or ""
     if not chat.stream:
-        return ctx.ingress.answer(payload, hdrs)
+        return ctx.ingress.answer(chat, payload, hdrs)
     events = answer_events(payload, chat.include_usage)
     return StreamingResponse(
-        ctx.ingress.stream(_iterate(events)), media_type="text/event-stream", headers={**hdrs, **SSE_HEADERS}
+        ctx.ingress.stream(chat, _iterate(events)), media_type="text/event-stream", headers={**hdrs, **SSE_HEADERS}
     )
 
 
@@ -175,13 +191,17 @@ def _estimate(rt: Runtime, prompt_tokens: int, completion: str) -> dict[str, int
 
 
 def _relay(ctx: RequestContext, opened: Opened, hdrs: dict[str, str]) -> Response:
-    body = _stream_body(ctx, opened)
-    return ClosingStreamingResponse(
-        ctx.ingress.stream(body), media_type="text/event-stream", headers={**hdrs, **SSE_HEADERS}
-    )
+    chat = ctx.chat
+    assert chat is not None
+    if opened.native:
+        reader = ctx.ingress.passthrough(chat)
+        events = ctx.ingress.native_stream(chat, _stream_body(ctx, opened, reader), reader)
+    else:
+        events = ctx.ingress.stream(chat, _stream_body(ctx, opened))
+    return ClosingStreamingResponse(events, media_type="text/event-stream", headers={**hdrs, **SSE_HEADERS})
 
 
-async def _stream_body(ctx: RequestContext, opened: Opened) -> AsyncIterator[bytes]:
+async def _stream_body(ctx: RequestContext, opened: Opened, reader: Any = None) -> AsyncIterator[bytes]:
     chat, d = ctx.chat, ctx.decision
     assert chat is not None and d is not None
     result = StreamResult()
@@ -189,7 +209,12 @@ async def _stream_body(ctx: RequestContext, opened: Opened) -> AsyncIterator[byt
     estimate = functools.partial(_estimate, ctx.rt, d.prompt_tokens)
     total = opened.client.cfg.timeouts.total
     try:
-        async with aclosing(relay(opened, served, chat.include_usage, total, result, estimate)) as pieces:
+        source = (
+            relay_native(opened, reader, total, result)
+            if reader is not None
+            else relay(opened, served, chat.include_usage, total, result, estimate)
+        )
+        async with aclosing(source) as pieces:
             async for piece in pieces:  # closed, and the upstream released, however the stream ends
                 yield piece
     finally:

@@ -190,7 +190,7 @@ def _float(v: str, name: str) -> float:
 
 def full_prompt_text(req: ChatCompletionRequest | CompletionRequest) -> str:
     """Every message's text: what the context-window filter and token rules measure."""
-    if isinstance(req, CompletionRequest):
+    if not hasattr(req, "messages"):  # text completions, embeddings
         return req.prompt_text()
     return "\n".join(m.text() for m in req.messages)
 
@@ -199,10 +199,11 @@ def usage_cost(rt: Runtime, model: str, usage: dict[str, Any] | None) -> float |
     if not usage:
         return None
     cfg = rt.clients[model].cfg
-    if cfg.input_price is None or cfg.output_price is None:
-        return None
+    if cfg.input_price is None or (cfg.output_price is None and usage.get("completion_tokens")):
+        return None  # an unpriced model (an embedding model needs no output price)
     return (
-        usage.get("prompt_tokens", 0) * cfg.input_price + usage.get("completion_tokens", 0) * cfg.output_price
+        (usage.get("prompt_tokens") or 0) * cfg.input_price
+        + (usage.get("completion_tokens") or 0) * (cfg.output_price or 0.0)
     ) / 1e6
 
 

@@ -9,10 +9,10 @@ docs/clients.md has the field table and what is dropped.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 import orjson
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from gateway.errors import APIError
 from gateway.protocol import ShunterOptions, _Open
@@ -63,6 +63,18 @@ class MessagesRequest(_Open):
     tool_choice: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
     shunter: ShunterOptions | None = None
+
+
+class AnthropicErrorDetail(BaseModel):
+    type: str
+    message: str
+
+
+class AnthropicErrorResponse(BaseModel):
+    """Anthropic's error body, for the OpenAPI schema of /v1/messages."""
+
+    type: Literal["error"] = "error"
+    error: AnthropicErrorDetail
 
 
 def error_body(status: int, message: str) -> dict:

@@ -18,8 +18,8 @@ from gateway.translate import anthropic as an
 from gateway.translate.sse import Parser
 from gateway.upstream.sse import DONE
 
-if TYPE_CHECKING:  # the client builds AsChat around its response: no import cycle
-    from gateway.upstream.client import UpstreamResponse
+if TYPE_CHECKING:  # forward.py calls prepare/wrap with a client and its response: no import cycle
+    from gateway.upstream.client import UpstreamClient, UpstreamResponse
 
 CHAT_PATH = "/chat/completions"
 MESSAGES_PATH = "/messages"
@@ -27,6 +27,20 @@ MESSAGES_PATH = "/messages"
 
 def _event(obj: dict) -> bytes:
     return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+def prepare(client: UpstreamClient, path: str, body: dict) -> tuple[str, dict]:
+    """The path and body actually sent for an OpenAI-form call (an Anthropic upstream gets Messages)."""
+    if client.cfg.kind == "anthropic" and path == CHAT_PATH:
+        return MESSAGES_PATH, an.chat_to_messages(body, client.model_id)
+    return path, body
+
+
+def wrap(client: UpstreamClient, resp: UpstreamResponse, path: str) -> UpstreamResponse:
+    """The response as the executor reads it: an Anthropic answer to a chat call reads as chat."""
+    if client.cfg.kind == "anthropic" and path == CHAT_PATH:
+        return AsChat(resp, client.name)  # type: ignore[return-value]
+    return resp
 
 
 def error_as_openai(raw: bytes) -> bytes:

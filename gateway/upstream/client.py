@@ -133,22 +133,6 @@ class UpstreamClient:
             return True
         return dialect in ("responses", "embeddings") and dialect in self.cfg.capabilities
 
-    def prepare(self, path: str, body: dict) -> tuple[str, dict]:
-        """The path and body actually sent for an OpenAI-form call (an Anthropic upstream gets Messages)."""
-        if self.cfg.kind == "anthropic" and path == "/chat/completions":
-            from gateway.translate.anthropic import chat_to_messages
-
-            return "/messages", chat_to_messages(body, self.model_id)
-        return path, body
-
-    def wrap(self, resp: UpstreamResponse, path: str) -> UpstreamResponse:
-        """The response as the executor reads it: an Anthropic answer to a chat call reads as chat."""
-        if self.cfg.kind == "anthropic" and path == "/chat/completions":
-            from gateway.upstream.anthropic import AsChat
-
-            return AsChat(resp, self.name)  # type: ignore[return-value]
-        return resp
-
     def available(self) -> tuple[bool, str]:
         ok, why = self.cfg.available()
         if not ok:

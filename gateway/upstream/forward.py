@@ -24,6 +24,7 @@ import orjson
 from gateway import metrics
 from gateway.errors import APIError
 from gateway.protocol import upstream_problem
+from gateway.upstream import anthropic
 from gateway.upstream.client import TransportError, UpstreamClient, UpstreamResponse, deadline
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -34,6 +35,14 @@ class Attempt:
     upstream: str
     error: str  # connect, timeout, status_429, status_5xx, ...
     status: int | None = None
+
+
+@dataclass
+class NativeBody:
+    """A request already in the upstream's own format, sent to ``path`` as is (no OpenAI checks)."""
+
+    path: str
+    body: dict[str, Any]
 
 
 @dataclass
@@ -52,6 +61,7 @@ class Opened:
     started: float = 0.0
     headers_at: float = 0.0
     closed: bool = False
+    native: bool = False  # the upstream answered in the client's own format (a ``NativeBody`` call)
 
     async def aclose(self) -> None:
         if self.closed:
@@ -75,24 +85,33 @@ def _retry_after(resp: UpstreamResponse) -> float | None:
         return None
 
 
-async def _open_one(client: UpstreamClient, path: str, body: dict, stream: bool) -> Opened:
-    """One try against one upstream. Raises ``_Fail`` for retryable problems."""
+async def _open_one(client: UpstreamClient, path: str, body: dict | NativeBody, stream: bool) -> Opened:
+    """One try against one upstream. Raises ``_Fail`` for retryable problems.
+
+    An OpenAI-form call goes through ``anthropic.prepare`` / ``anthropic.wrap`` (an Anthropic upstream
+    gets a Messages call whose answer reads as chat); a ``NativeBody`` goes as it is.
+    """
     cfg = client.cfg
     started = time.perf_counter()
     await client.slots.acquire()
     metrics.INFLIGHT.labels(client.name).inc()
-    opened = Opened(client, started=started)
+    opened = Opened(client, started=started, native=isinstance(body, NativeBody))
+    if isinstance(body, NativeBody):
+        sent_path, sent = body.path, body.body
+    else:
+        sent_path, sent = anthropic.prepare(client, path, body)
     try:
         try:
             async with deadline(cfg.timeouts.first_byte):
                 raw = await client.session.post(
-                    client.url(path),
-                    data=orjson.dumps(body),
+                    client.url(sent_path),
+                    data=orjson.dumps(sent),
                     headers=client.headers(),
                     proxy=client.proxy,
                     proxy_auth=client.proxy_auth,
                 )
-                resp = opened.response = UpstreamResponse(raw, cfg.timeouts.idle)
+                resp = UpstreamResponse(raw, cfg.timeouts.idle)
+                resp = opened.response = resp if opened.native else anthropic.wrap(client, resp, path)
                 opened.headers_at = time.perf_counter()
                 metrics.UPSTREAM_DURATION.labels(client.name).observe(opened.headers_at - started)
                 if resp.status_code != 200:
@@ -111,7 +130,7 @@ async def _open_one(client: UpstreamClient, path: str, body: dict, stream: bool)
         except TransportError:
             raise _Fail("connect", None, b"", None, retryable=True) from None
         if not stream:
-            opened.payload = await _read_payload(resp, path, cfg.timeouts.idle)
+            opened.payload = await _read_payload(resp, None if opened.native else path, cfg.timeouts.idle)
             await opened.aclose()
         return opened
     except BaseException:
@@ -119,8 +138,8 @@ async def _open_one(client: UpstreamClient, path: str, body: dict, stream: bool)
         raise
 
 
-async def _read_payload(resp: UpstreamResponse, path: str, idle: float) -> dict[str, Any]:
-    """The whole body of a plain 200, checked against the OpenAI schema; ``_Fail`` when it is not one."""
+async def _read_payload(resp: UpstreamResponse, path: str | None, idle: float) -> dict[str, Any]:
+    """The whole body of a plain 200, checked against the OpenAI schema (``path`` None: only a JSON object)."""
     try:
         raw = await resp.aread()
     except asyncio.TimeoutError:
@@ -131,7 +150,10 @@ async def _read_payload(resp: UpstreamResponse, path: str, idle: float) -> dict[
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise _Fail("bad_response", 200, raw[:200], None, retryable=True, why="not JSON") from None
-    why = upstream_problem(payload, chat=path.endswith("/chat/completions"))
+    if path is None:
+        why = None if isinstance(payload, dict) else f"a JSON {type(payload).__name__}, not an object"
+    else:
+        why = upstream_problem(payload, chat=path.endswith("/chat/completions"))
     if why is not None:
         raise _Fail("bad_response", 200, raw[:200], None, retryable=True, why=why)
     return payload
@@ -155,7 +177,7 @@ class _Fail(Exception):
 async def open_stream(
     clients: list[UpstreamClient],
     path: str,
-    make_body: Callable[[UpstreamClient], dict],
+    make_body: Callable[[UpstreamClient], dict | NativeBody],
     stream: bool,
     policy: str | None = None,
 ) -> Opened:

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from gateway.translate.sse import Parser
-from gateway.upstream.anthropic import AsChat
+from gateway.upstream.anthropic import AsChat, prepare
 from gateway.upstream.client import UpstreamClient
 from gateway.upstream.config import Upstream
 
@@ -136,8 +136,8 @@ def test_client_routes_chat_calls_to_messages_with_anthropic_headers(monkeypatch
     c = UpstreamClient("claude", cfg)
     h = c.headers()
     assert h["x-api-key"] == "sk-ant-test" and h["anthropic-version"] and "Authorization" not in h
-    path, body = c.prepare(
-        "/chat/completions", {"model": "claude", "messages": [{"role": "user", "content": "q"}], "max_tokens": 9}
+    path, body = prepare(
+        c, "/chat/completions", {"model": "claude", "messages": [{"role": "user", "content": "q"}], "max_tokens": 9}
     )
     assert path == "/messages" and body == {
         "model": "claude-x",
@@ -147,4 +147,4 @@ def test_client_routes_chat_calls_to_messages_with_anthropic_headers(monkeypatch
     assert c.speaks("anthropic") and not c.speaks("chat")
     oa = UpstreamClient("gpt", Upstream(base_url="http://x/v1", capabilities=["responses"]))
     assert oa.speaks("chat") and oa.speaks("responses") and not oa.speaks("anthropic")
-    assert oa.prepare("/chat/completions", {"a": 1}) == ("/chat/completions", {"a": 1})
+    assert prepare(oa, "/chat/completions", {"a": 1}) == ("/chat/completions", {"a": 1})
