@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from gateway.limits.secrets import redact_bytes
+from gateway.secrets import redact_bytes
 from gateway.upstream.client import TransportError
 from gateway.upstream.forward import Opened
 from gateway.upstream.relay import StreamResult
