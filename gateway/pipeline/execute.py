@@ -128,11 +128,18 @@ async def execute(ctx: RequestContext) -> Response:
 
 def complete_native(ctx: RequestContext, payload: dict[str, Any], hdrs: dict[str, str]) -> Response:
     """An answer in the client's own format (a native upstream): account for it, pass it on."""
-    chat, o = ctx.chat, ctx.outcome
+    chat = ctx.chat
     assert chat is not None
-    ctx.usage, o.finish_reason = ctx.ingress.native_usage(payload)
-    set_usage(o, ctx.usage)
-    o.latency_s = o.ttft_s = ctx.elapsed()
+    usage, finish_reason = ctx.ingress.native_usage(payload)
+    ctx.usage = usage
+    latency = ctx.elapsed()
+    ctx.record(
+        finish_reason=finish_reason,
+        prompt_tokens=usage.get("prompt_tokens") if usage else None,
+        completion_tokens=usage.get("completion_tokens") if usage else None,
+        latency_s=latency,
+        ttft_s=latency,
+    )
     finish(ctx)
     return ctx.ingress.native_answer(chat, payload, hdrs)
 
@@ -158,7 +165,7 @@ def complete(ctx: RequestContext, payload: dict[str, Any], hdrs: dict[str, str],
     finish(ctx)
     chat = ctx.chat
     assert chat is not None
-    chat.served = chat.served or o.served or ""
+    chat.served = chat.served or ctx.outcome.served or ""
     if not chat.stream:
         return ctx.ingress.answer(chat, payload, hdrs)
     events = answer_events(payload, chat.include_usage)
