@@ -47,16 +47,17 @@ def targets_met(res: dict) -> list[dict]:
             )
     routing = res.get("routing", {}).get("lengths", {})
     for tok, r in routing.items():
-        f = r.get("fast")
-        if f:
-            rows.append(
-                {
-                    "figure": f"fast-tier decision, {tok} tokens",
-                    "target": "p50 <= 0.3 ms, p99 <= 1 ms",
-                    "measured": f"p50 {f['p50_ms']:.3f} ms, p99 {f['p99_ms']:.3f} ms",
-                    "met": f["p50_ms"] <= 0.3 and f["p99_ms"] <= 1,
-                }
-            )
+        for key, what in (("fast", "wall"), ("fast_cpu", "CPU")):
+            f = r.get(key)
+            if f:
+                rows.append(
+                    {
+                        "figure": f"fast-tier decision, {tok} tokens ({what} time)",
+                        "target": "p50 <= 0.3 ms, p99 <= 1 ms",
+                        "measured": f"p50 {f['p50_ms']:.3f} ms, p99 {f['p99_ms']:.3f} ms",
+                        "met": f["p50_ms"] <= 0.3 and f["p99_ms"] <= 1,
+                    }
+                )
     rss = res.get("rss_mb", {}).get("shunter")
     heavy = res.get("heavy_libs_loaded", {}).get("shunter", [])
     if rss is not None:
