@@ -165,3 +165,27 @@ def test_lodo_fold_trains_without_the_held_out_task_and_renders(mixed_small, tmp
     assert text.count(START) == 1 and text.count(END) == 1 and text.endswith("- kept\n")
     assert "| RouterBench arc-challenge |" in text and text.index(END) < text.index("## Notes")
     assert is_math("Compute $\\frac{1}{2}$.") and not is_math("Who wrote Hamlet?")
+
+
+def test_calibrate_the_shipped_prior_for_a_pair_and_for_many_models():
+    """The prior calibrates like both kinds: a strong_win threshold for its own pair or any other,
+    and a cost_weight for LLMRouter's nine models at a target mean cost."""
+    from pathlib import Path
+
+    from routers.calibration import cost_weight_for, strong_share_threshold
+
+    art = Path(__file__).resolve().parents[2] / "routers" / "artifacts" / "prior"
+    if not (art / "router.json").exists():
+        pytest.skip("prior artifact not built")
+    meta = json.loads((art / "router.json").read_text())
+    lo, hi = strong_share_threshold(meta, 0.5), strong_share_threshold(meta, 0.1)
+    assert 0 <= lo < hi <= 1
+    other = strong_share_threshold(meta, 0.3, strong="llama-3.1-nemotron-51b-instruct", weak="gemma-2-9b-it")
+    assert 0 <= other <= 1
+    nine = next(d["models"] for d in meta["training_data"] if d["format"] == "llmrouter")
+    assert len(nine) == 9
+    cheap = cost_weight_for(meta, mean_cost=2e-5, models=nine)
+    free = cost_weight_for(meta, top_share=1.0, models=nine)
+    assert cheap["met"] and cheap["mean_cost"] <= 2e-5 < free["mean_cost"] and free["cost_weight"] == 0.0
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        cost_weight_for(meta, top_share=1.2, models=nine)
