@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from gateway.secrets import redact_bytes
@@ -19,7 +19,9 @@ from gateway.upstream.forward import Opened
 from gateway.upstream.relay import StreamResult
 
 
-async def relay_native(opened: Opened, reader: Any, total_timeout: float, result: StreamResult) -> AsyncIterator[bytes]:
+async def relay_native(
+    opened: Opened, reader: Any, total_timeout: float, result: StreamResult
+) -> AsyncGenerator[bytes, None]:
     deadline = time.monotonic() + total_timeout
     try:
         pending = [opened.first_chunk] if opened.first_chunk else []
