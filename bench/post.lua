@@ -22,7 +22,11 @@ if bodies_file and bodies_file ~= "" then
   for line in io.lines(bodies_file) do
     if line ~= "" then
       local i = string.find(line, "{N}", 1, true)
-      list[#list + 1] = {string.sub(line, 1, i - 1), string.sub(line, i + 3)}
+      if i then
+        list[#list + 1] = {string.sub(line, 1, i - 1), string.sub(line, i + 3)}
+      else
+        list[#list + 1] = {line, ""}  -- no placeholder: sent as is
+      end
     end
   end
   local n = tonumber(os.getenv("BENCH_SEED") or "0") * 10000000
@@ -33,7 +37,10 @@ if bodies_file and bodies_file ~= "" then
   end
 elseif os.getenv("BENCH_UNIQUE") == "1" then
   local i = string.find(body, "{N}", 1, true)
-  local pre, post = string.sub(body, 1, i - 1), string.sub(body, i + 3)
+  local pre, post = body, ""
+  if i then
+    pre, post = string.sub(body, 1, i - 1), string.sub(body, i + 3)
+  end
   local n = tonumber(os.getenv("BENCH_SEED") or "0") * 10000000
   request = function()
     n = n + 1
