@@ -70,10 +70,13 @@ class Runtime:
         self.aliases = {a: name for name, p in cfg.policies.items() for a in p.aliases}
         self.default_policy = cfg.server.default_policy or (next(iter(cfg.policies)) if cfg.policies else None)
 
-    async def embed(self, text: str) -> np.ndarray:
+    async def embed(self, text: str, max_tokens: int | None = None) -> np.ndarray:
+        """MiniLM's embedding of ``text``, cut to ``max_tokens`` (default: the encoder's 256)."""
         if self.embedder is None:
             raise RuntimeError("no encoder loaded")
-        return await self.embedder.embed_one(text)
+        if max_tokens is None:
+            return await self.embedder.embed_one(text)
+        return await self.embedder.embed_one(text, max_tokens=max_tokens)
 
     def count_tokens(self, text: str) -> int:
         """The prompt's token count: exact up to ``LONG_TEXT`` characters, sampled beyond (see ``sampled_count``)."""

@@ -7,8 +7,10 @@ and embedded in a dedicated thread pool (never on the event loop) with ONE ONNX 
 batch's token counts are within ``pad_slack`` of each other and it holds at most
 ``max_call_tokens`` padded tokens (otherwise one call per run of similar lengths:
 ``Encoder.embed``, whose settings apply where these are ``None``; embeddings are
-bit-identical either way). Results are
-cached in an LRU keyed by the sha256 of the text; identical texts in flight share one slot.
+bit-identical either way). ``embed_one(text, max_tokens=64)`` embeds a shorter head+tail cut
+(the tiered policies' escalation); texts of one batch with different cuts go in separate
+``Encoder.embed`` calls. Results are cached in an LRU keyed by the sha256 of the text and the
+cut; identical requests in flight share one slot.
 
 Metrics hooks (optional, e.g. for Prometheus): ``on_batch(size, seconds)`` after every ONNX
 call, ``on_cache(hit)`` for every lookup. Counters ``hits``, ``misses``, ``batches`` (ONNX
@@ -25,11 +27,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .encoder import Encoder
+from .encoder import DIM, Encoder
 
 
-def text_key(text: str) -> bytes:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+def text_key(text: str, max_tokens: int | None = None) -> bytes:
+    key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+    return key if max_tokens is None else key + max_tokens.to_bytes(4, "big")
 
 
 class AsyncEmbedder:
@@ -57,7 +60,7 @@ class AsyncEmbedder:
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="shunter-embed")
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._pending: dict[bytes, asyncio.Future] = {}
-        self._queue: list[tuple[bytes, str]] = []
+        self._queue: list[tuple[bytes, str, int | None]] = []
         self._flush_handle: asyncio.Handle | None = None
         self._inflight = 0  # batches handed to the executor and not finished
         self.hits = 0
@@ -89,9 +92,9 @@ class AsyncEmbedder:
             self.on_cache(hit)
 
     # -- public API -------------------------------------------------------------------------
-    async def embed_one(self, text: str) -> np.ndarray:
-        """The (384,) float32 unit embedding of ``text``."""
-        key = text_key(text)
+    async def embed_one(self, text: str, max_tokens: int | None = None) -> np.ndarray:
+        """The (384,) float32 unit embedding of ``text`` (cut to ``max_tokens``, default the encoder's)."""
+        key = text_key(text, max_tokens)
         vec = self._cache_get(key)
         if vec is not None:
             self._count(True)
@@ -104,7 +107,7 @@ class AsyncEmbedder:
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         self._pending[key] = fut
-        self._queue.append((key, text))
+        self._queue.append((key, text, max_tokens))
         if len(self._queue) >= self.max_batch:
             self._flush()
         elif self._flush_handle is None:  # idle: go on the next loop turn (texts of this turn join)
@@ -134,17 +137,21 @@ class AsyncEmbedder:
         if self._queue:  # more than one batch waiting
             self._flush_handle = asyncio.get_running_loop().call_later(0, self._flush)
 
-    def _embed_sync(self, texts: list[str]) -> tuple[np.ndarray, list[tuple[int, float]]]:
+    def _embed_sync(self, batch: list[tuple[bytes, str, int | None]]) -> tuple[np.ndarray, list[tuple[int, float]]]:
         calls: list[tuple[int, float]] = []
-        vecs = self.encoder.embed(
-            texts,
-            on_call=lambda n, s: calls.append((n, s)),
-            pad_slack=self.pad_slack,
-            max_call_tokens=self.max_call_tokens,
-        )
+        vecs = np.zeros((len(batch), DIM), dtype=np.float32)
+        for cut in dict.fromkeys(m for _, _, m in batch):  # one Encoder.embed per cut length
+            idx = [i for i, (_, _, m) in enumerate(batch) if m == cut]
+            vecs[idx] = self.encoder.embed(
+                [batch[i][1] for i in idx],
+                on_call=lambda n, s: calls.append((n, s)),
+                pad_slack=self.pad_slack,
+                max_call_tokens=self.max_call_tokens,
+                max_tokens=cut,
+            )
         return vecs, calls
 
-    async def _run_counted(self, batch: list[tuple[bytes, str]]) -> None:
+    async def _run_counted(self, batch: list[tuple[bytes, str, int | None]]) -> None:
         try:
             await self._run(batch)
         finally:
@@ -152,12 +159,12 @@ class AsyncEmbedder:
             if self._queue and not self._inflight:  # what queued up meanwhile goes now
                 self._flush()
 
-    async def _run(self, batch: list[tuple[bytes, str]]) -> None:
+    async def _run(self, batch: list[tuple[bytes, str, int | None]]) -> None:
         loop = asyncio.get_running_loop()
         try:
-            vecs, calls = await loop.run_in_executor(self._executor, self._embed_sync, [t for _, t in batch])
+            vecs, calls = await loop.run_in_executor(self._executor, self._embed_sync, batch)
         except BaseException as exc:  # propagate to every waiter
-            for key, _ in batch:
+            for key, *_ in batch:
                 fut = self._pending.pop(key, None)
                 if fut is not None and not fut.done():
                     fut.set_exception(exc)
@@ -167,7 +174,7 @@ class AsyncEmbedder:
             self.last_batch_sizes.append(size)
             if self.on_batch:
                 self.on_batch(size, seconds)
-        for (key, _), vec in zip(batch, vecs):
+        for (key, *_), vec in zip(batch, vecs):
             vec = np.array(vec)
             vec.setflags(write=False)
             self._cache_put(key, vec)

@@ -125,10 +125,10 @@ class Encoder:
         return cls._default
 
     # -- tokenisation -------------------------------------------------------------------
-    def _cut(self, ids: list[int]) -> list[int]:
-        """Keep ``[CLS] head ... tail [SEP]`` within ``max_tokens``."""
+    def _cut(self, ids: list[int], max_tokens: int | None = None) -> list[int]:
+        """Keep ``[CLS] head ... tail [SEP]`` within ``max_tokens`` (default: the encoder's)."""
         body = ids[1:-1]
-        room = self.max_tokens - 2
+        room = (max_tokens or self.max_tokens) - 2
         if len(body) > room:
             head = min(self.head_tokens, room)
             body = body[:head] + body[len(body) - (room - head) :]
@@ -140,9 +140,9 @@ class Encoder:
             return text[:_HEAD_CHARS] + " " + text[-_TAIL_CHARS:]
         return text
 
-    def _rows(self, texts: Sequence[str]) -> list[list[int]]:
+    def _rows(self, texts: Sequence[str], max_tokens: int | None = None) -> list[list[int]]:
         encs = self.tokenizer.encode_batch([self._precut(t or " ") for t in texts])
-        return [self._cut(e.ids) for e in encs]
+        return [self._cut(e.ids, max_tokens) for e in encs]
 
     def _feed(self, rows: Sequence[list[int]]) -> dict[str, np.ndarray]:
         width = max(len(r) for r in rows)
@@ -179,17 +179,19 @@ class Encoder:
         on_call: Callable[[int, float], None] | None = None,
         pad_slack: float | None = None,
         max_call_tokens: float | None = None,
+        max_tokens: int | None = None,
     ) -> np.ndarray:
         """Embed ``texts``: one ONNX call per run of similar token counts (see module doc).
 
         ``on_call(rows, seconds)`` is called after every ONNX call (the gateway's metrics);
-        ``pad_slack`` and ``max_call_tokens`` override the encoder's for this call.
+        ``pad_slack``, ``max_call_tokens`` and ``max_tokens`` (the head+tail cut, special tokens
+        included) override the encoder's for this call.
         """
         texts = list(texts)
         out = np.zeros((len(texts), DIM), dtype=np.float32)
         if not texts:
             return out
-        rows = self._rows(texts)
+        rows = self._rows(texts, max_tokens)
         groups: Iterable[list[int]] = plan_batches(
             [len(r) for r in rows],
             self.max_batch,

@@ -7,7 +7,8 @@ A policy's ``encoder`` (``routers.encoders``):
 - ``tiered``: the fast tier first; when its decision margin (how far the deciding score is from
   flipping the choice: ``routers.decision.Choice.margin``, in calibration percentiles for a
   threshold on ``strong_win``, ``routers.encoders.tiered``) is below ``encoder_band``, the prompt
-  is embedded with MiniLM and scored again, and that decision stands;
+  is embedded with MiniLM cut to ``ESCALATION_MAX_TOKENS`` (64: head and tail, which routes as
+  well as 256 and costs far less) and scored again, and that decision stands;
 - ``auto`` (the default): ``tiered`` when the policy's router(s) accept both encoders, else the
   one they were trained on.
 
@@ -26,7 +27,7 @@ import numpy as np
 
 from gateway import metrics
 from routers.decision import Objective, choose
-from routers.encoders.tiered import percentile_margin
+from routers.encoders.tiered import ESCALATION_MAX_TOKENS, percentile_margin
 
 if TYPE_CHECKING:
     from gateway.runtime import PolicyRuntime, Runtime
@@ -101,6 +102,6 @@ async def score(
     if margin >= pr.cfg.encoder_band:
         metrics.ENCODER_TIER.labels(pr.name, "fast").inc()
         return Scored(scores, strong_win, fast_emb, "fast", margin)
-    emb = await rt.embed(text)
+    emb = await rt.embed(text, max_tokens=ESCALATION_MAX_TOKENS)
     metrics.ENCODER_TIER.labels(pr.name, "accurate").inc()
     return Scored(*router_scores(pr, pr.router, emb, cands), emb, "accurate", margin)
