@@ -94,6 +94,18 @@ COST_SAVED = Counter(
     "USD saved against always sending the request to the policy's reference model.",
     ["policy"],
 )
+ROUTING_CPU = Counter(
+    "shunter_routing_cpu_seconds_total",
+    "CPU seconds the gateway spent deciding (the decide stage, per request thread).",
+    ["policy"],
+)
+NET_SAVINGS = Gauge(
+    "shunter_net_savings_usd",
+    "USD saved against the reference model net of cascade stages, shadow and judge calls and routing CPU "
+    "(at SHUNTER_ROUTING_CPU_USD_PER_HOUR), summed since the gateway started; can be negative.",
+    ["policy"],
+    multiprocess_mode="sum",
+)
 INFLIGHT = Gauge(
     "shunter_upstream_inflight_requests",
     "Requests in flight per upstream.",
@@ -209,6 +221,8 @@ def prime(rt) -> None:
         RETRIES.labels(name).inc(0)
     for name in rt.policies:
         COST_SAVED.labels(name).inc(0)
+        NET_SAVINGS.labels(name).inc(0)
+        ROUTING_CPU.labels(name).inc(0)
         BANDIT_EXPLORATIONS.labels(name).inc(0)
         RETRAINS.policies.add(name)
     for result in ("success", "rejected"):

@@ -73,6 +73,12 @@ class Settings(RouterSettings):
         description="Redis that `shunter outcomes pull` reads (its `--redis` default); the gateway itself "
         "uses the policy file's `server.redis_url`.",
     )
+    routing_cpu_usd_per_hour: float = Field(
+        0.04,
+        ge=0,
+        description="USD one CPU-hour of the gateway costs; `shunter report` and `shunter_net_savings_usd` "
+        "take the routing CPU off the savings at this price (default: about one cloud vCPU on demand).",
+    )
     header_timeout: float = Field(
         10.0,
         gt=0,

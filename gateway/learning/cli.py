@@ -91,6 +91,57 @@ def pull(
     store.close()
 
 
+def report(
+    since: str = typer.Option("7d", help="Outcomes newer than this (7d, 12h, 30m; 0 for all)."),
+    policy: str | None = typer.Option(None, "--policy", "-p", help="Only this policy (default: every policy)."),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="Policy file: reference models and the store path [SHUNTER_CONFIG]."
+    ),
+    db: Path | None = typer.Option(
+        None, help="SQLite outcome store (default: the policy file's server.outcomes_path)."
+    ),
+    cpu_usd_per_hour: float | None = typer.Option(
+        None, help="USD per CPU-hour of routing [SHUNTER_ROUTING_CPU_USD_PER_HOUR]."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Cost saved against the reference model net of cascade stages, shadow and judge calls and routing CPU,
+    with the judged quality against the reference model (95% intervals)."""
+    from gateway.learning import report as R
+    from gateway.outcomes.sqlite import SQLiteStore
+    from gateway.policy.loader import ConfigError, find_config, load_config
+    from gateway.settings import Settings
+
+    settings = Settings()
+    price = settings.routing_cpu_usd_per_hour if cpu_usd_per_hour is None else cpu_usd_per_hour
+    try:
+        start = R.parse_since(since)
+        cfg = load_config(find_config(config or settings.config))
+    except (ValueError, ConfigError) as exc:
+        typer.echo(f"report: {exc}", err=True)
+        raise typer.Exit(2) from None
+    path = Path(db or cfg.server.outcomes_path)
+    if not path.exists():
+        typer.echo(f"report: no outcome store at {path}", err=True)
+        raise typer.Exit(2)
+    store = SQLiteStore(path)
+    try:
+        rows = R.build(
+            store.outcomes(policy, start),
+            store.spend(policy, start),
+            store.feedback_since(policy, start),
+            price,
+            R.reference_models(cfg),
+        )
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps(R.to_json(rows, start, price), indent=2))
+    else:
+        R.print_table(rows, since, price)
+
+
 def register(app: typer.Typer) -> None:
     app.command("retrain")(retrain)
+    app.command("report")(report)
     app.add_typer(outcomes_app, name="outcomes")

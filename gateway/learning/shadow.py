@@ -40,7 +40,7 @@ import orjson
 
 from gateway import metrics
 from gateway.learning import judge as J
-from gateway.outcomes.record import Feedback, Outcome
+from gateway.outcomes.record import Feedback, Outcome, Spend
 
 log = logging.getLogger("shunter")
 
@@ -173,10 +173,10 @@ class ShadowService:
         question = question_text(body)
         prefs: list[J.Preference] = []
         for other in [m for m in compare if m != served]:
-            alt = await self._shadow_call(rt, policy, other, body, shadow)
+            alt = await self._shadow_call(rt, outcome.request_id, policy, other, body, shadow)
             if alt is None:
                 continue
-            pref = await self._judge_pair(rt, policy, shadow, question, served, answer, other, alt)
+            pref = await self._judge_pair(rt, outcome.request_id, policy, shadow, question, served, answer, other, alt)
             if pref is not None:
                 prefs.append(pref)
         if prefs:
@@ -197,10 +197,19 @@ class ShadowService:
         ok, _, _ = await self.shared.check_and_incr(self._day_key(policy), worst, shadow.budget_usd_per_day, 2 * 86400)
         return worst if ok else None
 
-    async def _settle(self, policy: str, client: Any, reserved: float, usage: dict | None, kind: str) -> None:
+    async def _settle(
+        self, request_id: str, policy: str, model: str, client: Any, reserved: float, usage: dict | None, kind: str
+    ) -> None:
+        """Count the call's real cost: the day's budget, the metrics and a ``Spend`` row (``shunter report``)."""
         cost = _cost(client, usage) if usage else reserved  # unknown usage: keep the worst case counted
         await self.shared.incr(self._day_key(policy), cost - reserved)
         metrics.LEARNING_COST.labels(policy, kind).inc(cost)
+        metrics.NET_SAVINGS.labels(policy).dec(cost)
+        item = Spend(request_id=request_id, policy=policy, kind=kind, model=model, cost_usd=cost, ts=time.time())
+        try:
+            await asyncio.to_thread(self.store.add_spend, item)
+        except Exception:
+            log.exception("recording the %s spend of %s failed", kind, request_id)
 
     async def _export_budget(self, policy: str, shadow: Any) -> None:
         try:
@@ -229,7 +238,9 @@ class ShadowService:
         except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError, orjson.JSONDecodeError) as exc:
             return None, type(exc).__name__
 
-    async def _shadow_call(self, rt: Any, policy: str, model: str, body: dict, shadow: Any) -> str | None:
+    async def _shadow_call(
+        self, rt: Any, request_id: str, policy: str, model: str, body: dict, shadow: Any
+    ) -> str | None:
         client = rt.clients[model]
         max_tokens = min(
             int(body.get("max_tokens") or body.get("max_completion_tokens") or shadow.max_tokens), shadow.max_tokens
@@ -244,10 +255,10 @@ class ShadowService:
             return None
         payload, result = await self._call(client, call)
         metrics.SHADOW_CALLS.labels(policy, model, result).inc()
-        await self._settle(policy, client, reserved, (payload or {}).get("usage"), "shadow")
+        await self._settle(request_id, policy, model, client, reserved, (payload or {}).get("usage"), "shadow")
         return answer_of(payload)
 
-    async def _ask_judge(self, rt: Any, policy: str, shadow: Any, msgs: list[dict]) -> str | None:
+    async def _ask_judge(self, rt: Any, request_id: str, policy: str, shadow: Any, msgs: list[dict]) -> str | None:
         client = rt.clients[shadow.judge]
         call = {"model": client.model_id, "messages": msgs, "temperature": 0, "max_tokens": shadow.judge_max_tokens}
         reserved = await self._reserve(policy, shadow, client, call, shadow.judge_max_tokens)
@@ -255,7 +266,7 @@ class ShadowService:
             metrics.JUDGE_CALLS.labels(policy, shadow.judge, "budget").inc()
             return None
         payload, result = await self._call(client, call)
-        await self._settle(policy, client, reserved, (payload or {}).get("usage"), "judge")
+        await self._settle(request_id, policy, shadow.judge, client, reserved, (payload or {}).get("usage"), "judge")
         verdict = J.parse_verdict(answer_of(payload)) if payload is not None else None
         metrics.JUDGE_CALLS.labels(
             policy, shadow.judge, result if payload is None else ("ok" if verdict else "unparsed")
@@ -263,12 +274,21 @@ class ShadowService:
         return verdict
 
     async def _judge_pair(
-        self, rt: Any, policy: str, shadow: Any, question: str, served: str, answer: str, other: str, alt: str
+        self,
+        rt: Any,
+        request_id: str,
+        policy: str,
+        shadow: Any,
+        question: str,
+        served: str,
+        answer: str,
+        other: str,
+        alt: str,
     ) -> J.Preference | None:
-        v1 = await self._ask_judge(rt, policy, shadow, J.messages(question, answer, alt))
+        v1 = await self._ask_judge(rt, request_id, policy, shadow, J.messages(question, answer, alt))
         if v1 is None:
             return None
-        v2 = await self._ask_judge(rt, policy, shadow, J.messages(question, alt, answer))
+        v2 = await self._ask_judge(rt, request_id, policy, shadow, J.messages(question, alt, answer))
         if v2 is None:
             return None
         pref = J.Preference(served, other, v1, v2)

@@ -40,6 +40,9 @@ class Outcome(BaseModel):
     prompt: str | None = Field(None, description="Kept only when the policy sets store_prompts: true.")
     escalations: int = Field(0, description="Runtime cascade escalations (each stage was a paid call).")
     extra_cost_usd: float | None = Field(None, description="Cost of earlier cascade stages, included in cost_usd.")
+    route_cpu_s: float | None = Field(
+        None, description="CPU seconds of the decide stage on the request's thread (time.thread_time)."
+    )
 
 
 class Feedback(BaseModel):
@@ -50,6 +53,17 @@ class Feedback(BaseModel):
     score: float = Field(ge=0, le=1)
     label: str | None = None
     comment: str | None = None
+    ts: float
+
+
+class Spend(BaseModel):
+    """One learning call (shadow or judge) made for a request, off its path; joined by ``request_id``."""
+
+    request_id: str
+    policy: str
+    kind: str = Field(description="shadow or judge")
+    model: str
+    cost_usd: float
     ts: float
 
 

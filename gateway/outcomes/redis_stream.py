@@ -7,9 +7,10 @@ Keys (``prefix`` default ``shunter:``):
 - ``outcome:<request_id>``: the stream entry id, so feedback can find the record (expires
   after ``index_ttl`` seconds);
 - ``feedback:<request_id>``: hash ``source -> item JSON`` (idempotent by (request_id, source));
-- ``feedback`` stream: every feedback item, for the trainer.
+- ``feedback`` stream: every feedback item, for the trainer;
+- ``spend`` stream: every shadow and judge call's cost (``Spend``), for ``shunter report``.
 
-:class:`StreamReader` reads both streams through a consumer group (several replicas, one
+:class:`StreamReader` reads the streams through a consumer group (several replicas, one
 trainer; a crashed trainer re-reads its unacknowledged entries) into a local SQLite store.
 """
 
@@ -21,10 +22,11 @@ from typing import Any
 
 import orjson
 
-from gateway.outcomes.record import Feedback, Outcome
+from gateway.outcomes.record import Feedback, Outcome, Spend
 
 OUTCOMES = "outcomes"
 FEEDBACK = "feedback"
+SPEND = "spend"
 
 
 def _sync_client(url: str, options: Any = None):
@@ -104,6 +106,9 @@ class RedisStreamStore:
         new, _, _ = pipe.execute()
         return bool(new)
 
+    def add_spend(self, item: Spend) -> None:
+        self.r.xadd(self.k(SPEND), {b"s": orjson.dumps(item.model_dump())}, maxlen=self.maxlen, approximate=True)
+
     def feedback(self, request_id: str) -> list[Feedback]:
         items = self.r.hgetall(self.k(f"feedback:{request_id}"))
         return sorted((Feedback.model_validate(orjson.loads(v)) for v in items.values()), key=lambda f: f.source)
@@ -123,7 +128,7 @@ class StreamReader:
         self.group = group
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.prefix = prefix
-        for s in (OUTCOMES, FEEDBACK):
+        for s in (OUTCOMES, FEEDBACK, SPEND):
             try:
                 self.r.xgroup_create(self.prefix + s, group, id="0", mkstream=True)
             except Exception as exc:  # BUSYGROUP: the group exists already
@@ -136,8 +141,8 @@ class StreamReader:
 
     def pull(self, count: int = 1000) -> dict[str, int]:
         """Copy everything not yet acknowledged by this group into the sink; returns counts."""
-        done = {OUTCOMES: 0, FEEDBACK: 0}
-        for stream in (OUTCOMES, FEEDBACK):  # outcomes first, so feedback finds its record
+        done = {OUTCOMES: 0, FEEDBACK: 0, SPEND: 0}
+        for stream in (OUTCOMES, FEEDBACK, SPEND):  # outcomes first, so feedback finds its record
             for start in ("0", ">"):  # this consumer's unacknowledged entries, then new ones
                 while True:
                     entries = self._read(stream, start, count)
@@ -146,6 +151,8 @@ class StreamReader:
                     live = [f for _, f in entries if f]  # a trimmed entry comes back without fields
                     if stream == OUTCOMES:
                         self.sink.write_batch([decode(f) for f in live])
+                    elif stream == SPEND:
+                        self.sink.write_spend_batch([Spend.model_validate(orjson.loads(f[b"s"])) for f in live])
                     else:
                         self.sink.write_feedback_batch([Feedback.model_validate(orjson.loads(f[b"f"])) for f in live])
                     self.r.xack(self.prefix + stream, self.group, *[i for i, _ in entries])

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import metrics
-from gateway.outcomes.record import Feedback, Outcome
+from gateway.outcomes.record import Feedback, Outcome, Spend
 from gateway.outcomes.sqlite import _COLUMNS, SQLiteStore, from_row
 
 log = logging.getLogger("shunter.outcomes")
@@ -114,6 +114,9 @@ class SpillingStore:
 
     def feedback(self, request_id: str) -> list[Feedback]:
         return self.primary.feedback(request_id)
+
+    def add_spend(self, item: Spend) -> None:
+        self.primary.add_spend(item)
 
     def close(self) -> None:
         self.spill.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-from gateway.outcomes.record import Feedback, Labelled, Outcome
+from gateway.outcomes.record import Feedback, Labelled, Outcome, Spend
 
 _COLUMNS = list(Outcome.model_fields)
 _JSON = {"candidates", "scores", "attempts"}
@@ -29,7 +29,17 @@ CREATE TABLE IF NOT EXISTS feedback (
   ts REAL NOT NULL,
   PRIMARY KEY (request_id, source)
 );
+CREATE TABLE IF NOT EXISTS spend (
+  request_id TEXT NOT NULL,
+  policy TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  model TEXT NOT NULL,
+  cost_usd REAL NOT NULL,
+  ts REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS spend_ts ON spend(ts);
 """
+_SPEND = list(Spend.model_fields)
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
@@ -109,6 +119,36 @@ class SQLiteStore:
                 "INSERT OR REPLACE INTO feedback (request_id, source, score, label, comment, ts) VALUES (?,?,?,?,?,?)",
                 [(f.request_id, f.source, f.score, f.label, f.comment, f.ts) for f in items],
             )
+
+    def add_spend(self, item: Spend) -> None:
+        self.write_spend_batch([item])
+
+    def write_spend_batch(self, items: list[Spend]) -> None:
+        sql = f"INSERT INTO spend ({', '.join(_SPEND)}) VALUES ({', '.join('?' * len(_SPEND))})"
+        with self._lock, self.conn:
+            self.conn.executemany(sql, [tuple(getattr(i, c) for c in _SPEND) for i in items])
+
+    def spend(self, policy: str | None = None, since: float = 0.0) -> list[Spend]:
+        """Learning calls (shadow, judge) made since ``since``, oldest first."""
+        sql = f"SELECT {', '.join(_SPEND)} FROM spend WHERE ts >= ?" + (" AND policy = ?" if policy else "")
+        with self._lock:
+            rows = self.conn.execute(sql + " ORDER BY ts", (since, policy) if policy else (since,)).fetchall()
+        return [Spend(**dict(zip(_SPEND, r))) for r in rows]
+
+    def feedback_since(self, policy: str | None = None, since: float = 0.0) -> list[Feedback]:
+        """Every feedback item on outcomes since ``since`` (of one policy)."""
+        cols = ("request_id", "source", "score", "label", "comment", "ts")
+        where, args = ["o.ts >= ?"], [since]
+        if policy:
+            where.append("o.policy = ?")
+            args.append(policy)
+        sql = (
+            f"SELECT {', '.join('f.' + c for c in cols)} FROM feedback f JOIN outcomes o ON o.request_id = f.request_id "
+            f"WHERE {' AND '.join(where)}"
+        )
+        with self._lock:
+            rows = self.conn.execute(sql, args).fetchall()
+        return [Feedback(**dict(zip(cols, r))) for r in rows]
 
     def feedback(self, request_id: str) -> list[Feedback]:
         with self._lock:

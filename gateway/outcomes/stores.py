@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from gateway.outcomes.record import Feedback, Outcome
+from gateway.outcomes.record import Feedback, Outcome, Spend
 
 
 class Store(Protocol):
@@ -18,6 +18,7 @@ class Store(Protocol):
     def add_feedback(self, fb: Feedback) -> bool: ...
     def feedback(self, request_id: str) -> list[Feedback]: ...
     def count(self) -> int: ...
+    def add_spend(self, item: Spend) -> None: ...
     def close(self) -> None: ...
 
 

@@ -75,6 +75,7 @@ def finish(ctx: RequestContext) -> None:
     if outcome.detail and outcome.status != 200:
         outcome.detail = redact(outcome.detail)
     _charge(ctx.rt, outcome, ctx.decision, ctx.usage, ctx.extra_usage)
+    _net_savings(outcome, ctx.services.settings.routing_cpu_usd_per_hour)
     served = outcome.served or "none"
     policy = outcome.policy or ""
     status = "error" if outcome.error_type and outcome.status == 200 else f"{outcome.status // 100}xx"
@@ -119,3 +120,16 @@ def _charge(
         metrics.COST.labels(policy, served).inc(outcome.cost_usd - (outcome.extra_cost_usd or 0.0))
     if outcome.reference_cost_usd is not None and outcome.cost_usd is not None:
         metrics.COST_SAVED.labels(policy).inc(max(0.0, outcome.reference_cost_usd - outcome.cost_usd))
+
+
+def _net_savings(outcome: Outcome, usd_per_cpu_hour: float) -> None:
+    """Routing CPU and this request's net saving (reference minus cost, cascade stages included, minus
+    routing CPU) into the metrics; shadow and judge calls are taken off where they are made."""
+    if not outcome.policy:
+        return
+    cpu = outcome.route_cpu_s or 0.0
+    metrics.ROUTING_CPU.labels(outcome.policy).inc(cpu)
+    saved = 0.0
+    if outcome.reference_cost_usd is not None and outcome.cost_usd is not None:
+        saved = outcome.reference_cost_usd - outcome.cost_usd
+    metrics.NET_SAVINGS.labels(outcome.policy).inc(saved - cpu * usd_per_cpu_hour / 3600.0)

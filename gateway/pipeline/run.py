@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -45,6 +46,12 @@ async def handle(services: Services, ingress: Ingress, request: Request) -> Resp
 
 
 async def decide_stage(ctx: RequestContext) -> None:
+    """Decide the model; the stage's CPU time on this thread goes into the record (``route_cpu_s``).
+
+    ``time.thread_time`` counts this thread only: the encoder's own thread is not in it, and other
+    requests' work that runs on the event loop while this stage awaits is (both small next to a call).
+    """
+    cpu0 = time.thread_time()
     assert ctx.chat is not None and ctx.target is not None
     target, req = ctx.target, ctx.chat.req
     if target.policy:
@@ -53,3 +60,4 @@ async def decide_stage(ctx: RequestContext) -> None:
     inp = Inputs(ctx.rt, req, ctx.text, ctx.headers, ctx.prompt_tokens, svc.shared, svc.learner)
     ctx.decision = await decide(inp, target)
     record_decision(ctx)
+    ctx.outcome.route_cpu_s = time.thread_time() - cpu0

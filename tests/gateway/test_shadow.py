@@ -98,6 +98,11 @@ def test_exact_sampling_rate_and_judged_feedback(tmp_path, fakes):
     note = json.loads(items["judge"].comment)
     assert note["verdicts"] == {"strong": ["B", "A"]}  # served as A, then as B: strong won both orders
     assert QUESTION not in items["judge"].comment and "answer" not in note  # nothing of the prompt kept
+    spend = store.spend("chat")  # every call's cost, for ``shunter report``
+    assert sorted(s.kind for s in spend) == ["judge"] * 20 + ["shadow"] * 10
+    assert {s.request_id for s in spend} == {f"req_{i}" for i in judged}
+    assert {(s.kind, s.model) for s in spend} == {("shadow", "strong"), ("judge", "judge")}
+    assert all(s.cost_usd > 0 for s in spend)
     store.close()
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import redis
 
-from gateway.outcomes.record import Feedback, Outcome
+from gateway.outcomes.record import Feedback, Outcome, Spend
 from gateway.outcomes.recorder import Recorder
 from gateway.outcomes.redis_stream import RedisStreamStore, StreamReader
 from gateway.outcomes.sqlite import SQLiteStore
@@ -75,22 +75,25 @@ def test_consumer_group_several_replicas_one_trainer(tmp_path, redis_server):
     for r, rep in enumerate(replicas):
         rep.write_batch([outcome(100 * r + i, served=["cheap", "strong"][i % 2]) for i in range(20)])
     replicas[1].add_feedback(Feedback(request_id="req_105", source="user", score=1.0, ts=1.0))
+    spent = Spend(request_id="req_105", policy="chat", kind="judge", model="strong", cost_usd=0.002, ts=1.0)
+    replicas[2].add_spend(spent)
     sink = SQLiteStore(tmp_path / "trainer.sqlite")
     reader = StreamReader(redis_server, sink, group="trainer", consumer="t1", prefix=prefix)
-    assert reader.pull() == {"outcomes": 60, "feedback": 1}
+    assert reader.pull() == {"outcomes": 60, "feedback": 1, "spend": 1}
+    assert sink.spend("chat") == [spent]
     assert sink.count() == 60 and sink.get("req_219") == replicas[2].get("req_219")
     labelled = sink.labelled("chat")
     assert [(l.outcome.request_id, l.score) for l in labelled] == [("req_105", 1.0)]
     # only new entries next time; everything acknowledged
     replicas[0].write_batch([outcome(999)])
-    assert reader.pull() == {"outcomes": 1, "feedback": 0}
+    assert reader.pull() == {"outcomes": 1, "feedback": 0, "spend": 0}
     r = redis.Redis.from_url(redis_server)
     assert r.xpending(prefix + "outcomes", "trainer")["pending"] == 0
     # a second trainer in the same group gets nothing twice
     other = StreamReader(
         redis_server, SQLiteStore(tmp_path / "other.sqlite"), group="trainer", consumer="t2", prefix=prefix
     )
-    assert other.pull() == {"outcomes": 0, "feedback": 0}
+    assert other.pull() == {"outcomes": 0, "feedback": 0, "spend": 0}
     for x in (reader, other, *replicas):
         x.close()
 
