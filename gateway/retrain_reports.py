@@ -48,6 +48,22 @@ class RetrainReports(Collector):
                     out[(policy, decision)] = out.get((policy, decision), 0) + 1
         return out
 
+    def latest(self, policy: str) -> dict | None:
+        """The newest readable ``report.json`` of ``policy`` (by its ``created`` time), or None."""
+        best: tuple[float, dict] | None = None
+        root = self.root / policy
+        if not root.is_dir():
+            return None
+        for path in root.glob("*/report.json"):
+            try:
+                rep = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            created = float(rep.get("created") or path.stat().st_mtime)
+            if best is None or created > best[0]:
+                best = (created, {**rep, "report_file": str(path)})
+        return best[1] if best else None
+
     def describe(self) -> Iterable[CounterMetricFamily]:
         yield CounterMetricFamily(
             NAME, "Retrain runs by policy and gate decision (published, refused).", labels=["policy", "decision"]

@@ -1,4 +1,5 @@
-"""``POST /v1/feedback`` (joined to an outcome by request id) and ``GET /admin/policies/{name}/state``.
+"""``POST /v1/feedback`` (joined to an outcome by request id), ``GET /admin/policies/{name}/state``
+and ``GET /admin/policies/{name}/learning`` (the last retrain's shadow A/B).
 
 Outcome records are written asynchronously, so feedback may arrive before its record reaches the
 store. The handler waits for a record that is still queued (``Recorder.wait_written``, up to
@@ -131,3 +132,27 @@ async def policy_state(name: str, request: Request) -> JSONResponse:
     if name not in rt.policies:
         raise APIError(404, f"Unknown policy '{name}'.", code="policy_not_found", param="name")
     return JSONResponse(await svc.learner.snapshot(rt, name))
+
+
+@admin_router.get("/policies/{name}/learning")
+async def policy_learning(name: str, request: Request) -> JSONResponse:
+    """The shadow A/B comparison (``gateway.learning.abtest``) of the policy's last retrain report,
+    read from ``Settings.retrain_dir`` (where ``shunter retrain`` writes it), and the live router."""
+    svc = services.of(request.app)
+    rt = svc.runtime
+    if name not in rt.policies:
+        raise APIError(404, f"Unknown policy '{name}'.", code="policy_not_found", param="name")
+    rep = await asyncio.to_thread(metrics.RETRAINS.latest, name)
+    if rep is None:
+        raise APIError(404, f"No retrain report for policy '{name}' yet.", code="retrain_report_not_found")
+    pol = rt.policies[name].cfg
+    keys = ("created", "decision", "reason", "current", "candidate", "dry_run", "would_publish", "metrics")
+    return JSONResponse(
+        {
+            "object": "policy.learning",
+            "policy": name,
+            "live_router": pol.router.path if pol.router else None,
+            "report": {k: rep[k] for k in keys if k in rep},
+            "shadow_ab": rep.get("shadow_ab"),
+        }
+    )

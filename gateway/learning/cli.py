@@ -34,6 +34,11 @@ def retrain(
     publish: bool = typer.Option(True, help="Rewrite the policy file's router path when the gate passes."),
     reload_url: str | None = typer.Option(None, help="Gateway URL to POST /admin/reload after publishing."),
     seed: int = typer.Option(0, help="Seed of the candidate router's training."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Train and gate, print the shadow A/B table, never publish (report still written)."
+    ),
+    plot: Path | None = typer.Option(None, help="With --dry-run: write the shadow A/B plot here (needs matplotlib)."),
+    min_judged: int = typer.Option(20, help="Judged held-back requests the shadow A/B needs before it gates."),
 ) -> None:
     """Retrain a policy's router on its outcomes with feedback; publish only if it is better (exit 0), else exit 3."""
     from gateway.learning.retrain import Options, run
@@ -56,16 +61,45 @@ def retrain(
         publish=publish,
         reload_url=reload_url,
         seed=seed,
+        dry_run=dry_run,
+        min_judged=min_judged,
     )
     try:
         report = run(opts, log=lambda s: typer.echo(s, err=True))
     except ValueError as exc:
         typer.echo(f"retrain: {exc}", err=True)
         raise typer.Exit(2) from None
+    if dry_run:
+        print_ab(report.get("shadow_ab") or {}, plot)
+        raise typer.Exit(0 if report.get("would_publish") else 3)
     typer.echo(
         json.dumps({k: report[k] for k in ("decision", "reason", "report_file", "metrics") if k in report}, indent=2)
     )
     raise typer.Exit(0 if report["decision"] == "published" else 3)
+
+
+def print_ab(ab: dict, plot: Path | None) -> None:
+    """The shadow A/B table (rich when installed) and, with ``plot``, its figure."""
+    from gateway.learning import abtest
+
+    head = ["router", "judged quality", "cost USD/request", "picks"]
+    rows = abtest.table_rows(ab)
+    title = f"shadow A/B on {ab.get('requests', 0)} judged requests ({ab.get('bound', '')})"
+    try:
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(*head, title=title)
+        for r in rows:
+            t.add_row(*r)
+        Console().print(t)
+    except ImportError:
+        typer.echo(title)
+        for r in [head, *rows]:
+            typer.echo(" | ".join(r))
+    typer.echo(f"A/B {'passed' if ab.get('passed') else 'refused'}: {ab.get('reason', 'not computed')}")
+    if plot is not None:
+        typer.echo(f"plot: {plot}" if abtest.plot(ab, plot) else "plot: skipped (no matplotlib or no comparison)")
 
 
 @outcomes_app.command("pull")

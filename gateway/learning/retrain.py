@@ -64,6 +64,8 @@ class Options:
     reload_url: str | None = None
     admin_key: str | None = None
     seed: int = 0
+    dry_run: bool = False
+    min_judged: int = 20
 
 
 def load_labelled(opts: Options, cfg: Any) -> tuple[list, dict, tuple[np.ndarray, np.ndarray], dict]:
@@ -170,6 +172,7 @@ def run(opts: Options, log=print) -> dict[str, Any]:
     model_map = {c: pol.router.model_map.get(c, c) for c in pol.candidates}
     rows, items, domain, data_info = load_labelled(opts, cfg)
     fs = dataset.build(rows, list(current.models), model_map, items)
+    by_id = {r.outcome.request_id: r.outcome for r in rows}
     version = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
     out_dir = (opts.out or Path("var/routers")) / opts.policy / version
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -232,7 +235,12 @@ def run(opts: Options, log=print) -> dict[str, Any]:
     )
     report["metrics"] = {"current": m_cur, "candidate": m_new}
     ok, why = gate.decide(m_cur, m_new, opts.margin, opts.metric)
-    if ok and opts.publish:
+    ok, why = _shadow_ab(report, cfg, current, candidate, [by_id[i] for i in test_fs.ids], items, opts, ok, why)
+    if opts.dry_run:
+        report["dry_run"] = True
+        report["would_publish"] = ok
+        why += "; --dry-run"
+    elif ok and opts.publish:
         rel = publish.relative_to_policy(opts.config, Path(candidate_path))
         old = publish.set_router_path(opts.config, opts.policy, rel)
         report["published"] = {"router_path": rel, "previous": old}
@@ -242,7 +250,21 @@ def run(opts: Options, log=print) -> dict[str, Any]:
             )
     elif ok:
         why += "; --no-publish"
-    return _finish(report, out_dir, ok and opts.publish, why, opts, log)
+    return _finish(report, out_dir, ok and opts.publish and not opts.dry_run, why, opts, log)
+
+
+def _shadow_ab(
+    report: dict, cfg: Any, current: Any, candidate: Any, outcomes: list, items: dict, opts: Options, ok: bool, why: str
+) -> tuple[bool, str]:
+    """The counterfactual A/B on the held-back judged requests (:mod:`gateway.learning.abtest`): required
+    to pass when the slice has ``min_judged`` of them; below that, the Brier gate decides alone."""
+    from gateway.learning import abtest
+
+    ab = abtest.run(opts.policy, cfg, current, candidate, outcomes, items, opts.seed, opts.min_judged)
+    report["shadow_ab"] = ab
+    if ab["requests"] < opts.min_judged:
+        return ok, why + f"; A/B not applied ({ab['reason']})"
+    return ok and ab["passed"], why + "; A/B: " + ab["reason"]
 
 
 def _finish(report: dict, out_dir: Path, published: bool, why: str, opts: Options, log) -> dict:
