@@ -124,9 +124,10 @@ def build(
             r.served_usd += o.cost_usd
             r.cascade_usd += o.extra_cost_usd or 0.0
     for s in spend:
-        r = reps.get(s.policy)
-        if r is None or s.request_id not in by_id:
+        found = reps.get(s.policy)
+        if found is None or s.request_id not in by_id:
             continue
+        r = found
         if s.kind == "judge":
             r.judge_usd += s.cost_usd
             r.judge_calls += 1

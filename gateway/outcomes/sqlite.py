@@ -138,7 +138,8 @@ class SQLiteStore:
     def feedback_since(self, policy: str | None = None, since: float = 0.0) -> list[Feedback]:
         """Every feedback item on outcomes since ``since`` (of one policy)."""
         cols = ("request_id", "source", "score", "label", "comment", "ts")
-        where, args = ["o.ts >= ?"], [since]
+        where: list[str] = ["o.ts >= ?"]
+        args: list[float | str] = [since]
         if policy:
             where.append("o.policy = ?")
             args.append(policy)
