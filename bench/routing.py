@@ -79,6 +79,7 @@ async def real_prompts_bench(
     """fast / accurate / tiered decisions on real unique prompts, one at a time."""
     from bench.prompts import real_prompts
     from routers.calibration import strong_share_threshold
+    from routers.encoders.tiered import ESCALATION_MAX_TOKENS
 
     threshold = strong_share_threshold(router.meta, 0.5, router.meta.get("strong"), router.meta.get("weak"))
     texts = [f"{t}\n(request {seed}-{i})" for i, t in enumerate(real_prompts(n, seed))]
@@ -95,7 +96,7 @@ async def real_prompts_bench(
         t0 = time.perf_counter()
         if _margin(router, fast.embed_one(u), threshold) < band:
             escalated += 1
-            _margin(router, await embedder.embed_one(u), threshold)
+            _margin(router, await embedder.embed_one(u, max_tokens=ESCALATION_MAX_TOKENS), threshold)
         lat["tiered"].append(time.perf_counter() - t0)
     out: dict[str, Any] = {k: pct(v) for k, v in lat.items()}
     out["tiered"]["escalated_share"] = escalated / max(1, len(texts))
