@@ -106,6 +106,12 @@ NET_SAVINGS = Gauge(
     ["policy"],
     multiprocess_mode="sum",
 )
+JUDGED_VS_REFERENCE = Counter(
+    "shunter_judged_vs_reference",
+    "Shadow-sampled requests the reference model did not serve, by the judge's verdict on the served answer "
+    "against the reference's (both orders averaged): better, tie or worse.",
+    ["policy", "result"],
+)
 INFLIGHT = Gauge(
     "shunter_upstream_inflight_requests",
     "Requests in flight per upstream.",
@@ -222,6 +228,8 @@ def prime(rt) -> None:
     for name in rt.policies:
         COST_SAVED.labels(name).inc(0)
         NET_SAVINGS.labels(name).inc(0)
+        for result in ("better", "tie", "worse"):
+            JUDGED_VS_REFERENCE.labels(name, result).inc(0)
         ROUTING_CPU.labels(name).inc(0)
         BANDIT_EXPLORATIONS.labels(name).inc(0)
         RETRAINS.policies.add(name)

@@ -343,8 +343,58 @@ def upstreams() -> dict:
     )
 
 
+def wilson_lower(ok: str, n: str, z: float = 1.96) -> str:
+    """PromQL of the Wilson score interval's lower bound for ``ok`` successes out of ``n``."""
+    z2 = z * z
+    n = f"clamp_min({n}, 1e-9)"
+    p = f"(({ok}) / {n})"
+    return (
+        f"(({p} + {z2 / 2:.6g} / {n}) - {z:g} * sqrt({p} * (1 - {p}) / {n} + {z2 / 4:.6g} / ({n} * {n})))"
+        f" / (1 + {z2:.6g} / {n})"
+    )
+
+
+def savings() -> list[dict]:
+    """Net savings (issue 18, part 4) next to the judged quality against the reference model."""
+    judged = f"increase(shunter_judged_vs_reference_total{{{P}}}[$__range])"
+    ok = f'sum(increase(shunter_judged_vs_reference_total{{{P},result=~"better|tie"}}[$__range]))'
+    quality = panel(
+        "Judged quality vs reference (range)",
+        [
+            q(f"{ok} / clamp_min(sum({judged}), 1e-9)", "not worse than reference"),
+            q(wilson_lower(ok, f"sum({judged})"), "95% Wilson lower bound"),
+            q(f"sum({judged})", "judged requests"),
+        ],
+        "percentunit",
+        "stat",
+        w=12,
+        desc="Shadow-sampled requests the reference model did not serve: share whose answer the judge found "
+        "as good as or better than the reference's, with the 95% Wilson lower bound, and how many were judged.",
+    )
+    quality["fieldConfig"]["overrides"] = [
+        {"matcher": {"id": "byFrameRefID", "options": "C"}, "properties": [{"id": "unit", "value": "short"}]}
+    ]
+    return [
+        panel(
+            "Net savings vs reference (USD)",
+            [
+                q(f"sum by (policy) (shunter_net_savings_usd{{{P}}})", "{{policy}} net"),
+                q(f"sum by (policy) (shunter_cost_saved_usd_total{{{P}}})", "{{policy}} gross"),
+            ],
+            "currencyUSD",
+            w=12,
+            desc="Saved against the policy's reference model net of cascade stages, shadow and judge calls and "
+            "routing CPU (SHUNTER_ROUTING_CPU_USD_PER_HOUR), since each gateway started; `shunter report` gives "
+            "the same from the outcome store for any window. Gross is shunter_cost_saved_usd_total, which counts "
+            "only requests that saved (a cascade that cost more than the reference counts 0 there, its loss here).",
+        ),
+        quality,
+    ]
+
+
 def learning() -> dict:
     panels = [
+        *savings(),
         panel(
             "Outcomes recorded", [q(f"sum by (store) (rate(shunter_outcomes_written_total[{RI}]))", "{{store}}")], "ops"
         ),

@@ -41,6 +41,7 @@ import orjson
 from gateway import metrics
 from gateway.learning import judge as J
 from gateway.outcomes.record import Feedback, Outcome, Spend
+from gateway.policy.engine import reference_of
 
 log = logging.getLogger("shunter")
 
@@ -181,6 +182,11 @@ class ShadowService:
                 prefs.append(pref)
         if prefs:
             await self._store(outcome.request_id, served, prefs, shadow.judge)
+            ref = reference_of(rt, policy)
+            for p in prefs:
+                if p.second == ref:  # the served answer against the reference's (report's quality)
+                    result = "tie" if p.score == 0.5 else ("better" if p.score > 0.5 else "worse")
+                    metrics.JUDGED_VS_REFERENCE.labels(policy, result).inc()
 
     async def _sampled(self, policy: str, rate: float) -> bool:
         c = int(await self.shared.incr(f"shadow:{policy}:eligible", 1.0))

@@ -21,7 +21,7 @@ from gateway import metrics
 from gateway.errors import APIError
 from gateway.outcomes.record import Outcome
 from gateway.pipeline.context import RequestContext
-from gateway.policy.engine import Decision, usage_cost
+from gateway.policy.engine import Decision, reference_of, usage_cost
 from gateway.runtime import Runtime
 from gateway.secrets import redact
 
@@ -32,15 +32,7 @@ def reference_model(rt: Runtime, d: Decision | None) -> str | None:
     """The model a policy's savings are measured against: its ``reference_model``, else its priciest candidate."""
     if d is None or not d.policy:
         return None
-    pol = rt.policies[d.policy].cfg
-    if pol.reference_model:
-        return pol.reference_model
-    priced = [c for c in pol.candidates if rt.clients[c].cfg.output_price is not None]
-    return (
-        max(priced, key=lambda c: (rt.clients[c].cfg.output_price or 0, rt.clients[c].cfg.input_price or 0))
-        if priced
-        else None
-    )
+    return reference_of(rt, d.policy)
 
 
 def set_usage(outcome: Outcome, usage: dict[str, Any] | None) -> None:

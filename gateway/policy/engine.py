@@ -195,6 +195,19 @@ def full_prompt_text(req: ChatCompletionRequest | CompletionRequest) -> str:
     return "\n".join(m.text() for m in req.messages)
 
 
+def reference_of(rt: Runtime, policy: str) -> str | None:
+    """The model a policy's savings are measured against: its ``reference_model``, else its priciest candidate."""
+    pol = rt.policies[policy].cfg
+    if pol.reference_model:
+        return pol.reference_model
+    priced = [c for c in pol.candidates if rt.clients[c].cfg.output_price is not None]
+    return (
+        max(priced, key=lambda c: (rt.clients[c].cfg.output_price or 0, rt.clients[c].cfg.input_price or 0))
+        if priced
+        else None
+    )
+
+
 def usage_cost(rt: Runtime, model: str, usage: dict[str, Any] | None) -> float | None:
     if not usage:
         return None

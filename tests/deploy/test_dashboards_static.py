@@ -70,6 +70,7 @@ def test_four_dashboards_with_the_promised_panels():
     } <= titles["routing"]
     assert {"Upstream latency (to headers)", "Upstream errors by class", "Circuit state"} <= titles["upstreams"]
     assert {"Outcomes recorded", "Feedback rate (per outcome)", "Retrain results (range)"} <= titles["learning"]
+    assert {"Net savings vs reference (USD)", "Judged quality vs reference (range)"} <= titles["learning"]
 
 
 def test_dashboards_use_the_provisioned_datasource_and_are_generated():

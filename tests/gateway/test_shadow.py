@@ -29,7 +29,7 @@ def fakes(fake_upstream):
     return cheap, strong, judge
 
 
-def make_rt(tmp_path, fakes, **shadow) -> Runtime:
+def make_rt(tmp_path, fakes, reference: str | None = None, **shadow) -> Runtime:
     cheap, strong, judge = fakes
     price = {"input_price": 1.0, "output_price": 2.0}
     cfg = Config.model_validate(
@@ -43,6 +43,7 @@ def make_rt(tmp_path, fakes, **shadow) -> Runtime:
                 "chat": {
                     "candidates": ["cheap", "strong"],
                     "learning": {"shadow": {"rate": 1.0, "budget_usd_per_day": 100.0, "judge": "judge", **shadow}},
+                    **({"reference_model": reference} if reference else {}),
                 }
             },
         }
@@ -103,6 +104,22 @@ def test_exact_sampling_rate_and_judged_feedback(tmp_path, fakes):
     assert {s.request_id for s in spend} == {f"req_{i}" for i in judged}
     assert {(s.kind, s.model) for s in spend} == {("shadow", "strong"), ("judge", "judge")}
     assert all(s.cost_usd > 0 for s in spend)
+    store.close()
+
+
+def test_judged_against_the_reference_model_is_counted(tmp_path, fakes):
+    """The learning dashboard's quality panel: verdicts of the served answer against the reference's."""
+    from prometheus_client import REGISTRY
+
+    def count(result: str) -> float:
+        v = REGISTRY.get_sample_value("shunter_judged_vs_reference_total", {"policy": "chat", "result": result})
+        return v or 0.0
+
+    before = {r: count(r) for r in ("better", "tie", "worse")}
+    rt = make_rt(tmp_path, fakes, reference="strong")
+    store = SQLiteStore(tmp_path / "o.sqlite")
+    asyncio.run(run_many(ShadowService(store, InProcessState()), rt, 3))
+    assert {r: count(r) - before[r] for r in before} == {"better": 0, "tie": 0, "worse": 3}  # judge prefers strong
     store.close()
 
 
