@@ -174,6 +174,8 @@ def test_feedback_joined_by_id_idempotent_and_404(gateway, fake_upstream, tmp_pa
     s = SQLiteStore(db)
     assert [(f.source, f.score, f.label) for f in s.feedback(rid)] == [("judge", 1.0, None), ("user", 0.0, None)]
     assert s.get(srid).stream is True
+    assert s.get(rid).route_cpu_s > 0  # the decide stage's CPU, priced by shunter report
+    assert metric(gw, "shunter_routing_cpu_seconds_total", policy="chat") > 0
 
 
 def test_rejected_request_is_recorded_with_its_id(gateway, fake_upstream, tmp_path):
@@ -226,7 +228,7 @@ def test_redis_store_feeds_trainer_through_consumer_group(gateway, fake_upstream
     assert r.xlen("shunter:outcomes") == 10 and r.exists(f"shunter:outcome:{ids[3]}")
     sink = SQLiteStore(tmp_path / "trainer.sqlite")
     got = StreamReader(redis_server, sink, group="trainer").pull()
-    assert got == {"outcomes": 10, "feedback": 2}
+    assert got == {"outcomes": 10, "feedback": 2, "spend": 0}
     assert ids_in(tmp_path / "trainer.sqlite") == set(ids)
     assert [(l.outcome.request_id, l.score) for l in sink.labelled("chat")] == [(ids[0], 1.0)]
     # the CLI: another group (another trainer) gets everything once, then nothing
@@ -249,9 +251,10 @@ def test_redis_store_feeds_trainer_through_consumer_group(gateway, fake_upstream
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout) == {"outcomes": 10, "feedback": 2}
+    assert json.loads(out.stdout) == {"outcomes": 10, "feedback": 2, "spend": 0}
     assert json.loads(subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout) == {
         "outcomes": 0,
         "feedback": 0,
+        "spend": 0,
     }
     assert ids_in(tmp_path / "cli.sqlite") == set(ids)
