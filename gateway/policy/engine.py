@@ -104,18 +104,6 @@ def resolve_model(rt: Runtime, model: str, header_policy: str | None = None) -> 
     )
 
 
-def _needs(req: ChatCompletionRequest | CompletionRequest) -> set[str]:
-    needs: set[str] = set()
-    if isinstance(req, ChatCompletionRequest):
-        if req.wants_tools():
-            needs.add("tools")
-        if req.has_image():
-            needs.add("vision")
-        if req.wants_json():
-            needs.add("json_mode")
-    return needs
-
-
 def apply_overrides(
     pr: PolicyRuntime, target: Target, opts: ShunterOptions | None, headers: dict[str, str]
 ) -> tuple[DecisionObjective, list[str]]:
