@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import orjson
 import pytest
 
-from gateway.limits import secrets
+from gateway import secrets
 from gateway.upstream.client import UpstreamClient
 from gateway.upstream.config import Upstream
 from gateway.upstream.forward import open_stream
