@@ -66,7 +66,7 @@ def test_newcomer_gets_a_routed_answer_from_the_local_model(default_gateway):
     assert r.usage.completion_tokens > 0
     h = raw.headers
     assert h["x-shunter-policy"] == "default"
-    assert h["x-shunter-router"] == "knn"
+    assert h["x-shunter-router"] == "prior"  # the default policy's universal prior
     assert h["x-shunter-reason"] == "fallback"
     assert set(h["x-shunter-scores"].split(",")[0].split("=")[0:1]) <= {"gpt-4o-mini", "gpt-4o"}
     assert (work / "var" / "outcomes.sqlite").exists()

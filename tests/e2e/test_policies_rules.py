@@ -146,18 +146,19 @@ def test_capability_and_context_filters(caps_gw):
     assert chat(gw, "long " * 300)[0].model == "seeing"  # ~375 tokens > plain's 200-token window
 
 
-def test_no_usable_candidate_is_a_503_naming_why(caps_gw):
+def test_no_candidate_that_could_ever_serve_is_a_400_naming_why(caps_gw):
+    # no candidate has the capability the request needs: a client error (the SDK must not retry it)
     import openai
 
     from tests.support.policies import client
 
     tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]
-    with pytest.raises(openai.InternalServerError) as e:
+    with pytest.raises(openai.BadRequestError) as e:
         client(caps_gw).chat.completions.create(
             model="router-chat", messages=[{"role": "user", "content": "hi"}], tools=tools
         )
-    assert e.value.status_code == 503
+    assert e.value.status_code == 400
     assert (
         e.value.body["message"]
-        == "No candidate of policy 'chat' can serve this request: plain: lacks tools; seeing: lacks tools"
+        == "No candidate of policy 'chat' can serve this request as written: plain: lacks tools; seeing: lacks tools."
     )
