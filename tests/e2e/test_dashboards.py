@@ -166,6 +166,11 @@ def drive(http: httpx.Client, gw, flaky, round_: int, policies: dict) -> int:
     if "cascade" in policies:  # threshold 1.0: the cheap answer is always escalated
         assert _chat(http, gw, "router-cascade", f"cascade {round_}").status_code == 200
         n += 1
+    # shadow-sampled and judged; the opted-out one is skipped (reason on the learning dashboard)
+    assert _chat(http, gw, "router-judged", f"round {round_}: name a prime").status_code == 200
+    opt_out = {"x-shunter-shadow": "off"}
+    assert _chat(http, gw, "router-judged", f"round {round_}: private", headers=opt_out).status_code == 200
+    n += 2
     flaky.control(fail_next=3, fail_status=503)  # retries, then a fallback to 'cheap'
     r = _chat(http, gw, "router-flaky", f"round {round_} flaky")
     assert r.status_code == 200 and r.headers["x-shunter-model"] == "cheap"
@@ -182,16 +187,26 @@ def drive(http: httpx.Client, gw, flaky, round_: int, policies: dict) -> int:
 
 def test_every_panel_query_returns_data(gateway, fake_upstream, tmp_path):
     cheap, strong, flaky = fake_upstream("cheap-v1"), fake_upstream("strong-v1"), fake_upstream("flaky-v1")
+    judge = fake_upstream("judge-v1")  # the shadow sampler's judge (learning dashboard)
+    judge.control(judge_prefers="strong-v1")
+    strong.control(reply="strong-v1 answer")
     cfg = {
         "server": {"admin_key": "os.environ/SHUNTER_ADMIN_KEY"},
         "upstreams": {
             "cheap": upstream_entry(cheap, input_price=0.15, output_price=0.6),
             "strong": upstream_entry(strong, input_price=2.5, output_price=10.0),
             "flaky": upstream_entry(flaky, input_price=0.5, output_price=1.5, retry={"attempts": 2, "backoff": 0.01}),
+            "judge": upstream_entry(judge, input_price=2.5, output_price=10.0),
         },
         "policies": {
             "chat": {"candidates": ["cheap", "strong"], "reference_model": "strong", "cache": {"ttl": 120}},
             "flaky": {"candidates": ["flaky", "cheap"], "fallbacks": ["strong"]},
+            "judged": {  # judged shadow sampling: every eligible request, the other candidate + the judge
+                "candidates": ["cheap", "strong"],
+                "reference_model": "strong",
+                "rules": [{"name": "all-cheap", "min_tokens": 0, "model": "cheap"}],
+                "learning": {"shadow": {"rate": 1.0, "budget_usd_per_day": 1.0, "judge": "judge"}},
+            },
         },
     }
     skip: set[str] = set()
@@ -238,6 +253,8 @@ def test_every_panel_query_returns_data(gateway, fake_upstream, tmp_path):
                 prom.wait_for("sum(shunter_requests_total)", total)
                 if out and round_ % 10 == 0:
                     strong.control(delay=0.05 * (round_ // 10))  # some variety for the picture
+        # shadow calls and their judging run after the answers: wait until the judge has ruled
+        wait_until(lambda: (prom.value("sum(shunter_judge_preferences_total)") or 0) > 0, 60, 0.5, "a judged pair")
         done = time.time()  # one more scrape of the gateway, so gauges set by the last requests are in
         scraped = 'timestamp(up{job="shunter"})'
         wait_until(lambda: (prom.value(scraped) or 0) > done, 30, 0.5, "a gateway scrape after the last request")
