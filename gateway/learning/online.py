@@ -193,7 +193,8 @@ class OnlineLearner:
                 "explored_share": explored / decisions if decisions else 0.0,
                 "feedback": sum(a.n for a in raw.values()),
                 "arms": rows,
-                "backend": type(self.shared).__name__,
+                # the store behind the outage wrapper (FailSoft keeps the Redis state as .strict)
+                "backend": type(getattr(self.shared, "strict", self.shared)).__name__,
             }
         )
         return out
