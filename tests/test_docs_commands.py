@@ -215,6 +215,13 @@ CHECKS = {
 }
 
 
+def _output_options(c: Command) -> set[str]:
+    # `shunter outcomes pull --db FILE` writes the SQLite file that `retrain`/`report --db` read
+    if c.words[:3] == ["shunter", "outcomes", "pull"]:
+        return OUTPUT_OPTIONS | {"--db"}
+    return OUTPUT_OPTIONS
+
+
 def inputs(c: Command) -> list[str]:
     """The files a command reads: path-like arguments that are not its outputs."""
     if _program(c.words) not in ("shunter", "python", "python3") and not c.words[0].startswith("scripts/"):
@@ -224,7 +231,7 @@ def inputs(c: Command) -> list[str]:
         if skip or w.startswith("-") or PLACEHOLDER.match(w) or "$" in w or "://" in w:
             skip = False
             continue
-        if c.words[i - 1] in OUTPUT_OPTIONS:
+        if c.words[i - 1] in _output_options(c):
             continue
         if "/" in w or PATHLIKE.search(w):
             out.append(w)
@@ -235,7 +242,8 @@ def inputs(c: Command) -> list[str]:
 
 def outputs(c: Command) -> list[str]:
     w = c.words
-    return [w[i + 1] for i in range(len(w) - 1) if w[i] in OUTPUT_OPTIONS] + c.outputs
+    opts = _output_options(c)
+    return [w[i + 1] for i in range(len(w) - 1) if w[i] in opts] + c.outputs
 
 
 def exists(path: str, made: set[str]) -> bool:
