@@ -58,8 +58,7 @@ def trained_both(quick: bool = False) -> Path | None:
     out = RouterSettings().cache_root() / "bench" / (name + "-".join(e.encoder_hash[:8] for e in encs))
     if not (out / "router.json").exists():
         print(f"training the benchmark's router into {out} (first run only) ...", flush=True)
-        # a child process: torch stays out of the benchmark (and bench/profile.py cannot shadow
-        # the standard library's profile module that torch imports)
+        # a child process: torch stays out of the benchmark
         cmd = [sys.executable, "-m", "gateway", "train", "--router", "mf", "--encoder", "both"]
         cmd += ["--data", str(data), "--format", fmt, "--out", str(out)] + (["--models", models] if models else [])
         subprocess.run(cmd, cwd=ARTIFACTS.parents[1], check=True, stdout=subprocess.DEVNULL)

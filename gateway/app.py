@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway import __version__, limits, logs, metrics
 from gateway.api import admin, feedback, health, keys, models
-from gateway.api.endpoints import routes, schema_routes
+from gateway.api.endpoints import HotRoutes, schema_routes
 from gateway.errors import APIError, api_error_handler, http_handler, unhandled_handler, validation_handler
 from gateway.ingress import ENDPOINTS
 from gateway.protocol import ChatCompletionRequest, CompletionRequest, FeedbackRequest
@@ -69,9 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logs.configure(settings.log_level)
     metrics.RETRAINS.root = settings.retrain_dir
     app.state.services = None  # set by the lifespan: gateway.services.of(app)
-    app.router.routes[:0] = routes(ENDPOINTS)  # first: the hot endpoints match before anything else
     for r in (models.router, health.router, admin.router, feedback.router, feedback.admin_router, keys.router):
         app.include_router(r)
+    app.add_middleware(HotRoutes, ingresses=ENDPOINTS)  # added first: innermost, inside auth and deadline
     limits.install(app)  # auth + deadline middlewares
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app

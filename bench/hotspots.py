@@ -3,7 +3,7 @@
 Prints the frames with the most samples (inclusive and self, main thread) and keeps the raw
 py-spy output (``-f raw``, collapsed stacks, for flamegraph tools).
 
-Usage: ``python bench/profile.py [--mode pass|miss|hit] [--stream] [--seconds 8] [--out prof.txt]``
+Usage: ``python bench/hotspots.py [--mode pass|miss|hit] [--stream] [--seconds 8] [--out prof.txt]``
 """
 
 from __future__ import annotations
