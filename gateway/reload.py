@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from gateway import metrics
 from gateway.policy.loader import ConfigError, load_config
 from gateway.policy.schema import Config
-from gateway.runtime import Runtime, RuntimeHolder, build_clients, build_policies
+from gateway.runtime import Encoders, Runtime, RuntimeHolder, build_clients, build_policies
 
 log = logging.getLogger("shunter.reload")
 
@@ -27,9 +27,15 @@ class Reloader:
     """Swaps ``holder.current``; ``make_embedder(cfg)`` starts the encoder on the first reload that needs one."""
 
     def __init__(
-        self, holder: RuntimeHolder, path: Path, launched: dict[str, str], make_embedder: Callable[[Any], Any]
+        self,
+        holder: RuntimeHolder,
+        path: Path,
+        launched: dict[str, str],
+        encoders: Encoders,
+        make_embedder: Callable[[Any], Any],
     ) -> None:
         self.holder = holder
+        self.encoders = encoders
         self.path = path
         self.launched = launched
         self.make_embedder = make_embedder
@@ -44,7 +50,7 @@ class Reloader:
             old: Runtime = st.current
             try:
                 cfg = await asyncio.to_thread(load_config, self.path)
-                policies = await asyncio.to_thread(build_policies, cfg, self.path.parent, {})
+                policies = await asyncio.to_thread(build_policies, cfg, self.path.parent, {}, self.encoders)
             except ConfigError as exc:
                 return self._rejected(trigger, [str(p) for p in exc.problems])
             except Exception as exc:  # a router that fails to load, for instance

@@ -10,7 +10,9 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,24 +133,61 @@ def _count_cached(enc: Any, text: str) -> int:
     return int(enc.count_tokens(text))
 
 
-def _accurate_hash() -> str:
-    """The MiniLM graph's hash, without starting an ONNX session when none is loaded yet."""
-    from routers.encoder import DEFAULT_MODEL, Encoder, file_sha256
-    from routers.encoder_build import ensure
+class Encoders:
+    """The process's encoders, each made on first use: MiniLM (``accurate``), the static table
+    (``fast``), and the semantic-route utterances already embedded (kept across reloads).
 
-    if Encoder._default is not None:
-        return Encoder._default.encoder_hash
-    return file_sha256(ensure(DEFAULT_MODEL))
+    ``Services`` owns one and hands it to every runtime it builds; nothing else holds an encoder.
+    """
 
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads
+        self._accurate: Any = None
+        self._fast: Any = None
+        self._utterances: dict[str, np.ndarray] = {}
+        self._lock = threading.RLock()  # runtimes are built on worker threads (reloads)
 
-def _fast_hash() -> str:
-    """The static table's hash (routers.encoders.static), without loading it."""
-    from routers.encoder import file_sha256
-    from routers.encoders.static import DEFAULT_TABLE, StaticEncoder
+    def accurate(self) -> Any:
+        """MiniLM (``routers.encoder.Encoder``) on the vendored graph."""
+        with self._lock:
+            if self._accurate is None:
+                from routers.encoder import Encoder
 
-    if StaticEncoder._default is not None:
-        return StaticEncoder._default.encoder_hash
-    return file_sha256(DEFAULT_TABLE) if DEFAULT_TABLE.exists() else ""
+                self._accurate = Encoder(threads=self.threads)
+            return self._accurate
+
+    def fast(self) -> Any:
+        """The static table (``routers.encoders.static.StaticEncoder``)."""
+        with self._lock:
+            if self._fast is None:
+                from routers.encoders.static import StaticEncoder
+
+                self._fast = StaticEncoder()
+            return self._fast
+
+    def accurate_hash(self) -> str:
+        """The MiniLM graph's hash, without starting an ONNX session when none is loaded yet."""
+        from routers.encoder import DEFAULT_MODEL, file_sha256
+        from routers.encoder_build import ensure
+
+        return self._accurate.encoder_hash if self._accurate is not None else file_sha256(ensure(DEFAULT_MODEL))
+
+    def fast_hash(self) -> str:
+        """The static table's hash, without loading it ("" when the table is missing)."""
+        from routers.encoder import file_sha256
+        from routers.encoders.static import DEFAULT_TABLE
+
+        if self._fast is not None:
+            return str(self._fast.encoder_hash)
+        return file_sha256(DEFAULT_TABLE) if DEFAULT_TABLE.exists() else ""
+
+    def embed_utterances(self, texts: Sequence[str]) -> np.ndarray:
+        """Semantic-route utterances with MiniLM, each embedded once for the life of the process."""
+        with self._lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._utterances]
+            if missing:
+                self._utterances.update(zip(missing, self.accurate().embed(missing)))
+            return np.stack([self._utterances[t] for t in texts]).astype(np.float32)
 
 
 def _warn_encoder_mismatch(path: Path, meta: dict[str, Any], encoder_hash: str) -> None:
@@ -171,7 +210,7 @@ def _load_router(base: Path, path: str, cache: dict[str, Any]) -> Any:
     return router
 
 
-def resolve_tier(pol: Policy, router: Any, fast_router: Any) -> tuple[str, Any]:
+def resolve_tier(pol: Policy, router: Any, fast_router: Any, encoders: Encoders) -> tuple[str, Any]:
     """The policy's encoder tier (``auto`` resolved from what its routers were trained on).
 
     Returns ``(tier, StaticEncoder or None)``; a router scoring a tier whose encoder it does not
@@ -181,36 +220,38 @@ def resolve_tier(pol: Policy, router: Any, fast_router: Any) -> tuple[str, Any]:
 
     meta = getattr(router, "meta", {}) or {}
     fast_meta = getattr(fast_router, "meta", {}) or {}
-    fast_hash = _fast_hash() if pol.encoder != "accurate" else ""
+    fast_hash = encoders.fast_hash() if pol.encoder != "accurate" else ""
     tier = pol.encoder
     if tier == "auto":
-        acc_ok = bool(encoder_hashes(meta)) and accepts_encoder(meta, _accurate_hash())
+        acc_ok = bool(encoder_hashes(meta)) and accepts_encoder(meta, encoders.accurate_hash())
         tier = ("tiered" if acc_ok else "fast") if fast_hash in encoder_hashes(fast_meta) else "accurate"
     if tier in ("accurate", "tiered"):
-        _warn_encoder_mismatch(Path(getattr(router, "path", "")), meta, _accurate_hash())
+        _warn_encoder_mismatch(Path(getattr(router, "path", "")), meta, encoders.accurate_hash())
     if tier == "accurate":
         return tier, None
-    from routers.encoders.static import StaticEncoder
-
     _warn_encoder_mismatch(Path(getattr(fast_router, "path", "")), fast_meta, fast_hash)
-    return tier, StaticEncoder.default()
+    return tier, encoders.fast()
 
 
-def build_policies(cfg: Config, base: Path, router_cache: dict[str, Any] | None = None) -> dict[str, PolicyRuntime]:
+def build_policies(
+    cfg: Config, base: Path, router_cache: dict[str, Any] | None = None, encoders: Encoders | None = None
+) -> dict[str, PolicyRuntime]:
+    """Every policy's runtime; ``encoders``: the process's (``Services.encoders``), else fresh ones."""
     from gateway.policy.semantic import build_index
     from routers.encoders.tiered import strong_win_cdf
 
     out: dict[str, PolicyRuntime] = {}
     router_cache = router_cache if router_cache is not None else {}
+    encoders = encoders or Encoders()
     for name, pol in cfg.policies.items():
         pr = PolicyRuntime(name, pol)
-        pr.semantic = build_index(pol.semantic_routes)
+        pr.semantic = build_index(pol.semantic_routes, encoders.embed_utterances) if pol.semantic_routes else None
         obj = pol.objective
         if pol.router:
             router = _load_router(base, pol.router.path, router_cache)
             pr.router = router
             pr.fast_router = _load_router(base, pol.router.fast_path, router_cache) if pol.router.fast_path else router
-            pr.encoder, pr.fast_encoder = resolve_tier(pol, router, pr.fast_router)
+            pr.encoder, pr.fast_encoder = resolve_tier(pol, router, pr.fast_router, encoders)
             pr.fast_cdf = strong_win_cdf(getattr(pr.fast_router, "meta", {}) or {})
             pr.model_map = {c: pol.router.model_map.get(c, c) for c in pol.candidates}
             inverse = {v: k for k, v in pr.model_map.items()}
@@ -254,11 +295,10 @@ def build_clients(
     return clients
 
 
-def make_embedder(settings: Any) -> Any:
+def make_embedder(settings: Any, encoders: Encoders) -> Any:
     """The micro-batching encoder the routers, semantic routes, cascade checker and cache share."""
     from gateway import metrics
     from routers.batching import AsyncEmbedder
-    from routers.encoder import Encoder
 
     def on_batch(size: int, seconds: float) -> None:
         metrics.EMBEDDING_BATCH.observe(size)
@@ -268,7 +308,7 @@ def make_embedder(settings: Any) -> Any:
         metrics.CACHE.labels("embedding", "hit" if hit else "miss").inc()
 
     return AsyncEmbedder(
-        Encoder.default(settings.encoder_threads),  # made here first at startup (services.start)
+        encoders.accurate(),
         max_batch=settings.embed_max_batch,
         max_wait_ms=settings.embed_max_wait_ms,
         pad_slack=settings.embed_pad_slack,

@@ -24,7 +24,15 @@ from gateway.outcomes.recorder import Recorder
 from gateway.outcomes.stores import Store, make_store
 from gateway.policy.loader import find_config, load_config
 from gateway.reload import Reloader, export_objectives
-from gateway.runtime import Runtime, RuntimeHolder, build_clients, build_policies, make_embedder, needs_encoder
+from gateway.runtime import (
+    Encoders,
+    Runtime,
+    RuntimeHolder,
+    build_clients,
+    build_policies,
+    make_embedder,
+    needs_encoder,
+)
 from gateway.settings import Settings
 from gateway.state import InProcessState, SharedState, make_state
 from gateway.upstream.launcher import LocalServer, start_local_servers
@@ -42,6 +50,7 @@ the request context (``gateway.pipeline.context.RequestContext``)."""
 class Services:
     settings: Settings
     runtimes: RuntimeHolder
+    encoders: Encoders
     shared: SharedState
     learner: OnlineLearner
     store: Store
@@ -63,8 +72,10 @@ class Services:
         path = find_config(settings.config)
         cfg = load_config(path)
         local_servers, launched = await start_local_servers(cfg.upstreams)  # one that cannot start is left out
-        embedder = make_embedder(settings) if needs_encoder(cfg) else None
-        rt = Runtime(cfg, path, build_clients(cfg, launched), build_policies(cfg, path.parent), embedder)
+        encoders = Encoders(settings.encoder_threads)
+        embedder = make_embedder(settings, encoders) if needs_encoder(cfg) else None
+        policies = build_policies(cfg, path.parent, None, encoders)
+        rt = Runtime(cfg, path, build_clients(cfg, launched), policies, embedder)
         export_objectives(rt)
         runtimes = RuntimeHolder(rt)
         shared = make_state(secrets.resolve(cfg.server.redis_url), cfg.server.redis)
@@ -72,9 +83,15 @@ class Services:
         store = make_store(cfg.server)
         recorder = Recorder(store, cfg.server.outcome_queue_size)
         guard = Guard.open(cfg, shared)
-        reloader = Reloader(runtimes, path, launched, lambda c: make_embedder(settings) if needs_encoder(c) else None)
+        reloader = Reloader(
+            runtimes,
+            path,
+            launched,
+            encoders,
+            lambda c: make_embedder(settings, encoders) if needs_encoder(c) else None,
+        )
         reloader.on_swap.append(lambda _rt: learner.invalidate())
-        svc = cls(settings, runtimes, shared, learner, store, recorder, guard, reloader, local_servers)
+        svc = cls(settings, runtimes, encoders, shared, learner, store, recorder, guard, reloader, local_servers)
         from gateway.learning.shadow import ShadowService
 
         svc.shadow = ShadowService(store, shared)

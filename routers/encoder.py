@@ -119,7 +119,10 @@ class Encoder:
 
     @classmethod
     def default(cls, threads: int | None = None) -> Encoder:
-        """A process-wide shared encoder on the vendored assets (``threads``: when it is first made)."""
+        """A shared encoder for offline tools (train, eval, score, calibrate) in one process.
+
+        The gateway never calls this: its encoders belong to ``Services.encoders`` (``gateway.runtime.Encoders``).
+        """
         if cls._default is None:
             cls._default = cls(threads=threads)
         return cls._default

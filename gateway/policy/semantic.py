@@ -8,7 +8,6 @@ similarity to its closest utterance; the best-scoring route at or above its thre
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -18,24 +17,12 @@ from gateway.policy.schema import SemanticRoute
 
 EmbedFn = Callable[[Sequence[str]], np.ndarray]
 
-_cache: dict[str, np.ndarray] = {}
-_lock = threading.Lock()
-
 
 def embed_each(texts: Sequence[str]) -> np.ndarray:
-    """Embed ``texts`` with the shared encoder (bit-identical to embedding each alone)."""
+    """Embed ``texts`` with MiniLM (offline tools; the gateway embeds through ``runtime.Encoders``)."""
     from routers.encoder import Encoder
 
-    return Encoder.default().embed(list(texts))
-
-
-def default_embed(texts: Sequence[str]) -> np.ndarray:
-    """Embed with the process-wide encoder, caching utterances across reloads."""
-    with _lock:
-        missing = [t for t in dict.fromkeys(texts) if t not in _cache]
-        if missing:
-            _cache.update(zip(missing, embed_each(missing)))
-        return np.stack([_cache[t] for t in texts]).astype(np.float32)
+    return Encoder().embed(list(texts))
 
 
 @dataclass
@@ -51,7 +38,7 @@ class SemanticIndex:
         self.routes = list(routes)
         texts = [u for r in self.routes for u in r.utterances]
         self.owner = np.array([i for i, r in enumerate(self.routes) for _ in r.utterances], dtype=np.int64)
-        self.matrix = (embed or default_embed)(texts)
+        self.matrix = (embed or embed_each)(texts)
 
     def scores(self, emb: np.ndarray) -> np.ndarray:
         """Per-route score (max cosine over its utterances) for one or more prompt embeddings.

@@ -116,7 +116,10 @@ class StaticEncoder:
 
     @classmethod
     def default(cls) -> StaticEncoder:
-        """A process-wide shared encoder on the committed table."""
+        """A shared table for offline tools (train, eval, score, calibrate) in one process.
+
+        The gateway never calls this: its encoders belong to ``Services.encoders`` (``gateway.runtime.Encoders``).
+        """
         if cls._default is None:
             cls._default = cls()
         return cls._default
