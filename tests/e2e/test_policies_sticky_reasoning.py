@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import pytest
+import redis
 
 from tests.support.policies import chat, outcome, processes
 from tests.support.procs import upstream_entry
+from tests.support.wait import wait_until
 
 PREMIUM = {"x-shunter-tier": "premium"}
 
@@ -57,10 +60,21 @@ def test_session_stays_on_its_first_model_for_the_ttl(gateway, fake_upstream, tm
     resp, h = chat(gw, "hi", headers={**s1, "x-shunter-candidates": "cheap"})
     assert (resp.model, h["x-shunter-reason"]) == ("cheap", "static")
     assert chat(gw, "hi", headers=s1)[1]["x-shunter-reason"] == "sticky"
-    # after the TTL (sliding: from the last request) the session is decided afresh
-    assert chat(gw, "hi", headers={**s2, **PREMIUM})[0].model == "cheap"
-    time.sleep(1.8)  # the 1.5 s TTL must elapse; polling with requests would slide it forward
-    resp, h = chat(gw, "hi", headers={**s2, **PREMIUM})
+
+
+def test_after_the_ttl_the_session_is_decided_afresh(gateway, fake_upstream, redis_server):
+    """The TTL slides from the last request; its expiry is watched in Redis (reading the key there
+    does not slide it, as a request would)."""
+    gw = gateway(sticky_cfg(fake_upstream("cheap-v1"), fake_upstream("strong-v1"), ttl=1.5, redis_url=redis_server))
+    session = f"ttl-conv-{time.time_ns()}"
+    s = {"x-shunter-session": session}
+    assert chat(gw, "hi", headers=s)[0].model == "cheap"
+    assert chat(gw, "hi", headers={**s, **PREMIUM})[1]["x-shunter-reason"] == "sticky"
+    key = "shunter:sticky:chat:" + hashlib.sha256(session.encode()).hexdigest()[:32]
+    r = redis.Redis.from_url(redis_server)
+    assert r.exists(key) and 0 < r.pttl(key) <= 1500
+    wait_until(lambda: not r.exists(key), timeout=10, what="the sticky entry expired")
+    resp, h = chat(gw, "hi", headers={**s, **PREMIUM})
     assert (resp.model, h["x-shunter-reason"]) == ("strong", "rule")
 
 
