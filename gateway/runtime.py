@@ -252,7 +252,8 @@ def build_policies(
             pr.router = router
             pr.fast_router = _load_router(base, pol.router.fast_path, router_cache) if pol.router.fast_path else router
             pr.encoder, pr.fast_encoder = resolve_tier(pol, router, pr.fast_router, encoders)
-            pr.fast_cdf = strong_win_cdf(getattr(pr.fast_router, "meta", {}) or {})
+            cdf = strong_win_cdf(getattr(pr.fast_router, "meta", {}) or {})
+            pr.fast_cdf = tuple(cdf.tolist()) if cdf is not None else None  # floats: read per request
             pr.model_map = {c: pol.router.model_map.get(c, c) for c in pol.candidates}
             inverse = {v: k for k, v in pr.model_map.items()}
             meta = getattr(router, "meta", {}) or {}

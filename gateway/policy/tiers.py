@@ -70,11 +70,10 @@ def margin_of(
         return float("inf")
     strong = pr.strong if pr.strong in live_scored else None
     weak = pr.weak if pr.weak in live_scored else None
-    ch = choose(live_scored, costs, objective, strong=strong, weak=weak, strong_win=strong_win)
     pair_rule = objective.kind in ("threshold", "target_strong_share") and strong_win is not None and strong and weak
     if pair_rule and pr.fast_cdf is not None:  # in calibration percentiles (routers.encoders.tiered)
         return percentile_margin(strong_win, objective.value, pr.fast_cdf)  # type: ignore[arg-type]
-    return ch.margin
+    return choose(live_scored, costs, objective, strong=strong, weak=weak, strong_win=strong_win).margin
 
 
 async def score(

@@ -21,6 +21,7 @@ The ``accurate`` tier alone keeps the encoder's full cut.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,10 +41,22 @@ def strong_win_cdf(meta: dict) -> np.ndarray | None:
     return np.maximum.accumulate(np.asarray(q, dtype=np.float64))
 
 
-def percentile_margin(strong_win: float, threshold: float, cdf: np.ndarray) -> float:
+def _level(x: float, cdf: Sequence[float] | np.ndarray) -> float:
+    """``F(x)`` interpolated from quantiles ``cdf`` at even levels 0..1 (``np.interp``'s rule), in pure
+    Python: one call per request, where numpy's per-call overhead is most of the cost."""
+    n = len(cdf) - 1
+    if x <= cdf[0]:
+        return 0.0
+    if x >= cdf[n]:
+        return 1.0
+    i = bisect.bisect_right(cdf, x) - 1  # cdf[i] <= x < cdf[i + 1]
+    lo, hi = cdf[i], cdf[i + 1]
+    return (i + (x - lo) / (hi - lo if hi > lo else 1.0)) / n
+
+
+def percentile_margin(strong_win: float, threshold: float, cdf: Sequence[float] | np.ndarray) -> float:
     """``|F(strong_win) - F(threshold)|`` with ``F`` interpolated from the quantiles ``cdf``."""
-    levels = np.linspace(0.0, 1.0, len(cdf))
-    return float(abs(np.interp(strong_win, cdf, levels) - np.interp(threshold, cdf, levels)))
+    return abs(_level(float(strong_win), cdf) - _level(float(threshold), cdf))
 
 
 def margins(scores: RouterScores, threshold: float, cdf: np.ndarray | None = None) -> np.ndarray:
