@@ -42,6 +42,8 @@ from .data import RoutingTable, load_table, shared_data_dir, source_of
 from .evaluate import evaluate_scores, pair_curve, pair_metrics
 
 START, END = "<!-- lodo:start -->", "<!-- lodo:end -->"
+TIERS_START, TIERS_END = "<!-- lodo-tiers:start -->", "<!-- lodo-tiers:end -->"
+TIER_SHARE, TIER_BAND = 0.3, 0.075  # the default policy: target_strong_share 0.3, encoder_band 0.075
 ROUTELLM_PAIR = ("gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1")
 # LLMRouter has neither; its pair is its best model on average vs the best 8B model.
 LLMROUTER_PAIR = ("llama-3.1-nemotron-51b-instruct", "llama-3.1-8b-instruct")
@@ -253,6 +255,11 @@ def run_fold(
     w = fit(x, qtr, label_weights(qtr, groups, prior_kw.pop("balance", "source")), **prior_kw)
     res["prior"] = _metrics(fold, table, train, test, predict(w, emb))
     res["prior"]["seconds"] = round(time.time() - t0, 1)
+    if len(embs) == 2 and fold.pair:  # trained on both tiers: score MiniLM and the tiered rule too
+        res.update(_tiers(fold, table, train, test, predict(w, embs[-1]), predict(w, embs[0])))
+        res["ridge_accurate"] = _metrics(
+            fold, table, train, test, fit_ridge(embs[0][train], table.quality[train])(embs[0])
+        )
     if not baselines:
         return res
     res["ridge"] = _metrics(fold, table, train, test, fit_ridge(x, qtr)(emb))
@@ -260,6 +267,82 @@ def run_fold(
     if knn_q is not None:
         res["knn"] = _metrics(fold, table, train, test, knn_q)
     return res
+
+
+def _tiers(
+    fold: Fold, table: RoutingTable, train: np.ndarray, test: np.ndarray, q_fast: np.ndarray, q_acc: np.ndarray
+) -> dict:
+    """The fold's pair scored as the default policy serves it: the fast tier, MiniLM, and the
+    tiered rule (``gateway.policy.tiers``): MiniLM re-scores a prompt whose fast ``strong_win`` is
+    within ``TIER_BAND`` calibration percentiles of the threshold that sends ``TIER_SHARE`` of the
+    calibration prompts (here: the training rows) to the strong model."""
+    from .encoders.tiered import percentile_margin
+
+    assert fold.pair is not None
+    js, jw = (table.models.index(m) for m in fold.pair)
+    sw = 0.5 + 0.5 * (q_fast[:, js] - q_fast[:, jw])
+    cdf = np.maximum.accumulate(np.quantile(sw[train], np.linspace(0, 1, 101)))
+    threshold = float(np.quantile(sw[train], 1 - TIER_SHARE))
+    band = TIER_BAND
+    esc = np.array([percentile_margin(v, threshold, cdf) < band for v in sw.tolist()])
+    q_tier = np.where(esc[:, None], q_acc, q_fast)
+    out = {"prior_accurate": _metrics(fold, table, train, test, q_acc)}
+    out["prior_tiered"] = _metrics(fold, table, train, test, q_tier)
+    out["prior_tiered"]["escalated"] = float(esc[test].mean())
+    for k in ("prior_accurate", "prior_tiered"):
+        out[k].pop("many", None)  # the band is the pair rule's; many-model objectives differ
+    return out
+
+
+def render_tiers(results: list[dict]) -> str:
+    """The shipped prior on each encoder tier, per held-out pair fold, and the MiniLM ridge baseline."""
+    rows = [r for r in results if "prior_tiered" in r and "pair" in r["prior_tiered"]]
+    lines = [
+        TIERS_START,
+        "### The prior in each encoder tier (leave one data set out)",
+        "",
+        "Reproduce: `HF_HUB_OFFLINE=1 .venv/bin/python -m routers.lodo --encoder both --no-baselines --json-out lodo-both.json`",
+        "(about 15 minutes; `--no-baselines` skips the kNN and both-tier ridge columns of the table above). The prior is trained on both tiers' embeddings, as shipped; each held-out",
+        "fold is scored on the static table (`fast`), on MiniLM (`accurate`), and by the tiered rule the",
+        f"default policy runs (MiniLM cut to 64 tokens in the gateway, full here, for prompts within {TIER_BAND}",
+        f"calibration percentiles of the threshold that sends {TIER_SHARE:.0%} to the strong model).",
+        "`ridge` is one ridge regression per model on MiniLM embeddings of the same training rows.",
+        "",
+        "| held out | APGR fast | APGR tiered | escalated | APGR accurate | APGR ridge (MiniLM) "
+        "| gap kept at 30% strong: fast / tiered / accurate |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def apgr(r: dict, k: str) -> float | None:
+        v = r.get(k, {}).get("pair", {}).get("apgr")
+        return None if v is None else float(v)
+
+    def kept(r: dict, k: str) -> str:
+        v = r.get(k, {}).get("pair", {}).get("pgr_at", {}).get("0.3")
+        return f"{v:.0%}" if v is not None else "–"
+
+    means: dict[str, list[float]] = {"fast": [], "tiered": [], "accurate": [], "ridge": []}
+    for r in rows:
+        ridge = apgr(r, "ridge_accurate")
+        vals = {"fast": apgr(r, "prior"), "tiered": apgr(r, "prior_tiered"), "accurate": apgr(r, "prior_accurate")}
+        if not r["fold"].startswith("LLMRouter") and ridge is not None and None not in vals.values():
+            for k, v in {**vals, "ridge": ridge}.items():
+                means[k].append(float(v))  # type: ignore[arg-type]
+        fmt = {k: f"{v:.3f}" if v is not None else "–" for k, v in {**vals, "ridge": ridge}.items()}
+        lines.append(
+            f"| {r['fold']} | {fmt['fast']} | **{fmt['tiered']}** | {r['prior_tiered']['escalated']:.0%} | "
+            f"{fmt['accurate']} | {fmt['ridge']} | {kept(r, 'prior')} / {kept(r, 'prior_tiered')} / "
+            f"{kept(r, 'prior_accurate')} |"
+        )
+    if means["fast"]:
+        lines += [
+            "",
+            f"- Mean GPT-4 / Mixtral APGR over the {len(means['fast'])} folds: "
+            + ", ".join(f"{k} {np.mean(v):.3f}" for k, v in means.items())
+            + ".",
+        ]
+    lines += [TIERS_END, ""]
+    return "\n".join(lines)
 
 
 def shared_table() -> RoutingTable:
@@ -389,12 +472,12 @@ def _means(results: list[dict]) -> list[str]:
     return out
 
 
-def write_block(path: Path, block: str) -> None:
+def write_block(path: Path, block: str, start: str = START, end: str = END) -> None:
     """Replace (or append) the marked block in ``path``."""
     text = path.read_text() if path.exists() else ""
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + block.rstrip("\n") + rest.split(END, 1)[1]
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = head + block.rstrip("\n") + rest.split(end, 1)[1]
     else:
         notes = text.find("## Notes")
         text = text[:notes] + block + "\n" + text[notes:] if notes >= 0 else text + "\n" + block
@@ -407,11 +490,16 @@ def main(
     only: list[str] | None = typer.Option(None, "--only", help="folds whose name contains this"),
     from_json: Path | None = typer.Option(None, "--from-json", help="re-render a --json-out file, no training"),
     encoder: str = typer.Option("accurate", "--encoder", help="accurate, fast, or both (train on both, score fast)"),
+    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="ridge and kNN beside the prior"),
 ) -> None:
-    results = json.loads(from_json.read_text()) if from_json else run(only, encoder=encoder)
+    results = json.loads(from_json.read_text()) if from_json else run(only, encoder=encoder, baselines=baselines)
     if json_out and not from_json:
         json_out.write_text(json.dumps(results, indent=1, default=float))
-    if not only:
+    if only:
+        return
+    if any("prior_tiered" in r for r in results):  # --encoder both: the tiers' table
+        write_block(out, render_tiers(results), TIERS_START, TIERS_END)
+    else:
         write_block(out, render(results))
 
 

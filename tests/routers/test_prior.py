@@ -189,3 +189,28 @@ def test_calibrate_the_shipped_prior_for_a_pair_and_for_many_models():
     assert cheap["met"] and cheap["mean_cost"] <= 2e-5 < free["mean_cost"] and free["cost_weight"] == 0.0
     with pytest.raises(ValueError, match="between 0 and 1"):
         cost_weight_for(meta, top_share=1.2, models=nine)
+
+
+def test_lodo_fold_on_both_tiers_scores_fast_tiered_and_accurate(mixed_small, tmp_path, monkeypatch):
+    """Trained on both encoders' embeddings (as shipped): the fold is also scored on MiniLM and by
+    the tiered rule, which escalates some prompts and never all, beside the MiniLM ridge baseline."""
+    from routers import lodo
+    from routers.encoders.static import StaticEncoder
+    from routers.lodo import TIERS_END, TIERS_START, folds, render_tiers, run_fold, task_of, write_block
+
+    tasks = task_of(mixed_small)
+    fold = next(f for f in folds() if f.name == "RouterBench arc-challenge")
+    embs = [table_embeddings(mixed_small), table_embeddings(mixed_small, StaticEncoder.default())]
+    r = run_fold(fold, mixed_small, embs, tasks, tmp_path, baselines=False, epochs=3)
+    for k in ("prior", "prior_tiered", "prior_accurate", "ridge_accurate"):
+        assert 0 <= r[k]["pair"]["apgr"] <= 2, k
+    assert 0 <= r["prior_tiered"]["escalated"] <= 1
+    monkeypatch.setattr(lodo, "TIER_BAND", 1.01)  # every prompt inside the band: tiered is MiniLM
+    r = run_fold(fold, mixed_small, embs, tasks, tmp_path, baselines=False, epochs=3)
+    assert r["prior_tiered"]["escalated"] == 1
+    assert r["prior_tiered"]["pair"]["apgr"] == r["prior_accurate"]["pair"]["apgr"]
+    doc = tmp_path / "eval.md"
+    doc.write_text("# Router evaluation\n\n## Notes\n\n- kept\n")
+    write_block(doc, render_tiers([r]), TIERS_START, TIERS_END)
+    text = doc.read_text()
+    assert text.count(TIERS_START) == 1 and "| RouterBench arc-challenge |" in text and text.endswith("- kept\n")
