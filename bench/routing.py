@@ -65,12 +65,13 @@ async def _decide(embedder: Any, router: Any, text: str) -> None:
     router.score(emb[None, :])
 
 
-def _margin(router: Any, emb: np.ndarray, threshold: float) -> float:
+def _margin(router: Any, emb: np.ndarray, threshold: float, cdf: Any) -> float:
     """Score one embedding and return the decision margin (what the gateway's tiers compute:
-    calibration percentiles for a pair router with stored quantiles)."""
-    from routers.encoders.tiered import margins, strong_win_cdf
+    calibration percentiles ``cdf`` for a pair router with stored quantiles, read once per router
+    as the gateway reads them once per policy load)."""
+    from routers.encoders.tiered import margins
 
-    return float(margins(router.score(emb[None, :]), threshold, strong_win_cdf(router.meta))[0])
+    return float(margins(router.score(emb[None, :]), threshold, cdf)[0])
 
 
 async def real_prompts_bench(
@@ -79,24 +80,25 @@ async def real_prompts_bench(
     """fast / accurate / tiered decisions on real unique prompts, one at a time."""
     from bench.prompts import real_prompts
     from routers.calibration import strong_share_threshold
-    from routers.encoders.tiered import ESCALATION_MAX_TOKENS
+    from routers.encoders.tiered import ESCALATION_MAX_TOKENS, strong_win_cdf
 
+    cdf = strong_win_cdf(router.meta)
     threshold = strong_share_threshold(router.meta, 0.5, router.meta.get("strong"), router.meta.get("weak"))
     texts = [f"{t}\n(request {seed}-{i})" for i, t in enumerate(real_prompts(n, seed))]
     lat: dict[str, list[float]] = {"fast": [], "tiered": [], "accurate": []}
     escalated = 0
     for i, t in enumerate(texts):
         t0 = time.perf_counter()
-        _margin(router, fast.embed_one(t), threshold)
+        _margin(router, fast.embed_one(t), threshold, cdf)
         lat["fast"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        _margin(router, await embedder.embed_one(t), threshold)
+        _margin(router, await embedder.embed_one(t), threshold, cdf)
         lat["accurate"].append(time.perf_counter() - t0)
         u = t + f" (tiered {i})"  # unseen by the embedder's cache
         t0 = time.perf_counter()
-        if _margin(router, fast.embed_one(u), threshold) < band:
+        if _margin(router, fast.embed_one(u), threshold, cdf) < band:
             escalated += 1
-            _margin(router, await embedder.embed_one(u, max_tokens=ESCALATION_MAX_TOKENS), threshold)
+            _margin(router, await embedder.embed_one(u, max_tokens=ESCALATION_MAX_TOKENS), threshold, cdf)
         lat["tiered"].append(time.perf_counter() - t0)
     out: dict[str, Any] = {k: pct(v) for k, v in lat.items()}
     out["tiered"]["escalated_share"] = escalated / max(1, len(texts))
@@ -109,11 +111,13 @@ async def bench(router_path: Path, n: int, concurrency: int, lengths: list[int],
     from routers.batching import AsyncEmbedder
     from routers.encoder import Encoder
     from routers.encoders.static import StaticEncoder
+    from routers.encoders.tiered import strong_win_cdf
 
     encoder = Encoder.default()
     fast = StaticEncoder.default()
     embedder = AsyncEmbedder(encoder)
     router = load_router(router_path)
+    cdf = strong_win_cdf(router.meta)
     rng = random.Random(seed)
     out: dict[str, Any] = {
         "encoder_threads": encoder.threads,
@@ -137,7 +141,7 @@ async def bench(router_path: Path, n: int, concurrency: int, lengths: list[int],
         fcpu: list[float] = []
         for p in prompts[:n]:  # the fast tier has no cache: these cost what unseen prompts cost
             t0, c0 = time.perf_counter(), time.process_time()
-            _margin(router, fast.embed_one(p), 0.5)
+            _margin(router, fast.embed_one(p), 0.5, cdf)
             flat.append(time.perf_counter() - t0)
             fcpu.append(time.process_time() - c0)  # CPU: steady where wall time has preemption in it
         hits: list[float] = []

@@ -51,6 +51,16 @@ log = logging.getLogger("shunter")
 # What BertNormalizer maps to " " and BertPreTokenizer then splits on: Unicode White_Space less
 # the control characters (\x0b, \x0c, \x1c-\x1f, \x85), which clean_text deletes instead.
 _SPLIT = re.compile("[ \t\n\r\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
+# The characters Python's ``str.split()`` splits on and BERT deletes instead; without them (almost
+# every text) ``str.split()`` splits exactly where ``_SPLIT`` does, at a quarter of the cost.
+_DELETED = re.compile("[\x0b\x0c\x1c-\x1f\x85]")
+
+
+def split_chunks(text: str) -> list[str]:
+    """``text`` split where BERT's pre-tokeniser splits (no empty chunks)."""
+    if _DELETED.search(text):
+        return [c for c in _SPLIT.split(text) if c]
+    return text.split()
 
 
 def precut(text: str) -> str:
@@ -138,9 +148,10 @@ class StaticEncoder:
     def ids_of(self, text: str) -> np.ndarray:
         """One text's word-piece ids with a row, cut as the table reads them (cached per chunk)."""
         ids: list[int] = []
-        for chunk in _SPLIT.split(precut(text or "")):
-            if chunk:
-                ids.extend(self._chunk_ids(chunk))
+        extend, cached = ids.extend, self._chunks.get
+        for chunk in split_chunks(precut(text or "")):
+            got = cached(chunk)
+            extend(got if got is not None else self._chunk_ids(chunk))
         if len(ids) > self.max_tokens:
             head = min(self.head_tokens, self.max_tokens)
             ids = ids[:head] + ids[len(ids) - (self.max_tokens - head) :]

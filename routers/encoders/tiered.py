@@ -62,6 +62,8 @@ def percentile_margin(strong_win: float, threshold: float, cdf: Sequence[float] 
 def margins(scores: RouterScores, threshold: float, cdf: np.ndarray | None = None) -> np.ndarray:
     """Per-prompt decision margin under a threshold objective (pair rule when there is a pair);
     in calibration percentiles when ``cdf`` (``strong_win_cdf``) is given and there is a pair."""
+    if cdf is not None and scores.strong_win is not None:  # the pair rule: percentiles only
+        return np.array([percentile_margin(sw, threshold, cdf) for sw in scores.strong_win.tolist()])
     obj = Objective("threshold", threshold)
     out = np.empty(len(scores.quality))
     for i, row in enumerate(scores.quality):

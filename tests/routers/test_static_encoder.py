@@ -21,6 +21,9 @@ def prompts(data_dir) -> list[str]:
     rows = json.loads((data_dir / "llmrouter" / "train.json").read_text())
     return [r["question"] for r in rows[::97]][:48] + [
         "What is the capital of France?",
+        # whitespace BERT splits on, and control characters it deletes (str.split would split there)
+        "tab\there new\nline nbsp\u00a0ideo\u3000graphic em\u2003space line\u2028sep",
+        "vertical\x0btab form\x0cfeed file\x1csep next\x85line unit\x1fsep",
         "",
         "x" * 30_000,  # one word over 100 characters: [UNK], which has no row
         "Summarise the history of the Roman republic in detail. " * 300,  # longer than the pre-cut
