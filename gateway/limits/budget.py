@@ -8,12 +8,11 @@ The check is a read, so concurrent requests can overshoot by at most their own c
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 
 from gateway.limits.keys import KeySpec
 from gateway.state import SharedState
-
-_cache: dict[tuple[str, int], tuple[str, float | None, str]] = {}
 
 
 def period(spec: KeySpec, now: dt.datetime | None = None) -> tuple[str, float | None, str]:
@@ -22,32 +21,35 @@ def period(spec: KeySpec, now: dt.datetime | None = None) -> tuple[str, float | 
     Computed once per second per period kind (it is on every budgeted request's path).
     """
     if now is None:
-        sec = int(time.time())
-        hit = _cache.get((spec.budget_period, sec))
-        if hit is None:
-            if len(_cache) > 64:
-                _cache.clear()
-            hit = _cache[(spec.budget_period, sec)] = _period(spec, dt.datetime.fromtimestamp(sec, dt.timezone.utc))
-        return hit
-    return _period(spec, now)
+        return _period_at(spec.budget_period, int(time.time()))
+    return _period(spec.budget_period, now)
 
 
-def _period(spec: KeySpec, now: dt.datetime) -> tuple[str, float | None, str]:
-    start = period_start(spec, now)
-    if spec.budget_period == "day":
+@functools.lru_cache(maxsize=64)
+def _period_at(kind: str, sec: int) -> tuple[str, float | None, str]:
+    """``_period`` at a whole second (a pure function, memoised: one computation per second)."""
+    return _period(kind, dt.datetime.fromtimestamp(sec, dt.timezone.utc))
+
+
+def _period(kind: str, now: dt.datetime) -> tuple[str, float | None, str]:
+    start = _start(kind, now)
+    if kind == "day":
         end = start + dt.timedelta(days=1)
         return now.strftime("%Y-%m-%d"), (end - now).total_seconds() + 3600, "per day (UTC)"
-    if spec.budget_period == "month":
+    if kind == "month":
         end = (start + dt.timedelta(days=32)).replace(day=1)
         return now.strftime("%Y-%m"), (end - now).total_seconds() + 3600, "per month (UTC)"
     return "total", None, "in total"
 
 
 def period_start(spec: KeySpec, now: dt.datetime | None = None) -> dt.datetime:
-    now = now or dt.datetime.now(dt.timezone.utc)
-    if spec.budget_period == "day":
+    return _start(spec.budget_period, now or dt.datetime.now(dt.timezone.utc))
+
+
+def _start(kind: str, now: dt.datetime) -> dt.datetime:
+    if kind == "day":
         return now.replace(hour=0, minute=0, second=0, microsecond=0)
-    if spec.budget_period == "month":
+    if kind == "month":
         return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     return dt.datetime.fromtimestamp(0, dt.timezone.utc)
 
