@@ -248,7 +248,8 @@ class Policy(Strict):
         le=1,
         description="tiered: re-score with MiniLM when the fast tier's decision margin is below this. For a "
         "threshold on strong_win it is in the router's calibration percentiles (0.05: prompts within 5 percentile "
-        "points of the threshold, ~10% of traffic); otherwise the chosen model's utility or quality lead.",
+        "points either side of the threshold, 10% of the calibration mix; 2-10% of real prompts measured); "
+        "otherwise the chosen model's utility or quality lead.",
     )
     allow_overrides: bool = True
     threshold_range: tuple[float, float] = (0.0, 1.0)
