@@ -139,17 +139,47 @@ class Head:
 
 @dataclass
 class Reg:
-    """Ridge precision on ``w`` (``None``: keep the deployed router unchanged)."""
+    """One candidate correction. ``w``: ridge precision (``None``: keep the deployed router
+    unchanged). ``blend == 0``: the domain-PCA head with precision ``w`` on its directions;
+    ``blend > 0``: ``(1 - blend) * base + blend * r(x)`` where ``r`` is a ridge regression of the
+    judged labels alone on the raw embedding (precision ``w``), for the models the labels cover."""
 
     w: float | None
     c: float = 1.0
+    blend: float = 0.0
 
     def label(self) -> str:
-        return "keep" if self.w is None else f"w={self.w:g}"
+        if self.w is None:
+            return "keep"
+        return f"blend={self.blend:g},ridge={self.w:g}" if self.blend else f"w={self.w:g}"
 
 
 KEEP = Reg(None)
-GRID = [KEEP] + [Reg(lam) for lam in (30.0, 10.0, 3.0, 1.0, 0.3)]
+HEADS = [Reg(lam) for lam in (30.0, 10.0, 3.0, 1.0, 0.3)]
+BLENDS = [Reg(lam, blend=om) for lam in (3.0, 10.0) for om in (0.3, 0.5, 0.7)]
+GRID = [KEEP, *HEADS, *BLENDS]
+
+
+@dataclass
+class Linear:
+    """A correction in the served form: ``q = alpha * p + x @ w + b`` on the raw embedding ``x``."""
+
+    alpha: np.ndarray  # (m,)
+    w: np.ndarray  # (dim, m)
+    b: np.ndarray  # (m,)
+
+    @classmethod
+    def identity(cls, m: int, dim: int) -> Linear:
+        return cls(np.ones(m), np.zeros((dim, m)), np.zeros(m))
+
+    @classmethod
+    def of_head(cls, head: Head, basis: Basis) -> Linear:
+        """``head`` over ``basis``'s PCA features folded into one linear map of the embedding."""
+        w_eff = basis.comp @ head.w / basis.scale
+        return cls(1.0 + head.c, w_eff, head.beta - head.c * head.center - basis.mean @ w_eff)
+
+    def predict(self, p: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return self.alpha[None, :] * p + np.asarray(x, np.float64) @ self.w + self.b[None, :]
 
 
 def _design(p: np.ndarray, f: np.ndarray, center: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -176,8 +206,8 @@ def fit_head(p: np.ndarray, f: np.ndarray, judged: Judged, reg: Reg) -> Head:
         return Head.identity(m, d)
     y = judged.scores
     obs = np.isfinite(y)
-    with np.errstate(all="ignore"):
-        center = np.where(obs.any(0), np.nanmean(np.where(obs, p, np.nan), axis=0), p.mean(0))
+    cnt = obs.sum(0)
+    center = np.where(cnt > 0, np.where(obs, p, 0.0).sum(0) / np.maximum(cnt, 1), p.mean(0))
     rows, cols = np.nonzero(obs)
     g = _design(p, f, center, rows, cols)
     r = y[rows, cols] - p[rows, cols]
@@ -190,6 +220,67 @@ def fit_head(p: np.ndarray, f: np.ndarray, judged: Judged, reg: Reg) -> Head:
     pen = np.tile(np.concatenate([[reg.c, 1e-3], np.full(d, reg.w)]), m)
     theta = np.linalg.solve(g.T @ g + np.diag(pen), g.T @ r).reshape(m, k)
     return Head(theta[:, 0], center, theta[:, 1], theta[:, 2:].T.copy())
+
+
+def _solve(g: np.ndarray, r: np.ndarray, pen: np.ndarray) -> np.ndarray:
+    """argmin ``|g theta - r|^2 + sum(pen * theta^2)``, in the primal or the dual (kernel) form,
+    whichever system is smaller."""
+    if g.shape[0] >= g.shape[1]:
+        return np.linalg.solve(g.T @ g + np.diag(pen), g.T @ r)
+    gi = g / pen[None, :]
+    return gi.T @ np.linalg.solve(gi @ g.T + np.eye(g.shape[0]), r)
+
+
+def fit_refit(x: np.ndarray, judged: Judged, lam: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ridge regression of the judged labels **alone** (no base router) on the raw embedding:
+    ``r_m(x) = x @ W_m + b_m`` for every model the labels cover (scores as ``r_m = y``, judge
+    pairs as ``r_a - r_b = 2t - 1``, solved jointly; intercepts almost unpenalised). Returns
+    ``(W (dim, m), b (m,), covered (m,) bool)``; uncovered models get zeros."""
+    x = np.asarray(x, np.float64)
+    n, dim = x.shape
+    m = judged.scores.shape[1]
+    obs = np.isfinite(judged.scores)
+    pr = judged.pairs
+    covered = obs.any(0)
+    if len(pr):
+        covered[pr[:, 1].astype(int)] = covered[pr[:, 2].astype(int)] = True
+    cols = np.flatnonzero(covered)
+    mu = x.mean(0) if n else np.zeros(dim)
+    xc = np.hstack([np.ones((n, 1)), x - mu])
+    pen = np.concatenate([[1e-3], np.full(dim, lam)])
+    w, b = np.zeros((dim, m)), np.zeros(m)
+    if not len(pr):  # scores only: one independent ridge per model
+        for c in cols:
+            ok = obs[:, c]
+            th = _solve(xc[ok], judged.scores[ok, c], pen)
+            w[:, c], b[c] = th[1:], th[0] - mu @ th[1:]
+        return w, b, covered
+    at = {int(c): k for k, c in enumerate(cols)}
+    k = dim + 1
+    rows, cc = np.nonzero(obs)
+    g = np.zeros((len(rows) + len(pr), len(cols) * k))
+    for e, (i, c) in enumerate(zip(rows, cc)):
+        g[e, at[int(c)] * k : (at[int(c)] + 1) * k] = xc[i]
+    for e, (i, a, bb, _t) in enumerate(pr, start=len(rows)):
+        g[e, at[int(a)] * k : (at[int(a)] + 1) * k] += xc[int(i)]
+        g[e, at[int(bb)] * k : (at[int(bb)] + 1) * k] -= xc[int(i)]
+    r = np.concatenate([judged.scores[rows, cc], 2 * pr[:, 3] - 1])
+    th = _solve(g, r, np.tile(pen, len(cols))).reshape(len(cols), k)
+    w[:, cols], b[cols] = th[:, 1:].T, th[:, 0] - mu @ th[:, 1:].T
+    return w, b, covered
+
+
+def fit_linear(p: np.ndarray, basis: Basis, judged: Judged, reg: Reg) -> Linear:
+    """The correction ``reg`` fitted on ``judged`` (``p``: the base router's quality on its rows),
+    in the served form."""
+    m, dim = p.shape[1], judged.emb.shape[1]
+    if reg.w is None:
+        return Linear.identity(m, dim)
+    if not reg.blend:
+        return Linear.of_head(fit_head(p, basis(judged.emb), judged, reg), basis)
+    w, b, covered = fit_refit(judged.emb, judged, reg.w)
+    om = np.where(covered, reg.blend, 0.0)
+    return Linear(1.0 - om, w * om[None, :], b * om)
 
 
 def _pair_error(q: np.ndarray, judged: Judged) -> np.ndarray:
@@ -210,7 +301,7 @@ def _pair_error(q: np.ndarray, judged: Judged) -> np.ndarray:
 
 
 def select_reg(
-    p: np.ndarray, f: np.ndarray, judged: Judged, grid: list[Reg] = GRID, folds: int = 5, seed: int = 0
+    p: np.ndarray, basis: Basis, judged: Judged, grid: list[Reg] = GRID, folds: int = 5, seed: int = 0
 ) -> tuple[Reg, list[dict[str, Any]]]:
     """The grid entry with the lowest k-fold error of the models' quality *differences* (what a
     routing decision compares), "keep the deployed router" among them."""
@@ -223,8 +314,8 @@ def select_reg(
         err = np.zeros(n)
         for k in range(folds):
             tr, te = np.flatnonzero(part != k), np.flatnonzero(part == k)
-            head = fit_head(p[tr], f[tr], judged.take(tr), reg)
-            err[te] = _pair_error(head.predict(p[te], f[te]), judged.take(te))
+            lin = fit_linear(p[tr], basis, judged.take(tr), reg)
+            err[te] = _pair_error(lin.predict(p[te], judged.emb[te]), judged.take(te))
         table.append({"reg": reg.label(), "cv_error": float(err.mean())})
     best = min(range(len(grid)), key=lambda i: table[i]["cv_error"])
     return grid[best], table
@@ -297,13 +388,9 @@ def adapt(
     dom = judged.emb if domain_emb is None or not len(domain_emb) else np.vstack([judged.emb, domain_emb])
     basis = Basis.fit(dom, dims)
     p = prior_quality(base, judged.emb, models)
-    f = basis(judged.emb)
-    reg, cv = select_reg(p, f, judged, grid, seed=seed)
-    head = fit_head(p, f, judged, reg)
-    # q = a1 * p + d1(x) with a1 = 1 + c and d1(x) = x @ w_eff + b_eff (the PCA folded in)
-    a1 = 1.0 + head.c
-    w_eff = basis.comp @ head.w / basis.scale
-    b_eff = head.beta - head.c * head.center - basis.mean @ w_eff
+    reg, cv = select_reg(p, basis, judged, grid, seed=seed)
+    lin = fit_linear(p, basis, judged, reg)
+    a1, w_eff, b_eff = lin.alpha, lin.w, lin.b  # q = a1 * p + x @ w_eff + b_eff
     root, a0, w0, b0 = _flatten(base, models, basis.comp.shape[0])
     if root is None:
         alpha, w_all, b_all, src = a1, w_eff, b_eff, Path(base_dir)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .adapt import Judged, adapt
+from .adapt import GRID, Judged, Reg, adapt
 from .base import load_router
 from .data import RoutingTable, load_table
 from .evaluate import evaluate_scores
@@ -58,7 +58,10 @@ def learn_curve(
     budgets: Sequence[int],
     seed: int = 0,
     log: Callable[[str], None] = lambda s: None,
+    grid: list[Reg] | None = None,
 ) -> dict[str, Any]:
+    """The curve ``learn-curve`` writes. ``grid``: the candidate corrections ``adapt`` chooses
+    among (default: ``routers.adapt.GRID``, what ``retrain`` uses; reports compare subsets)."""
     if any(b < 0 for b in budgets):
         raise ValueError("budgets must be >= 0")
     table = load_table(data, fmt)
@@ -76,7 +79,14 @@ def learn_curve(
                 chosen = "as shipped"
             else:
                 out = Path(tmp) / f"k{k}"
-                meta = adapt(router_dir, judged_rows(table, emb, stream[:k]), out, domain_emb=emb[stream], seed=seed)
+                meta = adapt(
+                    router_dir,
+                    judged_rows(table, emb, stream[:k]),
+                    out,
+                    domain_emb=emb[stream],
+                    seed=seed,
+                    grid=GRID if grid is None else grid,
+                )
                 router = load_router(out)
                 chosen = meta["adaptation"]["chosen"]
             res = evaluate_scores(eval_t, router.score(eval_e), router.meta, with_baselines=True)
@@ -93,6 +103,37 @@ def learn_curve(
         "baseline_random": random_v,
         "rows": {"stream": int(len(stream)), "eval": int(len(ev))},
     }
+
+
+def ridge_curve(
+    data: Sequence[str | Path] | str | Path,
+    fmt: str,
+    budgets: Sequence[int],
+    seed: int = 0,
+    alpha: float = 1.0,
+    pair: tuple[str, str] | None = None,
+) -> list[float]:
+    """The naive baseline on ``learn_curve``'s split: per budget ``k``, one ridge regression per
+    model (``alpha``) on the MiniLM embeddings of the first ``k`` stream rows' revealed outcomes,
+    no deployed router, scored on the evaluation half (APGR of ``pair`` = (strong, weak), by
+    default the data's better and worse model)."""
+    from .base import RouterScores
+    from .lodo import fit_ridge
+
+    table = load_table(data, fmt)
+    emb = table_embeddings(table)
+    stream, ev = stream_eval_split(len(table), seed)
+    eval_t = table.subset(ev)
+    meta = {"strong": pair[0], "weak": pair[1]} if pair else {}
+    out = []
+    for k in budgets:
+        if k == 0:
+            out.append(0.5)  # no labels: every prompt scores the same, the random router's APGR
+            continue
+        q = fit_ridge(emb[stream[:k]], table.quality[stream[:k]], alpha)(emb[ev])
+        res = evaluate_scores(eval_t, RouterScores(list(table.models), q), meta, with_baselines=True)
+        out.append(metric_of(res)[1])
+    return out
 
 
 def plot_curve(result: dict[str, Any], path: str | Path, title: str = "") -> None:

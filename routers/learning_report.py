@@ -3,10 +3,14 @@
     SHUNTER_DATA_DIR=../shared/data .venv/bin/python -m routers.learning_report [--seeds 0,1,2] [--only NAME]
 
 For each setup a router trained **without** a data set (the shipped kNN pair router, trained on
-MMLU only, or the shipped recipe of a family fitted on the other data sets) is adapted to that
-data set by ``routers.learncurve.learn_curve``: seeded stream/evaluation
-halves, the first k stream rows judged, APGR (pairs) or AIQ (many models) on the evaluation
-half. Writes ``bench/results/learning_curves.json`` and ``docs/img/learn-<setup>.png``.
+MMLU only; the shipped recipe of a family fitted on the other data sets; or the universal
+prior's shipped recipe trained on all of ``../shared/data`` but one ``routers.lodo`` fold, cached
+under ``<cache root>/learning-report``) is adapted to that data set by
+``routers.learncurve.learn_curve``: seeded stream/evaluation halves, the first k stream rows
+judged, APGR (pairs) or AIQ (many models) on the evaluation half. Pair setups are compared, on
+the same splits, with the domain-PCA head alone (``adapt``'s grid before the blends) and a
+plain per-model ridge on MiniLM fitted on the same k labels (no deployed router). Writes
+``bench/results/learning_curves.json`` and ``docs/img/learn-<setup>.png``.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from typing import Any
 import numpy as np
 import typer
 
+from .adapt import HEADS, KEEP
 from .data import load_table, shared_data_dir
-from .learncurve import learn_curve, plot_curve
+from .learncurve import learn_curve, plot_curve, ridge_curve
 from .train import train_router
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +43,36 @@ MATH_TARGET = ("elementary_mathematics", "college_mathematics", "abstract_algebr
 BUDGETS = [0, 50, 100, 200, 400]
 RB_PAIR = ("gpt-4-1106-preview", "mistralai/mixtral-8x7b-chat")  # RouterBench's names for the MMLU pair
 SHIPPED_KNN = ROOT / "routers" / "artifacts" / "knn-mmlu"
+
+
+# setup -> ``routers.lodo`` fold whose rows the universal prior is trained without
+PRIOR_FOLDS = {"prior-mmlu-math": "MMLU math subjects", "prior-arc": "RouterBench arc-challenge"}
+
+
+def prior_without(fold_name: str, cache: Path | None = None, log=print) -> Path:
+    """The shipped universal prior's recipe (``routers.build_defaults.DEFAULTS["prior"]``: every
+    data set in ``../shared/data``, both encoder tiers, seed 0) trained **without** the rows of
+    ``routers.lodo``'s fold ``fold_name``, exported as an artifact folder under ``cache``
+    (default ``<cache root>/learning-report``) and reused while the data, the fold, the recipe
+    and ``routers/prior.py`` are unchanged."""
+    import hashlib
+
+    from .build_defaults import DEFAULTS
+    from .lodo import folds, shared_table, task_of
+    from .settings import RouterSettings
+
+    kind, _fmt, opts = DEFAULTS["prior"]
+    table = shared_table()
+    fold = next(f for f in folds() if f.name == fold_name)
+    keep = np.flatnonzero(~fold.held_out(table, task_of(table)))
+    recipe = json.dumps([table.data_hash, fold_name, kind, opts, int(len(keep))], sort_keys=True)
+    key = hashlib.sha256(recipe.encode() + (ROOT / "routers" / "prior.py").read_bytes()).hexdigest()[:12]
+    out = (cache or RouterSettings().cache_root() / "learning-report") / f"prior-without-{key}"
+    if (out / "router.json").exists():
+        return out
+    log(f"training the prior without {fold_name!r} ({len(keep)} of {len(table)} rows) into {out}")
+    train_router(kind, table.subset(keep), out, seed=0, **opts)
+    return out
 
 
 def _mmlu(subjects: Any, keep: bool) -> list[Path]:
@@ -103,6 +138,22 @@ SETUPS: dict[str, tuple[str | None, str, Any, str, Any, str]] = {
         lambda work: _rb(("winograde",)),
         "11-model quality heads (CARROT) trained on RouterBench ARC+MBPP, adapting to Winogrande (AIQ)",
     ),
+    "prior-mmlu-math": (
+        "prior",
+        "",
+        None,
+        "routellm",
+        lambda work: _mmlu(MATH_TARGET, keep=True),
+        "universal prior (shipped recipe) trained without MMLU's 5 math subjects, adapting to 4 of them",
+    ),
+    "prior-arc": (
+        "prior",
+        "",
+        None,
+        "routellm",
+        lambda work: [rb_as_routellm("arc_challenge", work)],
+        "universal prior (shipped recipe) trained without RouterBench ARC-Challenge, adapting to it",
+    ),
 }
 
 
@@ -110,17 +161,30 @@ def run_setup(name: str, seeds: list[int], work: Path, log=print) -> dict[str, A
     family, tfmt, tfiles, dfmt, dfiles, desc = SETUPS[name]
     if family is None:
         base = SHIPPED_KNN
+    elif name in PRIOR_FOLDS:
+        base = prior_without(PRIOR_FOLDS[name], log=log)
     else:
         base = work / name
         train_router(family, load_table(tfiles(), tfmt), base, seed=0)
     data = dfiles(work / f"{name}-data")
     n = len(load_table(data, dfmt))
     budgets = [b for b in BUDGETS if b <= n // 2] + ([n // 2] if n // 2 < BUDGETS[-1] else [])
-    runs = []
+    runs, heads, ridge = [], [], []
+    pair = _pair(base)
     for s in seeds:
         log(f"{name} seed {s}")
         runs.append(learn_curve(base, data, dfmt, budgets, seed=s, log=log))
+        if runs[-1]["metric"] == "apgr" and pair:  # the comparisons of docs/learning.md
+            log(f"{name} seed {s}: the domain-PCA head alone (the adaptation before the blends)")
+            heads.append(learn_curve(base, data, dfmt, budgets, seed=s, log=log, grid=[KEEP, *HEADS])["values"])
+            ridge.append(ridge_curve(data, dfmt, budgets, seed=s, pair=pair))
+            log(f"{name} seed {s}: plain MiniLM ridge {np.round(ridge[-1], 4).tolist()}")
     vals = np.array([r["values"] for r in runs])
+    compare = {
+        key: {"mean": _mean_sd(np.array(v))[0], "sd": _mean_sd(np.array(v))[1], "seeds": dict(zip(map(str, seeds), v))}
+        for key, v in (("pca_head_only", heads), ("plain_ridge", ridge))
+        if v
+    }
     return {
         "description": desc,
         "family": family,
@@ -131,7 +195,19 @@ def run_setup(name: str, seeds: list[int], work: Path, log=print) -> dict[str, A
         "baseline_random": float(np.mean([r["baseline_random"] for r in runs])),
         "rows": runs[0]["rows"],
         "seeds": {str(s): r["values"] for s, r in zip(seeds, runs)},
+        **({"compare": compare} if compare else {}),
     }
+
+
+def _pair(base: Path) -> tuple[str, str] | None:
+    from .base import load_router
+
+    meta = load_router(base).meta
+    return (meta["strong"], meta["weak"]) if meta.get("strong") and meta.get("weak") else None
+
+
+def _mean_sd(vals: np.ndarray) -> tuple[list[float], list[float] | None]:
+    return vals.mean(0).round(4).tolist(), (vals.std(0, ddof=1).round(4).tolist() if len(vals) > 1 else None)
 
 
 def main(

@@ -11,7 +11,19 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from routers.adapt import KEEP, AdaptedRouter, Basis, Judged, Reg, adapt, fit_head, prior_quality
+from routers.adapt import (
+    KEEP,
+    AdaptedRouter,
+    Basis,
+    Judged,
+    Reg,
+    _solve,
+    adapt,
+    fit_head,
+    fit_linear,
+    fit_refit,
+    prior_quality,
+)
 from routers.base import load_router
 from routers.cli import register
 from routers.data import load_table
@@ -149,3 +161,64 @@ def test_learn_curve_cli(base_router, dirs, tmp_path):
     assert png.stat().st_size > 1000
     bad = CliRunner().invoke(app, [*args, "--budgets", "0,100000", "--json", str(out)])
     assert bad.exit_code == 2 and "exceeds the stream half" in bad.output
+
+
+@pytest.mark.parametrize("base", ["knn", "prior"])
+def test_blend_serves_what_was_fitted(base, base_router, target, tmp_path):
+    """The blend candidate (base router mixed with a ridge refit of the labels alone) is written
+    as the same linear head: the served, unclipped quality is the training-side prediction. The
+    universal prior (22 model names, 2 of them judged) keeps its other models unchanged."""
+    from routers.data import repo_root
+
+    t, emb = target
+    base_dir = base_router if base == "knn" else repo_root() / "routers/artifacts/prior"
+    reg = Reg(3.0, blend=0.5)
+    judged = _judged(t, emb, np.arange(0, 200))
+    meta = adapt(base_dir, judged, tmp_path / "a", grid=[reg])
+    assert meta["adaptation"]["chosen"] == "blend=0.5,ridge=3"
+    served, shipped = load_router(tmp_path / "a"), load_router(base_dir)
+    models = served.models
+    cols = [models.index(m) for m in t.models]
+    assert np.allclose(np.asarray(meta["alpha"])[cols], 0.5)
+    wide = Judged(judged.emb, models, np.full((len(judged), len(models)), np.nan))
+    wide.scores[:, cols] = judged.scores
+    p = prior_quality(shipped, judged.emb, models)
+    lin = fit_linear(p, Basis.fit(judged.emb, 0), wide, reg)
+    x = emb[200:260]
+    want = lin.predict(prior_quality(shipped, x, models), x)
+    np.testing.assert_allclose(served.raw(x), want, atol=2e-3)
+    others = [j for j in range(len(models)) if j not in cols]
+    np.testing.assert_allclose(served.raw(x)[:, others], prior_quality(shipped, x, models)[:, others], atol=1e-5)
+
+
+def test_refit_is_one_ridge_per_model(target):
+    """With per-model scores only, the refit is sklearn's ridge per model (intercept unpenalised)."""
+    from sklearn.linear_model import Ridge
+
+    t, emb = target
+    judged = _judged(t, emb, np.arange(150))
+    w, b, covered = fit_refit(judged.emb, judged, 3.0)
+    assert covered.all()
+    x = emb[150:200].astype(np.float64)
+    for j in range(len(t.models)):
+        ref = Ridge(alpha=3.0).fit(judged.emb, judged.scores[:, j])
+        np.testing.assert_allclose(x @ w[:, j] + b[j], ref.predict(x), atol=1e-3)
+
+
+def test_refit_from_judge_pairs_alone(target):
+    """Judge preferences only (no per-model scores): the pairs are solved jointly, in the dual
+    form when there are fewer equations than weights, and it is the same least-squares answer."""
+    t, emb = target
+    js, jw = t.models.index("gpt-4-1106-preview"), t.models.index("mistralai/Mixtral-8x7B-Instruct-v0.1")
+    idx = np.arange(120)
+    y = t.quality[idx]
+    pref = np.where(y[:, js] > y[:, jw], 1.0, np.where(y[:, js] < y[:, jw], 0.0, 0.5))
+    pairs = np.stack([np.arange(len(idx)), np.full(len(idx), js), np.full(len(idx), jw), pref], 1)
+    judged = Judged(emb[idx], list(t.models), np.full(y.shape, np.nan), pairs.astype(float))
+    w, b, covered = fit_refit(judged.emb, judged, 3.0)
+    assert covered[[js, jw]].all()
+    gain = emb[idx].astype(np.float64) @ (w[:, js] - w[:, jw]) + b[js] - b[jw]
+    assert np.corrcoef(gain, 2 * pref - 1)[0, 1] > 0.5  # fits its labels
+    rng = np.random.default_rng(0)
+    g, r, pen = rng.normal(size=(40, 90)), rng.normal(size=40), rng.uniform(0.5, 2.0, 90)
+    np.testing.assert_allclose(_solve(g, r, pen), np.linalg.solve(g.T @ g + np.diag(pen), g.T @ r), atol=1e-8)
