@@ -25,6 +25,10 @@ is the refit's. ``docs/eval.md`` (``routers.eval_report``) cross-validates the s
   to 1,000 prompts of each data set, scored on both encoders). It is trained on both encoder
   tiers' embeddings (``encoder="both"``), so one artifact serves fast, accurate and tiered
   policies; ``metrics.lodo`` scores the held-out folds on the fast tier's embeddings.
+- ``prior-fast``: the same recipe on the fast tier's embeddings alone (``encoder="fast"``), the
+  default policy's router: leaving one data set out it ranks held-out prompts better on the fast
+  tier than ``prior`` does there (mean GPT-4 / Mixtral APGR 0.534 against 0.518; the MiniLM ridge
+  baseline 0.528), because none of its capacity goes to MiniLM's space.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ DEFAULTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "cost-routerbench": ("cost", "routerbench", {}),
     "answer-check": ("answer-check", "routerbench", {}),
     "prior": ("prior", "mixed", {"encoder": "both"}),
+    "prior-fast": ("prior", "mixed", {"encoder": "fast"}),
 }
 
 
@@ -109,7 +114,9 @@ def _lodo_metrics(opts: dict[str, Any], log: Any) -> dict[str, Any]:
             **({"aiq": round(p["many"]["aiq"], 4)} if "many" in p else {}),
             **({"gap_kept_at": {k: round(v, 4) for k, v in p["pair"]["pgr_at"].items()}} if "pair" in p else {}),
         }
-    scored = "the fast tier's embeddings" if opts.get("encoder") == "both" else "MiniLM embeddings"
+    scored = {"both": "the fast tier's embeddings", "fast": "the fast tier's embeddings"}.get(
+        str(opts.get("encoder")), "MiniLM embeddings"
+    )
     return {
         "recipe": f"trained on every other data set / task, scored on the held-out one ({scored})",
         "folds": out,

@@ -116,10 +116,15 @@ def _judge_view(
     return (float(np.mean(user)) if user else float("nan")), pairs
 
 
-def embeddings(outcomes: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+def tier_of(outcome: Any) -> str:
+    """The encoder tier that made a record's embedding (records from before tiers: MiniLM)."""
+    return str(getattr(outcome, "encoder_tier", None) or "accurate")
+
+
+def embeddings(outcomes: list[Any], tiers: set[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """((n, dim) float32, (n,) arrival times) of the outcomes that recorded a prompt embedding
-    (the unlabelled traffic)."""
-    kept = [o for o in outcomes if o.embedding]
+    (the unlabelled traffic); ``tiers``: only embeddings from these encoder tiers."""
+    kept = [o for o in outcomes if o.embedding and (tiers is None or tier_of(o) in tiers)]
     if not kept:
         return np.zeros((0, 384), np.float32), np.zeros(0)
     vecs = np.asarray([np.frombuffer(o.embedding, np.float16).astype(np.float32) for o in kept], np.float32)
@@ -131,12 +136,14 @@ def build(
     models: list[str],
     model_map: dict[str, str],
     items: dict[str, list[Feedback]] | None = None,
+    tiers: set[str] | None = None,
 ) -> FeedbackSet:
     """Keep rows with an embedding whose served model is one of the router's models.
 
-    ``items``: each request's feedback items (judge items become pairs, see :func:`to_judged`)."""
+    ``items``: each request's feedback items (judge items become pairs, see :func:`to_judged`).
+    ``tiers``: only embeddings from these encoder tiers (the ones the router was trained on)."""
     col = {m: j for j, m in enumerate(models)}
-    skipped = {"no_embedding": 0, "model_not_in_router": 0}
+    skipped = {"no_embedding": 0, "other_encoder_tier": 0, "model_not_in_router": 0}
     ids, ts, emb, served, score, cost = [], [], [], [], [], []
     pointwise: list[float] = []
     pairs: list[list[tuple[int, float]]] = []
@@ -145,6 +152,9 @@ def build(
         inner = model_map.get(o.served or "", o.served)
         if not o.embedding:
             skipped["no_embedding"] += 1
+            continue
+        if tiers is not None and tier_of(o) not in tiers:
+            skipped["other_encoder_tier"] += 1
             continue
         if inner not in col:
             skipped["model_not_in_router"] += 1

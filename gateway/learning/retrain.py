@@ -68,8 +68,26 @@ class Options:
     min_judged: int = 20
 
 
-def load_labelled(opts: Options, cfg: Any) -> tuple[list, dict, tuple[np.ndarray, np.ndarray], dict]:
-    """(labelled rows, feedback items per request id, every recorded prompt embedding of the window, info)."""
+def accepted_tiers(meta: dict[str, Any]) -> set[str]:
+    """The encoder tiers whose recorded embeddings a router can learn from: the ones it pins
+    (``fast`` the static table, ``accurate`` MiniLM; a router pinning neither takes MiniLM's)."""
+    from routers.base import encoder_hashes
+    from routers.encoder import DEFAULT_MODEL, file_sha256
+    from routers.encoder_build import ensure
+    from routers.encoders.static import DEFAULT_TABLE
+
+    pinned = encoder_hashes(meta)
+    tiers = {"fast"} if DEFAULT_TABLE.exists() and file_sha256(DEFAULT_TABLE) in pinned else set()
+    if not pinned or file_sha256(ensure(DEFAULT_MODEL)) in pinned:
+        tiers.add("accurate")
+    return tiers or {"accurate"}
+
+
+def load_labelled(
+    opts: Options, cfg: Any, tiers: set[str] | None = None
+) -> tuple[list, dict, tuple[np.ndarray, np.ndarray], dict]:
+    """(labelled rows, feedback items per request id, every recorded prompt embedding of the window
+    from the encoder ``tiers``, info)."""
     from gateway.outcomes.sqlite import SQLiteStore
 
     db = Path(opts.db or cfg.server.outcomes_path)
@@ -92,7 +110,7 @@ def load_labelled(opts: Options, cfg: Any) -> tuple[list, dict, tuple[np.ndarray
         info["since"] = since
         rows = store.labelled(opts.policy, since)
         items = {r.outcome.request_id: store.feedback(r.outcome.request_id) for r in rows}
-        domain = dataset.embeddings(store.outcomes(opts.policy, since))
+        domain = dataset.embeddings(store.outcomes(opts.policy, since), tiers)
         info["domain_prompts"] = len(domain[0])
         return rows, items, domain, info
     finally:
@@ -170,8 +188,9 @@ def run(opts: Options, log=print) -> dict[str, Any]:
     current = load_router(current_path)
     family = opts.family or ADAPT
     model_map = {c: pol.router.model_map.get(c, c) for c in pol.candidates}
-    rows, items, domain, data_info = load_labelled(opts, cfg)
-    fs = dataset.build(rows, list(current.models), model_map, items)
+    tiers = accepted_tiers(getattr(current, "meta", {}) or {})
+    rows, items, domain, data_info = load_labelled(opts, cfg, tiers)
+    fs = dataset.build(rows, list(current.models), model_map, items, tiers)
     by_id = {r.outcome.request_id: r.outcome for r in rows}
     version = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
     out_dir = (opts.out or Path("var/routers")) / opts.policy / version

@@ -36,7 +36,11 @@ class Outcome(BaseModel):
     error_type: str | None = None
     attempts: list[dict[str, Any]] = Field(default_factory=list)
     stream: bool = False
-    embedding: bytes | None = Field(None, description="float16 prompt embedding, raw bytes.")
+    embedding: bytes | None = Field(
+        None,
+        description="float16 prompt embedding, raw bytes, from the encoder tier that decided (encoder_tier; "
+        "both tiers embed into MiniLM's 384-d space).",
+    )
     prompt: str | None = Field(None, description="Kept only when the policy sets store_prompts: true.")
     escalations: int = Field(0, description="Runtime cascade escalations (each stage was a paid call).")
     extra_cost_usd: float | None = Field(None, description="Cost of earlier cascade stages, included in cost_usd.")

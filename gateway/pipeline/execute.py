@@ -81,7 +81,7 @@ def record_decision(ctx: RequestContext) -> None:
         "stream": chat.stream,
         "encoder_tier": d.encoder_tier or None,
     }
-    if d.embedding is not None and d.encoder_tier != "fast":  # MiniLM's only: learning retrains on them
+    if d.embedding is not None:  # the tier that decided (encoder_tier): learning retrains on these
         fields["embedding"] = d.embedding.astype(np.float16).tobytes()
     if d.policy and ctx.rt.policies[d.policy].cfg.store_prompts:
         fields["prompt"] = ctx.text

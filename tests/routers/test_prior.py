@@ -202,7 +202,7 @@ def test_lodo_fold_on_both_tiers_scores_fast_tiered_and_accurate(mixed_small, tm
     fold = next(f for f in folds() if f.name == "RouterBench arc-challenge")
     embs = [table_embeddings(mixed_small), table_embeddings(mixed_small, StaticEncoder.default())]
     r = run_fold(fold, mixed_small, embs, tasks, tmp_path, baselines=False, epochs=3)
-    for k in ("prior", "prior_tiered", "prior_accurate", "ridge_accurate"):
+    for k in ("prior", "prior_tiered", "prior_accurate", "ridge_accurate", "prior_fast_only"):
         assert 0 <= r[k]["pair"]["apgr"] <= 2, k
     assert 0 <= r["prior_tiered"]["escalated"] <= 1
     monkeypatch.setattr(lodo, "TIER_BAND", 1.01)  # every prompt inside the band: tiered is MiniLM
