@@ -231,6 +231,30 @@ def _solve(g: np.ndarray, r: np.ndarray, pen: np.ndarray) -> np.ndarray:
     return gi.T @ np.linalg.solve(gi @ g.T + np.eye(g.shape[0]), r)
 
 
+def _covered(judged: Judged) -> np.ndarray:
+    """(m,) bool: the models with at least one judged score or judge pair."""
+    covered = np.isfinite(judged.scores).any(0)
+    if len(judged.pairs):
+        covered[judged.pairs[:, 1].astype(int)] = covered[judged.pairs[:, 2].astype(int)] = True
+    return covered
+
+
+def share_aliases(lin: Linear, models: list[str], aliases: dict[str, str], covered: np.ndarray) -> Linear:
+    """A correction learned under one name of a model serves every name the base router declares
+    for it (the universal prior's ``aliases``: RouterBench's ``mistralai/mixtral-8x7b-chat`` is
+    the default pair's Mixtral), where that name has no labels of its own."""
+    groups: dict[str, list[int]] = {}
+    for j, name in enumerate(models):
+        groups.setdefault(aliases.get(name, name), []).append(j)
+    alpha, w, b = lin.alpha.copy(), lin.w.copy(), lin.b.copy()
+    for cols in groups.values():
+        src = [j for j in cols if covered[j]]
+        if len(src) == 1:  # none labelled, or several with labels of their own: leave them
+            for j in cols:
+                alpha[j], w[:, j], b[j] = alpha[src[0]], w[:, src[0]], b[src[0]]
+    return Linear(alpha, w, b)
+
+
 def fit_refit(x: np.ndarray, judged: Judged, lam: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Ridge regression of the judged labels **alone** (no base router) on the raw embedding:
     ``r_m(x) = x @ W_m + b_m`` for every model the labels cover (scores as ``r_m = y``, judge
@@ -241,9 +265,7 @@ def fit_refit(x: np.ndarray, judged: Judged, lam: float) -> tuple[np.ndarray, np
     m = judged.scores.shape[1]
     obs = np.isfinite(judged.scores)
     pr = judged.pairs
-    covered = obs.any(0)
-    if len(pr):
-        covered[pr[:, 1].astype(int)] = covered[pr[:, 2].astype(int)] = True
+    covered = _covered(judged)
     cols = np.flatnonzero(covered)
     mu = x.mean(0) if n else np.zeros(dim)
     xc = np.hstack([np.ones((n, 1)), x - mu])
@@ -390,6 +412,7 @@ def adapt(
     p = prior_quality(base, judged.emb, models)
     reg, cv = select_reg(p, basis, judged, grid, seed=seed)
     lin = fit_linear(p, basis, judged, reg)
+    lin = share_aliases(lin, models, base.meta.get("aliases") or {}, _covered(judged))
     a1, w_eff, b_eff = lin.alpha, lin.w, lin.b  # q = a1 * p + x @ w_eff + b_eff
     root, a0, w0, b0 = _flatten(base, models, basis.comp.shape[0])
     if root is None:
@@ -439,6 +462,7 @@ def _meta(
         "strong": strong,
         "weak": weak,
         "encoder": bm.get("encoder"),
+        **({"aliases": {a: c for a, c in bm["aliases"].items() if a in models}} if bm.get("aliases") else {}),
         **({"encoders": bm["encoders"]} if bm.get("encoders") else {}),
         "training_data": bm.get("training_data", []),
         "typical_output_tokens": bm.get("typical_output_tokens", {}),
