@@ -126,10 +126,11 @@ def start_fake(workdir: Path) -> Proc:
     return p
 
 
-def shunter_config(upstream: Proc, workdir: Path, router: Path | None) -> Path:
+def shunter_config(upstream: Proc, workdir: Path, router: Path | None, fast_router: Path | None = None) -> Path:
     """A policy file with a pass-through upstream and, given a router artifact, a learned policy
     per encoder tier (``learned-fast``, ``learned-tiered``, ``learned-accurate``: half the
-    calibration prompts to the strong model, the tiered band at its default)."""
+    calibration prompts to the strong model, the tiered band at its default). ``fast_router``:
+    the ``learned-fast`` policy's own router (one trained on the fast tier alone), if given."""
     entry = {
         "base_url": upstream.url + "/v1",
         "model": "fake-model",
@@ -149,10 +150,11 @@ def shunter_config(upstream: Proc, workdir: Path, router: Path | None) -> Path:
         models = meta["models"]
         strong, weak = meta.get("strong") or models[0], meta.get("weak") or models[1]
         for tier in ("fast", "tiered", "accurate"):  # the same router and objective in each encoder tier
+            path = fast_router if tier == "fast" and fast_router is not None else router
             cfg["policies"][f"learned-{tier}"] = {
                 "candidates": ["fake", "fake-strong"],
                 "router": {
-                    "path": str(router),
+                    "path": str(path),
                     "model_map": {"fake": weak, "fake-strong": strong},
                     "strong": "fake-strong",
                     "weak": "fake",

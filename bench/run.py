@@ -214,6 +214,10 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="shunter-bench-"))
     real = real_prompts(args.prompts)
     router, router_desc = router_for_bench(work, args.router, args.quick)
+    shipped_fast = procs.ROOT / "routers" / "artifacts" / "prior-fast"  # the default policy's router
+    fast_router = shipped_fast if not args.router and (shipped_fast / "router.onnx").exists() else None
+    if fast_router is not None:
+        router_desc += "; learned fast: routers/artifacts/prior-fast (trained on the fast tier alone)"
     load_before = os.getloadavg()
     print(f"bench workdir {work}; router: {router_desc}", flush=True)
     started: list[procs.Proc] = []
@@ -221,7 +225,7 @@ def main() -> None:
     try:
         up = procs.start_fake(work)
         started.append(up)
-        sw = procs.start_shunter(procs.shunter_config(up, work, router), work, args.workers)
+        sw = procs.start_shunter(procs.shunter_config(up, work, router, fast_router), work, args.workers)
         started.append(sw)
         ll = None
         if not args.no_litellm:

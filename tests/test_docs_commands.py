@@ -45,7 +45,7 @@ RUN = (
     ("shunter", "calibrate"),
     ("printf",),
 )
-OUTPUT_OPTIONS = {"--out", "--output", "-o", "--plot"}
+OUTPUT_OPTIONS = {"--out", "--output", "-o", "--plot", "--json-out"}
 PLACEHOLDER = re.compile(r"^(?:[A-Z][A-Z_]*|\[.*\]|<.*>|.*\.\.\.)$")
 PATHLIKE = re.compile(r"\.(?:ya?ml|jsonl?|png|csv|py|sh|md|sqlite)$")
 
