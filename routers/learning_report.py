@@ -46,7 +46,11 @@ SHIPPED_KNN = ROOT / "routers" / "artifacts" / "knn-mmlu"
 
 
 # setup -> ``routers.lodo`` fold whose rows the universal prior is trained without
-PRIOR_FOLDS = {"prior-mmlu-math": "MMLU math subjects", "prior-arc": "RouterBench arc-challenge"}
+PRIOR_FOLDS = {
+    "prior-mmlu-math": "MMLU math subjects",
+    "prior-arc": "RouterBench arc-challenge",
+    "prior-llmrouter-math": "LLMRouter math (rule)",
+}
 
 
 def prior_without(fold_name: str, cache: Path | None = None, log=print) -> Path:
@@ -104,6 +108,22 @@ def rb_as_routellm(task: str, out: Path) -> Path:
     return path
 
 
+def llmrouter_math(out: Path) -> Path:
+    """LLMRouter's math items (``routers.lodo.is_math``: the rows of the lodo fold) as an
+    LLMRouter ``train.json`` with its ``models.json``, cut into a scratch folder (never into the
+    repository)."""
+    import shutil
+
+    from .lodo import is_math
+
+    src = shared_data_dir() / "llmrouter"
+    out.mkdir(parents=True, exist_ok=True)
+    items = [it for it in json.loads((src / "train.json").read_text()) if is_math(it["question"])]
+    (out / "train.json").write_text(json.dumps(items))
+    shutil.copy(src / "models.json", out / "models.json")
+    return out / "train.json"
+
+
 # name -> (family or None for the shipped kNN, train format, train files, target format, target files, description)
 SETUPS: dict[str, tuple[str | None, str, Any, str, Any, str]] = {
     "mmlu-to-arc": (
@@ -146,6 +166,15 @@ SETUPS: dict[str, tuple[str | None, str, Any, str, Any, str]] = {
         lambda work: _mmlu(MATH_TARGET, keep=True),
         "universal prior (shipped recipe) trained without MMLU's 5 math subjects, adapting to 4 of them",
     ),
+    "prior-llmrouter-math": (
+        "prior",
+        "",
+        None,
+        "llmrouter",
+        lambda work: [llmrouter_math(work / "llmrouter-math")],
+        "universal prior (shipped recipe) trained without LLMRouter's math items (GSM8K-style word "
+        "problems and MATH, by routers.lodo.is_math), adapting to them (AIQ over its 9 models)",
+    ),
     "prior-arc": (
         "prior",
         "",
@@ -174,9 +203,9 @@ def run_setup(name: str, seeds: list[int], work: Path, log=print) -> dict[str, A
     for s in seeds:
         log(f"{name} seed {s}")
         runs.append(learn_curve(base, data, dfmt, budgets, seed=s, log=log))
-        if runs[-1]["metric"] == "apgr" and pair:  # the comparisons of docs/learning.md
-            log(f"{name} seed {s}: the domain-PCA head alone (the adaptation before the blends)")
-            heads.append(learn_curve(base, data, dfmt, budgets, seed=s, log=log, grid=[KEEP, *HEADS])["values"])
+        log(f"{name} seed {s}: the domain-PCA head alone (the adaptation before the blends)")
+        heads.append(learn_curve(base, data, dfmt, budgets, seed=s, log=log, grid=[KEEP, *HEADS])["values"])
+        if runs[-1]["metric"] == "apgr" and pair:  # a plain ridge needs no costs: pairs only
             ridge.append(ridge_curve(data, dfmt, budgets, seed=s, pair=pair))
             log(f"{name} seed {s}: plain MiniLM ridge {np.round(ridge[-1], 4).tolist()}")
     vals = np.array([r["values"] for r in runs])
