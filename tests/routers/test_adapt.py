@@ -29,7 +29,7 @@ from routers.base import load_router
 from routers.cli import register
 from routers.data import load_table
 from routers.evaluate import evaluate_scores
-from routers.learncurve import learn_curve, stream_eval_split
+from routers.learncurve import learn_curve, ridge_curve, stream_eval_split
 from routers.train import table_embeddings, train_router
 
 BASE_SUBJECTS = ("anatomy", "astronomy", "marketing", "virology", "high_school_biology")
@@ -246,3 +246,18 @@ def test_labels_under_an_alias_adapt_the_prior_pair(target, tmp_path):
     np.testing.assert_allclose(raw[:, cols[0]], raw[:, cols[1]], atol=1e-6)
     assert served.strong == shipped.strong and served.weak == "mistralai/Mixtral-8x7B-Instruct-v0.1"
     assert np.abs(served.score(x).strong_win - shipped.score(x).strong_win).max() > 0.01
+
+
+def test_ridge_curve_is_a_plain_refit_on_the_same_split(dirs, target):
+    """The report's naive baseline: per-model ridge on the first k stream rows, no router."""
+    from routers.evaluate import pair_metrics
+    from routers.lodo import fit_ridge
+
+    t, emb = target
+    pair = ("gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1")
+    vals = ridge_curve(dirs[1], "routellm", [0, 120], seed=2, pair=pair)
+    stream, ev = stream_eval_split(len(t), 2)
+    q = fit_ridge(emb[stream[:120]], t.quality[stream[:120]])(emb[ev]).astype(np.float64)
+    js, jw = (t.models.index(m) for m in pair)
+    want = pair_metrics(0.5 + 0.5 * (q[:, js] - q[:, jw]), t.quality[ev, js], t.quality[ev, jw])["apgr"]
+    assert vals[0] == 0.5 and vals[1] == pytest.approx(want, abs=1e-3)
