@@ -1,9 +1,10 @@
 """``shunter learn-curve``: how fast a deployed router learns from judged traffic.
 
 1. The data set's rows are split, seeded, into a *stream* half and an *evaluation* half.
-2. For each budget ``k`` the first ``k`` stream rows count as judged: their recorded outcomes
-   are revealed (per-model scores, as a judge would score each model's answer) and the router
-   is adapted by :func:`routers.adapt.adapt`, the code ``shunter retrain`` runs. The whole
+2. The prompts are embedded with the encoder the router pins (MiniLM, or the fast tier's static
+   table for a fast-tier router). For each budget ``k`` the first ``k`` stream rows count as
+   judged: their recorded outcomes are revealed (per-model scores, as a judge would score each
+   model's answer) and the router is adapted by :func:`routers.adapt.adapt`, the code ``shunter retrain`` runs. The whole
    stream half's embeddings (no labels) are the unlabelled traffic it also sees.
 3. The adapted artifact is loaded back through the serving path and scored on the evaluation
    half with ``eval``'s metrics: APGR for a strong/weak pair, else RouterBench AIQ.
@@ -37,6 +38,23 @@ def stream_eval_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return perm[:half], perm[half:]
 
 
+def encoder_of(meta: dict[str, Any]) -> Any:
+    """The encoder whose embeddings the router scores: MiniLM when it pins MiniLM (or nothing),
+    else the fast tier's static table when it pins that (a fast-tier router, e.g. ``prior-fast``)."""
+    from .base import encoder_hashes
+    from .encoder import Encoder
+
+    hashes = encoder_hashes(meta)
+    if not hashes or Encoder.default().encoder_hash in hashes:
+        return None  # table_embeddings' default: MiniLM
+    from .encoders.static import StaticEncoder
+
+    static = StaticEncoder.default()
+    if static.encoder_hash in hashes:
+        return static
+    raise ValueError(f"the router pins encoder(s) {[h[:12] for h in hashes]}, neither MiniLM nor the static table")
+
+
 def judged_rows(table: RoutingTable, emb: np.ndarray, idx: np.ndarray) -> Judged:
     """Rows ``idx`` with every recorded per-model outcome revealed."""
     return Judged(np.asarray(emb[idx], np.float32), list(table.models), np.asarray(table.quality[idx], float))
@@ -65,10 +83,10 @@ def learn_curve(
     if any(b < 0 for b in budgets):
         raise ValueError("budgets must be >= 0")
     table = load_table(data, fmt)
-    emb = table_embeddings(table)
+    base = load_router(router_dir)
+    emb = table_embeddings(table, encoder_of(base.meta))
     stream, ev = stream_eval_split(len(table), seed)
     eval_t, eval_e = table.subset(ev), emb[ev]
-    base = load_router(router_dir)
     metric, values, random_v = None, [], None
     with tempfile.TemporaryDirectory(prefix="learn-curve-") as tmp:
         for k in budgets:

@@ -261,3 +261,23 @@ def test_ridge_curve_is_a_plain_refit_on_the_same_split(dirs, target):
     js, jw = (t.models.index(m) for m in pair)
     want = pair_metrics(0.5 + 0.5 * (q[:, js] - q[:, jw]), t.quality[ev, js], t.quality[ev, jw])["apgr"]
     assert vals[0] == 0.5 and vals[1] == pytest.approx(want, abs=1e-3)
+
+
+def test_learn_curve_scores_a_fast_tier_router_on_its_own_encoder(dirs, target):
+    """``prior-fast`` pins the static table: learn-curve embeds with it, not MiniLM (budget 0 is
+    the shipped router on the evaluation half's static-table embeddings)."""
+    from routers.data import repo_root
+    from routers.encoders.static import StaticEncoder
+    from routers.learncurve import encoder_of
+
+    art = repo_root() / "routers/artifacts/prior-fast"
+    shipped = load_router(art)
+    enc = encoder_of(shipped.meta)
+    assert isinstance(enc, StaticEncoder)
+    assert encoder_of(load_router(repo_root() / "routers/artifacts/prior").meta) is None  # both tiers: MiniLM
+    t, _ = target
+    res = learn_curve(art, dirs[1], "routellm", [0, 60], seed=0)
+    _, ev = stream_eval_split(len(t), 0)
+    emb = table_embeddings(t, enc)
+    want = evaluate_scores(t.subset(ev), shipped.score(emb[ev]), shipped.meta)["pair"]["apgr"]
+    assert res["values"][0] == pytest.approx(want)
