@@ -54,6 +54,8 @@ class PriorRouter(OnnxRouter):
         canon = [aliases.get(m, m) for m in self.models]
         self.theta = np.asarray([ab[c]["theta"] for c in canon], np.float32)  # (M, d)
         self.bias = np.asarray([ab[c]["bias"] for c in canon], np.float32)  # (M,)
+        self.theta_t = np.ascontiguousarray(self.theta.T)  # (d, M)
+        self.pair_cols = self._pair_cols()
 
     def traits(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(a(x), e(x))``: shapes (n, d) and (n,)."""
@@ -62,9 +64,14 @@ class PriorRouter(OnnxRouter):
 
     def score(self, embeddings: np.ndarray) -> RouterScores:
         t, e = self.traits(embeddings)
-        q = _sigmoid(t @ self.theta.T + self.bias[None, :] + e[:, None])
-        cols = self._pair_cols()
-        sw = pair_strong_win(q, *cols) if cols else None
+        z = t @ self.theta_t  # (n, M) float32; the rest in place: this runs once per routed request
+        z += self.bias
+        z += e[:, None]
+        np.negative(z, out=z)
+        np.exp(z, out=z)
+        z += 1.0
+        q = np.reciprocal(z, out=z)
+        sw = pair_strong_win(q, *self.pair_cols) if self.pair_cols else None
         return RouterScores(self.models, q, sw, self.strong, self.weak)
 
 
