@@ -45,27 +45,30 @@ RB_PAIR = ("gpt-4-1106-preview", "mistralai/mixtral-8x7b-chat")  # RouterBench's
 SHIPPED_KNN = ROOT / "routers" / "artifacts" / "knn-mmlu"
 
 
-# setup -> ``routers.lodo`` fold whose rows the universal prior is trained without
+# setup -> (``routers.lodo`` fold whose rows the universal prior is trained without, the
+# ``routers.build_defaults`` recipe: ``prior`` on both encoder tiers, ``prior-fast`` on the
+# static table only, the default policy's router)
 PRIOR_FOLDS = {
-    "prior-mmlu-math": "MMLU math subjects",
-    "prior-arc": "RouterBench arc-challenge",
-    "prior-llmrouter-math": "LLMRouter math (rule)",
+    "prior-mmlu-math": ("MMLU math subjects", "prior"),
+    "prior-fast-mmlu-math": ("MMLU math subjects", "prior-fast"),
+    "prior-arc": ("RouterBench arc-challenge", "prior"),
+    "prior-llmrouter-math": ("LLMRouter math (rule)", "prior"),
 }
 
 
-def prior_without(fold_name: str, cache: Path | None = None, log=print) -> Path:
-    """The shipped universal prior's recipe (``routers.build_defaults.DEFAULTS["prior"]``: every
-    data set in ``../shared/data``, both encoder tiers, seed 0) trained **without** the rows of
-    ``routers.lodo``'s fold ``fold_name``, exported as an artifact folder under ``cache``
-    (default ``<cache root>/learning-report``) and reused while the data, the fold, the recipe
-    and ``routers/prior.py`` are unchanged."""
+def prior_without(fold_name: str, cache: Path | None = None, log=print, recipe: str = "prior") -> Path:
+    """A shipped universal prior's recipe (``routers.build_defaults.DEFAULTS[recipe]``: every
+    data set in ``../shared/data``, seed 0) trained **without** the rows of ``routers.lodo``'s
+    fold ``fold_name``, exported as an artifact folder under ``cache`` (default ``<cache
+    root>/learning-report``) and reused while the data, the fold, the recipe and
+    ``routers/prior.py`` are unchanged."""
     import hashlib
 
     from .build_defaults import DEFAULTS
     from .lodo import folds, shared_table, task_of
     from .settings import RouterSettings
 
-    kind, _fmt, opts = DEFAULTS["prior"]
+    kind, _fmt, opts = DEFAULTS[recipe]
     table = shared_table()
     fold = next(f for f in folds() if f.name == fold_name)
     keep = np.flatnonzero(~fold.held_out(table, task_of(table)))
@@ -175,6 +178,15 @@ SETUPS: dict[str, tuple[str | None, str, Any, str, Any, str]] = {
         "universal prior (shipped recipe) trained without LLMRouter's math items (GSM8K-style word "
         "problems and MATH, by routers.lodo.is_math), adapting to them (AIQ over its 9 models)",
     ),
+    "prior-fast-mmlu-math": (
+        "prior",
+        "",
+        None,
+        "routellm",
+        lambda work: _mmlu(MATH_TARGET, keep=True),
+        "prior-fast (the default policy's router: static-table tier only) trained without MMLU's 5 math "
+        "subjects, adapting to 4 of them",
+    ),
     "prior-arc": (
         "prior",
         "",
@@ -191,7 +203,8 @@ def run_setup(name: str, seeds: list[int], work: Path, log=print) -> dict[str, A
     if family is None:
         base = SHIPPED_KNN
     elif name in PRIOR_FOLDS:
-        base = prior_without(PRIOR_FOLDS[name], log=log)
+        fold, recipe = PRIOR_FOLDS[name]
+        base = prior_without(fold, log=log, recipe=recipe)
     else:
         base = work / name
         train_router(family, load_table(tfiles(), tfmt), base, seed=0)
