@@ -104,7 +104,11 @@ def test_feedback_set_from_records():
 
     rows = [rec(0, "cheap"), rec(1, "strong"), rec(2, "local"), rec(3, "cheap", emb=False), rec(4, "strong")]
     fs = dataset.build(rows, ["C", "S"], {"cheap": "C", "strong": "S", "local": "local"})
-    assert fs.ids == ["r0", "r1", "r4"] and fs.skipped == {"no_embedding": 1, "model_not_in_router": 1}
+    assert fs.ids == ["r0", "r1", "r4"] and fs.skipped == {
+        "no_embedding": 1,
+        "other_encoder_tier": 0,
+        "model_not_in_router": 1,
+    }
     assert np.allclose(np.linalg.norm(fs.emb, axis=1), 1.0)
     tr, te = dataset.time_split(fs, 0.34)
     assert [fs.ids[i] for i in te] == ["r0"]  # newest (largest ts) held back
