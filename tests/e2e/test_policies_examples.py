@@ -139,9 +139,8 @@ def test_default_example_validates(stand_ins, fake_upstream, tmp_path):
 
 def test_default_policy_sends_an_easy_question_to_the_cheap_model(gateway, fake_upstream, stand_ins, tmp_path):
     """The default policy with OPENAI_API_KEY set: its learned router, calibrated to a low strong
-    share, answers an easy factual question with gpt-4o-mini and a hard coding task with gpt-4o."""
-    if not (ROOT / "routers" / "artifacts" / "prior" / "router.onnx").exists():
-        pytest.skip("prior artifact not built")
+    share, answers an easy factual question with gpt-4o-mini and a hard coding task with gpt-4o
+    (the router is the committed routers/artifacts/prior-fast, on the fast tier)."""
     path = localised("default.yaml", fake_upstream("any"), stand_ins, tmp_path, keep_keys=True)
     gw = gateway(path, env={"OPENAI_API_KEY": "sk-test-not-a-real-key"})
     resp, h = chat(gw, "What is the capital of France?", model="auto")
