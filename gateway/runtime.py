@@ -145,6 +145,7 @@ class Encoders:
         self._accurate: Any = None
         self._fast: Any = None
         self._utterances: dict[str, np.ndarray] = {}
+        self._hashes: dict[str, str] = {}
         self._lock = threading.RLock()  # runtimes are built on worker threads (reloads)
 
     def accurate(self) -> Any:
@@ -170,7 +171,12 @@ class Encoders:
         from routers.encoder import DEFAULT_MODEL, file_sha256
         from routers.encoder_build import ensure
 
-        return self._accurate.encoder_hash if self._accurate is not None else file_sha256(ensure(DEFAULT_MODEL))
+        if self._accurate is not None:
+            return str(self._accurate.encoder_hash)
+        with self._lock:  # hashed once per process, not once per policy and reload
+            if "accurate" not in self._hashes:
+                self._hashes["accurate"] = file_sha256(ensure(DEFAULT_MODEL))
+            return self._hashes["accurate"]
 
     def fast_hash(self) -> str:
         """The static table's hash, without loading it ("" when the table is missing)."""
@@ -179,7 +185,10 @@ class Encoders:
 
         if self._fast is not None:
             return str(self._fast.encoder_hash)
-        return file_sha256(DEFAULT_TABLE) if DEFAULT_TABLE.exists() else ""
+        with self._lock:
+            if "fast" not in self._hashes:
+                self._hashes["fast"] = file_sha256(DEFAULT_TABLE) if DEFAULT_TABLE.exists() else ""
+            return self._hashes["fast"]
 
     def embed_utterances(self, texts: Sequence[str]) -> np.ndarray:
         """Semantic-route utterances with MiniLM, each embedded once for the life of the process."""

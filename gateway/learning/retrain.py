@@ -71,16 +71,14 @@ class Options:
 def accepted_tiers(meta: dict[str, Any]) -> set[str]:
     """The encoder tiers whose recorded embeddings a router can learn from: the ones it pins
     (``fast`` the static table, ``accurate`` MiniLM; a router pinning neither takes MiniLM's)."""
+    from gateway.runtime import Encoders
     from routers.base import encoder_hashes
-    from routers.encoder import DEFAULT_MODEL, file_sha256
-    from routers.encoder_build import ensure
-    from routers.encoders.static import DEFAULT_TABLE
 
-    pinned = encoder_hashes(meta)
-    tiers = {"fast"} if DEFAULT_TABLE.exists() and file_sha256(DEFAULT_TABLE) in pinned else set()
-    if not pinned or file_sha256(ensure(DEFAULT_MODEL)) in pinned:
+    pinned, encoders = encoder_hashes(meta), Encoders()
+    tiers = {"fast"} if encoders.fast_hash() in pinned else set()
+    if not pinned or encoders.accurate_hash() in pinned:
         tiers.add("accurate")
-    return tiers or {"accurate"}
+    return tiers or {"accurate"}  # pins an encoder build no longer served: MiniLM's rows, as before tiers
 
 
 def load_labelled(
