@@ -4,7 +4,7 @@
 another recipe would learn faster from the same labels, on the leave-one-data-set-out setups of
 ``routers.learning_report`` (the universal prior trained without the target) plus a
 math-word-problem pair that ``learn-curve`` cannot score by APGR: LLMRouter's math items
-(``routers.lodo.is_math``) with its strongest and weakest-but-one models on them,
+(``routers.lodo.is_math``) with its strongest model against a weak one (only the two chatqa models are weaker),
 llama-3.3-nemotron-super-49b (0.63 correct) against mistral-7b-instruct-v0.3 (0.24).
 
 Every method sees exactly what ``learn_curve`` gives ``adapt``: the deployed router's predicted
