@@ -114,9 +114,7 @@ def _lodo_metrics(opts: dict[str, Any], log: Any) -> dict[str, Any]:
             **({"aiq": round(p["many"]["aiq"], 4)} if "many" in p else {}),
             **({"gap_kept_at": {k: round(v, 4) for k, v in p["pair"]["pgr_at"].items()}} if "pair" in p else {}),
         }
-    scored = {"both": "the fast tier's embeddings", "fast": "the fast tier's embeddings"}.get(
-        str(opts.get("encoder")), "MiniLM embeddings"
-    )
+    scored = "the fast tier's embeddings" if opts.get("encoder") in ("both", "fast") else "MiniLM embeddings"
     return {
         "recipe": f"trained on every other data set / task, scored on the held-out one ({scored})",
         "folds": out,

@@ -12,7 +12,7 @@ offsets), so the table splits the text on the whitespace MiniLM's BERT pre-token
 and caches each chunk's word-piece ids (``chunk_cache`` entries): BERT tokenisation never joins
 across that whitespace, so the concatenated ids equal the whole text's, bit for bit (tested).
 
-The table (``routers/assets/static-minilm-256.npz``, ~8 MB, committed) is built offline by
+The table (``routers/assets/static-minilm-256.npz``, ~11 MB, committed) is built offline by
 ``python -m routers.encoders.build_static`` (see that module): model2vec's ``distill`` from the
 local all-MiniLM-L6-v2 weights, then trained token by token against the accurate tier's
 embeddings of prompts from ``../shared/data``. Its SHA-256 is pinned in ``EXPECTED_SHA256``;
