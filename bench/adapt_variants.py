@@ -18,10 +18,15 @@ stream half's embeddings (unlabelled); each is scored on the evaluation half by 
   posterior mean of a linear correction under a Gaussian prior centred on the deployed router;
 - ``stack``: ``a p + b r(x)``, ``(a, b)`` fitted on out-of-fold refits (stacked generalisation);
 - ``irt``: ``sigmoid(b_m + c logit p_m + v . x)``: one shared difficulty direction ``v`` for
-  every model, fitted by L2-penalised logistic likelihood on all models' outcomes at once.
+  every model, fitted by L2-penalised logistic likelihood on all models' outcomes at once;
+- ``lexical``: ``residual`` with word features next to the embedding: ``[x, tfidf(prompt)]``,
+  the TF-IDF of word 1-2-grams (sublinear, seen in at least 2 stream prompts) fitted on the
+  stream half's prompts (unlabelled). It asks whether the words carry signal MiniLM's mean-pooled
+  embedding loses; a router serves from embeddings alone, so it is a measurement, not a candidate.
 
 Usage: ``python -m bench.adapt_variants [--setups mmlu-math,llmr-math] [--seeds 0-7]
-[--json bench/results/adapt_variants.json]`` (about 2 minutes a setup on 2 cores with cached
+[--json bench/results/adapt_variants.json]``; a run of some ``--methods`` updates those
+methods in an existing ``--json`` and keeps the others (about 2 minutes a setup on 2 cores with cached
 embeddings and priors; the first run trains each prior without its target, about 30 s each).
 """
 
@@ -165,6 +170,26 @@ def m_irt(s: Setup, jd: A.Judged, lab: np.ndarray, st: np.ndarray, ev: np.ndarra
     return np.asarray(1 / (1 + np.exp(-z)))
 
 
+def m_lexical(s: Setup, jd: A.Judged, lab: np.ndarray, st: np.ndarray, ev: np.ndarray, seed: int) -> np.ndarray:
+    from scipy.sparse import csr_matrix, hstack
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import Ridge
+
+    texts = s.table.prompts
+    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True).fit([texts[i] for i in st])
+
+    def feats(rows: np.ndarray) -> Any:
+        return hstack([vec.transform([texts[i] for i in rows]), csr_matrix(s.emb[rows])]).tocsr()
+
+    xl, xe, y = feats(lab), feats(ev), jd.scores - s.p[lab]
+    out = s.p[ev].copy()
+    for j in range(y.shape[1]):
+        ok = np.isfinite(y[:, j])
+        if ok.sum() >= 5:
+            out[:, j] += Ridge(alpha=3.0).fit(xl[ok], y[ok, j]).predict(xe)
+    return out
+
+
 METHODS: dict[str, Method] = {
     "adapt": m_adapt,
     "ridge": m_ridge,
@@ -172,6 +197,7 @@ METHODS: dict[str, Method] = {
     "residual": m_residual,
     "stack": m_stack,
     "irt": m_irt,
+    "lexical": m_lexical,
 }
 
 
@@ -208,11 +234,15 @@ def main() -> None:
     args = ap.parse_args()
     seeds, budgets = _seeds(args.seeds), [int(b) for b in args.budgets.split(",")]
     result: dict[str, Any] = {"seeds": seeds, "budgets": budgets, "setups": {}}
+    old = json.loads(Path(args.json).read_text()) if Path(args.json).exists() else {}
+    if old.get("seeds") == seeds and old.get("budgets") == budgets:
+        result = old  # same splits: update the methods run now, keep the others
     for name in args.setups.split(","):
         s = load_setup(name)
         stream = len(s.table) // 2
         print(f"{name}: {len(s.table)} rows (stream {stream}), APGR of {s.pair[0]} vs {s.pair[1]}", flush=True)
         res: dict[str, Any] = {"rows": len(s.table), "stream": stream, "pair": list(s.pair), "methods": {}}
+        res["methods"] = result["setups"].get(name, {}).get("methods", {})
         for mname in args.methods.split(","):
             v = curve(s, METHODS[mname], seeds, budgets)
             res["methods"][mname] = {"mean": v.mean(0).round(4).tolist(), "sd": v.std(0, ddof=1).round(4).tolist()}
