@@ -7,6 +7,12 @@ math-word-problem pair that ``learn-curve`` cannot score by APGR: LLMRouter's ma
 (``routers.lodo.is_math``) with its strongest model against a weak one (only the two chatqa models are weaker),
 llama-3.3-nemotron-super-49b (0.63 correct) against mistral-7b-instruct-v0.3 (0.24).
 
+``fast-mmlu-math-minilm`` is ``fast-mmlu-math`` (the default policy's router, ``prior-fast``,
+trained without the math subjects) with the labels learnt through MiniLM's embeddings instead of
+the static table's: the deployed router's predictions still come from the fast tier. It measures
+what an adaptation head on MiniLM over a fast-tier base would gain (such a router would need both
+embeddings at serve time; none is shipped).
+
 Every method sees exactly what ``learn_curve`` gives ``adapt``: the deployed router's predicted
 quality ``p``, the embeddings of the first ``k`` stream rows with their revealed outcomes, and the
 stream half's embeddings (unlabelled); each is scored on the evaluation half by APGR of the pair.
@@ -68,6 +74,12 @@ def load_setup(name: str) -> Setup:
     fold, recipe, files, fmt, pair = {
         "mmlu-math": (*PRIOR_FOLDS["prior-mmlu-math"], lambda: _mmlu(MATH_TARGET, True), "routellm", None),
         "fast-mmlu-math": (*PRIOR_FOLDS["prior-fast-mmlu-math"], lambda: _mmlu(MATH_TARGET, True), "routellm", None),
+        "fast-mmlu-math-minilm": (
+            *PRIOR_FOLDS["prior-fast-mmlu-math"],
+            lambda: _mmlu(MATH_TARGET, True),
+            "routellm",
+            None,
+        ),
         "arc": (*PRIOR_FOLDS["prior-arc"], lambda: [rb_as_routellm("arc_challenge", WORK)], "routellm", None),
         "winogrande": (
             "RouterBench winogrande",
@@ -87,9 +99,10 @@ def load_setup(name: str) -> Setup:
     table = load_table(files(), fmt)
     emb = table_embeddings(table, encoder_of(base.meta))
     models = list(dict.fromkeys(list(base.models) + list(table.models)))
-    return Setup(
-        name, table, emb, models, A.prior_quality(base, emb, models), pair or (base.meta["strong"], base.meta["weak"])
-    )
+    p = A.prior_quality(base, emb, models)
+    if name == "fast-mmlu-math-minilm":  # the fast tier's predictions, the labels learnt through MiniLM
+        emb = table_embeddings(table, encoder_of({}))
+    return Setup(name, table, emb, models, p, pair or (base.meta["strong"], base.meta["weak"]))
 
 
 def apgr(s: Setup, rows: np.ndarray, q: np.ndarray) -> float:
@@ -226,7 +239,7 @@ def _seeds(spec: str) -> list[int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--setups", default="mmlu-math,fast-mmlu-math,llmr-math,arc,winogrande")
+    ap.add_argument("--setups", default="mmlu-math,fast-mmlu-math,fast-mmlu-math-minilm,llmr-math,arc,winogrande")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--seeds", default="0-7")
     ap.add_argument("--budgets", default="0,50,100,200,400")
