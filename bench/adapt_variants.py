@@ -254,8 +254,8 @@ def main() -> None:
         s = load_setup(name)
         stream = len(s.table) // 2
         print(f"{name}: {len(s.table)} rows (stream {stream}), APGR of {s.pair[0]} vs {s.pair[1]}", flush=True)
-        res: dict[str, Any] = {"rows": len(s.table), "stream": stream, "pair": list(s.pair), "methods": {}}
-        res["methods"] = result["setups"].get(name, {}).get("methods", {})
+        kept = result["setups"].get(name, {}).get("methods", {})
+        res: dict[str, Any] = {"rows": len(s.table), "stream": stream, "pair": list(s.pair), "methods": kept}
         for mname in args.methods.split(","):
             v = curve(s, METHODS[mname], seeds, budgets)
             res["methods"][mname] = {"mean": v.mean(0).round(4).tolist(), "sd": v.std(0, ddof=1).round(4).tolist()}
