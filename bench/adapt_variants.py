@@ -70,16 +70,11 @@ class Setup:
 
 
 def load_setup(name: str) -> Setup:
-    """The prior trained without the target, the target's rows and the pair APGR is taken on."""
+    """The prior trained without the target, the target's rows and the pair APGR is taken on.
+    A ``-minilm`` suffix keeps the setup's predictions but learns through MiniLM's embeddings."""
     fold, recipe, files, fmt, pair = {
         "mmlu-math": (*PRIOR_FOLDS["prior-mmlu-math"], lambda: _mmlu(MATH_TARGET, True), "routellm", None),
         "fast-mmlu-math": (*PRIOR_FOLDS["prior-fast-mmlu-math"], lambda: _mmlu(MATH_TARGET, True), "routellm", None),
-        "fast-mmlu-math-minilm": (
-            *PRIOR_FOLDS["prior-fast-mmlu-math"],
-            lambda: _mmlu(MATH_TARGET, True),
-            "routellm",
-            None,
-        ),
         "arc": (*PRIOR_FOLDS["prior-arc"], lambda: [rb_as_routellm("arc_challenge", WORK)], "routellm", None),
         "winogrande": (
             "RouterBench winogrande",
@@ -94,14 +89,14 @@ def load_setup(name: str) -> Setup:
             "llmrouter",
             LLMR_PAIR,
         ),
-    }[name]
+    }[name.removesuffix("-minilm")]
     base = load_router(prior_without(fold, recipe=recipe))
     table = load_table(files(), fmt)
     emb = table_embeddings(table, encoder_of(base.meta))
     models = list(dict.fromkeys(list(base.models) + list(table.models)))
     p = A.prior_quality(base, emb, models)
-    if name == "fast-mmlu-math-minilm":  # the fast tier's predictions, the labels learnt through MiniLM
-        emb = table_embeddings(table, encoder_of({}))
+    if name.endswith("-minilm"):
+        emb = table_embeddings(table, encoder_of({}))  # encoder_of({}): MiniLM
     return Setup(name, table, emb, models, p, pair or (base.meta["strong"], base.meta["weak"]))
 
 
