@@ -6,6 +6,8 @@ another recipe would learn faster from the same labels, on the leave-one-data-se
 math-word-problem pair that ``learn-curve`` cannot score by APGR: LLMRouter's math items
 (``routers.lodo.is_math``) with its strongest model against a weak one (only the two chatqa models are weaker),
 llama-3.3-nemotron-super-49b (0.63 correct) against mistral-7b-instruct-v0.3 (0.24).
+``llmr-math-qwen`` is the same rows and prior with qwen2.5-7b-instruct (0.50) as the weak model:
+a pair whose gain the labels can see (a plain ridge lifts it far more than the mistral pair).
 
 ``fast-mmlu-math-minilm`` is ``fast-mmlu-math`` (the default policy's router, ``prior-fast``,
 trained without the math subjects) with the labels learnt through MiniLM's embeddings instead of
@@ -56,6 +58,7 @@ from routers.learning_report import MATH_TARGET, PRIOR_FOLDS, _mmlu, llmrouter_m
 from routers.train import table_embeddings
 
 LLMR_PAIR = ("llama-3.3-nemotron-super-49b-v1", "mistral-7b-instruct-v0.3")
+LLMR_QWEN_PAIR = ("llama-3.3-nemotron-super-49b-v1", "qwen2.5-7b-instruct")
 WORK = Path("/tmp") / "shunter-adapt-variants"
 
 
@@ -88,6 +91,12 @@ def load_setup(name: str) -> Setup:
             lambda: [llmrouter_math(WORK / "llmr")],
             "llmrouter",
             LLMR_PAIR,
+        ),
+        "llmr-math-qwen": (
+            *PRIOR_FOLDS["prior-llmrouter-math"],
+            lambda: [llmrouter_math(WORK / "llmr")],
+            "llmrouter",
+            LLMR_QWEN_PAIR,
         ),
     }[name.removesuffix("-minilm")]
     base = load_router(prior_without(fold, recipe=recipe))
@@ -234,7 +243,9 @@ def _seeds(spec: str) -> list[int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--setups", default="mmlu-math,fast-mmlu-math,fast-mmlu-math-minilm,llmr-math,arc,winogrande")
+    ap.add_argument(
+        "--setups", default="mmlu-math,fast-mmlu-math,fast-mmlu-math-minilm,llmr-math,llmr-math-qwen,arc,winogrande"
+    )
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--seeds", default="0-7")
     ap.add_argument("--budgets", default="0,50,100,200,400")
