@@ -72,6 +72,11 @@ class Setup:
     pair: tuple[str, str]
 
 
+def _llmr_math(pair: tuple[str, str]) -> tuple[Any, ...]:
+    """A setup entry for LLMRouter's math items scored on ``pair``, the prior trained without them."""
+    return (*PRIOR_FOLDS["prior-llmrouter-math"], lambda: [llmrouter_math(WORK / "llmr")], "llmrouter", pair)
+
+
 def load_setup(name: str) -> Setup:
     """The prior trained without the target, the target's rows and the pair APGR is taken on.
     A ``-minilm`` suffix keeps the setup's predictions but learns through MiniLM's embeddings."""
@@ -86,18 +91,8 @@ def load_setup(name: str) -> Setup:
             "routellm",
             None,
         ),
-        "llmr-math": (
-            *PRIOR_FOLDS["prior-llmrouter-math"],
-            lambda: [llmrouter_math(WORK / "llmr")],
-            "llmrouter",
-            LLMR_PAIR,
-        ),
-        "llmr-math-qwen": (
-            *PRIOR_FOLDS["prior-llmrouter-math"],
-            lambda: [llmrouter_math(WORK / "llmr")],
-            "llmrouter",
-            LLMR_QWEN_PAIR,
-        ),
+        "llmr-math": _llmr_math(LLMR_PAIR),
+        "llmr-math-qwen": _llmr_math(LLMR_QWEN_PAIR),
     }[name.removesuffix("-minilm")]
     base = load_router(prior_without(fold, recipe=recipe))
     table = load_table(files(), fmt)
