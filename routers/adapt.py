@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .base import Router, RouterScores, load_router, register
+from .identities import find_model
 from .runtime import OnnxRouter, pair_strong_win
 
 
@@ -405,6 +406,7 @@ def adapt(
 
     out = Path(out)
     base = load_router(base_dir)
+    judged = _as_base_names(judged, list(base.models), base.meta.get("aliases") or {})
     models = list(dict.fromkeys(list(base.models) + list(judged.models)))
     judged = _widen(judged, models)
     dom = judged.emb if domain_emb is None or not len(domain_emb) else np.vstack([judged.emb, domain_emb])
@@ -432,6 +434,17 @@ def adapt(
     meta["calibration"] = calibration_of(router.score(dom))
     write_meta(out, meta)
     return meta
+
+
+def _as_base_names(judged: Judged, base_models: list[str], aliases: dict[str, str]) -> Judged:
+    """``judged`` with each model the base router knows under another name (``routers.identities``:
+    RouterBench's ``mistralai/mixtral-8x7b-chat`` is RouteLLM's Mixtral) renamed to the base's
+    name, so its labels correct that model instead of adding a second, unrouted copy."""
+    names = []
+    for m in judged.models:
+        found = find_model(m, base_models, aliases)
+        names.append(found if found is not None and found not in judged.models and found not in names else m)
+    return judged if names == judged.models else Judged(judged.emb, names, judged.scores, judged.pairs)
 
 
 def _widen(judged: Judged, models: list[str]) -> Judged:

@@ -27,6 +27,7 @@ import numpy as np
 from .base import RouterScores
 from .data import RoutingTable
 from .decision import Objective, choose
+from .identities import find_model
 from .runtime import pair_strong_win
 
 LAMBDAS = np.concatenate([[0.0], np.geomspace(1e-3, 1e3, 61)])
@@ -95,7 +96,8 @@ def expected_costs(meta: dict[str, Any], table: RoutingTable) -> np.ndarray:
         table_mean = np.nanmean(table.cost, axis=0) if len(table) else np.zeros(len(table.models))
     out = []
     for j, m in enumerate(table.models):
-        v = typical.get(m, table_mean[j])
+        key = find_model(m, list(typical), meta.get("aliases"))
+        v = typical[key] if key is not None else table_mean[j]
         out.append(float(v) if np.isfinite(v) else 0.0)
     return np.array(out)
 
@@ -190,6 +192,10 @@ def many_baselines(table: RoutingTable, exp_cost: np.ndarray, seed: int = 0) -> 
 # ----------------------------------------------------------------------------- entry
 def strong_win_of(scores: RouterScores, table: RoutingTable, meta: dict) -> tuple[np.ndarray, int, int] | None:
     strong, weak = meta.get("strong") or scores.strong, meta.get("weak") or scores.weak
+    aliases = meta.get("aliases") or {}
+    if strong is not None and weak is not None:  # the data's spelling of the router's pair
+        strong = find_model(strong, table.models, aliases) or strong
+        weak = find_model(weak, table.models, aliases) or weak
     if strong is None or weak is None:
         if len(table.models) != 2:
             return None
@@ -198,7 +204,11 @@ def strong_win_of(scores: RouterScores, table: RoutingTable, meta: dict) -> tupl
     if strong not in table.models or weak not in table.models:
         return None
     js, jw = table.models.index(strong), table.models.index(weak)
-    if scores.strong_win is not None and scores.strong == strong and scores.weak == weak:
+    ss, sw_name = scores.strong, scores.weak
+    same = ss is not None and sw_name is not None
+    same = same and find_model(ss or "", [strong], aliases) is not None
+    same = same and find_model(sw_name or "", [weak], aliases) is not None
+    if scores.strong_win is not None and same:
         sw = np.asarray(scores.strong_win, np.float64)
     else:
         q = align(scores, table.models)
@@ -210,8 +220,9 @@ def align(scores: RouterScores, models: Sequence[str]) -> np.ndarray:
     """Router quality columns reordered to ``models`` (NaN for models the router lacks)."""
     out = np.full((len(scores.quality), len(models)), np.nan, np.float32)
     for j, m in enumerate(models):
-        if m in scores.models:
-            out[:, j] = scores.quality[:, scores.models.index(m)]
+        src = find_model(m, scores.models)  # the same model under another data set's name
+        if src is not None:
+            out[:, j] = scores.quality[:, scores.models.index(src)]
     return out
 
 
@@ -229,7 +240,7 @@ def evaluate_scores(
             res["pair_baselines"] = pair_baselines(qs, qw)
     has_cost = np.isfinite(table.cost).any() and len(table.models) > 2
     if has_cost:
-        common = [m for m in table.models if m in scores.models]
+        common = [m for m in table.models if find_model(m, scores.models, meta.get("aliases")) is not None]
         sub = table.select_models(common)
         exp_cost = expected_costs(meta, sub)
         pts = sweep(align(scores, common), exp_cost, common, sub.quality, sub.cost)

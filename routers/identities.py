@@ -18,7 +18,7 @@ Serve-time safe (no imports beyond the standard library).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 # canonical name -> every other name the same model goes by in the shared data
 IDENTITIES: dict[str, tuple[str, ...]] = {
@@ -38,3 +38,18 @@ def aliases_of(models: Iterable[str]) -> dict[str, str]:
     """``{alias: canonical}`` for every declared alias of the given canonical models."""
     wanted = set(models)
     return {a: c for a, c in ALIASES.items() if c in wanted}
+
+
+def find_model(name: str, models: Sequence[str], aliases: dict[str, str] | None = None) -> str | None:
+    """``name`` as ``models`` spell it: itself, else the one that is the same model by the table
+    above or by a router's declared ``aliases`` (``{alias: canonical}``); ``None`` when absent.
+    A pair router trained on RouteLLM's names scores RouterBench's rows this way."""
+    if name in models:
+        return name
+    extra = aliases or {}
+
+    def canon(n: str) -> str:
+        return extra.get(n) or ALIASES.get(n, n)
+
+    want = canon(name)
+    return next((m for m in models if canon(m) == want), None)

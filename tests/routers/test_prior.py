@@ -74,6 +74,20 @@ def test_aliases_score_as_their_model(prior_art, mixed_small):
     assert meta["typical_cost_usd"]["mistralai/mixtral-8x7b-chat"] == meta["typical_cost_usd"][MIXTRAL] > 0
 
 
+def test_pair_metrics_find_the_pair_under_the_data_sets_own_names(data_dir):
+    """RouterBench's rows call the shipped prior's weak model ``mistralai/mixtral-8x7b-chat``:
+    ``eval`` and ``learn-curve`` still score the router's own pair (APGR), not only AIQ."""
+    from routers.data import repo_root
+    from routers.evaluate import evaluate_scores
+
+    router = load_router(repo_root() / "routers/artifacts/prior")
+    table = _cut(load_table(data_dir / "routerbench" / "arc_challenge_train.csv", "routerbench"), 200)
+    assert MIXTRAL not in table.models
+    res = evaluate_scores(table, router.score(table_embeddings(table)), router.meta)
+    assert (res["pair"]["strong"], res["pair"]["weak"]) == (GPT4, "mistralai/mixtral-8x7b-chat")
+    assert res["pair"]["apgr"] > 0.55 and "many" in res
+
+
 def test_meta_records_sources_mix_and_holdout_by_source(prior_art):
     _, meta, _ = prior_art
     assert [d["format"] for d in meta["training_data"]] == ["routellm", "routerbench", "llmrouter"]
