@@ -190,6 +190,10 @@ def many_baselines(table: RoutingTable, exp_cost: np.ndarray, seed: int = 0) -> 
 
 
 # ----------------------------------------------------------------------------- entry
+def _same_model(name: str | None, other: str, aliases: dict[str, str]) -> bool:
+    return name is not None and find_model(name, [other], aliases) is not None
+
+
 def strong_win_of(scores: RouterScores, table: RoutingTable, meta: dict) -> tuple[np.ndarray, int, int] | None:
     strong, weak = meta.get("strong") or scores.strong, meta.get("weak") or scores.weak
     aliases = meta.get("aliases") or {}
@@ -204,10 +208,7 @@ def strong_win_of(scores: RouterScores, table: RoutingTable, meta: dict) -> tupl
     if strong not in table.models or weak not in table.models:
         return None
     js, jw = table.models.index(strong), table.models.index(weak)
-    ss, sw_name = scores.strong, scores.weak
-    same = ss is not None and sw_name is not None
-    same = same and find_model(ss or "", [strong], aliases) is not None
-    same = same and find_model(sw_name or "", [weak], aliases) is not None
+    same = _same_model(scores.strong, strong, aliases) and _same_model(scores.weak, weak, aliases)
     if scores.strong_win is not None and same:
         sw = np.asarray(scores.strong_win, np.float64)
     else:
