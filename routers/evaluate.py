@@ -212,16 +212,17 @@ def strong_win_of(scores: RouterScores, table: RoutingTable, meta: dict) -> tupl
     if scores.strong_win is not None and same:
         sw = np.asarray(scores.strong_win, np.float64)
     else:
-        q = align(scores, table.models)
+        q = align(scores, table.models, aliases)
         sw = pair_strong_win(q, js, jw)
     return sw, js, jw
 
 
-def align(scores: RouterScores, models: Sequence[str]) -> np.ndarray:
-    """Router quality columns reordered to ``models`` (NaN for models the router lacks)."""
+def align(scores: RouterScores, models: Sequence[str], aliases: dict[str, str] | None = None) -> np.ndarray:
+    """Router quality columns reordered to ``models`` (NaN for models the router lacks); a model
+    the router knows under another name (``routers.identities``, the router's ``aliases``) counts."""
     out = np.full((len(scores.quality), len(models)), np.nan, np.float32)
     for j, m in enumerate(models):
-        src = find_model(m, scores.models)  # the same model under another data set's name
+        src = find_model(m, scores.models, aliases)
         if src is not None:
             out[:, j] = scores.quality[:, scores.models.index(src)]
     return out
@@ -241,10 +242,11 @@ def evaluate_scores(
             res["pair_baselines"] = pair_baselines(qs, qw)
     has_cost = np.isfinite(table.cost).any() and len(table.models) > 2
     if has_cost:
-        common = [m for m in table.models if find_model(m, scores.models, meta.get("aliases")) is not None]
+        aliases = meta.get("aliases") or {}
+        common = [m for m in table.models if find_model(m, scores.models, aliases) is not None]
         sub = table.select_models(common)
         exp_cost = expected_costs(meta, sub)
-        pts = sweep(align(scores, common), exp_cost, common, sub.quality, sub.cost)
+        pts = sweep(align(scores, common, aliases), exp_cost, common, sub.quality, sub.cost)
         base = many_baselines(sub, exp_cost)
         c_min, c_max = base["cost_range"]
         res["many"] = {"aiq": aiq(pts[:, 1:], c_min, c_max), "models": len(common)}

@@ -49,7 +49,7 @@ def find_model(name: str, models: Sequence[str], aliases: dict[str, str] | None 
     extra = aliases or {}
 
     def canon(n: str) -> str:
-        return extra.get(n) or ALIASES.get(n, n)
+        return extra.get(n) or canonical(n)
 
     want = canon(name)
     return next((m for m in models if canon(m) == want), None)
