@@ -182,6 +182,7 @@ def eval_cmd(
     Refuses (exit 2) when most of the evaluated rows are rows the router was trained on,
     unless --in-sample is given.
     """
+    from .evaluate import NoMetricError
     from .report import InSampleError, evaluate_artifact, render
 
     _check(fmt, FORMATS, "--format")
@@ -190,7 +191,7 @@ def eval_cmd(
         report = evaluate_artifact(
             router, data, fmt, holdout=holdout, seed=seed, split=split, progress=True, in_sample=in_sample
         )
-    except InSampleError as exc:
+    except (InSampleError, NoMetricError) as exc:
         typer.secho(f"error: {exc}", fg="red", bold=True, err=True)
         raise typer.Exit(2) from None
     if as_json:

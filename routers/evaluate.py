@@ -228,6 +228,11 @@ def align(scores: RouterScores, models: Sequence[str], aliases: dict[str, str] |
     return out
 
 
+def shared_models(data_models: Sequence[str], router_models: Sequence[str], aliases: dict[str, str]) -> list[str]:
+    """The data's models (its names, its order) that the router scores, matched by identity."""
+    return [m for m in data_models if find_model(m, list(router_models), aliases) is not None]
+
+
 def evaluate_scores(
     table: RoutingTable, scores: RouterScores, meta: dict, with_baselines: bool = False, points: bool = False
 ) -> dict[str, Any]:
@@ -240,10 +245,10 @@ def evaluate_scores(
         res["pair"] = {"strong": table.models[js], "weak": table.models[jw], **pair_metrics(sw, qs, qw)}
         if with_baselines:
             res["pair_baselines"] = pair_baselines(qs, qw)
-    has_cost = np.isfinite(table.cost).any() and len(table.models) > 2
-    if has_cost:
-        aliases = meta.get("aliases") or {}
-        common = [m for m in table.models if find_model(m, scores.models, aliases) is not None]
+    aliases = meta.get("aliases") or {}
+    common = shared_models(table.models, scores.models, aliases)
+    # AIQ compares the router's choices among the data's models: it needs costs and two of them
+    if np.isfinite(table.cost).any() and len(table.models) > 2 and len(common) >= 2:
         sub = table.select_models(common)
         exp_cost = expected_costs(meta, sub)
         pts = sweep(align(scores, common, aliases), exp_cost, common, sub.quality, sub.cost)
@@ -255,6 +260,27 @@ def evaluate_scores(
         if with_baselines:
             res["many_baselines"] = base
     return res
+
+
+class NoMetricError(ValueError):
+    """The router and the data share neither its strong/weak pair nor two models with costs."""
+
+
+def require_metric(res: dict[str, Any], router_models: Sequence[str] = (), data_models: Sequence[str] = ()) -> None:
+    """Raise :class:`NoMetricError` when ``evaluate_scores`` found nothing to score, naming the
+    router's and the data's models (a pair router evaluated on data without its pair)."""
+    if "pair" in res or "many" in res:
+        return
+    seen = f" (the router scores {_names(router_models)}; the data has {_names(data_models)})" if data_models else ""
+    raise NoMetricError(
+        "the router and the data share neither its strong/weak pair nor two or more models with costs, "
+        f"so there is nothing to score{seen}"
+    )
+
+
+def _names(models: Sequence[str], most: int = 6) -> str:
+    more = f" and {len(models) - most} more" if len(models) > most else ""
+    return ", ".join(list(models)[:most]) + more
 
 
 def plot_title(report: dict[str, Any]) -> str:

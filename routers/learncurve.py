@@ -27,7 +27,7 @@ import numpy as np
 from .adapt import GRID, Judged, Reg, adapt
 from .base import load_router
 from .data import RoutingTable, load_table
-from .evaluate import evaluate_scores
+from .evaluate import evaluate_scores, require_metric, shared_models, strong_win_of
 from .train import table_embeddings
 
 
@@ -60,13 +60,28 @@ def judged_rows(table: RoutingTable, emb: np.ndarray, idx: np.ndarray) -> Judged
     return Judged(np.asarray(emb[idx], np.float32), list(table.models), np.asarray(table.quality[idx], float))
 
 
-def metric_of(res: dict[str, Any]) -> tuple[str, float, float]:
+def metric_of(
+    res: dict[str, Any], router_models: Sequence[str] = (), data_models: Sequence[str] = ()
+) -> tuple[str, float, float]:
     """(metric name, value, random router's value) of an ``evaluate_scores`` result."""
+    require_metric(res, router_models, data_models)
     if "pair" in res:
         return "apgr", float(res["pair"]["apgr"]), 0.5
-    if "many" in res:
-        return "aiq", float(res["many"]["aiq"]), float(res["many_baselines"]["random"]["aiq"])
-    raise ValueError("the router and the data share neither a strong/weak pair nor several models with costs")
+    return "aiq", float(res["many"]["aiq"]), float(res["many_baselines"]["random"]["aiq"])
+
+
+def _scored_models(eval_t: RoutingTable, base: Any, eval_e: np.ndarray) -> RoutingTable:
+    """The evaluation rows cut to the models every budget is scored on.
+
+    A pair metric keeps the table. AIQ is taken over the data's models that the router *as
+    shipped* scores, at every budget: ``adapt`` also learns the data's models the router did not
+    know, and AIQ over more models has another cost range and random router, so budget 0 and
+    budget ``k`` would not be on one scale."""
+    scores = base.score(eval_e)
+    if strong_win_of(scores, eval_t, base.meta) is not None:
+        return eval_t
+    shared = shared_models(eval_t.models, scores.models, base.meta.get("aliases") or {})
+    return eval_t.select_models(shared) if len(shared) >= 2 else eval_t
 
 
 def learn_curve(
@@ -87,6 +102,7 @@ def learn_curve(
     emb = table_embeddings(table, encoder_of(base.meta))
     stream, ev = stream_eval_split(len(table), seed)
     eval_t, eval_e = table.subset(ev), emb[ev]
+    eval_t = _scored_models(eval_t, base, eval_e)
     metric, values, random_v = None, [], None
     with tempfile.TemporaryDirectory(prefix="learn-curve-") as tmp:
         for k in budgets:
@@ -107,8 +123,9 @@ def learn_curve(
                 )
                 router = load_router(out)
                 chosen = meta["adaptation"]["chosen"]
-            res = evaluate_scores(eval_t, router.score(eval_e), router.meta, with_baselines=True)
-            name, value, random_v = metric_of(res)
+            scores = router.score(eval_e)
+            res = evaluate_scores(eval_t, scores, router.meta, with_baselines=True)
+            name, value, random_v = metric_of(res, scores.models, table.models)
             if metric is not None and name != metric:
                 raise ValueError(f"budget {k}: metric changed from {metric} to {name}")
             metric = name

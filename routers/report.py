@@ -10,7 +10,7 @@ import numpy as np
 
 from .base import load_router
 from .data import group_split, load_table
-from .evaluate import evaluate_scores, pair_curve, strong_win_of
+from .evaluate import evaluate_scores, pair_curve, require_metric, strong_win_of
 from .train import table_embeddings
 
 IN_SAMPLE_REFUSE = 0.5  # refuse when at least this share of the evaluated rows was trained on
@@ -54,6 +54,7 @@ def evaluate_artifact(
     emb = table_embeddings(table, progress=progress)
     scores = router.score(emb)
     rep = evaluate_scores(table, scores, router.meta, with_baselines=True, points=True)
+    require_metric(rep, scores.models, table.models)
     rep["name"] = f"{router.meta['kind']}:{Path(router_dir).name}"
     rep["data"] = {"format": fmt, "rows": len(table), "holdout": holdout, "split": split, "seed": seed}
     rep["training_overlap"] = overlap

@@ -403,3 +403,60 @@ def test_calibrate_every_kind(app, cluster_pair, rb_csv, tmp_path):
     assert res.exit_code == 2 and "exactly one of" in res.output
     res = runner.invoke(app, ["calibrate", "--router", str(out), "--strong-share", "0.3"])
     assert res.exit_code == 2 and "strong_win calibration" in res.output  # no pair named
+
+
+@pytest.fixture(scope="module")
+def llmr_cut(data_dir, tmp_path_factory):
+    """The first 40 LLMRouter items (nine other models, none of the MMLU pair), written by this fixture."""
+    items = json.loads((data_dir / "llmrouter" / "train.json").read_text())[:40]
+    out = tmp_path_factory.mktemp("llmr") / "cut.json"
+    out.write_text(json.dumps(items))
+    return out
+
+
+def test_a_pair_router_on_data_without_its_models_is_a_clear_error(app, cluster_pair, llmr_cut, tmp_path):
+    """A GPT-4/Mixtral router evaluated on LLMRouter's models has nothing to score: ``eval`` and
+    ``learn-curve`` say so and name both model lists (``learn-curve`` used to fail inside the AIQ
+    sweep with "choose() needs at least one candidate", and ``eval`` printed an empty report)."""
+    common = ["--router", str(cluster_pair), "--data", str(llmr_cut), "--format", "llmrouter"]
+    res = runner.invoke(app, ["eval", *common])
+    assert res.exit_code == 2
+    text = " ".join(res.output.split())
+    assert "share neither its strong/weak pair" in text and "gpt-4-1106-preview" in text and "the data has" in text
+    out = tmp_path / "c.json"
+    res = runner.invoke(app, ["learn-curve", *common, "--budgets", "0,10", "--json", str(out)])
+    assert res.exit_code == 2 and not out.exists()
+    text = " ".join(res.output.replace("│", " ").split())
+    assert "nothing to score" in text and "choose()" not in text
+
+
+def test_learn_curve_scores_every_budget_on_the_models_the_router_knew(app, rb_csv, tmp_path):
+    """A model the router has never seen (here a renamed copy of WizardLM's columns) is learnt
+    by ``adapt`` from the judged rows, but AIQ stays over the models the router as shipped scores
+    at every budget, so every point has the same cost range and random router as budget 0."""
+    router = tmp_path / "cost"
+    args = ["train", "--router", "cost", "--data", str(rb_csv), "--format", "routerbench", "--out", str(router)]
+    res = runner.invoke(app, [*args, "--opt", "max_epochs=15"])
+    assert res.exit_code == 0, res.output
+    new = "acme/new-model"
+    with open(rb_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    src = "WizardLM/WizardLM-13B-V1.2"
+    for r in rows:
+        for suffix in ("", "|model_response", "|total_cost"):
+            r[new + suffix] = r[src + suffix]
+    wider = tmp_path / "wider.csv"
+    with open(wider, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    curves = {}
+    for name, data in (("known", rb_csv), ("wider", wider)):
+        out = tmp_path / f"{name}.json"
+        common = ["--router", str(router), "--data", str(data), "--format", "routerbench"]
+        res = runner.invoke(app, ["learn-curve", *common, "--budgets", "0,60", "--seed", "0", "--json", str(out)])
+        assert res.exit_code == 0, res.output
+        curves[name] = json.loads(out.read_text())
+    known, wide = curves["known"], curves["wider"]
+    assert wide["metric"] == "aiq" and wide["values"][0] == pytest.approx(known["values"][0])
+    assert wide["baseline_random"] == pytest.approx(known["baseline_random"])
