@@ -5,6 +5,8 @@ Formats (``load_table(paths, fmt)``):
 - ``routellm``: a CSV, or a folder of CSVs, with ``prompt`` and one boolean column per model
   (RouteLLM's MMLU evals). Group = the file stem minus ``mmlu_`` (the MMLU subject). Prompts
   listed as ``eval_prompt`` in a ``contaminated_prompts.jsonl`` beside the files are skipped.
+  A ``<model>_response`` column (RouteLLM's GSM8K eval file) is that model's answer, kept in
+  ``responses``; a value that is not an outcome is an error naming the file, line and column.
 - ``routerbench``: wide CSV(s) with ``sample_id``, ``prompt`` (a Python-list literal: we use its
   **last** element, the turn that is routed; the encoder keeps head+tail of long text),
   ``eval_name``, and per model ``M`` (score), ``M|total_cost`` (USD), ``M|model_response``.
@@ -138,6 +140,31 @@ def _float(v: str | None) -> float:
         return float("nan")
 
 
+RESPONSE_SUFFIXES = ("_response", "|model_response")  # RouteLLM's GSM8K / MT-Bench files, RouterBench's
+
+
+def routellm_columns(fieldnames: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """(model columns, model -> its response column) of a RouteLLM-format header.
+
+    Besides ``prompt`` and one outcome column per model, RouteLLM's own eval files (GSM8K) carry
+    each model's answer as ``<model>_response``; such a column is the model's response, not a
+    model. Pandas' index columns (``Unnamed: 0``) are skipped."""
+    names = [c for c in fieldnames if c and c != "prompt" and not c.startswith("Unnamed")]
+    responses = {c[: -len(sfx)]: c for c in names for sfx in RESPONSE_SUFFIXES if c.endswith(sfx)}
+    responses = {m: c for m, c in responses.items() if m in names}
+    return [c for c in names if c not in responses.values()], responses
+
+
+def _outcome(v: str, where: str, model: str) -> float:
+    try:
+        return _bool(v)
+    except ValueError:
+        raise ValueError(
+            f"{where}: column {model!r} holds {str(v)[:40]!r}, not an outcome (true/false or a score); "
+            "the routellm format is a 'prompt' column and one outcome column per model"
+        ) from None
+
+
 def load_routellm(paths: Sequence[str | Path]) -> RoutingTable:
     files = _expand(paths, "*.csv")
     contaminated: set[str] = set()
@@ -149,12 +176,15 @@ def load_routellm(paths: Sequence[str | Path]) -> RoutingTable:
                     contaminated.add(json.loads(line)["eval_prompt"].strip())
     prompts, rows, ids, groups = [], [], [], []
     models: list[str] | None = None
+    answers: dict[str, list[str]] = {}
     for f in files:
         with open(f, newline="") as fh:
             reader = csv.DictReader(fh)
-            cols = [c for c in reader.fieldnames or [] if c and c != "prompt" and not c.startswith("Unnamed")]
+            if "prompt" not in (reader.fieldnames or []):
+                raise ValueError(f"{f}: no 'prompt' column (columns: {reader.fieldnames})")
+            cols, resp_cols = routellm_columns(reader.fieldnames or [])
             if models is None:
-                models = cols
+                models, answers = cols, {m: [] for m in resp_cols}
             elif set(cols) != set(models):
                 raise ValueError(f"{f}: model columns {cols} differ from {models}")
             subject = f.stem.removeprefix("mmlu_")
@@ -162,12 +192,15 @@ def load_routellm(paths: Sequence[str | Path]) -> RoutingTable:
                 if r["prompt"].strip() in contaminated:
                     continue
                 prompts.append(r["prompt"])
-                rows.append([_bool(r[m]) for m in models])
+                rows.append([_outcome(r[m], f"{f}:{reader.line_num}", m) for m in models])
+                for m in answers:
+                    answers[m].append(r.get(resp_cols.get(m, ""), "") or "")
                 ids.append(f"{subject}/{i}")
                 groups.append(subject)
     assert models is not None
     q = np.array(rows, dtype=np.float64).reshape(len(rows), len(models))
-    return RoutingTable(prompts, models, q, np.full_like(q, np.nan), ids, groups, "routellm", files_hash(files))
+    table = RoutingTable(prompts, models, q, np.full_like(q, np.nan), ids, groups, "routellm", files_hash(files))
+    return replace(table, responses=answers) if answers else table
 
 
 def routerbench_prompt(raw: str) -> str:

@@ -284,3 +284,15 @@ def test_learn_curve_scores_a_fast_tier_router_on_its_own_encoder(dirs, target):
     emb = table_embeddings(t, enc)
     want = evaluate_scores(t.subset(ev), shipped.score(emb[ev]), shipped.meta)["pair"]["apgr"]
     assert res["values"][0] == pytest.approx(want)
+
+
+def test_learn_curve_reads_routellm_eval_files_with_answer_columns(data_dir, tmp_path):
+    """RouteLLM's own GSM8K eval file adds ``<model>_response`` columns; learn-curve scores the
+    shipped GPT-4/Mixtral router on such a file by APGR of its pair."""
+    from routers.data import repo_root
+    from tests.support.tables import routellm_with_answers
+
+    routellm_with_answers(data_dir, tmp_path / "gsm_like.csv", rows=160)
+    res = learn_curve(repo_root() / "routers/artifacts/knn-mmlu", tmp_path / "gsm_like.csv", "routellm", [0, 60])
+    assert res["metric"] == "apgr" and res["rows"] == {"stream": 80, "eval": 80}
+    assert all(np.isfinite(res["values"]))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from routers.data import group_split, kfold_split, load_table, shared_data_dir
+from tests.support.tables import routellm_with_answers
 
 
 def test_shared_data_dir_env(monkeypatch, tmp_path):
@@ -26,6 +27,25 @@ def test_routellm(data_dir):
     assert not set(contaminated) & set(t.prompts)
     one = load_table(data_dir / "routellm-mmlu/mmlu_anatomy.csv", "routellm")
     assert len(one) > 100 and set(one.groups) == {"anatomy"}
+
+
+def test_routellm_eval_file_with_answer_columns(data_dir, tmp_path):
+    """``<model>_response`` columns are the models' answers, not models (they used to be read as
+    outcome columns and fail to parse as booleans)."""
+    rb, pair = routellm_with_answers(data_dir, tmp_path / "gsm_like.csv")
+    t = load_table(tmp_path / "gsm_like.csv", "routellm")
+    assert t.models == list(pair) and len(t) == len(rb)
+    for m, name in pair.items():
+        assert np.array_equal(t.quality[:, t.models.index(m)], rb.quality[:, rb.models.index(name)])
+        assert t.responses[m] == rb.responses[name]
+    assert t.subset(np.arange(5)).responses[t.models[0]] == rb.responses[pair[t.models[0]]][:5]
+
+
+def test_routellm_value_that_is_not_an_outcome_names_file_line_and_column(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text('prompt,model-a,notes\n"What is 2+2?",true,fine\n"And 3+3?",false,check this one\n')
+    with pytest.raises(ValueError, match=r"bad\.csv:2: column 'notes' holds 'fine', not an outcome"):
+        load_table(bad, "routellm")
 
 
 def test_routerbench(data_dir):
