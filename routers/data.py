@@ -12,7 +12,7 @@ Formats (``load_table(paths, fmt)``):
   ``eval_name``, and per model ``M`` (score), ``M|total_cost`` (USD), ``M|model_response``.
   Group = ``sample_id``. Responses (also list literals: last element) are kept
   (``responses``) for the answer checker.
-- ``llmrouter``: a JSON list of ``{question, scores: {model: score}, cluster_id}``; prices
+- ``llmrouter``: a JSON list (or JSON Lines) of ``{question, scores: {model: score}, cluster_id}``; prices
   (USD per million tokens) from ``models.json`` beside it. Cost = prompt tokens x input price
   (output length unknown; NaN when the model has no price). Group = ``cluster_id``.
 - ``outcomes``: the gateway's recorded outcomes, JSONL, **one row per (prompt, model) call**::
@@ -255,13 +255,27 @@ def load_routerbench(paths: Sequence[str | Path]) -> RoutingTable:
     )
 
 
+def _json_items(f: Path) -> list[dict]:
+    """A JSON list of items, or JSON Lines (one item per line)."""
+    text = f.read_text()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        data = [json.loads(line) for line in text.splitlines() if line.strip()]
+    if isinstance(data, dict):
+        data = [data]
+    for i, it in enumerate(data):
+        if not isinstance(it, dict) or "question" not in it or not isinstance(it.get("scores"), dict):
+            raise ValueError(f"{f}: item {i} is not {{question, scores: {{model: score}}}}")
+    return data
+
+
 def load_llmrouter(paths: Sequence[str | Path]) -> RoutingTable:
-    files = _expand(paths, "*.json")
-    files = [f for f in files if f.name != "models.json"]
+    files = [f for f in _expand(paths, "*.json*") if f.name != "models.json" and f.suffix in (".json", ".jsonl")]
     items: list[dict] = []
     prices: dict[str, dict] = {}
     for f in files:
-        items.extend(json.loads(f.read_text()))
+        items.extend(_json_items(f))
         mj = f.parent / "models.json"
         if mj.exists():
             prices.update(json.loads(mj.read_text()))
@@ -344,7 +358,9 @@ def detect_format(path: str | Path) -> list[tuple[Path, str]]:
     p = Path(path)
     if p.is_file():
         if p.suffix == ".jsonl":
-            return [(p, "outcomes")]
+            with open(p) as fh:
+                first = fh.readline()
+            return [(p, "llmrouter" if '"scores"' in first and '"question"' in first else "outcomes")]
         if p.suffix == ".json":
             return [(p, "llmrouter")]
         with open(p, newline="") as fh:

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from routers.data import group_split, kfold_split, load_table, shared_data_dir
+from routers.data import detect_format, group_split, kfold_split, load_table, shared_data_dir
 from tests.support.tables import routellm_with_answers
 
 
@@ -145,3 +145,21 @@ def test_outcomes_with_embeddings_train_a_router(data_dir, tmp_path):
     meta, _ = train_router("cluster", t, tmp_path / "art", k=4)
     assert meta["models"] == rb.models[:3] and meta["typical_cost_usd"]
     assert load_router(tmp_path / "art").score(emb[:3]).quality.shape == (3, 3)
+
+
+def test_llmrouter_as_json_lines(data_dir, tmp_path):
+    """The same items one per line (``.jsonl``) read as the JSON list does; prices still come
+    from ``models.json`` beside the file; an item without scores is an error naming the file."""
+    items = json.loads((data_dir / "llmrouter/train.json").read_text())[:30]
+    (tmp_path / "part.jsonl").write_text("".join(json.dumps(it) + "\n" for it in items))
+    (tmp_path / "models.json").write_text((data_dir / "llmrouter/models.json").read_text())
+    lines = load_table(tmp_path / "part.jsonl", "llmrouter")
+    whole = load_table(data_dir / "llmrouter/train.json", "llmrouter").subset(np.arange(30))
+    assert lines.prompts == whole.prompts and lines.models == whole.models
+    assert np.array_equal(lines.quality, whole.quality, equal_nan=True)
+    assert np.allclose(lines.cost, whole.cost)
+    assert load_table(tmp_path, "llmrouter").prompts == whole.prompts  # a folder of .jsonl
+    assert detect_format(tmp_path / "part.jsonl") == [(tmp_path / "part.jsonl", "llmrouter")]
+    (tmp_path / "bad.jsonl").write_text(json.dumps({"question": "q"}) + "\n")
+    with pytest.raises(ValueError, match=r"bad\.jsonl: item 0 is not"):
+        load_table(tmp_path / "bad.jsonl", "llmrouter")
