@@ -98,7 +98,7 @@ def _import_families() -> None:
     """Import the family modules so they register themselves (serve-time safe imports only)."""
     import importlib
 
-    for name in ("mf", "cluster", "cascade", "cost", "random", "knn", "prior"):
+    for name in ("mf", "cluster", "cascade", "cost", "random", "knn", "prior", "adapt"):
         try:
             importlib.import_module(f"routers.{name}")
         except ModuleNotFoundError as exc:  # a family not written yet

@@ -1,0 +1,59 @@
+"""A router published by ``shunter retrain`` (kind ``adapted``: a linear head over the deployed
+router) served by a running gateway, whose process has never imported the training side.
+
+The artifact is adapted here from the shipped kNN pair router with 120 real MMLU outcomes, and
+the gateway's decision for each prompt is compared with the artifact scored offline.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from routers.adapt import Judged, adapt
+from routers.base import load_router
+from routers.data import load_table, repo_root
+from routers.encoder import Encoder
+from tests.support.paths import DATA
+from tests.support.policies import chat
+from tests.support.procs import upstream_entry
+
+MATH = DATA / "routellm-mmlu" / "mmlu_college_mathematics.csv"
+STRONG, WEAK = "gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1"
+
+
+@pytest.fixture(scope="module")
+def adapted(tmp_path_factory):
+    if not MATH.exists():
+        pytest.skip(f"shared data not found at {MATH}")
+    t = load_table(MATH, "routellm")
+    emb = Encoder.default().embed(t.prompts)
+    rows = np.arange(min(120, len(t)))
+    judged = Judged(emb[rows], list(t.models), t.quality[rows].astype(float), ids=[f"req-{i}" for i in rows])
+    out = tmp_path_factory.mktemp("adapted") / "knn-adapted"
+    adapt(repo_root() / "routers/artifacts/knn-mmlu", judged, out, domain_emb=emb, seed=0)
+    return out, t.prompts[len(rows) : len(rows) + 8]
+
+
+def test_gateway_serves_an_adapted_router(gateway, fake_upstream, adapted):
+    art, prompts = adapted
+    weak, strong = fake_upstream("weak-v1"), fake_upstream("strong-v1")
+    router = {"path": str(art), "model_map": {"weak": WEAK, "strong": STRONG}, "strong": "strong", "weak": "weak"}
+    gw = gateway(
+        {
+            "upstreams": {
+                "weak": upstream_entry(weak),
+                "strong": upstream_entry(strong, input_price=2.5, output_price=10),
+            },
+            "policies": {"pair": {"candidates": ["weak", "strong"], "router": router, "objective": {"threshold": 0.5}}},
+        }
+    )
+    offline = load_router(art)
+    assert offline.meta["kind"] == "adapted"
+    for text in prompts:
+        resp, h = chat(gw, text, model="router-pair")
+        sw = float(offline.score(Encoder.default().embed([text])).strong_win[0])
+        assert h["x-shunter-reason"] == "router" and h["x-shunter-router"] == "adapted"
+        assert float(h["x-shunter-strong-win"]) == pytest.approx(sw, abs=1e-3)
+        if abs(sw - 0.5) > 1e-3:
+            assert resp.model == ("strong" if sw >= 0.5 else "weak")
