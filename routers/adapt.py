@@ -25,8 +25,9 @@ two linear heads into one over the same base, so repeated retraining never nests
 
 from __future__ import annotations
 
+import json
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,7 @@ class Judged:
     models: list[str]
     scores: np.ndarray
     pairs: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
+    ids: list[str] | None = None  # one per row (request ids), when known: see ``rows_to_fit``
 
     def __len__(self) -> int:
         return len(self.emb)
@@ -93,7 +95,8 @@ class Judged:
         pairs = keep.copy()
         if len(pairs):
             pairs[:, 0] = pos[pairs[:, 0].astype(int)]
-        return Judged(self.emb[idx], self.models, self.scores[idx], pairs)
+        ids = None if self.ids is None else [self.ids[i] for i in idx]
+        return Judged(self.emb[idx], self.models, self.scores[idx], pairs, ids)
 
 
 @dataclass
@@ -107,6 +110,8 @@ class Basis:
     @classmethod
     def fit(cls, emb: np.ndarray, dims: int) -> Basis:
         x = np.asarray(emb, np.float64)
+        if not len(x):
+            return cls(np.zeros(x.shape[1]), np.zeros((x.shape[1], 0)), 1.0)
         mu = x.mean(axis=0)
         d = int(max(0, min(dims, len(x) - 1, x.shape[1])))
         if d == 0:
@@ -406,6 +411,10 @@ def adapt(
 
     out = Path(out)
     base = load_router(base_dir)
+    judged, rows = rows_to_fit(base, judged)
+    if rows["mode"] == REFIT:  # base is an adapted router: its original base is the copy inside it
+        base_dir = Path(base_dir) / "base"
+        base = load_router(base_dir)
     judged = _as_base_names(judged, list(base.models), base.meta.get("aliases") or {})
     models = list(dict.fromkeys(list(base.models) + list(judged.models)))
     judged = _widen(judged, models)
@@ -428,12 +437,53 @@ def adapt(
         shutil.rmtree(out)
     shutil.copytree(src, out / "base")
     _save_head(out, w_all, b_all)
-    meta = _meta(base, models, alpha, judged, reg, cv, basis, info)
+    ids = rows.pop("ids")
+    if ids is not None:  # beside router.json, which the gateway reads on every load
+        (out / FITTED_FILE).write_text(json.dumps({"ids": ids}) + "\n")
+    meta = _meta(base, models, alpha, judged, reg, cv, basis, {**(info or {}), "rows": rows})
     write_meta(out, meta)
     router = load_router(out)
     meta["calibration"] = calibration_of(router.score(dom))
     write_meta(out, meta)
     return meta
+
+
+FITTED_FILE = "judged_ids.json"  # the ids of every judged row an adapted router has learnt from
+REFIT, ON_TOP, ALL = "refit from the original base", "new rows on top", "all rows on top"
+
+
+def fitted_ids(router: Router) -> set[str] | None:
+    """The judged rows (ids) an adapted router has learnt from, when it recorded them."""
+    path = Path(getattr(router, "path", "")) / FITTED_FILE
+    if not isinstance(router, AdaptedRouter) or not path.exists():
+        return None
+    return set(json.loads(path.read_text())["ids"])
+
+
+def rows_to_fit(base: Router, judged: Judged) -> tuple[Judged, dict[str, Any]]:
+    """Which judged rows to fit, and on top of what, when ``base`` may itself be adapted.
+
+    Retraining reads every labelled request again, so the rows an adapted router learnt from come
+    back. Correcting it again with them fits its own in-sample residuals, which are small, and
+    learns little from the new rows (measured in docs/learning.md: 200 then 400 judged rows ends
+    where 200 did). So, when the rows are identified:
+
+    - every row the deployed head learnt from is here again: refit from the original base with
+      all of them (one fit, as if adapted once; ``REFIT``);
+    - some are gone (a ``--since`` window, a pruned store): correct the deployed router with the
+      rows it has not seen (``ON_TOP``), and remember both sets;
+    - no ids, or no record: correct the deployed router with every row (``ALL``).
+    """
+    seen = fitted_ids(base)
+    ids = judged.ids
+    if ids is None or seen is None:
+        return judged, {"mode": ALL, "judged": len(judged), "ids": None if ids is None else sorted(set(ids))}
+    if seen <= set(ids):
+        return judged, {"mode": REFIT, "judged": len(judged), "ids": sorted(set(ids))}
+    new = np.array([i for i, r in enumerate(ids) if r not in seen], int)
+    kept = judged.take(new)
+    record = sorted(seen | set(kept.ids or []))
+    return kept, {"mode": ON_TOP, "judged": len(judged), "new": len(new), "ids": record}
 
 
 def _as_base_names(judged: Judged, base_models: list[str], aliases: dict[str, str]) -> Judged:
@@ -444,7 +494,7 @@ def _as_base_names(judged: Judged, base_models: list[str], aliases: dict[str, st
     for m in judged.models:
         found = find_model(m, base_models, aliases)
         names.append(found if found is not None and found not in judged.models and found not in names else m)
-    return judged if names == judged.models else Judged(judged.emb, names, judged.scores, judged.pairs)
+    return judged if names == judged.models else replace(judged, models=names)
 
 
 def _widen(judged: Judged, models: list[str]) -> Judged:
@@ -458,7 +508,7 @@ def _widen(judged: Judged, models: list[str]) -> Judged:
     if len(pairs):
         pairs[:, 1] = [cols[int(a)] for a in pairs[:, 1]]
         pairs[:, 2] = [cols[int(b)] for b in pairs[:, 2]]
-    return Judged(judged.emb, models, y, pairs)
+    return replace(judged, models=models, scores=y, pairs=pairs)
 
 
 def _meta(

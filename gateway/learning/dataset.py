@@ -190,7 +190,8 @@ def build(
 
 def to_judged(fs: FeedbackSet) -> Any:
     """``routers.adapt.Judged``: the served model's score (user feedback and absolute judge
-    scores) as a per-model label, judge preferences as Bradley-Terry pairs."""
+    scores) as a per-model label, judge preferences as Bradley-Terry pairs, the request ids as
+    row ids (so a later retrain knows which rows the adapted router has learnt from)."""
     from routers.adapt import Judged
 
     y = np.full((len(fs), len(fs.models)), np.nan)
@@ -198,7 +199,7 @@ def to_judged(fs: FeedbackSet) -> Any:
     y[np.arange(len(fs)), fs.served] = pw
     rows = [(i, int(fs.served[i]), j, t) for i, pr in enumerate(fs.pairs or []) for j, t in pr]
     pairs = np.asarray(rows, float).reshape(len(rows), 4)
-    return Judged(fs.emb, list(fs.models), y, pairs)
+    return Judged(fs.emb, list(fs.models), y, pairs, list(fs.ids))
 
 
 def time_split(fs: FeedbackSet, holdout: float) -> tuple[np.ndarray, np.ndarray]:

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,6 +91,19 @@ def test_retrain_with_judge_file_no_publish_and_refusals(tmp_path):
     assert cand["kind"] == "adapted" and cand["base_kind"] == "cluster"
     assert cand["adaptation"]["judged_rows"] == report["data"]["train_rows"]
     assert (tmp_path / "routers" / "replay").exists() and config.read_text() == before
+    # the candidate remembers which requests it learnt from; deployed and retrained on the same
+    # store, it is refitted from its original base with every row instead of corrected again
+    learnt = json.loads(open(report["candidate"] + "/judged_ids.json").read())["ids"]
+    assert len(learnt) == report["data"]["train_rows"] and set(learnt) <= {f"req_{k}" for k in range(len(live))}
+    deployed = tmp_path / "deployed.yaml"
+    deployed.write_text(yaml.safe_dump(R.policy_config(fakes, Path(report["candidate"]), db), sort_keys=False))
+    again = retrain(deployed, "--policy", "replay", "--no-publish", "--out", str(tmp_path / "r3"), "--margin", "0")
+    assert again.returncode == 3, again.stderr
+    cand2 = json.loads(
+        open(json.loads(open(json.loads(again.stdout)["report_file"]).read())["candidate"] + "/router.json").read()
+    )
+    assert cand2["adaptation"]["rows"] == {"mode": "refit from the original base", "judged": len(learnt)}
+    assert cand2["base_kind"] == "cluster"
     scratch = retrain(
         config, "--policy", "replay", "--family", "cluster", "--no-publish", "--out", str(tmp_path / "r2")
     )

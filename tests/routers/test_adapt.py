@@ -11,7 +11,11 @@ import typer
 from typer.testing import CliRunner
 
 from routers.adapt import (
+    ALL,
+    FITTED_FILE,
     KEEP,
+    ON_TOP,
+    REFIT,
     AdaptedRouter,
     Basis,
     Judged,
@@ -296,3 +300,54 @@ def test_learn_curve_reads_routellm_eval_files_with_answer_columns(data_dir, tmp
     res = learn_curve(repo_root() / "routers/artifacts/knn-mmlu", tmp_path / "gsm_like.csv", "routellm", [0, 60])
     assert res["metric"] == "apgr" and res["rows"] == {"stream": 80, "eval": 80}
     assert all(np.isfinite(res["values"]))
+
+
+def _with_ids(j: Judged, idx) -> Judged:
+    return Judged(j.emb, j.models, j.scores, j.pairs, [f"req-{i}" for i in idx])
+
+
+def test_retraining_on_the_same_rows_refits_from_the_original_base(base_router, target, tmp_path):
+    """Retrain reads every labelled request again. When the rows the deployed adapted router
+    learnt from all come back, it is refitted from its original base with every row: the same
+    router one adaptation on all of them gives (correcting it again would fit its own in-sample
+    residuals and learn little from the new rows)."""
+    t, emb = target
+    first, both = np.arange(0, 120), np.arange(0, 240)
+    dom = emb[240:400]
+    adapt(base_router, _with_ids(_judged(t, emb, first), first), tmp_path / "one", domain_emb=dom, seed=1)
+    ids_one = json.loads((tmp_path / "one" / FITTED_FILE).read_text())["ids"]
+    assert len(ids_one) == 120
+    meta = adapt(tmp_path / "one", _with_ids(_judged(t, emb, both), both), tmp_path / "two", domain_emb=dom, seed=1)
+    adapt(base_router, _with_ids(_judged(t, emb, both), both), tmp_path / "once", domain_emb=dom, seed=1)
+    assert meta["adaptation"]["rows"] == {"mode": REFIT, "judged": 240}
+    assert load_router(tmp_path / "two" / "base").meta["kind"] == "knn"
+    x = emb[400:460]
+    np.testing.assert_allclose(load_router(tmp_path / "two").raw(x), load_router(tmp_path / "once").raw(x), atol=1e-6)
+    assert len(json.loads((tmp_path / "two" / FITTED_FILE).read_text())["ids"]) == 240
+
+
+def test_retraining_without_the_old_rows_learns_only_the_new_ones(base_router, target, tmp_path):
+    """A ``--since`` window drops some rows the deployed router learnt from: it is corrected
+    with the rows it has not seen, on top, and remembers both sets; with nothing new it stays."""
+    t, emb = target
+    first, later = np.arange(0, 120), np.arange(60, 240)
+    dom = emb[240:400]
+    adapt(base_router, _with_ids(_judged(t, emb, first), first), tmp_path / "one", domain_emb=dom)
+    meta = adapt(tmp_path / "one", _with_ids(_judged(t, emb, later), later), tmp_path / "two", domain_emb=dom)
+    assert meta["adaptation"]["rows"] == {"mode": ON_TOP, "judged": 180, "new": 120}
+    assert meta["adaptation"]["judged_rows"] == 120  # rows 120-239 only
+    assert len(json.loads((tmp_path / "two" / FITTED_FILE).read_text())["ids"]) == 240
+    assert not (tmp_path / "two" / "base" / "base").exists()
+    again = np.arange(60, 120)  # all seen before, some of the first rows missing: nothing new to learn
+    meta = adapt(tmp_path / "two", _with_ids(_judged(t, emb, again), again), tmp_path / "three", domain_emb=dom)
+    assert meta["adaptation"]["rows"]["new"] == 0 and meta["adaptation"]["chosen"] == "keep"
+    x = emb[400:460]
+    np.testing.assert_allclose(load_router(tmp_path / "three").raw(x), load_router(tmp_path / "two").raw(x), atol=1e-5)
+
+
+def test_rows_without_ids_correct_the_deployed_router_with_every_row(base_router, target, tmp_path):
+    t, emb = target
+    adapt(base_router, _judged(t, emb, np.arange(120)), tmp_path / "one")
+    assert not (tmp_path / "one" / FITTED_FILE).exists()
+    meta = adapt(tmp_path / "one", _judged(t, emb, np.arange(240)), tmp_path / "two")
+    assert meta["adaptation"]["rows"] == {"mode": ALL, "judged": 240}
