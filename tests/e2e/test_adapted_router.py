@@ -1,15 +1,18 @@
 """A router published by ``shunter retrain`` (kind ``adapted``: a linear head over the deployed
 router) served by a running gateway, whose process has never imported the training side.
 
-The artifact is adapted here from the shipped kNN pair router with 120 real MMLU outcomes, and
+The artifact is adapted here from the shipped kNN pair router with 60 real MMLU outcomes, and
 the gateway's decision for each prompt is compared with the artifact scored offline.
 """
 
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import pytest
 
+from gateway.learning.publish import set_router_path
 from routers.adapt import Judged, adapt
 from routers.base import load_router
 from routers.data import load_table, repo_root
@@ -17,6 +20,7 @@ from routers.encoder import Encoder
 from tests.support.paths import DATA
 from tests.support.policies import chat
 from tests.support.procs import upstream_entry
+from tests.support.wait import wait_until
 
 MATH = DATA / "routellm-mmlu" / "mmlu_college_mathematics.csv"
 STRONG, WEAK = "gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1"
@@ -28,26 +32,31 @@ def adapted(tmp_path_factory):
         pytest.skip(f"shared data not found at {MATH}")
     t = load_table(MATH, "routellm")
     emb = Encoder.default().embed(t.prompts)
-    rows = np.arange(min(120, len(t)))
+    rows = np.arange(60)
     judged = Judged(emb[rows], list(t.models), t.quality[rows].astype(float), ids=[f"req-{i}" for i in rows])
     out = tmp_path_factory.mktemp("adapted") / "knn-adapted"
     adapt(repo_root() / "routers/artifacts/knn-mmlu", judged, out, domain_emb=emb, seed=0)
-    return out, t.prompts[len(rows) : len(rows) + 8]
+    prompts = t.prompts[len(rows) : len(rows) + 8]
+    assert len(prompts) == 8
+    return out, prompts
+
+
+def _pair_gateway(gateway, fake_upstream, router_path):
+    weak, strong = fake_upstream("weak-v1"), fake_upstream("strong-v1")
+    router = {
+        "path": str(router_path),
+        "model_map": {"weak": WEAK, "strong": STRONG},
+        "strong": "strong",
+        "weak": "weak",
+    }
+    upstreams = {"weak": upstream_entry(weak), "strong": upstream_entry(strong, input_price=2.5, output_price=10)}
+    policy = {"candidates": ["weak", "strong"], "router": router, "objective": {"threshold": 0.5}}
+    return gateway({"upstreams": upstreams, "policies": {"pair": policy}})
 
 
 def test_gateway_serves_an_adapted_router(gateway, fake_upstream, adapted):
     art, prompts = adapted
-    weak, strong = fake_upstream("weak-v1"), fake_upstream("strong-v1")
-    router = {"path": str(art), "model_map": {"weak": WEAK, "strong": STRONG}, "strong": "strong", "weak": "weak"}
-    gw = gateway(
-        {
-            "upstreams": {
-                "weak": upstream_entry(weak),
-                "strong": upstream_entry(strong, input_price=2.5, output_price=10),
-            },
-            "policies": {"pair": {"candidates": ["weak", "strong"], "router": router, "objective": {"threshold": 0.5}}},
-        }
-    )
+    gw = _pair_gateway(gateway, fake_upstream, art)
     offline = load_router(art)
     assert offline.meta["kind"] == "adapted"
     for text in prompts:
@@ -57,3 +66,17 @@ def test_gateway_serves_an_adapted_router(gateway, fake_upstream, adapted):
         assert float(h["x-shunter-strong-win"]) == pytest.approx(sw, abs=1e-3)
         if abs(sw - 0.5) > 1e-3:
             assert resp.model == ("strong" if sw >= 0.5 else "weak")
+
+
+def test_a_published_adapted_router_is_hot_swapped_in(gateway, fake_upstream, adapted):
+    """What ``retrain`` does on publish: the policy file's router path is rewritten to the adapted
+    artifact, and the running gateway (started on the shipped router) reloads onto it."""
+    art, prompts = adapted
+    gw = _pair_gateway(gateway, fake_upstream, repo_root() / "routers/artifacts/knn-mmlu")
+    assert chat(gw, prompts[0], model="router-pair")[1]["x-shunter-router"] == "knn"
+    set_router_path(gw.config, "pair", str(art))
+    gw.proc.send_signal(signal.SIGHUP)
+    wait_until(
+        lambda: chat(gw, prompts[0], model="router-pair")[1]["x-shunter-router"] == "adapted", 20, 0.1, "the swap"
+    )
+    assert "unknown router kind" not in gw.output()
