@@ -1,8 +1,9 @@
 """A router published by ``shunter retrain`` (kind ``adapted``: a linear head over the deployed
 router) served by a running gateway, whose process has never imported the training side.
 
-The artifact is adapted here from the shipped kNN pair router with 60 real MMLU outcomes, and
-the gateway's decision for each prompt is compared with the artifact scored offline.
+The artifacts are adapted here from the shipped kNN pair router and from the default policy's
+``prior-fast`` (on the static-table tier) with 60 real MMLU outcomes, and the gateway's decision
+for each prompt is compared with the artifact scored offline by the policy's encoder tier.
 """
 
 from __future__ import annotations
@@ -26,22 +27,34 @@ MATH = DATA / "routellm-mmlu" / "mmlu_college_mathematics.csv"
 STRONG, WEAK = "gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1"
 
 
-@pytest.fixture(scope="module")
-def adapted(tmp_path_factory):
+def _encoder(tier: str):
+    if tier == "fast":
+        from routers.encoders.static import StaticEncoder
+
+        return StaticEncoder.default()
+    return Encoder.default()
+
+
+@pytest.fixture(scope="module", params=[("knn-mmlu", "accurate"), ("prior-fast", "fast")], ids=lambda p: p[0])
+def adapted(request, tmp_path_factory):
+    """(artifact, 8 prompts it was not adapted on, the policy's encoder tier): the shipped router
+    adapted to 60 judged prompts embedded by the tier it serves from (the default policy's
+    ``prior-fast`` on the static table)."""
     if not MATH.exists():
         pytest.skip(f"shared data not found at {MATH}")
+    name, tier = request.param
     t = load_table(MATH, "routellm")
-    emb = Encoder.default().embed(t.prompts)
+    emb = _encoder(tier).embed(t.prompts)
     rows = np.arange(60)
     judged = Judged(emb[rows], list(t.models), t.quality[rows].astype(float), ids=[f"req-{i}" for i in rows])
-    out = tmp_path_factory.mktemp("adapted") / "knn-adapted"
-    adapt(repo_root() / "routers/artifacts/knn-mmlu", judged, out, domain_emb=emb, seed=0)
+    out = tmp_path_factory.mktemp("adapted") / f"{name}-adapted"
+    adapt(repo_root() / "routers/artifacts" / name, judged, out, domain_emb=emb, seed=0)
     prompts = t.prompts[len(rows) : len(rows) + 8]
     assert len(prompts) == 8
-    return out, prompts
+    return out, prompts, tier
 
 
-def _pair_gateway(gateway, fake_upstream, router_path):
+def _pair_gateway(gateway, fake_upstream, router_path, tier):
     weak, strong = fake_upstream("weak-v1"), fake_upstream("strong-v1")
     router = {
         "path": str(router_path),
@@ -50,18 +63,18 @@ def _pair_gateway(gateway, fake_upstream, router_path):
         "weak": "weak",
     }
     upstreams = {"weak": upstream_entry(weak), "strong": upstream_entry(strong, input_price=2.5, output_price=10)}
-    policy = {"candidates": ["weak", "strong"], "router": router, "objective": {"threshold": 0.5}}
+    policy = {"candidates": ["weak", "strong"], "router": router, "objective": {"threshold": 0.5}, "encoder": tier}
     return gateway({"upstreams": upstreams, "policies": {"pair": policy}})
 
 
 def test_gateway_serves_an_adapted_router(gateway, fake_upstream, adapted):
-    art, prompts = adapted
-    gw = _pair_gateway(gateway, fake_upstream, art)
+    art, prompts, tier = adapted
+    gw = _pair_gateway(gateway, fake_upstream, art, tier)
     offline = load_router(art)
     assert offline.meta["kind"] == "adapted"
     for text in prompts:
         resp, h = chat(gw, text, model="router-pair")
-        sw = float(offline.score(Encoder.default().embed([text])).strong_win[0])
+        sw = float(offline.score(_encoder(tier).embed([text])).strong_win[0])
         assert h["x-shunter-reason"] == "router" and h["x-shunter-router"] == "adapted"
         assert float(h["x-shunter-strong-win"]) == pytest.approx(sw, abs=1e-3)
         if abs(sw - 0.5) > 1e-3:
@@ -71,9 +84,10 @@ def test_gateway_serves_an_adapted_router(gateway, fake_upstream, adapted):
 def test_a_published_adapted_router_is_hot_swapped_in(gateway, fake_upstream, adapted):
     """What ``retrain`` does on publish: the policy file's router path is rewritten to the adapted
     artifact, and the running gateway (started on the shipped router) reloads onto it."""
-    art, prompts = adapted
-    gw = _pair_gateway(gateway, fake_upstream, repo_root() / "routers/artifacts/knn-mmlu")
-    assert chat(gw, prompts[0], model="router-pair")[1]["x-shunter-router"] == "knn"
+    art, prompts, tier = adapted
+    base = load_router(art / "base")
+    gw = _pair_gateway(gateway, fake_upstream, art / "base", tier)
+    assert chat(gw, prompts[0], model="router-pair")[1]["x-shunter-router"] == base.meta["kind"]
     set_router_path(gw.config, "pair", str(art))
     gw.proc.send_signal(signal.SIGHUP)
     wait_until(
