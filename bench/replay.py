@@ -15,7 +15,7 @@ that prompt, and its cost is the recorded USD cost of that call. Scenario:
 "Equal cost": the starting router's quality-cost frontier on the evaluation prompts (the same
 ``choose`` with every cost weight, offline) interpolated at the new cost.
 
-Usage: ``python -m bench.replay --live 600 --eval 300 [--out bench/results/replay.json]``
+Usage: ``python -m bench.replay --live 600 --eval 300 [--family cluster|adapt] [--out bench/results/replay.json]``
 """
 
 from __future__ import annotations
@@ -360,9 +360,14 @@ def run_scenario(
     live: np.ndarray,
     ev: np.ndarray,
     log: Callable[[str], None] = print,
+    family: str = "cluster",
 ) -> dict[str, Any]:
-    """Phases A, B, retrain + hot swap under load, C, worse-candidate gate, and the online policy."""
+    """Phases A, B, retrain + hot swap under load, C, worse-candidate gate, and the online policy.
+
+    ``family``: what ``retrain`` fits (``cluster``: from scratch, the figures in docs/learning.md's
+    replay table; ``adapt``: retrain's default, the starting router adapted to the feedback)."""
     out: dict[str, Any] = {
+        "family": family,
         "cost_weight": COST_WEIGHT,
         "online_cost_weight": ONLINE_COST_WEIGHT,
         "live": len(live),
@@ -386,9 +391,7 @@ def run_scenario(
     log(f"worse candidate: exit {rw.returncode} {out['worse_candidate']['reason']}")
     # retrain and publish under load
     with Background(base, "replay", [d.prompts[i] for i in ev[:40]]) as bg:
-        # the figures in docs/learning.md's replay table are from-scratch cluster retraining
-        # (adaptation, retrain's default, is measured by learn-curve)
-        rr = retrain_cmd(config, "replay", workdir / "routers", "--family", "cluster")
+        rr = retrain_cmd(config, "replay", workdir / "routers", *(["--family", family] if family != "adapt" else []))
         rep = json.loads(rr.stdout)
         out["retrain"] = {"exit": rr.returncode, **rep}
         if rr.returncode == 0:
@@ -447,6 +450,7 @@ def main() -> None:
     ap.add_argument("--eval", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "replay.json")
+    ap.add_argument("--family", default="cluster", help="what retrain fits: cluster (from scratch) or adapt")
     args = ap.parse_args()
     d = load_data()
     start, live, ev = split(d, args.start, args.live, args.eval, args.seed)
@@ -481,7 +485,7 @@ def main() -> None:
         procs.append(gw)
         base = f"http://127.0.0.1:{port}"
         wait_ready(base + "/readyz", gw)
-        res = run_scenario(base, config, work, d, start_dir, live, ev)
+        res = run_scenario(base, config, work, d, start_dir, live, ev, family=args.family)
         res["split"] = {"start_arc_only": len(start), "seed": args.seed}
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(res, indent=2) + "\n")

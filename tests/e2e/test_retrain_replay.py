@@ -27,7 +27,9 @@ pytestmark = [
 ]
 
 
-def test_replay_retrain_publish_gate_hot_swap_and_online(gateway, fake_upstream, tmp_path):
+@pytest.mark.parametrize("family", ["cluster", "adapt"])
+def test_replay_retrain_publish_gate_hot_swap_and_online(gateway, fake_upstream, tmp_path, family):
+    """``cluster``: retrained from scratch; ``adapt``: retrain's default, the starting router adapted."""
     d = R.load_data()
     start, live, ev = R.split(
         d, n_start=300, n_live=600, n_eval=300, seed=0
@@ -38,7 +40,7 @@ def test_replay_retrain_publish_gate_hot_swap_and_online(gateway, fake_upstream,
     gw = gateway(R.policy_config(fakes, start_dir, tmp_path / "outcomes.sqlite", clusters=cents), env=R.GATEWAY_ENV)
     policy_before = gw.config.read_text()
 
-    res = R.run_scenario(gw.url, gw.config, tmp_path, d, start_dir, live, ev)
+    res = R.run_scenario(gw.url, gw.config, tmp_path, d, start_dir, live, ev, family=family)
     print(json.dumps({k: v for k, v in res.items() if k != "start_frontier"}, indent=2))
 
     # every replayed request succeeded and got its feedback
@@ -56,6 +58,7 @@ def test_replay_retrain_publish_gate_hot_swap_and_online(gateway, fake_upstream,
     report = json.loads(open(rt["report_file"]).read())
     assert report["data"]["train_rows"] + report["data"]["holdout_rows"] == len(live)
     assert report["decision"] == "published" and report["published"]["previous"] == str(start_dir)
+    assert report["family"] == family
     assert res["hot_swap_load"]["failed"] == 0 and res["hot_swap_load"]["ok"] > 20
     assert res["hot_swap_load"]["distinct_score_headers"] > 1  # served by both routers during the test
     new_path = yaml.safe_load(gw.config.read_text())["policies"]["replay"]["router"]["path"]
