@@ -19,8 +19,10 @@ deployed router" as one candidate: where the labels carry no signal the router s
 
 The artifact is the deployed router's folder copied to ``base/``, ``router.onnx`` a linear graph
 ``embedding -> delta`` (the PCA projection folded into one ``MatMul``) and ``router.json`` with
-``alpha = 1 + c``: ``q = clip(alpha * p + delta, 0, 1)``. Adapting an adapted router composes the
-two linear heads into one over the same base, so repeated retraining never nests folders.
+``alpha = 1 + c``: ``q = clip(alpha * p + delta, 0, 1)``, and ``judged_ids.json`` the ids of the
+judged rows it learnt from, when they have ids. Adapting an adapted router again refits from its
+original base when every one of those rows is given again, else composes the two linear heads into
+one over the same base (:func:`rows_to_fit`), so repeated retraining never nests folders.
 """
 
 from __future__ import annotations
