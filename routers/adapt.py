@@ -456,10 +456,9 @@ REFIT, ON_TOP, ALL = "refit from the original base", "new rows on top", "all row
 
 def fitted_ids(router: Router) -> set[str] | None:
     """The judged rows (ids) an adapted router has learnt from, when it recorded them."""
-    path = Path(getattr(router, "path", "")) / FITTED_FILE
-    if not isinstance(router, AdaptedRouter) or not path.exists():
+    if not isinstance(router, AdaptedRouter) or not (router.path / FITTED_FILE).exists():
         return None
-    return set(json.loads(path.read_text())["ids"])
+    return set(json.loads((router.path / FITTED_FILE).read_text())["ids"])
 
 
 def rows_to_fit(base: Router, judged: Judged) -> tuple[Judged, dict[str, Any]]:

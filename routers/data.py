@@ -124,6 +124,11 @@ def _expand(paths: Sequence[str | Path], pattern: str) -> list[Path]:
     return out
 
 
+def _json_lines(text: str) -> list[Any]:
+    """The values of a JSON Lines text (blank lines skipped)."""
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
 def _bool(v: str) -> float:
     s = str(v).strip().lower()
     if s in ("true", "1", "1.0", "yes"):
@@ -171,9 +176,7 @@ def load_routellm(paths: Sequence[str | Path]) -> RoutingTable:
     for d in {f.parent for f in files}:
         cp = d / "contaminated_prompts.jsonl"
         if cp.exists():
-            for line in cp.read_text().splitlines():
-                if line.strip():
-                    contaminated.add(json.loads(line)["eval_prompt"].strip())
+            contaminated.update(row["eval_prompt"].strip() for row in _json_lines(cp.read_text()))
     prompts, rows, ids, groups = [], [], [], []
     models: list[str] | None = None
     answers: dict[str, list[str]] = {}
@@ -261,7 +264,7 @@ def _json_items(f: Path) -> list[dict]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
-        data = [json.loads(line) for line in text.splitlines() if line.strip()]
+        data = _json_lines(text)
     if isinstance(data, dict):
         data = [data]
     for i, it in enumerate(data):
@@ -319,10 +322,7 @@ def load_outcomes(paths: Sequence[str | Path]) -> RoutingTable:
     cells: dict[tuple[int, str], list[tuple[float, float]]] = {}
     models: list[str] = []
     for f in files:
-        for line in f.read_text().splitlines():
-            if not line.strip():
-                continue
-            row = json.loads(line)
+        for row in _json_lines(f.read_text()):
             text = row.get("prompt")
             if text is None and row.get("messages"):
                 text = select_text(row["messages"])

@@ -70,17 +70,16 @@ def metric_of(
     return "aiq", float(res["many"]["aiq"]), float(res["many_baselines"]["random"]["aiq"])
 
 
-def _scored_models(eval_t: RoutingTable, base: Any, eval_e: np.ndarray) -> RoutingTable:
+def _scored_models(eval_t: RoutingTable, scores: Any, meta: dict[str, Any]) -> RoutingTable:
     """The evaluation rows cut to the models every budget is scored on.
 
     A pair metric keeps the table. AIQ is taken over the data's models that the router *as
     shipped* scores, at every budget: ``adapt`` also learns the data's models the router did not
     know, and AIQ over more models has another cost range and random router, so budget 0 and
     budget ``k`` would not be on one scale."""
-    scores = base.score(eval_e)
-    if strong_win_of(scores, eval_t, base.meta) is not None:
+    if strong_win_of(scores, eval_t, meta) is not None:
         return eval_t
-    shared = shared_models(eval_t.models, scores.models, base.meta.get("aliases") or {})
+    shared = shared_models(eval_t.models, scores.models, meta.get("aliases") or {})
     return eval_t.select_models(shared) if len(shared) >= 2 else eval_t
 
 
@@ -102,7 +101,8 @@ def learn_curve(
     emb = table_embeddings(table, encoder_of(base.meta))
     stream, ev = stream_eval_split(len(table), seed)
     eval_t, eval_e = table.subset(ev), emb[ev]
-    eval_t = _scored_models(eval_t, base, eval_e)
+    shipped = base.score(eval_e)  # budget 0, and which models every budget is scored on
+    eval_t = _scored_models(eval_t, shipped, base.meta)
     metric, values, random_v = None, [], None
     with tempfile.TemporaryDirectory(prefix="learn-curve-") as tmp:
         for k in budgets:
@@ -123,7 +123,7 @@ def learn_curve(
                 )
                 router = load_router(out)
                 chosen = meta["adaptation"]["chosen"]
-            scores = router.score(eval_e)
+            scores = shipped if k == 0 else router.score(eval_e)
             res = evaluate_scores(eval_t, scores, router.meta, with_baselines=True)
             name, value, random_v = metric_of(res, scores.models, table.models)
             if metric is not None and name != metric:
