@@ -40,13 +40,34 @@ from .identities import find_model
 from .runtime import OnnxRouter, pair_strong_win
 
 
-def prior_quality(router: Router, emb: np.ndarray, models: list[str]) -> np.ndarray:
-    """(n, len(models)) of ``router``'s predicted quality, 0.5 for models it lacks."""
-    sc = router.score(emb)
+def prior_quality(router: Router, emb: np.ndarray, models: list[str], pair_from_win: bool = True) -> np.ndarray:
+    """(n, len(models)) of ``router``'s predicted quality, 0.5 for models it lacks.
+
+    ``pair_from_win``: for a pair router, the pair's two columns are rewritten so that their
+    difference is the router's own decision score, ``q_strong - q_weak = 2 * strong_win - 1``
+    (around their mean; around 0.5 for a router whose per-model quality is only relative, the
+    Hybrid-LLM cascade's). A matrix-factorisation or cascade router decides by a ``strong_win``
+    that its per-model quality does not rank the same way; without this, "keep the deployed
+    router" re-ranked its prompts by the quality gap (measured: MMLU math APGR 1.00 -> 0.95 for
+    ``mf-mmlu``), and a correction fitted to the cascade's relative quality as if absolute
+    undid its decision (0.86 -> 0.53 at 100 judged prompts). For routers that derive
+    ``strong_win`` from the quality gap it changes nothing. An adapted router contributes its
+    unclipped value (:meth:`AdaptedRouter.raw`), the linear map a further head composes with."""
+    if isinstance(router, AdaptedRouter) and router.version >= 2:
+        q, names, sw = router.raw(emb), router.models, None
+    else:
+        sc = router.score(emb)
+        q, names, sw = sc.quality, sc.models, sc.strong_win
     out = np.full((len(emb), len(models)), 0.5)
     for j, m in enumerate(models):
-        if m in sc.models:
-            out[:, j] = np.asarray(sc.quality[:, sc.models.index(m)], np.float64)
+        if m in names:
+            out[:, j] = np.asarray(q[:, names.index(m)], np.float64)
+    strong, weak = router.meta.get("strong"), router.meta.get("weak")
+    if pair_from_win and sw is not None and strong in models and weak in models and strong != weak:
+        s, w = models.index(strong), models.index(weak)
+        half = np.asarray(sw, np.float64) - 0.5
+        mid = 0.5 if getattr(router, "relative_quality", False) else (out[:, s] + out[:, w]) / 2
+        out[:, s], out[:, w] = mid + half, mid - half
     return out
 
 
@@ -58,17 +79,23 @@ class AdaptedRouter(OnnxRouter):
         super().__init__(path, meta, threads)
         self.base = load_router(self.path / "base")
         self.alpha = np.asarray(meta["alpha"], np.float64)
+        # version 1 (before the pair rule in ``prior_quality``): the base's plain quality, and
+        # ``strong_win`` from the clipped quality; kept so a published router decides as it did
+        self.version = int(meta.get("version", 1))
 
     def raw(self, embeddings: np.ndarray) -> np.ndarray:
         """Unclipped adapted quality (the linear model's value)."""
-        p = prior_quality(self.base, embeddings, self.models)
+        p = prior_quality(self.base, embeddings, self.models, pair_from_win=self.version >= 2)
         return self.alpha[None, :] * p + self.run(embeddings)["delta"].astype(np.float64)
 
     def score(self, embeddings: np.ndarray) -> RouterScores:
-        q = np.clip(self.raw(embeddings), 0.0, 1.0).astype(np.float32)
+        raw = self.raw(embeddings)
+        q = np.clip(raw, 0.0, 1.0).astype(np.float32)
         cols = self._pair_cols()
-        sw = pair_strong_win(q, *cols) if cols else None
-        return RouterScores(self.models, q, sw, self.strong, self.weak)
+        # the gap of the unclipped values: what cross-validation chose the head by, and no ties
+        # where both models' predictions run past 0 or 1
+        sw = pair_strong_win(raw if self.version >= 2 else q, *cols) if cols else None
+        return RouterScores(self.models, q, None if sw is None else sw.astype(np.float32), self.strong, self.weak)
 
 
 # ------------------------------------------------------------------------- training side
@@ -442,7 +469,8 @@ def adapt(
     ids = rows.pop("ids")
     if ids is not None:  # beside router.json, which the gateway reads on every load
         (out / FITTED_FILE).write_text(json.dumps({"ids": ids}) + "\n")
-    meta = _meta(base, models, alpha, judged, reg, cv, basis, {**(info or {}), "rows": rows})
+    version = base.version if isinstance(base, AdaptedRouter) else 2  # a head over a version-1 base stays one
+    meta = _meta(base, models, alpha, judged, reg, cv, basis, {**(info or {}), "rows": rows}, version)
     write_meta(out, meta)
     router = load_router(out)
     meta["calibration"] = calibration_of(router.score(dom))
@@ -513,7 +541,15 @@ def _widen(judged: Judged, models: list[str]) -> Judged:
 
 
 def _meta(
-    base: Router, models: list[str], alpha: np.ndarray, judged: Judged, reg: Reg, cv: list, basis: Basis, info: Any
+    base: Router,
+    models: list[str],
+    alpha: np.ndarray,
+    judged: Judged,
+    reg: Reg,
+    cv: list,
+    basis: Basis,
+    info: Any,
+    version: int,
 ) -> dict[str, Any]:
     bm = base.meta
     strong, weak = bm.get("strong"), bm.get("weak")
@@ -521,7 +557,7 @@ def _meta(
         strong = weak = None
     return {
         "kind": "adapted",
-        "version": 1,
+        "version": version,
         "models": models,
         "strong": strong,
         "weak": weak,

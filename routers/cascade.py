@@ -41,6 +41,8 @@ from .runtime import ONNX_FILE, OnnxRouter, as_batch, make_session, read_meta
 class CascadeRouter(OnnxRouter):
     """Serve-time Hybrid-LLM classifier."""
 
+    relative_quality = True  # strong = 1, weak = cheap_ok: not P(correct); see routers.adapt.prior_quality
+
     def score(self, embeddings: np.ndarray) -> RouterScores:
         out = self.run(embeddings)
         ok = out["cheap_ok"]

@@ -30,7 +30,7 @@ from routers.adapt import (
 )
 from routers.base import load_router
 from routers.cli import register
-from routers.data import load_table
+from routers.data import load_table, repo_root
 from routers.evaluate import evaluate_scores
 from routers.learncurve import learn_curve, ridge_curve, stream_eval_split
 from routers.train import table_embeddings, train_router
@@ -351,3 +351,34 @@ def test_rows_without_ids_correct_the_deployed_router_with_every_row(base_router
     assert not (tmp_path / "one" / FITTED_FILE).exists()
     meta = adapt(tmp_path / "one", _judged(t, emb, np.arange(240)), tmp_path / "two")
     assert meta["adaptation"]["rows"] == {"mode": ALL, "judged": 240}
+
+
+@pytest.mark.parametrize("kind", ["mf-mmlu", "cascade-mmlu"])
+def test_keep_decides_as_a_pair_router_whose_strong_win_is_its_own(kind, target, tmp_path):
+    """Matrix factorisation and the Hybrid-LLM cascade decide by a ``strong_win`` that their
+    per-model quality does not rank the same way: the adaptation starts from that decision
+    score, so "keep" routes exactly as the shipped router (before: MMLU math APGR 1.00 -> 0.95
+    for mf, and a shrunk head took the cascade from 0.86 to 0.53)."""
+    t, emb = target
+    base_dir = repo_root() / f"routers/artifacts/{kind}"
+    adapt(base_dir, _judged(t, emb, np.arange(60)), tmp_path / "keep", grid=[KEEP])
+    base, kept = load_router(base_dir), load_router(tmp_path / "keep")
+    x = emb[100:200]
+    np.testing.assert_allclose(kept.score(x).strong_win, base.score(x).strong_win, atol=1e-5)
+    p = prior_quality(base, x, list(base.models))
+    s, w = base.models.index(base.meta["strong"]), base.models.index(base.meta["weak"])
+    np.testing.assert_allclose(p[:, s] - p[:, w], 2 * base.score(x).strong_win - 1, atol=1e-5)
+
+
+def test_a_shrunk_head_keeps_the_cascades_decision(target, tmp_path):
+    """The cascade's quality is relative (strong = 1): a strongly shrunk correction fitted to
+    absolute outcomes must stay close to the router it corrects, not undo its decision."""
+    t, emb = target
+    base_dir = repo_root() / "routers/artifacts/cascade-mmlu"
+    stream, ev = stream_eval_split(len(t), 0)
+    j = _judged(t, emb, stream[:100])
+    adapt(base_dir, j, tmp_path / "a", grid=[Reg(30.0)], domain_emb=emb[stream])
+    base, adapted = load_router(base_dir), load_router(tmp_path / "a")
+    before = evaluate_scores(t.subset(ev), base.score(emb[ev]), base.meta)["pair"]["apgr"]
+    after = evaluate_scores(t.subset(ev), adapted.score(emb[ev]), adapted.meta)["pair"]["apgr"]
+    assert after >= before - 0.05
