@@ -9,7 +9,9 @@
 3. The adapted artifact is loaded back through the serving path and scored on the evaluation
    half with ``eval``'s metrics: APGR for a strong/weak pair, else RouterBench AIQ.
 
-Budget 0 is the router as shipped (no artifact is written). The result::
+Budget 0 is the router as shipped (no artifact is written). A budget larger than the stream half
+judges the whole stream half (logged), and the result then also lists ``judged``, the rows each
+budget had. The result::
 
     {"metric": "apgr" | "aiq", "budgets": [...], "values": [...], "baseline_random": ...,
      "rows": {"stream": n, "eval": n}}
@@ -104,10 +106,11 @@ def learn_curve(
     shipped = base.score(eval_e)  # budget 0, and which models every budget is scored on
     eval_t = _scored_models(eval_t, shipped, base.meta)
     metric, values, random_v = None, [], None
+    judged = [min(int(b), len(stream)) for b in budgets]
     with tempfile.TemporaryDirectory(prefix="learn-curve-") as tmp:
-        for k in budgets:
-            if k > len(stream):
-                raise ValueError(f"budget {k} exceeds the stream half ({len(stream)} rows)")
+        for b, k in zip(budgets, judged):
+            if k < b:
+                log(f"budget {b} exceeds the stream half ({len(stream)} rows): all {k} stream rows are judged")
             if k == 0:
                 router = base
                 chosen = "as shipped"
@@ -131,13 +134,16 @@ def learn_curve(
             metric = name
             values.append(value)
             log(f"budget {k:>5}: {name} {value:.4f} ({chosen})")
-    return {
+    res = {
         "metric": metric,
         "budgets": [int(b) for b in budgets],
         "values": values,
         "baseline_random": random_v,
         "rows": {"stream": int(len(stream)), "eval": int(len(ev))},
     }
+    if judged != res["budgets"]:  # only then, so the usual result has exactly the specified keys
+        res["judged"] = judged
+    return res
 
 
 def ridge_curve(

@@ -167,8 +167,15 @@ def test_learn_curve_cli(base_router, dirs, tmp_path):
     res = json.loads(out.read_text())
     assert res["budgets"] == [0, 50] and len(res["values"]) == 2
     assert png.stat().st_size > 1000
-    bad = CliRunner().invoke(app, [*args, "--budgets", "0,100000", "--json", str(out)])
-    assert bad.exit_code == 2 and "exceeds the stream half" in bad.output
+    big = CliRunner().invoke(app, [*args, "--budgets", "0,100000", "--json", str(out)])
+    assert big.exit_code == 0 and "exceeds the stream half" in big.output
+    res = json.loads(out.read_text())
+    half = res["rows"]["stream"]
+    assert res["budgets"] == [0, 100000] and res["judged"] == [0, half] and len(res["values"]) == 2
+    full = learn_curve(base_router, dirs[1], "routellm", [half], seed=0)
+    assert res["values"][1] == pytest.approx(full["values"][0]) and "judged" not in full
+    bad = CliRunner().invoke(app, [*args, "--budgets", "0,-5", "--json", str(out)])
+    assert bad.exit_code == 2 and "budgets must be >= 0" in bad.output
 
 
 @pytest.mark.parametrize("base", ["knn", "prior"])
