@@ -64,6 +64,11 @@ def load_router(path: str | Path) -> Router:
     try:
         cls = REGISTRY[kind]
     except KeyError:
+        if kind == "answer-check":  # FrugalGPT's scorer: routers.cascade.AnswerChecker, a policy's cascade stage
+            raise ValueError(
+                f"{path} is an answer checker (kind 'answer-check'): it scores a model's answer, not a prompt, "
+                "so it serves as a policy's `cascade.checker` and cannot route, adapt or be evaluated as a router"
+            ) from None
         raise ValueError(f"{path}: unknown router kind {kind!r} (known: {sorted(REGISTRY)})") from None
     return cls.load(path)  # type: ignore[attr-defined]
 

@@ -6,9 +6,10 @@ The gateway's typer app gains them with ``routers.cli.register(app)``; standalon
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -347,14 +348,36 @@ def learn_curve_cmd(
     typer.echo(json.dumps(res))
 
 
+def _input_errors(cmd: Callable[..., None]) -> Callable[..., None]:
+    """A missing or unreadable input (a --data path, a router folder without router.json, a data
+    file in another layout) is one red line and exit 2, not a traceback."""
+
+    @functools.wraps(cmd)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            cmd(*args, **kwargs)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+            name = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+            typer.secho(f"error: {exc.strerror or exc}{name}", fg="red", bold=True, err=True)
+            raise typer.Exit(2) from None
+        except ValueError as exc:  # the data and artifact readers name the file (and line) at fault
+            typer.secho(f"error: {exc}", fg="red", bold=True, err=True)
+            raise typer.Exit(2) from None
+
+    return run
+
+
 def register(app: typer.Typer) -> None:
     """Add the router commands to a typer app (the gateway's ``shunter``)."""
-    app.command("train")(train_cmd)
-    app.command("score")(score_cmd)
-    app.command("eval")(eval_cmd)
-    app.command("calibrate")(calibrate_cmd)
-    app.command("profile")(profile_cmd)
-    app.command("learn-curve")(learn_curve_cmd)
+    for name, cmd in (
+        ("train", train_cmd),
+        ("score", score_cmd),
+        ("eval", eval_cmd),
+        ("calibrate", calibrate_cmd),
+        ("profile", profile_cmd),
+        ("learn-curve", learn_curve_cmd),
+    ):
+        app.command(name)(_input_errors(cmd))
 
 
 app = typer.Typer(help="Shunter router tools", no_args_is_help=True, add_completion=False)

@@ -98,8 +98,8 @@ def learn_curve(
     among (default: ``routers.adapt.GRID``, what ``retrain`` uses; reports compare subsets)."""
     if any(b < 0 for b in budgets):
         raise ValueError("budgets must be >= 0")
+    base = load_router(router_dir)  # first: a wrong --router fails before the data is read and embedded
     table = load_table(data, fmt)
-    base = load_router(router_dir)
     emb = table_embeddings(table, encoder_of(base.meta))
     stream, ev = stream_eval_split(len(table), seed)
     eval_t, eval_e = table.subset(ev), emb[ev]

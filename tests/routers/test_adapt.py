@@ -389,3 +389,9 @@ def test_a_shrunk_head_keeps_the_cascades_decision(target, tmp_path):
     before = evaluate_scores(t.subset(ev), base.score(emb[ev]), base.meta)["pair"]["apgr"]
     after = evaluate_scores(t.subset(ev), adapted.score(emb[ev]), adapted.meta)["pair"]["apgr"]
     assert after >= before - 0.05
+
+
+def test_learn_curve_on_the_answer_checker_says_what_it_is(target, tmp_path):
+    t, _ = target
+    with pytest.raises(ValueError, match=r"answer checker .*cascade\.checker"):
+        learn_curve(repo_root() / "routers/artifacts/answer-check", tmp_path, "routellm", [0])

@@ -460,3 +460,64 @@ def test_learn_curve_scores_every_budget_on_the_models_the_router_knew(app, rb_c
     known, wide = curves["known"], curves["wider"]
     assert wide["metric"] == "aiq" and wide["values"][0] == pytest.approx(known["values"][0])
     assert wide["baseline_random"] == pytest.approx(known["baseline_random"])
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (
+            [
+                "learn-curve",
+                "--router",
+                "{tmp}/nowhere",
+                "--data",
+                "{mmlu}",
+                "--format",
+                "routellm",
+                "--json",
+                "{tmp}/c.json",
+            ],
+            "nowhere/router.json",
+        ),
+        (
+            [
+                "learn-curve",
+                "--router",
+                "{prior}",
+                "--data",
+                "{tmp}/missing.csv",
+                "--format",
+                "routellm",
+                "--json",
+                "{tmp}/c.json",
+            ],
+            "missing.csv",
+        ),
+        (
+            [
+                "learn-curve",
+                "--router",
+                "{prior}",
+                "--data",
+                "{mmlu}",
+                "--format",
+                "llmrouter",
+                "--json",
+                "{tmp}/c.json",
+            ],
+            "no *.json* files",
+        ),
+        (["eval", "--router", "{prior}", "--data", "{tmp}/missing.csv", "--format", "routellm"], "missing.csv"),
+        (
+            ["train", "--router", "knn", "--data", "{tmp}/missing.csv", "--format", "routellm", "--out", "{tmp}/a"],
+            "missing.csv",
+        ),
+    ],
+)
+def test_a_missing_input_is_one_line_and_exit_2(app, mmlu_dir, tmp_path, args, says):
+    from routers.data import repo_root
+
+    fill = {"tmp": str(tmp_path), "mmlu": str(mmlu_dir), "prior": str(repo_root() / "routers/artifacts/prior")}
+    r = runner.invoke(app, [a.format(**fill) for a in args])
+    assert r.exit_code == 2, r.output
+    assert "error: " in r.output and says in r.output and "Traceback" not in r.output
