@@ -71,6 +71,8 @@ def retrain(
         raise typer.Exit(2) from None
     if dry_run:
         print_ab(report.get("shadow_ab") or {}, plot)
+        verdict = "would publish" if report.get("would_publish") else "would not publish"
+        typer.echo(f"dry run: {verdict}: {report.get('reason', '')} (report: {report.get('report_file', '')})")
         raise typer.Exit(0 if report.get("would_publish") else 3)
     typer.echo(
         json.dumps({k: report[k] for k in ("decision", "reason", "report_file", "metrics") if k in report}, indent=2)
@@ -84,6 +86,9 @@ def print_ab(ab: dict, plot: Path | None) -> None:
 
     head = ["router", "judged quality", "cost USD/request", "picks"]
     rows = abtest.table_rows(ab)
+    if not rows:  # no candidate was trained, or no judged request to compare on: no empty table
+        typer.echo(f"shadow A/B: not computed{': ' + ab['reason'] if ab.get('reason') else ''}")
+        return
     title = f"shadow A/B on {ab.get('requests', 0)} judged requests ({ab.get('bound', '')})"
     try:
         from rich.console import Console

@@ -98,6 +98,8 @@ def test_dry_run_prints_the_ab_table_and_the_admin_endpoint_serves_it(tmp_path, 
     assert q["mean"] == pytest.approx(ab["routers"]["candidate"]["quality"] - ab["routers"]["current"]["quality"])
     assert ("A/B: " + ab["reason"]) in report["reason"]
     assert "shadow A/B on 40 judged requests" in r.stdout and "candidate - current" in r.stdout
+    verdict = "would publish" if report["would_publish"] else "would not publish"
+    assert f"dry run: {verdict}: " in r.stdout and str(report_file.name) in r.stdout
     print(r.stdout)  # the table, for `pytest -s` (the replay figures in docs/learning.md)
     assert plot.stat().st_size > 0
 

@@ -108,3 +108,12 @@ def test_table_rows_show_both_routers_and_the_difference():
     rows = abtest.table_rows(ab)
     assert [r[0] for r in rows] == ["current", "candidate", "candidate - current"]
     assert rows[2][3] == "30 of 30 picks changed"
+
+
+def test_an_ab_that_was_not_computed_prints_one_line_not_an_empty_table(capsys):
+    from gateway.learning.cli import print_ab
+
+    print_ab({}, None)
+    assert capsys.readouterr().out == "shadow A/B: not computed\n"
+    print_ab({"reason": "3 judged held-back requests < --min-judged 20"}, None)
+    assert capsys.readouterr().out == "shadow A/B: not computed: 3 judged held-back requests < --min-judged 20\n"
