@@ -153,6 +153,23 @@ SETUPS: dict[str, tuple[str | None, str, Any, str, Any, str]] = {
         lambda work: _mmlu(MATH_TARGET, keep=True),
         "kNN pair router trained on MMLU without its 5 math subjects, adapting to 4 of them",
     ),
+    "mf-mmlu-math": (
+        "mf",
+        "routellm",
+        lambda: _mmlu(MATH, keep=False),
+        "routellm",
+        lambda work: _mmlu(MATH_TARGET, keep=True),
+        "matrix-factorisation pair router (RouteLLM MF) trained on MMLU without its 5 math subjects, "
+        "adapting to 4 of them",
+    ),
+    "cascade-mmlu-math": (
+        "cascade",
+        "routellm",
+        lambda: _mmlu(MATH, keep=False),
+        "routellm",
+        lambda work: _mmlu(MATH_TARGET, keep=True),
+        "Hybrid-LLM cascade classifier trained on MMLU without its 5 math subjects, adapting to 4 of them",
+    ),
     "rb-winogrande-cost": (
         "cost",
         "routerbench",
