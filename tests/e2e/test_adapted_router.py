@@ -1,8 +1,9 @@
 """A router published by ``shunter retrain`` (kind ``adapted``: a linear head over the deployed
 router) served by a running gateway, whose process has never imported the training side.
 
-The artifacts are adapted here from the shipped kNN pair router and from the default policy's
-``prior-fast`` (on the static-table tier) with 60 real MMLU outcomes, and the gateway's decision
+The artifacts are adapted here from the shipped kNN pair router, from the default policy's
+``prior-fast`` (on the static-table tier) and from the matrix-factorisation router (whose
+``strong_win`` is its own, not its quality gap) with 60 real MMLU outcomes, and the gateway's decision
 for each prompt is compared with the artifact scored offline by the policy's encoder tier.
 """
 
@@ -35,7 +36,11 @@ def _encoder(tier: str):
     return Encoder.default()
 
 
-@pytest.fixture(scope="module", params=[("knn-mmlu", "accurate"), ("prior-fast", "fast")], ids=lambda p: p[0])
+@pytest.fixture(
+    scope="module",
+    params=[("knn-mmlu", "accurate"), ("prior-fast", "fast"), ("mf-mmlu", "accurate")],
+    ids=lambda p: p[0],
+)
 def adapted(request, tmp_path_factory):
     """(artifact, 8 prompts it was not adapted on, the policy's encoder tier): the shipped router
     adapted to 60 judged prompts embedded by the tier it serves from (the default policy's
