@@ -62,12 +62,21 @@ def prior_quality(router: Router, emb: np.ndarray, models: list[str], pair_from_
     for j, m in enumerate(models):
         if m in names:
             out[:, j] = np.asarray(q[:, names.index(m)], np.float64)
+    return with_pair_decision(router, sw, out, models) if pair_from_win else out
+
+
+def with_pair_decision(router: Router, strong_win: np.ndarray | None, q: np.ndarray, models: list[str]) -> np.ndarray:
+    """``q`` (n, len(models)), the router's quality in ``models`` columns, with the pair's two
+    columns rewritten so that ``q_strong - q_weak = 2 * strong_win - 1`` around their mean (around
+    0.5 for a router whose quality is only relative); see :func:`prior_quality`."""
     strong, weak = router.meta.get("strong"), router.meta.get("weak")
-    if pair_from_win and sw is not None and strong in models and weak in models and strong != weak:
-        s, w = models.index(strong), models.index(weak)
-        half = np.asarray(sw, np.float64) - 0.5
-        mid = 0.5 if getattr(router, "relative_quality", False) else (out[:, s] + out[:, w]) / 2
-        out[:, s], out[:, w] = mid + half, mid - half
+    if strong_win is None or strong not in models or weak not in models or strong == weak:
+        return q
+    out = np.array(q, np.float64)
+    s, w = models.index(strong), models.index(weak)
+    half = np.asarray(strong_win, np.float64) - 0.5
+    mid = 0.5 if getattr(router, "relative_quality", False) else (out[:, s] + out[:, w]) / 2
+    out[:, s], out[:, w] = mid + half, mid - half
     return out
 
 

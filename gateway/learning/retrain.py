@@ -140,12 +140,24 @@ def _adapt(current_path: Path, fs: dataset.FeedbackSet, domain: np.ndarray, out:
     return meta
 
 
-def _fit(family: str, fs: dataset.FeedbackSet, current: Any, out: Path, seed: int, opts: dict) -> dict:
+def distilled(current: Any, emb: np.ndarray, models: list[str]) -> np.ndarray:
+    """The current router's predicted quality in ``models`` columns (0.5 where it has none): the
+    labels of the cells feedback did not observe. A pair router's two columns carry its own
+    decision (``routers.adapt.with_pair_decision``): a cascade's quality is relative (strong = 1),
+    and distilling it as is would teach "the strong model is always right"."""
+    from routers.adapt import with_pair_decision
     from routers.evaluate import align
+
+    sc = current.score(emb)
+    predicted = align(sc, models)
+    predicted = np.where(np.isfinite(predicted), predicted, 0.5)
+    return np.clip(with_pair_decision(current, sc.strong_win, predicted, models), 0.0, 1.0)
+
+
+def _fit(family: str, fs: dataset.FeedbackSet, current: Any, out: Path, seed: int, opts: dict) -> dict:
     from routers.train import train_router
 
-    predicted = align(current.score(fs.emb), fs.models)
-    predicted = np.where(np.isfinite(predicted), predicted, 0.5)
+    predicted = distilled(current, fs.emb, fs.models)
     table = dataset.to_table(fs, dataset.fill_unobserved(fs, predicted), "outcomes")
     meta, _ = train_router(family, table, out, seed=seed, **opts)
     return meta

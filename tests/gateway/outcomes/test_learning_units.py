@@ -116,3 +116,27 @@ def test_feedback_set_from_records():
     assert filled.tolist() == [[0.0, 0.5], [0.5, 1.0], [0.5, 0.0]]
     table = dataset.to_table(fs, filled, "t")
     assert table.fmt == "outcomes" and table.embeddings.shape == (3, 4) and np.isnan(table.cost[0, 1])
+
+
+def test_retraining_from_scratch_distils_a_cascades_decision_not_its_relative_quality():
+    """The Hybrid-LLM cascade's per-model quality is relative (strong = 1 on every prompt): the
+    unobserved cells a from-scratch retrain fills from it carry its decision instead."""
+    from gateway.learning.retrain import distilled
+    from routers.base import load_router
+    from routers.data import load_table, repo_root
+    from routers.encoder import Encoder
+    from tests.support.paths import DATA
+
+    t = load_table(DATA / "routellm-mmlu" / "mmlu_college_mathematics.csv", "routellm")
+    emb = Encoder.default().embed(t.prompts[:20])
+    cascade = load_router(repo_root() / "routers/artifacts/cascade-mmlu")
+    models = [cascade.meta["weak"], cascade.meta["strong"], "another-model"]
+    assert np.allclose(cascade.score(emb).quality[:, cascade.models.index(cascade.meta["strong"])], 1.0)
+    got = distilled(cascade, emb, models)
+    ok = 1.0 - cascade.score(emb).strong_win
+    np.testing.assert_allclose(got[:, 0], ok, atol=1e-6)  # weak: P(cheap is as good)
+    np.testing.assert_allclose(got[:, 1], 1.0 - ok, atol=1e-6)  # strong: no longer always 1
+    assert got[:, 1].std() > 0.01 and np.allclose(got[:, 2], 0.5)
+    knn = load_router(repo_root() / "routers/artifacts/knn-mmlu")  # strong_win from the quality gap: unchanged
+    q = knn.score(emb).quality
+    np.testing.assert_allclose(distilled(knn, emb, list(knn.models)), q, atol=1e-6)
