@@ -343,9 +343,14 @@ def learn_curve_cmd(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     out.write_text(json.dumps(res, indent=2) + "\n")
-    if plot:
-        plot_curve(res, plot, f"{router.name} on {', '.join(p.name for p in data)}")
     typer.echo(json.dumps(res))
+    if plot:
+        try:  # the curve is the result: without matplotlib (a serving install) the plot alone is skipped
+            plot_curve(res, plot, f"{router.name} on {', '.join(p.name for p in data)}")
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] != "matplotlib":
+                raise
+            typer.echo(f"--plot skipped: it needs matplotlib, from the train extra; install it {TRAIN_EXTRA}", err=True)
 
 
 def _input_errors(cmd: Callable[..., None]) -> Callable[..., None]:

@@ -521,3 +521,18 @@ def test_a_missing_input_is_one_line_and_exit_2(app, mmlu_dir, tmp_path, args, s
     r = runner.invoke(app, [a.format(**fill) for a in args])
     assert r.exit_code == 2, r.output
     assert "error: " in r.output and says in r.output and "Traceback" not in r.output
+
+
+def test_learn_curve_plot_without_the_train_extra(app, cluster_pair, mmlu_dir, tmp_path, monkeypatch):
+    """A serving install has no matplotlib: the curve is still written (exit 0) and one line says
+    why there is no plot."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    out, png = tmp_path / "curve.json", tmp_path / "curve.png"
+    args = ["learn-curve", "--router", str(cluster_pair), "--data", str(mmlu_dir / "mmlu_anatomy.csv")]
+    res = runner.invoke(
+        app, [*args, "--format", "routellm", "--budgets", "0,20", "--json", str(out), "--plot", str(png)]
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["budgets"] == [0, 20]
+    assert "--plot skipped: it needs matplotlib, from the train extra" in res.output
+    assert "Traceback" not in res.output and not png.exists()
