@@ -395,3 +395,24 @@ def test_learn_curve_on_the_answer_checker_says_what_it_is(target, tmp_path):
     t, _ = target
     with pytest.raises(ValueError, match=r"answer checker .*cascade\.checker"):
         learn_curve(repo_root() / "routers/artifacts/answer-check", tmp_path, "routellm", [0])
+
+
+def test_a_version_1_artifact_serves_as_it_did(target, tmp_path):
+    """Adapted artifacts written before the pair rule (no ``version`` 2) keep their old scoring:
+    the base's plain quality, and ``strong_win`` from the clipped adapted quality."""
+    from routers.runtime import pair_strong_win, read_meta, write_meta
+
+    t, emb = target
+    base_dir = repo_root() / "routers/artifacts/mf-mmlu"
+    adapt(base_dir, _judged(t, emb, np.arange(80)), tmp_path / "a", grid=[Reg(3.0)])
+    meta = read_meta(tmp_path / "a")
+    assert meta["version"] == 2
+    write_meta(tmp_path / "a", {**meta, "version": 1})
+    old = load_router(tmp_path / "a")
+    x = emb[100:150]
+    base = load_router(base_dir)
+    q = np.asarray(base.score(x).quality, np.float64)
+    raw = old.alpha[None, :] * q + old.run(x)["delta"]
+    np.testing.assert_allclose(old.raw(x), raw, atol=1e-5)
+    s, w = old.models.index(old.strong), old.models.index(old.weak)
+    np.testing.assert_allclose(old.score(x).strong_win, pair_strong_win(np.clip(raw, 0, 1), s, w), atol=1e-5)
