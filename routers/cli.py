@@ -183,18 +183,14 @@ def eval_cmd(
     Refuses (exit 2) when most of the evaluated rows are rows the router was trained on,
     unless --in-sample is given.
     """
-    from .evaluate import NoMetricError
-    from .report import InSampleError, evaluate_artifact, render
+    from .report import evaluate_artifact, render
 
     _check(fmt, FORMATS, "--format")
     _check(split, SPLITS, "--split")
-    try:
-        report = evaluate_artifact(
-            router, data, fmt, holdout=holdout, seed=seed, split=split, progress=True, in_sample=in_sample
-        )
-    except (InSampleError, NoMetricError) as exc:
-        typer.secho(f"error: {exc}", fg="red", bold=True, err=True)
-        raise typer.Exit(2) from None
+    # InSampleError and NoMetricError are ValueErrors: one red line and exit 2 (``_input_errors``)
+    report = evaluate_artifact(
+        router, data, fmt, holdout=holdout, seed=seed, split=split, progress=True, in_sample=in_sample
+    )
     if as_json:
         typer.echo(json.dumps({k: v for k, v in report.items() if k != "curve"}, indent=2, default=float))
     else:

@@ -127,6 +127,18 @@ def llmrouter_math(out: Path) -> Path:
     return out / "train.json"
 
 
+def _without_mmlu_math(family: str, what: str) -> tuple[str, str, Any, str, Any, str]:
+    """A ``family`` router trained on MMLU without its 5 math subjects, adapting to 4 of them."""
+    return (
+        family,
+        "routellm",
+        lambda: _mmlu(MATH, keep=False),
+        "routellm",
+        lambda work: _mmlu(MATH_TARGET, keep=True),
+        f"{what} trained on MMLU without its 5 math subjects, adapting to 4 of them",
+    )
+
+
 # name -> (family or None for the shipped kNN, train format, train files, target format, target files, description)
 SETUPS: dict[str, tuple[str | None, str, Any, str, Any, str]] = {
     "mmlu-to-arc": (
@@ -145,31 +157,9 @@ SETUPS: dict[str, tuple[str | None, str, Any, str, Any, str]] = {
         lambda work: [rb_as_routellm("winograde", work)],
         "shipped kNN pair router (GPT-4 vs Mixtral, all MMLU) adapting to RouterBench Winogrande",
     ),
-    "mmlu-math": (
-        "knn",
-        "routellm",
-        lambda: _mmlu(MATH, keep=False),
-        "routellm",
-        lambda work: _mmlu(MATH_TARGET, keep=True),
-        "kNN pair router trained on MMLU without its 5 math subjects, adapting to 4 of them",
-    ),
-    "mf-mmlu-math": (
-        "mf",
-        "routellm",
-        lambda: _mmlu(MATH, keep=False),
-        "routellm",
-        lambda work: _mmlu(MATH_TARGET, keep=True),
-        "matrix-factorisation pair router (RouteLLM MF) trained on MMLU without its 5 math subjects, "
-        "adapting to 4 of them",
-    ),
-    "cascade-mmlu-math": (
-        "cascade",
-        "routellm",
-        lambda: _mmlu(MATH, keep=False),
-        "routellm",
-        lambda work: _mmlu(MATH_TARGET, keep=True),
-        "Hybrid-LLM cascade classifier trained on MMLU without its 5 math subjects, adapting to 4 of them",
-    ),
+    "mmlu-math": _without_mmlu_math("knn", "kNN pair router"),
+    "mf-mmlu-math": _without_mmlu_math("mf", "matrix-factorisation pair router (RouteLLM MF)"),
+    "cascade-mmlu-math": _without_mmlu_math("cascade", "Hybrid-LLM cascade classifier"),
     "rb-winogrande-cost": (
         "cost",
         "routerbench",
