@@ -7,6 +7,11 @@ loss and ROC AUC (binary feedback). ``choose`` consumes exactly these prediction
 better-calibrated, better-ranking prediction is a better decision input. Where the held-back
 slice also carries full per-model labels (``full_quality``), the routers' own evaluation
 (RouteLLM APGR/CPT for pairs, RouterBench AIQ for many models) is added to the report.
+
+A router whose per-model quality is only relative (the Hybrid-LLM cascade: strong = 1 on every
+prompt, weak = P(the cheap answer is good enough)) does not predict the feedback score, so its
+Brier says nothing about its decisions: :func:`relative` tells ``retrain`` to leave such a
+comparison to the counterfactual A/B.
 """
 
 from __future__ import annotations
@@ -14,6 +19,18 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+
+def relative(router: Any) -> bool:
+    """Whether ``router``'s per-model quality is relative, not a prediction of the feedback score:
+    the cascade, and an adaptation of it that kept the base unchanged (no head fitted to the labels)."""
+    if getattr(router, "relative_quality", False):
+        return True
+    base = getattr(router, "base", None)
+    chosen = (
+        router.meta.get("adaptation", {}).get("chosen") if isinstance(getattr(router, "meta", None), dict) else None
+    )
+    return base is not None and chosen == "keep" and relative(base)
 
 
 def served_predictions(router: Any, emb: np.ndarray, models: list[str], served: np.ndarray) -> np.ndarray:

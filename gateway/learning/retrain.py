@@ -263,7 +263,14 @@ def run(opts: Options, log=print) -> dict[str, Any]:
         gate.served_predictions(candidate, test_fs.emb, fs.models, test_fs.served), test_fs.score
     )
     report["metrics"] = {"current": m_cur, "candidate": m_new}
-    ok, why = gate.decide(m_cur, m_new, opts.margin, opts.metric)
+    relq = [name for name, r in (("deployed", current), ("candidate", candidate)) if gate.relative(r)]
+    if relq:
+        # a cascade's strong = 1 is not a prediction of the feedback: its Brier would favour any
+        # calibrated candidate over a deployed cascade, and refuse any cascade candidate
+        ok, why = False, f"{opts.metric} not comparable: the {' and '.join(relq)} router scores relative quality"
+        report["metrics"]["comparable"] = False
+    else:
+        ok, why = gate.decide(m_cur, m_new, opts.margin, opts.metric)
     ok, why = _shadow_ab(report, cfg, current, candidate, [by_id[i] for i in test_fs.ids], items, opts, ok, why)
     if opts.dry_run:
         report["dry_run"] = True
@@ -286,13 +293,16 @@ def _shadow_ab(
     report: dict, cfg: Any, current: Any, candidate: Any, outcomes: list, items: dict, opts: Options, ok: bool, why: str
 ) -> tuple[bool, str]:
     """The counterfactual A/B on the held-back judged requests (:mod:`gateway.learning.abtest`): required
-    to pass when the slice has ``min_judged`` of them; below that, the Brier gate decides alone."""
+    to pass when the slice has ``min_judged`` of them, and alone when the Brier is not comparable;
+    below ``min_judged``, the Brier gate decides alone (and a relative-quality router is refused)."""
     from gateway.learning import abtest
 
     ab = abtest.run(opts.policy, cfg, current, candidate, outcomes, items, opts.seed, opts.min_judged)
     report["shadow_ab"] = ab
     if ab["requests"] < opts.min_judged:
         return ok, why + f"; A/B not applied ({ab['reason']})"
+    if report["metrics"].get("comparable") is False:  # the A/B alone decides
+        return bool(ab["passed"]), why + ", the A/B decides: " + ab["reason"]
     return ok and ab["passed"], why + "; A/B: " + ab["reason"]
 
 

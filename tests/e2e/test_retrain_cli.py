@@ -111,6 +111,15 @@ def test_retrain_with_judge_file_no_publish_and_refusals(tmp_path):
     report2 = json.loads(open(json.loads(scratch.stdout)["report_file"]).read())
     assert report2["selection"]["chosen"]["k"] == 8 and len(report2["selection"]["tried"]) == 5
     assert SQLiteStore(db).feedback("req_0")[0].source == "judge"
+    # a cascade candidate's quality is relative (strong = 1): its Brier is not compared; with no
+    # judged requests for the A/B, it is refused and says why
+    cascade = retrain(
+        config, "--policy", "replay", "--family", "cascade", "--margin", "0", "--out", str(tmp_path / "r4")
+    )
+    assert cascade.returncode == 3, cascade.stderr
+    why = json.loads(cascade.stdout)["reason"]
+    assert why.startswith("brier not comparable: the candidate router scores relative quality"), why
+    assert "A/B not applied" in why and config.read_text() == before
 
     few = retrain(config, "--policy", "replay", "--min-rows", "100000", "--out", str(tmp_path / "routers"))
     assert few.returncode == 3 and "only 200 labelled requests" in json.loads(few.stdout)["reason"]

@@ -140,3 +140,19 @@ def test_retraining_from_scratch_distils_a_cascades_decision_not_its_relative_qu
     knn = load_router(repo_root() / "routers/artifacts/knn-mmlu")  # strong_win from the quality gap: unchanged
     q = knn.score(emb).quality
     np.testing.assert_allclose(distilled(knn, emb, list(knn.models)), q, atol=1e-6)
+
+
+def test_the_gate_knows_which_routers_score_relative_quality():
+    """A cascade's strong = 1 is not a prediction of the feedback score, nor is an adaptation
+    of it that kept the base; a fitted head, or any other family, predicts it."""
+    from types import SimpleNamespace
+
+    from routers.base import load_router
+    from routers.data import repo_root
+
+    cascade = load_router(repo_root() / "routers/artifacts/cascade-mmlu")
+    assert gate.relative(cascade) is True
+    assert gate.relative(load_router(repo_root() / "routers/artifacts/knn-mmlu")) is False
+    kept = SimpleNamespace(base=cascade, meta={"adaptation": {"chosen": "keep"}})
+    fitted = SimpleNamespace(base=cascade, meta={"adaptation": {"chosen": "blend=0.5 ridge=3"}})
+    assert gate.relative(kept) is True and gate.relative(fitted) is False
