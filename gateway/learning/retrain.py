@@ -89,10 +89,12 @@ def load_labelled(
     from gateway.outcomes.sqlite import SQLiteStore
 
     db = Path(opts.db or cfg.server.outcomes_path)
+    url = secrets.resolve(cfg.server.redis_url)
+    if not url and not db.exists():  # a typo'd --db or a gateway that never ran: say so, create nothing
+        raise ValueError(f"no outcome store at {db} (the gateway writes it at server.outcomes_path; see --db)")
     store = SQLiteStore(db)
     info: dict[str, Any] = {"db": str(db)}
     try:
-        url = secrets.resolve(cfg.server.redis_url)
         if url:
             from gateway.outcomes.redis_stream import StreamReader
 

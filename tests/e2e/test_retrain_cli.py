@@ -126,3 +126,6 @@ def test_retrain_with_judge_file_no_publish_and_refusals(tmp_path):
     assert retrain(config, "--policy", "nope").returncode == 2
     old = retrain(config, "--policy", "replay", "--since", "1m", "--out", str(tmp_path / "routers"))
     assert old.returncode == 3 and "only 0 labelled requests" in json.loads(old.stdout)["reason"]
+    missing = retrain(config, "--policy", "replay", "--db", str(tmp_path / "typo.sqlite"))
+    assert missing.returncode == 2 and f"no outcome store at {tmp_path / 'typo.sqlite'}" in missing.stderr
+    assert not (tmp_path / "typo.sqlite").exists()
