@@ -334,10 +334,13 @@ def learn_curve_cmd(
         ks = [int(b) for b in budgets.split(",") if b.strip()]
     except ValueError:
         raise typer.BadParameter("--budgets must be comma-separated integers") from None
+    if not ks:
+        raise typer.BadParameter("--budgets needs at least one budget, e.g. 0,100,200,400")
     try:
         res = learn_curve(router, data, fmt, ks, seed=seed, log=lambda s: typer.echo(s, err=True))
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")
     typer.echo(json.dumps(res))
     if plot:

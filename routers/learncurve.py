@@ -184,8 +184,10 @@ def plot_curve(result: dict[str, Any], path: str | Path, title: str = "") -> Non
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    ax.plot(result["budgets"], result["values"], "-o", label="adapted router")
-    ax.axhline(result["values"][0], ls=":", c="grey", label="as shipped (budget 0)")
+    pts = sorted(zip(result["budgets"], result["values"]))  # --budgets in any order
+    ax.plot([b for b, _ in pts], [v for _, v in pts], "-o", label="adapted router")
+    if pts[0][0] == 0:
+        ax.axhline(pts[0][1], ls=":", c="grey", label="as shipped (budget 0)")
     ax.axhline(result["baseline_random"], ls="--", c="red", label="random router")
     ax.set_xlabel("judged prompts")
     ax.set_ylabel(result["metric"].upper() + f" on {result['rows']['eval']} evaluation rows")
@@ -193,5 +195,6 @@ def plot_curve(result: dict[str, Any], path: str | Path, title: str = "") -> Non
         ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -176,6 +176,11 @@ def test_learn_curve_cli(base_router, dirs, tmp_path):
     assert res["values"][1] == pytest.approx(full["values"][0]) and "judged" not in full
     bad = CliRunner().invoke(app, [*args, "--budgets", "0,-5", "--json", str(out)])
     assert bad.exit_code == 2 and "budgets must be >= 0" in bad.output
+    none = CliRunner().invoke(app, [*args, "--budgets", ",", "--json", str(out)])
+    assert none.exit_code == 2 and "needs at least one budget" in none.output
+    nested = tmp_path / "new" / "dir" / "curve.json"  # --json into a folder not made yet
+    assert CliRunner().invoke(app, [*args, "--budgets", "0", "--json", str(nested)]).exit_code == 0
+    assert json.loads(nested.read_text())["budgets"] == [0]
 
 
 @pytest.mark.parametrize("base", ["knn", "prior"])
