@@ -233,62 +233,86 @@ def run(opts: Options, log=print) -> dict[str, Any]:
             "mean_feedback_train": float(train_fs.score.mean()),
         }
     )
-    if opts.candidate is None:
-        if family == ADAPT:
-            log(f"adapting {current_path} to {len(train_fs)} labelled requests ({report['data']['served_train']})")
-            # unlabelled prompts up to the end of the training slice (never the gate's)
-            dom = domain[0][domain[1] <= train_fs.ts.max()]
-            meta = _adapt(current_path, train_fs, dom, out_dir, opts.seed)
-            report["selection"] = {"chosen": meta["adaptation"]["chosen"], "tried": meta["adaptation"]["cv"]}
-        else:
-            import shutil
-            import tempfile
-
-            log(f"retraining {family} on {len(train_fs)} labelled requests ({report['data']['served_train']})")
-            work = Path(tempfile.mkdtemp(prefix="retrain-"))
-            try:
-                chosen, tried = select_opts(
-                    family, train_fs, current, work, opts.seed, _family_opts(family, current.meta)
-                )
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
-            report["selection"] = {"chosen": chosen, "tried": tried}
-            _fit(family, train_fs, current, out_dir, opts.seed, chosen)
-        candidate_path = out_dir
-    else:
-        candidate_path = opts.candidate
+    candidate_path = opts.candidate or _train(
+        opts, family, current, current_path, train_fs, domain, out_dir, report, log
+    )
     candidate = load_router(candidate_path)
-    m_cur = gate.prediction_metrics(
-        gate.served_predictions(current, test_fs.emb, fs.models, test_fs.served), test_fs.score
-    )
-    m_new = gate.prediction_metrics(
-        gate.served_predictions(candidate, test_fs.emb, fs.models, test_fs.served), test_fs.score
-    )
-    report["metrics"] = {"current": m_cur, "candidate": m_new}
-    relq = [name for name, r in (("deployed", current), ("candidate", candidate)) if gate.relative(r)]
-    if relq:
-        # a cascade's strong = 1 is not a prediction of the feedback: its Brier would favour any
-        # calibrated candidate over a deployed cascade, and refuse any cascade candidate
-        ok, why = False, f"{opts.metric} not comparable: the {' and '.join(relq)} router scores relative quality"
-        report["metrics"]["comparable"] = False
-    else:
-        ok, why = gate.decide(m_cur, m_new, opts.margin, opts.metric)
+    ok, why = _gate(report, current, candidate, test_fs, fs.models, opts)
     ok, why = _shadow_ab(report, cfg, current, candidate, [by_id[i] for i in test_fs.ids], items, opts, ok, why)
     if opts.dry_run:
         report["dry_run"] = True
         report["would_publish"] = ok
         why += "; --dry-run"
     elif ok and opts.publish:
-        rel = publish.relative_to_policy(opts.config, Path(candidate_path))
-        old = publish.set_router_path(opts.config, opts.policy, rel)
-        report["published"] = {"router_path": rel, "previous": old}
-        if opts.reload_url:
-            report["published"]["reload"] = publish.trigger_reload(
-                opts.reload_url, opts.admin_key or secrets.admin_key(cfg.server)
-            )
+        report["published"] = _publish(opts, cfg, Path(candidate_path))
     elif ok:
         why += "; --no-publish"
     return _finish(report, out_dir, ok and opts.publish and not opts.dry_run, why, opts, log)
+
+
+def _train(
+    opts: Options,
+    family: str,
+    current: Any,
+    current_path: Path,
+    train_fs: Any,
+    domain: tuple,
+    out_dir: Path,
+    report: dict,
+    log,
+) -> Path:
+    """Write the candidate to ``out_dir``: the deployed router adapted (the default), or ``family``
+    retrained from scratch with its hyper-parameters chosen on the training slice."""
+    if family == ADAPT:
+        log(f"adapting {current_path} to {len(train_fs)} labelled requests ({report['data']['served_train']})")
+        # unlabelled prompts up to the end of the training slice (never the gate's)
+        dom = domain[0][domain[1] <= train_fs.ts.max()]
+        meta = _adapt(current_path, train_fs, dom, out_dir, opts.seed)
+        report["selection"] = {"chosen": meta["adaptation"]["chosen"], "tried": meta["adaptation"]["cv"]}
+        return out_dir
+    import shutil
+    import tempfile
+
+    log(f"retraining {family} on {len(train_fs)} labelled requests ({report['data']['served_train']})")
+    work = Path(tempfile.mkdtemp(prefix="retrain-"))
+    try:
+        chosen, tried = select_opts(family, train_fs, current, work, opts.seed, _family_opts(family, current.meta))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report["selection"] = {"chosen": chosen, "tried": tried}
+    _fit(family, train_fs, current, out_dir, opts.seed, chosen)
+    return out_dir
+
+
+def _gate(
+    report: dict, current: Any, candidate: Any, test_fs: Any, models: list[str], opts: Options
+) -> tuple[bool, str]:
+    """Both routers' predictions for the served model against the held-back feedback (Brier by
+    default), unless one of them scores only relative quality (see :func:`gate.relative`)."""
+    m_cur = gate.prediction_metrics(
+        gate.served_predictions(current, test_fs.emb, models, test_fs.served), test_fs.score
+    )
+    m_new = gate.prediction_metrics(
+        gate.served_predictions(candidate, test_fs.emb, models, test_fs.served), test_fs.score
+    )
+    report["metrics"] = {"current": m_cur, "candidate": m_new}
+    relq = [name for name, r in (("deployed", current), ("candidate", candidate)) if gate.relative(r)]
+    if relq:
+        # a cascade's strong = 1 is not a prediction of the feedback: its Brier would favour any
+        # calibrated candidate over a deployed cascade, and refuse any cascade candidate
+        report["metrics"]["comparable"] = False
+        return False, f"{opts.metric} not comparable: the {' and '.join(relq)} router scores relative quality"
+    return gate.decide(m_cur, m_new, opts.margin, opts.metric)
+
+
+def _publish(opts: Options, cfg: Any, candidate_path: Path) -> dict[str, Any]:
+    """Point the policy file at the candidate and, with ``reload_url``, tell the gateway."""
+    rel = publish.relative_to_policy(opts.config, candidate_path)
+    old = publish.set_router_path(opts.config, opts.policy, rel)
+    out: dict[str, Any] = {"router_path": rel, "previous": old}
+    if opts.reload_url:
+        out["reload"] = publish.trigger_reload(opts.reload_url, opts.admin_key or secrets.admin_key(cfg.server))
+    return out
 
 
 def _shadow_ab(
