@@ -113,3 +113,22 @@ def test_dry_run_prints_the_ab_table_and_the_admin_endpoint_serves_it(tmp_path, 
     assert body["live_router"] == str(start_dir)
     missing = httpx.get(f"{gw.url}/admin/policies/nope/learning", headers={"authorization": f"Bearer {R.ADMIN_KEY}"})
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "policy_not_found"
+
+    # a cascade candidate: its relative quality (strong = 1) has no comparable Brier, so the A/B
+    # on the 40 judged requests decides alone
+    cas = subprocess.run(
+        [sys.executable, "-m", "gateway", "retrain", "--config", str(config), *cmd[:4], "--family", "cascade"]
+        + ["--out", str(tmp_path / "cascade"), "--dry-run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert cas.returncode in (0, 3), cas.stderr
+    (cas_file,) = (tmp_path / "cascade").glob("replay/*/report.json")
+    cas_report = json.loads(cas_file.read_text())
+    assert cas_report["metrics"]["comparable"] is False and cas_report["shadow_ab"]["requests"] == 40
+    assert (
+        "brier not comparable: the candidate router scores relative quality, the A/B decides: " in cas_report["reason"]
+    )
+    assert cas_report["would_publish"] == cas_report["shadow_ab"]["passed"] == (cas.returncode == 0)
