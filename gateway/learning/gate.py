@@ -21,16 +21,18 @@ from typing import Any
 import numpy as np
 
 
-def relative(router: Any) -> bool:
-    """Whether ``router``'s per-model quality is relative, not a prediction of the feedback score:
-    the cascade, and an adaptation of it that kept the base unchanged (no head fitted to the labels)."""
+def relative(router: Any, emb: np.ndarray) -> bool:
+    """Whether ``router``'s per-model quality on ``emb`` is relative, not a prediction of the
+    feedback score: the cascade, and an adaptation of it whose head changes nothing there (it
+    kept the cascade; a later "keep" composed on an earlier head still predicts)."""
     if getattr(router, "relative_quality", False):
         return True
     base = getattr(router, "base", None)
-    chosen = (
-        router.meta.get("adaptation", {}).get("chosen") if isinstance(getattr(router, "meta", None), dict) else None
-    )
-    return base is not None and chosen == "keep" and relative(base)
+    if base is None or not relative(base, emb):
+        return False
+    alpha = np.asarray(getattr(router, "alpha", 1.0), float)
+    delta = np.asarray(router.run(np.asarray(emb, np.float32))["delta"], float)
+    return bool(np.allclose(alpha, 1.0) and (delta.size == 0 or np.abs(delta).max() < 1e-6))
 
 
 def served_predictions(router: Any, emb: np.ndarray, models: list[str], served: np.ndarray) -> np.ndarray:

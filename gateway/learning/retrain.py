@@ -296,7 +296,7 @@ def _gate(
         gate.served_predictions(candidate, test_fs.emb, models, test_fs.served), test_fs.score
     )
     report["metrics"] = {"current": m_cur, "candidate": m_new}
-    relq = [name for name, r in (("deployed", current), ("candidate", candidate)) if gate.relative(r)]
+    relq = [name for name, r in (("deployed", current), ("candidate", candidate)) if gate.relative(r, test_fs.emb)]
     if relq:
         # a cascade's strong = 1 is not a prediction of the feedback: its Brier would favour any
         # calibrated candidate over a deployed cascade, and refuse any cascade candidate

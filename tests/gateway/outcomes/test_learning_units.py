@@ -142,17 +142,30 @@ def test_retraining_from_scratch_distils_a_cascades_decision_not_its_relative_qu
     np.testing.assert_allclose(distilled(knn, emb, list(knn.models)), q, atol=1e-6)
 
 
-def test_the_gate_knows_which_routers_score_relative_quality():
-    """A cascade's strong = 1 is not a prediction of the feedback score, nor is an adaptation
-    of it that kept the base; a fitted head, or any other family, predicts it."""
-    from types import SimpleNamespace
-
+def test_the_gate_knows_which_routers_score_relative_quality(tmp_path):
+    """A cascade's strong = 1 is not a prediction of the feedback score, nor is an adaptation of
+    it that kept it unchanged; a fitted head, or "keep" composed on an earlier head, predicts it."""
+    from routers.adapt import HEADS, KEEP, Judged, adapt
     from routers.base import load_router
-    from routers.data import repo_root
+    from routers.data import load_table, repo_root
+    from routers.encoder import Encoder
+    from tests.support.paths import DATA
 
-    cascade = load_router(repo_root() / "routers/artifacts/cascade-mmlu")
-    assert gate.relative(cascade) is True
-    assert gate.relative(load_router(repo_root() / "routers/artifacts/knn-mmlu")) is False
-    kept = SimpleNamespace(base=cascade, meta={"adaptation": {"chosen": "keep"}})
-    fitted = SimpleNamespace(base=cascade, meta={"adaptation": {"chosen": "blend=0.5 ridge=3"}})
-    assert gate.relative(kept) is True and gate.relative(fitted) is False
+    t = load_table(DATA / "routellm-mmlu" / "mmlu_college_mathematics.csv", "routellm")
+    emb = Encoder.default().embed(t.prompts)
+    base = repo_root() / "routers/artifacts/cascade-mmlu"
+    cascade = load_router(base)
+    assert gate.relative(cascade, emb) is True
+    assert gate.relative(load_router(repo_root() / "routers/artifacts/knn-mmlu"), emb) is False
+
+    def judged(rows: np.ndarray) -> Judged:
+        return Judged(emb[rows], list(t.models), t.quality[rows].astype(float), ids=[f"r{i}" for i in rows])
+
+    adapt(base, judged(np.arange(60)), tmp_path / "kept", grid=[KEEP])
+    adapt(base, judged(np.arange(60)), tmp_path / "head", grid=[HEADS[-1]])
+    adapt(tmp_path / "head", judged(np.arange(60, 90)), tmp_path / "kept-on-head", grid=[KEEP])
+    held = emb[90:]
+    assert gate.relative(load_router(tmp_path / "kept"), held) is True
+    assert gate.relative(load_router(tmp_path / "head"), held) is False
+    on_top = load_router(tmp_path / "kept-on-head")
+    assert on_top.meta["adaptation"]["chosen"] == "keep" and gate.relative(on_top, held) is False
