@@ -479,7 +479,19 @@ def load_table(paths: str | Path | Sequence[str | Path], fmt: str) -> RoutingTab
         loader = LOADERS[fmt]
     except KeyError:
         raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}") from None
-    return loader(list(paths))
+    table = loader(list(paths))
+    if not len(table) or not table.models:  # a file of another format reads as nothing: say so
+        raise ValueError(f"{', '.join(map(str, paths))}: no {fmt} rows with model outcomes{_looks_like(paths, fmt)}")
+    return table
+
+
+def _looks_like(paths: Sequence[str | Path], fmt: str) -> str:
+    """``"; it looks like X (--format X)"`` when the data is recognisably another format."""
+    try:
+        found = {f for p in paths for _, f in detect_format(p)} - {fmt}
+    except (OSError, ValueError, UnicodeDecodeError):
+        return ""
+    return f"; it looks like {' or '.join(sorted(found))} (--format {sorted(found)[0]})" if found else ""
 
 
 SPLITS = ("group", "row")

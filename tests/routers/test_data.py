@@ -48,6 +48,15 @@ def test_routellm_value_that_is_not_an_outcome_names_file_line_and_column(tmp_pa
         load_table(bad, "routellm")
 
 
+@pytest.mark.parametrize("fmt", ["routerbench", "llmrouter"])
+def test_a_file_of_another_format_is_an_error_that_names_the_right_one(data_dir, fmt):
+    """RouteLLM's CSV read as another format used to load as an empty table, and the commands
+    then failed with "nothing to score"; it names the file and the format it looks like."""
+    f = data_dir / "routellm-mmlu" / "mmlu_college_mathematics.csv"
+    with pytest.raises(ValueError, match=rf"mmlu_college_mathematics\.csv: no {fmt} rows .*looks like routellm"):
+        load_table(f, fmt)
+
+
 def test_routerbench(data_dir):
     t = load_table(data_dir / "routerbench", "routerbench")
     assert len(t) == 1877 and len(t.models) == 11
