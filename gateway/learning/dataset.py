@@ -74,25 +74,45 @@ def is_judge(fb: Feedback) -> bool:
 
 def read_judge(path: str | Path) -> list[Feedback]:
     """JSONL ``{"request_id", "score" in [0, 1], "model"?, "source"?: "judge", "label"?}`` -> feedback
-    items; ``model`` names the model the score is for (source ``judge@<model>``; default: the served one)."""
+    items; ``model`` names the model the score is for (source ``judge@<model>``; default: the served one).
+    A missing file or a malformed line is a ``ValueError`` naming the file and line."""
+    from pydantic import ValidationError
+
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ValueError(f"judge file {path}: {exc.strerror or exc}") from None
     out = []
-    for line in Path(path).read_text().splitlines():
-        if line.strip():
-            row = json.loads(line)
-            src = row.get("source", JUDGE)
-            if row.get("model"):
-                src = f"{JUDGE}@{row['model']}"
-            out.append(
-                Feedback(
-                    request_id=row["request_id"],
-                    source=src,
-                    score=float(row["score"]),
-                    label=row.get("label"),
-                    comment=row.get("comment"),
-                    ts=float(row.get("ts", 0.0)),
-                )
-            )
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(_judge_item(json.loads(line)))
+        except (ValueError, TypeError, KeyError, ValidationError) as exc:
+            why = f"missing {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
+            if isinstance(exc, ValidationError):
+                err = exc.errors()[0]
+                why = f"{'.'.join(map(str, err['loc']))}: {err['msg']}"
+            raise ValueError(
+                f'{path}:{n}: not a judge item ({why}); expected {{"request_id": ..., "score": 0..1, "model"?: ...}}'
+            ) from None
     return out
+
+
+def _judge_item(row: Any) -> Feedback:
+    if not isinstance(row, dict):
+        raise TypeError("a JSON object per line")
+    src = row.get("source", JUDGE)
+    if row.get("model"):
+        src = f"{JUDGE}@{row['model']}"
+    return Feedback(
+        request_id=row["request_id"],
+        source=src,
+        score=float(row["score"]),
+        label=row.get("label"),
+        comment=row.get("comment"),
+        ts=float(row.get("ts", 0.0)),
+    )
 
 
 def _judge_view(

@@ -169,3 +169,24 @@ def test_the_gate_knows_which_routers_score_relative_quality(tmp_path):
     assert gate.relative(load_router(tmp_path / "head"), held) is False
     on_top = load_router(tmp_path / "kept-on-head")
     assert on_top.meta["adaptation"]["chosen"] == "keep" and gate.relative(on_top, held) is False
+
+
+@pytest.mark.parametrize(
+    "line,why",
+    [
+        ("not json", "Expecting value"),
+        ('{"request_id": "r1", "score": 7}', "score: Input should be less than or equal to 1"),
+        ('{"score": 1}', "missing 'request_id'"),
+        ('["r1", 1]', "a JSON object per line"),
+    ],
+)
+def test_a_bad_judge_line_names_file_and_line(tmp_path, line, why):
+    f = tmp_path / "judge.jsonl"
+    f.write_text('{"request_id": "r0", "score": 1, "model": "m"}\n\n' + line + "\n")
+    with pytest.raises(ValueError, match=rf"judge\.jsonl:3: not a judge item \({why}"):
+        dataset.read_judge(f)
+    f.write_text('{"request_id": "r0", "score": 1, "model": "m"}\n')
+    (item,) = dataset.read_judge(f)
+    assert item.source == "judge@m" and item.score == 1.0
+    with pytest.raises(ValueError, match=r"judge file .*nope\.jsonl: No such file"):
+        dataset.read_judge(tmp_path / "nope.jsonl")
