@@ -186,10 +186,32 @@ def select_opts(
     return best["opts"], tried
 
 
+# families ``--family`` may retrain from scratch (the answer checker scores answers, not prompts)
+RETRAIN_FAMILIES = ("cascade", "cluster", "cost", "knn", "mf", "prior", "random")
+GATE_METRICS = ("brier", "log_loss")
+
+
+def check_options(opts: Options) -> None:
+    """Usage errors before any work: each names the option and what it accepts."""
+    if not 0.0 < opts.holdout < 1.0:
+        raise ValueError(
+            f"--holdout is the share of labelled requests held back for the gate: between 0 and 1, got {opts.holdout}"
+        )
+    if opts.metric not in GATE_METRICS:
+        raise ValueError(f"--metric must be one of {', '.join(GATE_METRICS)} (lower is better), got {opts.metric!r}")
+    if opts.family not in (None, ADAPT, *RETRAIN_FAMILIES):
+        raise ValueError(f"--family must be one of {', '.join(RETRAIN_FAMILIES)} (default: adapt), got {opts.family!r}")
+    if opts.candidate is not None and not (Path(opts.candidate) / "router.json").is_file():
+        raise ValueError(f"--candidate {opts.candidate}: not a router folder (no router.json)")
+    if opts.min_rows < 1 or opts.min_judged < 1:
+        raise ValueError("--min-rows and --min-judged must be at least 1")
+
+
 def run(opts: Options, log=print) -> dict[str, Any]:
     from gateway.policy.loader import load_config, resolve_path
     from routers.base import load_router
 
+    check_options(opts)
     cfg = load_config(opts.config)
     if opts.policy not in cfg.policies:
         raise ValueError(f"unknown policy {opts.policy!r} in {opts.config}")

@@ -190,3 +190,23 @@ def test_a_bad_judge_line_names_file_and_line(tmp_path, line, why):
     assert item.source == "judge@m" and item.score == 1.0
     with pytest.raises(ValueError, match=r"judge file .*nope\.jsonl: No such file"):
         dataset.read_judge(tmp_path / "nope.jsonl")
+
+
+@pytest.mark.parametrize(
+    "change,why",
+    [
+        ({"holdout": 1.5}, "--holdout is the share"),
+        ({"holdout": 0.0}, "--holdout is the share"),
+        ({"metric": "auc"}, "--metric must be one of brier, log_loss"),
+        ({"family": "answer-check"}, "--family must be one of"),
+        ({"candidate": "no/such/router"}, "not a router folder"),
+        ({"min_judged": 0}, "--min-judged must be at least 1"),
+    ],
+)
+def test_retrain_options_are_checked_before_any_work(tmp_path, change, why):
+    """Each was a traceback, or a gate with the wrong sense (AUC is higher-better), after the
+    store was read; the policy file is never opened, so a missing one is not the error."""
+    from gateway.learning.retrain import Options, run
+
+    with pytest.raises(ValueError, match=why):
+        run(Options(config=tmp_path / "missing.yaml", policy="p", **change))
