@@ -155,6 +155,8 @@ def report(
     price = settings.routing_cpu_usd_per_hour if cpu_usd_per_hour is None else cpu_usd_per_hour
     try:
         start = R.parse_since(since)
+        if price < 0:
+            raise ValueError(f"--cpu-usd-per-hour must be 0 or more, got {price}")
         cfg = load_config(find_config(config or settings.config))
     except (ValueError, ConfigError) as exc:
         typer.echo(f"report: {exc}", err=True)
@@ -174,6 +176,13 @@ def report(
         )
     finally:
         store.close()
+    if policy and not rows and policy not in cfg.policies:  # a typo, not a quiet week
+        typer.echo(
+            f"report: unknown policy {policy!r}: not in the policy file ({', '.join(cfg.policies)}), "
+            "and no outcomes recorded under that name",
+            err=True,
+        )
+        raise typer.Exit(2)
     if as_json:
         typer.echo(json.dumps(R.to_json(rows, start, price), indent=2))
     else:

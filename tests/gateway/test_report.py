@@ -135,3 +135,7 @@ def test_report_json_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert table.exit_code == 0 and "net saved USD" in table.stdout
     bad = CliRunner().invoke(app, ["report", "--since", "soon", "--config", str(cfg)])
     assert bad.exit_code == 2
+    typo = CliRunner().invoke(app, ["report", "--policy", "chta", "--config", str(cfg)])
+    assert typo.exit_code == 2 and "unknown policy 'chta': not in the policy file (chat)" in typo.output
+    price = CliRunner().invoke(app, ["report", "--cpu-usd-per-hour", "-1", "--config", str(cfg)])
+    assert price.exit_code == 2 and "--cpu-usd-per-hour must be 0 or more" in price.output
