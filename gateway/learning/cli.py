@@ -179,7 +179,7 @@ def report(
     if policy and not rows and policy not in cfg.policies:  # a typo, not a quiet week
         typer.echo(
             f"report: unknown policy {policy!r}: not in the policy file ({', '.join(cfg.policies)}), "
-            "and no outcomes recorded under that name",
+            "and no outcomes recorded under that name in this window",
             err=True,
         )
         raise typer.Exit(2)

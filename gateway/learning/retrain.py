@@ -186,9 +186,15 @@ def select_opts(
     return best["opts"], tried
 
 
-# families ``--family`` may retrain from scratch (the answer checker scores answers, not prompts)
-RETRAIN_FAMILIES = ("cascade", "cluster", "cost", "knn", "mf", "prior", "random")
 GATE_METRICS = ("brier", "log_loss")
+
+
+def retrain_families() -> list[str]:
+    """What ``--family`` may retrain from scratch: ``routers.train``'s families but the answer
+    checker, which scores answers, not prompts."""
+    from routers.train import FAMILIES
+
+    return sorted(k for k in FAMILIES if k != "answer-check")
 
 
 def check_options(opts: Options) -> None:
@@ -199,8 +205,10 @@ def check_options(opts: Options) -> None:
         )
     if opts.metric not in GATE_METRICS:
         raise ValueError(f"--metric must be one of {', '.join(GATE_METRICS)} (lower is better), got {opts.metric!r}")
-    if opts.family not in (None, ADAPT, *RETRAIN_FAMILIES):
-        raise ValueError(f"--family must be one of {', '.join(RETRAIN_FAMILIES)} (default: adapt), got {opts.family!r}")
+    if opts.family not in (None, ADAPT, *retrain_families()):
+        raise ValueError(
+            f"--family must be one of {', '.join(retrain_families())} (default: adapt), got {opts.family!r}"
+        )
     if opts.candidate is not None and not (Path(opts.candidate) / "router.json").is_file():
         raise ValueError(f"--candidate {opts.candidate}: not a router folder (no router.json)")
     if opts.min_rows < 1 or opts.min_judged < 1:
@@ -311,11 +319,9 @@ def _gate(
 ) -> tuple[bool, str]:
     """Both routers' predictions for the served model against the held-back feedback (Brier by
     default), unless one of them scores only relative quality (see :func:`gate.relative`)."""
-    m_cur = gate.prediction_metrics(
-        gate.served_predictions(current, test_fs.emb, models, test_fs.served), test_fs.score
-    )
-    m_new = gate.prediction_metrics(
-        gate.served_predictions(candidate, test_fs.emb, models, test_fs.served), test_fs.score
+    m_cur, m_new = (
+        gate.prediction_metrics(gate.served_predictions(r, test_fs.emb, models, test_fs.served), test_fs.score)
+        for r in (current, candidate)
     )
     report["metrics"] = {"current": m_cur, "candidate": m_new}
     relq = [name for name, r in (("deployed", current), ("candidate", candidate)) if gate.relative(r, test_fs.emb)]
