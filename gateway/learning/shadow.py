@@ -42,6 +42,7 @@ from gateway import metrics
 from gateway.learning import judge as J
 from gateway.outcomes.record import Feedback, Outcome, Spend
 from gateway.policy.engine import reference_of
+from gateway.protocol import upstream_problem
 
 log = logging.getLogger("shunter")
 
@@ -203,11 +204,28 @@ class ShadowService:
         ok, _, _ = await self.shared.check_and_incr(self._day_key(policy), worst, shadow.budget_usd_per_day, 2 * 86400)
         return worst if ok else None
 
+    @staticmethod
+    def _cost_of(client: Any, reserved: float, payload: dict | None, result: str) -> float:
+        """The call's real cost: its usage at the upstream's prices; nothing when the upstream
+        refused it with an error status (no tokens were generated); the reserved worst case when
+        the cost is unknown (a transport error or timeout mid-call, or a reply without ``usage``)."""
+        usage = (payload or {}).get("usage")
+        if usage:
+            return _cost(client, usage)
+        return 0.0 if result.startswith("status_") else reserved
+
     async def _settle(
-        self, request_id: str, policy: str, model: str, client: Any, reserved: float, usage: dict | None, kind: str
+        self,
+        request_id: str,
+        policy: str,
+        model: str,
+        client: Any,
+        reserved: float,
+        call: tuple[dict | None, str],
+        kind: str,
     ) -> None:
         """Count the call's real cost: the day's budget, the metrics and a ``Spend`` row (``shunter report``)."""
-        cost = _cost(client, usage) if usage else reserved  # unknown usage: keep the worst case counted
+        cost = self._cost_of(client, reserved, *call)
         await self.shared.incr(self._day_key(policy), cost - reserved)
         metrics.LEARNING_COST.labels(policy, kind).inc(cost)
         metrics.NET_SAVINGS.labels(policy).dec(cost)
@@ -240,9 +258,12 @@ class ShadowService:
                 raw = await resp.read()
                 if resp.status != 200:
                     return None, f"status_{resp.status // 100}xx"
-            return orjson.loads(raw), "ok"
+            payload = orjson.loads(raw)
         except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError, orjson.JSONDecodeError) as exc:
             return None, type(exc).__name__
+        if upstream_problem(payload, chat=True) is not None:  # what the request path would refuse too
+            return None, "bad_response"
+        return payload, "ok"
 
     async def _shadow_call(
         self, rt: Any, request_id: str, policy: str, model: str, body: dict, shadow: Any
@@ -261,7 +282,7 @@ class ShadowService:
             return None
         payload, result = await self._call(client, call)
         metrics.SHADOW_CALLS.labels(policy, model, result).inc()
-        await self._settle(request_id, policy, model, client, reserved, (payload or {}).get("usage"), "shadow")
+        await self._settle(request_id, policy, model, client, reserved, (payload, result), "shadow")
         return answer_of(payload)
 
     async def _ask_judge(self, rt: Any, request_id: str, policy: str, shadow: Any, msgs: list[dict]) -> str | None:
@@ -272,7 +293,7 @@ class ShadowService:
             metrics.JUDGE_CALLS.labels(policy, shadow.judge, "budget").inc()
             return None
         payload, result = await self._call(client, call)
-        await self._settle(request_id, policy, shadow.judge, client, reserved, (payload or {}).get("usage"), "judge")
+        await self._settle(request_id, policy, shadow.judge, client, reserved, (payload, result), "judge")
         verdict = J.parse_verdict(answer_of(payload)) if payload is not None else None
         metrics.JUDGE_CALLS.labels(
             policy, shadow.judge, result if payload is None else ("ok" if verdict else "unparsed")

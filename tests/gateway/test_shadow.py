@@ -9,6 +9,7 @@ import json
 import time
 
 import pytest
+from prometheus_client import REGISTRY
 
 from gateway.learning.shadow import ShadowService, ineligible
 from gateway.outcomes.record import Outcome
@@ -177,6 +178,48 @@ def test_budget_is_never_exceeded(tmp_path, fakes, where, request):
     # the real spend never passes the budget, and calls stopped only when the next worst case
     # (a judge call: ~700 prompt tokens + 16 out at $100/M, about $0.073) no longer fitted
     assert 0.1 - 0.08 < spent <= 0.1
+
+
+def shadow_calls(result: str) -> float:
+    labels = {"policy": "chat", "model": "strong", "result": result}
+    return REGISTRY.get_sample_value("shunter_shadow_calls_total", labels) or 0.0
+
+
+@pytest.mark.parametrize(
+    ("fault", "result", "billed"),
+    [
+        ({"fail_next": 1, "fail_status": 503}, "status_5xx", False),  # refused: nothing generated
+        ({"body_fault": "reset_mid_body", "body_fault_count": 1}, "ClientPayloadError", True),
+        ({"body_fault": "string_usage", "body_fault_count": 1}, "bad_response", True),
+    ],
+)
+def test_a_failed_shadow_call_settles_its_reservation(tmp_path, fakes, fault, result, billed):
+    """An upstream that refuses the shadow call with an error status generated nothing: its
+    reservation is given back. A call cut mid-body, or a body that is not a completion (token
+    counts as strings), may have been billed: the reserved worst case stays counted. Either
+    way no judge is asked and the service does not fail."""
+    cheap, strong, judge = fakes
+    strong.control(**fault)
+    rt = make_rt(tmp_path, fakes, max_tokens=16)
+    store = SQLiteStore(tmp_path / "o.sqlite")
+    svc = ShadowService(store, InProcessState())
+    before = shadow_calls(result)
+
+    async def go():
+        await run_many(svc, rt, 1)
+        return float(await svc.shared.get(svc._day_key("chat")) or 0)
+
+    spent = asyncio.run(go())
+    assert judge.stats()["requests"] == 0 and store.feedback("req_0") == []
+    [row] = store.spend("chat")
+    assert (row.kind, row.model) == ("shadow", "strong")
+    assert row.cost_usd == pytest.approx(spent)
+    if billed:  # the worst case: (prompt bytes / 2 + 64) tokens in at $1/M, 16 out at $2/M
+        assert 64e-6 < spent < 200e-6
+    else:
+        assert spent == 0.0
+    assert shadow_calls(result) == before + 1
+    store.close()
 
 
 def test_eligibility_rules():
