@@ -295,101 +295,135 @@ def cross_check(cfg: Config, base: Path) -> list[tuple[tuple, str]]:
     """References between sections that a schema alone cannot check."""
     out: list[tuple[tuple, str]] = []
     known = sorted(cfg.upstreams)
-    names = set(cfg.upstreams)
     aliases: dict[str, str] = {}
     for pname, pol in cfg.policies.items():
-        for i, c in enumerate(pol.candidates):
-            if c not in cfg.upstreams:
-                out.append((("policies", pname, "candidates", i), _unknown("upstream", c, known)))
-        for i, c in enumerate(pol.fallbacks):
-            if c not in cfg.upstreams:
-                out.append((("policies", pname, "fallbacks", i), _unknown("upstream", c, known)))
-        shadow = pol.learning.shadow if pol.learning else None
-        if shadow is not None:
-            loc = ("policies", pname, "learning", "shadow")
-            if shadow.judge not in cfg.upstreams:
-                out.append((loc + ("judge",), _unknown("upstream", shadow.judge, known)))
-            for i, c in enumerate(shadow.compare):
-                if c not in cfg.upstreams:
-                    out.append((loc + ("compare", i), _unknown("upstream", c, known)))
-        for i, a in enumerate(pol.aliases):
-            if a in aliases or a in cfg.policies or a in names:
-                out.append((("policies", pname, "aliases", i), f"alias '{a}' is already a policy, model or alias"))
-            aliases[a] = pname
-        # A misspelt candidate is reported once: the references to the name it should have had
-        # (reference_model, model_map) are knock-on errors of that one typo.
-        typos = [c for c in pol.candidates if c not in cfg.upstreams]
-        if pol.reference_model and pol.reference_model not in pol.candidates and not typos:
-            out.append((("policies", pname, "reference_model"), f"'{pol.reference_model}' is not a candidate"))
-        kind = pol.objective.kind
-        if kind in ("cost_weight", "max_cost_per_request"):
-            for c in pol.candidates:
-                up = cfg.upstreams.get(c)
-                if up and (up.input_price is None or up.output_price is None):
-                    out.append(
-                        (("upstreams", c), f"objective {kind} of policy '{pname}' needs input_price and output_price")
-                    )
+        out.extend(_check_names(cfg, pname, pol, known, aliases))
+        out.extend(_check_shadow(cfg, pname, pol, known))
+        out.extend(_check_objective(cfg, pname, pol))
         out.extend(_check_targets(cfg, pname, pol, known))
-        if kind == "target_strong_share" and not pol.router:
-            out.append(
-                (
-                    ("policies", pname, "objective", "target_strong_share"),
-                    "target_strong_share needs a pair router (its stored calibration); without a router use threshold",
-                )
-            )
         if pol.router:
-            rdir = resolve_path(base, pol.router.path)
-            meta_file = rdir / "router.json"
-            if not (rdir / "router.onnx").exists() or not meta_file.exists():
-                out.append(
-                    (
-                        ("policies", pname, "router", "path"),
-                        f"router artifact not found at '{rdir}' (needs router.onnx and router.json)",
-                    )
-                )
-                continue
-            try:
-                meta = json.loads(meta_file.read_text())
-            except ValueError as exc:
-                out.append((("policies", pname, "router", "path"), f"unreadable router.json: {exc}"))
-                continue
-            cal = meta.get("calibration") or {}
-            if kind == "target_strong_share" and not (cal.get("strong_win") or cal.get("quality_sample")):
-                out.append(
-                    (
-                        ("policies", pname, "objective", "target_strong_share"),
-                        f"router '{pol.router.path}' stores no strong_win calibration; use threshold",
-                    )
-                )
-            rmodels = set(meta.get("models", []))
-            for c in pol.candidates:
-                inner = pol.router.model_map.get(c, c)
-                if c in typos:
-                    continue
-                if inner not in rmodels and meta.get("kind") not in ("random",):
-                    out.append(
-                        (
-                            ("policies", pname, "router", "model_map"),
-                            f"candidate '{c}' maps to '{inner}', which router '{pol.router.path}' was not trained on "
-                            f"(it knows: {', '.join(sorted(rmodels))})",
-                        )
-                    )
-            for c in pol.router.model_map:
-                if c not in pol.candidates and not typos:
-                    out.append((("policies", pname, "router", "model_map", c), f"'{c}' is not a candidate"))
-            if pol.router.family and pol.router.family != meta.get("kind"):
-                out.append(
-                    (
-                        ("policies", pname, "router", "family"),
-                        f"artifact is a '{meta.get('kind')}' router, not '{pol.router.family}'",
-                    )
-                )
+            out.extend(_check_router(base, pname, pol, [c for c in pol.candidates if c not in cfg.upstreams]))
     out.extend(_check_cycles(cfg))
     if cfg.server.default_policy and cfg.server.default_policy not in cfg.policies:
         out.append(
             (
                 ("server", "default_policy"),
                 _unknown("policy", cfg.server.default_policy, sorted(cfg.policies)),
+            )
+        )
+    return out
+
+
+def _check_names(
+    cfg: Config, pname: str, pol: Any, known: list[str], aliases: dict[str, str]
+) -> list[tuple[tuple, str]]:
+    """Candidates and fallbacks name upstreams; an alias is no other policy's, model's or alias's name."""
+    out: list[tuple[tuple, str]] = []
+    for field in ("candidates", "fallbacks"):
+        for i, c in enumerate(getattr(pol, field)):
+            if c not in cfg.upstreams:
+                out.append((("policies", pname, field, i), _unknown("upstream", c, known)))
+    for i, a in enumerate(pol.aliases):
+        if a in aliases or a in cfg.policies or a in cfg.upstreams:
+            out.append((("policies", pname, "aliases", i), f"alias '{a}' is already a policy, model or alias"))
+        aliases[a] = pname
+    # A misspelt candidate is reported once: the references to the name it should have had
+    # (reference_model, model_map) are knock-on errors of that one typo.
+    typos = [c for c in pol.candidates if c not in cfg.upstreams]
+    if pol.reference_model and pol.reference_model not in pol.candidates and not typos:
+        out.append((("policies", pname, "reference_model"), f"'{pol.reference_model}' is not a candidate"))
+    return out
+
+
+def _check_shadow(cfg: Config, pname: str, pol: Any, known: list[str]) -> list[tuple[tuple, str]]:
+    """The judge and the compared models are upstreams, and there are two models to compare: with
+    fewer, every request would be skipped and the option would silently do nothing."""
+    shadow = pol.learning.shadow if pol.learning else None
+    if shadow is None:
+        return []
+    out: list[tuple[tuple, str]] = []
+    loc = ("policies", pname, "learning", "shadow")
+    if shadow.judge not in cfg.upstreams:
+        out.append((loc + ("judge",), _unknown("upstream", shadow.judge, known)))
+    for i, c in enumerate(shadow.compare):
+        if c not in cfg.upstreams:
+            out.append((loc + ("compare", i), _unknown("upstream", c, known)))
+        elif c in shadow.compare[:i]:
+            out.append((loc + ("compare", i), f"'{c}' is listed twice"))
+    if shadow.compare and len(set(shadow.compare)) < 2:  # (the candidates, its default, are two or more)
+        out.append(
+            (
+                loc + ("compare",),
+                "a shadow call answers with another model than the served one: compare must name at least "
+                f"two models (has: {', '.join(sorted(set(shadow.compare)))})",
+            )
+        )
+    return out
+
+
+def _check_objective(cfg: Config, pname: str, pol: Any) -> list[tuple[tuple, str]]:
+    out: list[tuple[tuple, str]] = []
+    kind = pol.objective.kind
+    if kind in ("cost_weight", "max_cost_per_request"):
+        for c in pol.candidates:
+            up = cfg.upstreams.get(c)
+            if up and (up.input_price is None or up.output_price is None):
+                out.append(
+                    (("upstreams", c), f"objective {kind} of policy '{pname}' needs input_price and output_price")
+                )
+    if kind == "target_strong_share" and not pol.router:
+        out.append(
+            (
+                ("policies", pname, "objective", "target_strong_share"),
+                "target_strong_share needs a pair router (its stored calibration); without a router use threshold",
+            )
+        )
+    return out
+
+
+def _check_router(base: Path, pname: str, pol: Any, typos: list[str]) -> list[tuple[tuple, str]]:
+    """The router artifact exists, knows every candidate, and matches the declared family and objective."""
+    rdir = resolve_path(base, pol.router.path)
+    meta_file = rdir / "router.json"
+    if not (rdir / "router.onnx").exists() or not meta_file.exists():
+        return [
+            (
+                ("policies", pname, "router", "path"),
+                f"router artifact not found at '{rdir}' (needs router.onnx and router.json)",
+            )
+        ]
+    try:
+        meta = json.loads(meta_file.read_text())
+    except ValueError as exc:
+        return [(("policies", pname, "router", "path"), f"unreadable router.json: {exc}")]
+    out: list[tuple[tuple, str]] = []
+    cal = meta.get("calibration") or {}
+    if pol.objective.kind == "target_strong_share" and not (cal.get("strong_win") or cal.get("quality_sample")):
+        out.append(
+            (
+                ("policies", pname, "objective", "target_strong_share"),
+                f"router '{pol.router.path}' stores no strong_win calibration; use threshold",
+            )
+        )
+    rmodels = set(meta.get("models", []))
+    for c in pol.candidates:
+        inner = pol.router.model_map.get(c, c)
+        if c not in typos and inner not in rmodels and meta.get("kind") not in ("random",):
+            out.append(
+                (
+                    ("policies", pname, "router", "model_map"),
+                    f"candidate '{c}' maps to '{inner}', which router '{pol.router.path}' was not trained on "
+                    f"(it knows: {', '.join(sorted(rmodels))})",
+                )
+            )
+    for c in pol.router.model_map:
+        if c not in pol.candidates and not typos:
+            out.append((("policies", pname, "router", "model_map", c), f"'{c}' is not a candidate"))
+    if pol.router.family and pol.router.family != meta.get("kind"):
+        out.append(
+            (
+                ("policies", pname, "router", "family"),
+                f"artifact is a '{meta.get('kind')}' router, not '{pol.router.family}'",
             )
         )
     return out

@@ -136,6 +136,28 @@ def test_unknown_upstream_exact_message(tmp_path):
             ("    - gpt-4o\n", "    - gpt-4o\n    rules:\n    - {name: r, regex: '(a', model: gpt-4o}\n"),
             "config/default.yaml:19:24 policies.chat.rules[0].regex: invalid regular expression: missing ), unterminated subpattern at position 0",
         ),
+        # judged shadow sampling: an unknown judge, one model to compare, a model listed twice
+        (
+            (
+                "    - gpt-4o\n",
+                "    - gpt-4o\n    learning:\n      shadow: {rate: 0.05, budget_usd_per_day: 5, judge: gpt5}\n",
+            ),
+            "config/default.yaml:19:58 policies.chat.learning.shadow.judge: unknown upstream 'gpt5' (known: gpt-4o, gpt-4o-mini)",
+        ),
+        (
+            (
+                "    - gpt-4o\n",
+                "    - gpt-4o\n    learning:\n      shadow: {rate: 0.05, budget_usd_per_day: 5, judge: gpt-4o, compare: [gpt-4o]}\n",
+            ),
+            "config/default.yaml:19:66 policies.chat.learning.shadow.compare: a shadow call answers with another model than the served one: compare must name at least two models (has: gpt-4o)",
+        ),
+        (
+            (
+                "    - gpt-4o\n",
+                "    - gpt-4o\n    learning:\n      shadow: {rate: 0.05, budget_usd_per_day: 5, judge: gpt-4o, compare: [gpt-4o-mini, gpt-4o, gpt-4o]}\n",
+            ),
+            "config/default.yaml:19:97 policies.chat.learning.shadow.compare[2]: 'gpt-4o' is listed twice",
+        ),
         # semantic route without utterances
         (
             ("    - gpt-4o\n", "    - gpt-4o\n    semantic_routes:\n    - name: code\n      model: gpt-4o\n"),
