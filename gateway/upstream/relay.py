@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
 import orjson
@@ -60,85 +61,26 @@ async def relay(
     OpenAI's final usage-only chunk with ``"estimated": true``.
     """
     buf = b""
-    deadline = time.monotonic() + total_timeout
-    idle = opened.client.cfg.timeouts.idle
     saw_done = False
     try:
-        pending: list[bytes] = [opened.first_chunk] if opened.first_chunk else []
-        next_chunk = opened.response.next_chunk  # type: ignore[union-attr]
-        while True:
-            if pending:
-                piece = pending.pop()
-            else:
-                if time.monotonic() > deadline:
-                    raise _StreamFault(
-                        "midstream_timeout",
-                        "upstream_timeout",
-                        f"The upstream stream exceeded its total timeout of {total_timeout:g}s; the response is incomplete.",
-                    )
-                try:
-                    piece = await next_chunk()
-                except asyncio.TimeoutError:
-                    raise _StreamFault(
-                        "midstream_idle_timeout",
-                        "upstream_idle_timeout",
-                        f"The upstream sent nothing for {idle:g}s (the idle timeout) after it started; "
-                        "the response is incomplete.",
-                    ) from None
-                if not piece:
-                    break
-            buf += piece
-            if b"\r\n" in buf:
-                buf = buf.replace(b"\r\n", b"\n")
-            if b"\n\n" not in buf:
-                continue
-            *blocks, buf = buf.split(b"\n\n")
-            outs: list[bytes] = []
-            fault: _StreamFault | None = None
-            for block in blocks:
-                try:
-                    out = _process(block, served, client_wants_usage, result)
-                except _StreamFault as exc:  # the events before it still go out
-                    fault = exc
-                    break
-                if out is None:
+        async with aclosing(_pieces(opened, total_timeout)) as pieces:
+            async for piece in pieces:
+                buf += piece
+                if b"\r\n" in buf:
+                    buf = buf.replace(b"\r\n", b"\n")
+                if b"\n\n" not in buf:
                     continue
-                if out is DONE:  # held back: a usage chunk may have to go first
-                    saw_done = True
-                    continue
-                outs.append(out)
-            if outs:  # the events of one upstream read leave in one write (one ASGI send, one syscall)
-                if result.first_byte_at is None:
-                    result.first_byte_at = time.perf_counter()
-                yield redact_bytes(outs[0] if len(outs) == 1 else b"".join(outs))
-            if fault is not None:
-                raise fault
-        if buf.strip():
-            out = _process(buf, served, client_wants_usage, result)
-            if out is DONE:
-                saw_done = True
-            elif out:
-                yield redact_bytes(out)
-        if result.finish_reason is None and not saw_done:
-            result.error = "upstream closed the stream before finishing"
-            yield error_event(
-                "The upstream closed the stream before the response was complete.", code="upstream_incomplete"
-            )
-            return
-        if result.usage is None and estimate_usage is not None:
-            result.usage = {**estimate_usage("".join(result.content)), "estimated": True}
-            if client_wants_usage:
-                yield event(
-                    {
-                        "id": result.chunk_id,
-                        "object": result.object or "chat.completion.chunk",
-                        "created": result.created,
-                        "model": served,
-                        "choices": [],
-                        "usage": result.usage,
-                    }
-                )
-        yield DONE
+                *blocks, buf = buf.split(b"\n\n")
+                outs, done, fault = _translate(blocks, served, client_wants_usage, result)
+                saw_done = saw_done or done
+                if outs:  # the events of one upstream read leave in one write (one ASGI send, one syscall)
+                    if result.first_byte_at is None:
+                        result.first_byte_at = time.perf_counter()
+                    yield redact_bytes(outs[0] if len(outs) == 1 else b"".join(outs))
+                if fault is not None:
+                    raise fault
+        async for out in _finish(buf, saw_done, served, client_wants_usage, result, estimate_usage):
+            yield out
     except _StreamFault as fault:
         result.error = fault.kind
         yield error_event(fault.message, code=fault.code)
@@ -150,6 +92,93 @@ async def relay(
         )
     finally:
         await opened.aclose()
+
+
+async def _pieces(opened: Opened, total_timeout: float) -> AsyncGenerator[bytes, None]:
+    """The upstream's raw reads (the one read while opening first) until it closes, within the
+    stream's total and idle timeouts."""
+    deadline = time.monotonic() + total_timeout
+    idle = opened.client.cfg.timeouts.idle
+    if opened.first_chunk:
+        yield opened.first_chunk
+    next_chunk = opened.response.next_chunk  # type: ignore[union-attr]
+    while True:
+        if time.monotonic() > deadline:
+            raise _StreamFault(
+                "midstream_timeout",
+                "upstream_timeout",
+                f"The upstream stream exceeded its total timeout of {total_timeout:g}s; the response is incomplete.",
+            )
+        try:
+            piece = await next_chunk()
+        except asyncio.TimeoutError:
+            raise _StreamFault(
+                "midstream_idle_timeout",
+                "upstream_idle_timeout",
+                f"The upstream sent nothing for {idle:g}s (the idle timeout) after it started; "
+                "the response is incomplete.",
+            ) from None
+        if not piece:
+            return
+        yield piece
+
+
+def _translate(
+    blocks: list[bytes], served: str, wants_usage: bool, result: StreamResult
+) -> tuple[list[bytes], bool, _StreamFault | None]:
+    """The client's events for one read's complete SSE blocks, whether ``[DONE]`` was among them
+    (held back: a usage chunk may have to go first), and the fault that ended them, if any (the
+    events before it still go out)."""
+    outs: list[bytes] = []
+    done = False
+    for block in blocks:
+        try:
+            out = _process(block, served, wants_usage, result)
+        except _StreamFault as exc:
+            return outs, done, exc
+        if out is DONE:
+            done = True
+        elif out is not None:
+            outs.append(out)
+    return outs, done, None
+
+
+async def _finish(
+    buf: bytes,
+    saw_done: bool,
+    served: str,
+    wants_usage: bool,
+    result: StreamResult,
+    estimate_usage: Callable[[str], dict] | None,
+) -> AsyncGenerator[bytes, None]:
+    """After the upstream closed: its last unterminated event, then either the incomplete-stream
+    error or the (estimated) usage chunk and ``[DONE]``."""
+    if buf.strip():
+        out = _process(buf, served, wants_usage, result)
+        if out is DONE:
+            saw_done = True
+        elif out:
+            yield redact_bytes(out)
+    if result.finish_reason is None and not saw_done:
+        result.error = "upstream closed the stream before finishing"
+        yield error_event(
+            "The upstream closed the stream before the response was complete.", code="upstream_incomplete"
+        )
+        return
+    if result.usage is None and estimate_usage is not None:
+        result.usage = {**estimate_usage("".join(result.content)), "estimated": True}
+        if wants_usage:
+            yield event(
+                {
+                    "id": result.chunk_id,
+                    "object": result.object or "chat.completion.chunk",
+                    "created": result.created,
+                    "model": served,
+                    "choices": [],
+                    "usage": result.usage,
+                }
+            )
+    yield DONE
 
 
 def _process(block: bytes, served: str, wants_usage: bool, result: StreamResult) -> bytes | None:
