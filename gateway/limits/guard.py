@@ -162,8 +162,6 @@ async def admit(
     Returns True when a ticket was taken (the request's usage is charged to the key at settle).
     """
     pol = rt.policies[target.policy].cfg if target.policy else None
-    if key is None and (pol is None or not pol.max_prompt_tokens):
-        return False
     if pol is not None and pol.max_prompt_tokens and tokens > pol.max_prompt_tokens:
         raise APIError(
             400,
@@ -173,7 +171,17 @@ async def admit(
         )
     if key is None:
         return False
-    spec = key.spec
+    _check_access(key.spec, target)
+    if key.spec.tpm:
+        await _take_tokens(guard, key, rt, tokens, key.spec.tpm)
+    if key.spec.budget_usd is not None:
+        await _check_budget(guard, key, rt, key.spec.budget_usd)
+    guard.tickets[request_id] = Ticket(key, tokens)
+    return True
+
+
+def _check_access(spec: Any, target: Any) -> None:
+    """The key may use the policy, or call the model directly (403 otherwise)."""
     if target.policy and not spec.allows_policy(target.policy):
         raise APIError(
             403,
@@ -189,47 +197,53 @@ async def admit(
             code="model_not_allowed",
             param="model",
         )
-    if spec.tpm:
-        if tokens > spec.tpm:
-            raise APIError(
-                400,
-                f"The prompt is about {tokens} tokens, more than this key's limit of {spec.tpm} tokens per minute.",
-                code="tokens_per_minute_exceeded",
-            )
-        try:
-            v = await ratelimit.take(guard.shared, key.id, "tpm", tokens, spec.tpm)
-        except StateUnavailable:
-            outage.unavailable(rt, "tpm")
-            v = ratelimit.Verdict(True, 0.0, 0)
-        if not v.allowed:
-            metrics.RATE_LIMITED.labels("tpm").inc()
-            raise APIError(
-                429,
-                f"Rate limit reached: {int(v.used)} of {spec.tpm} tokens per minute used by this key; retry in {v.retry_after}s.",
-                code="rate_limit_exceeded",
-                headers={"Retry-After": str(v.retry_after)},
-            )
-    if spec.budget_usd is not None:
-        try:
-            await guard._seed_budget(key)
-            spent = await budget.spent(guard.shared, key.id, spec)
-        except StateUnavailable:
-            outage.unavailable(rt, "budget")
-            spent = 0.0
-        if spent >= spec.budget_usd:
-            metrics.RATE_LIMITED.labels("budget").inc()
-            _, left, per = budget.period(spec)
-            headers = {"Retry-After": str(int(left))} if left else {}
-            raise APIError(
-                402,
-                f"Budget exhausted: this key has spent {budget.usd(spent)} of its {budget.usd(spec.budget_usd)} "
-                f"budget {per}.",
-                code="budget_exceeded",
-                type="insufficient_quota",
-                headers=headers,
-            )
-    guard.tickets[request_id] = Ticket(key, tokens)
-    return True
+
+
+async def _take_tokens(guard: Guard, key: KeyRecord, rt: Any, tokens: int, tpm: int) -> None:
+    """Charge the prompt's tokens to the key's tokens-per-minute window (400 if one prompt alone is
+    over the limit, 429 with ``Retry-After`` when the window is full; allowed while the shared
+    state is down)."""
+    if tokens > tpm:
+        raise APIError(
+            400,
+            f"The prompt is about {tokens} tokens, more than this key's limit of {tpm} tokens per minute.",
+            code="tokens_per_minute_exceeded",
+        )
+    try:
+        v = await ratelimit.take(guard.shared, key.id, "tpm", tokens, tpm)
+    except StateUnavailable:
+        outage.unavailable(rt, "tpm")
+        return
+    if not v.allowed:
+        metrics.RATE_LIMITED.labels("tpm").inc()
+        raise APIError(
+            429,
+            f"Rate limit reached: {int(v.used)} of {tpm} tokens per minute used by this key; retry in {v.retry_after}s.",
+            code="rate_limit_exceeded",
+            headers={"Retry-After": str(v.retry_after)},
+        )
+
+
+async def _check_budget(guard: Guard, key: KeyRecord, rt: Any, limit: float) -> None:
+    """402 once the key has spent its budget for the period (allowed while the shared state is down)."""
+    spec = key.spec
+    try:
+        await guard._seed_budget(key)
+        spent = await budget.spent(guard.shared, key.id, spec)
+    except StateUnavailable:
+        outage.unavailable(rt, "budget")
+        return
+    if spent >= limit:
+        metrics.RATE_LIMITED.labels("budget").inc()
+        _, left, per = budget.period(spec)
+        headers = {"Retry-After": str(int(left))} if left else {}
+        raise APIError(
+            402,
+            f"Budget exhausted: this key has spent {budget.usd(spent)} of its {budget.usd(limit)} budget {per}.",
+            code="budget_exceeded",
+            type="insufficient_quota",
+            headers=headers,
+        )
 
 
 def _bearer(scope: dict) -> str:
