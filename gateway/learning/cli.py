@@ -115,7 +115,7 @@ def pull(
     consumer: str | None = typer.Option(None, help="Consumer name (default host-pid)."),
 ) -> None:
     """Copy unread outcomes and feedback from the Redis streams into SQLite (acknowledged after writing)."""
-    from gateway.outcomes.redis_stream import StreamReader
+    from gateway.outcomes.redis_stream import StreamReader, StreamUnavailable
     from gateway.outcomes.sqlite import SQLiteStore
     from gateway.settings import Settings
 
@@ -123,8 +123,13 @@ def pull(
     if not redis_url:
         typer.echo("outcomes pull needs --redis or SHUNTER_REDIS_URL", err=True)
         raise typer.Exit(2)
+    try:
+        reader = StreamReader(redis_url, None, group=group, consumer=consumer)
+    except StreamUnavailable as exc:
+        typer.echo(f"outcomes pull: {exc}", err=True)
+        raise typer.Exit(1) from None
     store = SQLiteStore(db)
-    reader = StreamReader(redis_url, store, group=group, consumer=consumer)
+    reader.sink = store
     typer.echo(json.dumps(reader.pull()))
     reader.close()
     store.close()

@@ -81,6 +81,20 @@ def accepted_tiers(meta: dict[str, Any]) -> set[str]:
     return tiers or {"accurate"}  # pins an encoder build no longer served: MiniLM's rows, as before tiers
 
 
+def _stream_reader(url: str) -> Any:
+    """The ``trainer`` group's reader of the Redis outcome streams; an unreachable Redis is an error
+    that says what to do, not a traceback (its records would be missing from the retrain)."""
+    from gateway.outcomes.redis_stream import StreamReader, StreamUnavailable
+
+    try:
+        return StreamReader(url, None, group="trainer")
+    except StreamUnavailable as exc:
+        raise ValueError(
+            f"{exc}: the policy file's server.redis_url holds the outcomes to retrain on; "
+            "start Redis, or retrain on a copy pulled earlier (--db) with server.redis_url unset"
+        ) from None
+
+
 def load_labelled(
     opts: Options, cfg: Any, tiers: set[str] | None = None
 ) -> tuple[list, dict, tuple[np.ndarray, np.ndarray], dict]:
@@ -92,13 +106,12 @@ def load_labelled(
     url = secrets.resolve(cfg.server.redis_url)
     if not url and not db.exists():  # a typo'd --db or a gateway that never ran: say so, create nothing
         raise ValueError(f"no outcome store at {db} (the gateway writes it at server.outcomes_path; see --db)")
+    reader = _stream_reader(url) if url else None  # connected first: an unreachable Redis creates nothing
     store = SQLiteStore(db)
     info: dict[str, Any] = {"db": str(db)}
     try:
-        if url:
-            from gateway.outcomes.redis_stream import StreamReader
-
-            reader = StreamReader(url, store, group="trainer")
+        if reader is not None:
+            reader.sink = store
             info["pulled_from_redis"] = reader.pull()
             reader.close()
         if opts.judge:

@@ -117,13 +117,37 @@ class RedisStreamStore:
         self.r.close()
 
 
+class StreamUnavailable(RuntimeError):
+    """Redis could not be reached to read the streams (the message names it without credentials)."""
+
+
+def where(url: str) -> str:
+    """``host:port/db`` of a Redis URL: what an error may show (no user name or password)."""
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    return f"{u.hostname or 'localhost'}:{u.port or 6379}{u.path or '/0'}"
+
+
 class StreamReader:
-    """Consumer-group reader of the outcome and feedback streams into a sink (a ``SQLiteStore``)."""
+    """Consumer-group reader of the outcome and feedback streams into a sink (a ``SQLiteStore``).
+
+    It connects when made (before anything is written), and raises ``StreamUnavailable`` when Redis
+    cannot be reached within ``connect_timeout`` seconds.
+    """
 
     def __init__(
-        self, url: str, sink: Any, group: str = "trainer", consumer: str | None = None, prefix: str = "shunter:"
+        self,
+        url: str,
+        sink: Any,
+        group: str = "trainer",
+        consumer: str | None = None,
+        prefix: str = "shunter:",
+        connect_timeout: float = 5.0,
     ) -> None:
-        self.r = _sync_client(url)
+        import redis
+
+        self.r = redis.Redis.from_url(url, decode_responses=False, socket_connect_timeout=connect_timeout)
         self.sink = sink
         self.group = group
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
@@ -131,7 +155,11 @@ class StreamReader:
         for s in (OUTCOMES, FEEDBACK, SPEND):
             try:
                 self.r.xgroup_create(self.prefix + s, group, id="0", mkstream=True)
-            except Exception as exc:  # BUSYGROUP: the group exists already
+            except (redis.ConnectionError, redis.TimeoutError, redis.AuthenticationError) as exc:
+                self.r.close()
+                msg = str(exc).split(". ")[-1].strip(". ") or type(exc).__name__
+                raise StreamUnavailable(f"Redis at {where(url)} is unreachable ({msg})") from None
+            except redis.ResponseError as exc:  # BUSYGROUP: the group exists already
                 if "BUSYGROUP" not in str(exc):
                     raise
 

@@ -17,6 +17,7 @@ from bench import replay as R
 from gateway.outcomes.record import Outcome
 from gateway.outcomes.sqlite import SQLiteStore
 from tests.support.paths import DATA, ROOT
+from tests.support.procs import free_port
 
 pytestmark = pytest.mark.skipif(not (DATA / "routerbench").exists(), reason="shared RouterBench data not present")
 
@@ -129,3 +130,11 @@ def test_retrain_with_judge_file_no_publish_and_refusals(tmp_path):
     missing = retrain(config, "--policy", "replay", "--db", str(tmp_path / "typo.sqlite"))
     assert missing.returncode == 2 and f"no outcome store at {tmp_path / 'typo.sqlite'}" in missing.stderr
     assert not (tmp_path / "typo.sqlite").exists()
+    # the policy file keeps its outcomes in a Redis that is down: one line saying so, nothing created
+    down = yaml.safe_load(config.read_text())
+    down.setdefault("server", {})["redis_url"] = f"redis://127.0.0.1:{free_port()}/0"
+    (tmp_path / "down.yaml").write_text(yaml.safe_dump(down, sort_keys=False))
+    unreachable = retrain(tmp_path / "down.yaml", "--policy", "replay", "--db", str(tmp_path / "fresh.sqlite"))
+    assert unreachable.returncode == 2 and "Traceback" not in unreachable.stderr
+    assert "retrain: Redis at 127.0.0.1:" in unreachable.stderr and "is unreachable" in unreachable.stderr
+    assert not (tmp_path / "fresh.sqlite").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 
 import numpy as np
@@ -11,7 +12,7 @@ import redis
 
 from gateway.outcomes.record import Feedback, Outcome, Spend
 from gateway.outcomes.recorder import Recorder
-from gateway.outcomes.redis_stream import RedisStreamStore, StreamReader
+from gateway.outcomes.redis_stream import RedisStreamStore, StreamReader, StreamUnavailable
 from gateway.outcomes.sqlite import SQLiteStore
 
 
@@ -96,6 +97,19 @@ def test_consumer_group_several_replicas_one_trainer(tmp_path, redis_server):
     assert other.pull() == {"outcomes": 0, "feedback": 0, "spend": 0}
     for x in (reader, other, *replicas):
         x.close()
+
+
+def test_unreachable_redis_is_one_error_without_credentials(tmp_path):
+    """A trainer pointed at a Redis that is down gets ``StreamUnavailable`` naming host, port and
+    db (never the password in the URL), before anything is written to its sink."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens there once the socket is closed
+    url = f"redis://trainer:s3cret-pw@127.0.0.1:{port}/3"
+    with pytest.raises(StreamUnavailable) as ei:
+        StreamReader(url, None, group="trainer", connect_timeout=2)
+    assert str(ei.value) == f"Redis at 127.0.0.1:{port}/3 is unreachable (Connection refused)"
+    assert "s3cret" not in str(ei.value) and "trainer:" not in str(ei.value)
 
 
 def test_crashed_trainer_rereads_unacknowledged(tmp_path, redis_server):
