@@ -147,7 +147,7 @@ class StreamReader:
     ) -> None:
         import redis
 
-        self.r = redis.Redis.from_url(url, decode_responses=False, socket_connect_timeout=connect_timeout)
+        self.r: Any = redis.Redis.from_url(url, decode_responses=False, socket_connect_timeout=connect_timeout)
         self.sink = sink
         self.group = group
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
