@@ -43,6 +43,7 @@ from gateway.learning import judge as J
 from gateway.outcomes.record import Feedback, Outcome, Spend
 from gateway.policy.engine import reference_of
 from gateway.protocol import upstream_problem
+from gateway.state import StateUnavailable
 
 log = logging.getLogger("shunter")
 
@@ -162,6 +163,8 @@ class ShadowService:
                 self.active -= 1
         except asyncio.CancelledError:
             raise
+        except StateUnavailable:  # the sampling count or the budget cannot be read: no call is made
+            metrics.SHADOW_SKIPPED.labels(policy, "state_unavailable").inc()
         except Exception:
             log.exception("shadow sampling of %s failed", outcome.request_id)
         finally:
@@ -189,8 +192,16 @@ class ShadowService:
                     result = "tie" if p.score == 0.5 else ("better" if p.score > 0.5 else "worse")
                     metrics.JUDGED_VS_REFERENCE.labels(policy, result).inc()
 
+    @property
+    def _counters(self) -> Any:
+        """The shared state without its outage fallback: while Redis is away, a ``FailSoft`` state
+        answers every count as new and every check as passed, which would let each replica sample
+        and spend as if the budget were untouched; the strict state raises instead, and the request
+        is skipped (``state_unavailable``)."""
+        return getattr(self.shared, "strict", self.shared)
+
     async def _sampled(self, policy: str, rate: float) -> bool:
-        c = int(await self.shared.incr(f"shadow:{policy}:eligible", 1.0))
+        c = int(await self._counters.incr(f"shadow:{policy}:eligible", 1.0))
         return int(c * rate + 1e-9) > int((c - 1) * rate + 1e-9)
 
     # budget: reserve the worst case before each call, settle to the real cost after it
@@ -201,7 +212,9 @@ class ShadowService:
         cfg = client.cfg
         prompt_tokens = len(orjson.dumps(body.get("messages") or [])) / 2 + 64
         worst = (prompt_tokens * (cfg.input_price or 0.0) + max_tokens * (cfg.output_price or 0.0)) / 1e6
-        ok, _, _ = await self.shared.check_and_incr(self._day_key(policy), worst, shadow.budget_usd_per_day, 2 * 86400)
+        ok, _, _ = await self._counters.check_and_incr(
+            self._day_key(policy), worst, shadow.budget_usd_per_day, 2 * 86400
+        )
         return worst if ok else None
 
     @staticmethod
@@ -226,7 +239,10 @@ class ShadowService:
     ) -> None:
         """Count the call's real cost: the day's budget, the metrics and a ``Spend`` row (``shunter report``)."""
         cost = self._cost_of(client, reserved, *call)
-        await self.shared.incr(self._day_key(policy), cost - reserved)
+        try:
+            await self._counters.incr(self._day_key(policy), cost - reserved)
+        except StateUnavailable:  # Redis went away after the reservation: the worst case stays counted
+            log.warning("shadow budget of %s: settling %s's call failed; its worst case stays counted", policy, kind)
         metrics.LEARNING_COST.labels(policy, kind).inc(cost)
         metrics.NET_SAVINGS.labels(policy).dec(cost)
         item = Spend(request_id=request_id, policy=policy, kind=kind, model=model, cost_usd=cost, ts=time.time())
@@ -237,7 +253,7 @@ class ShadowService:
 
     async def _export_budget(self, policy: str, shadow: Any) -> None:
         try:
-            spent = float(await self.shared.get(self._day_key(policy)) or 0.0)
+            spent = float(await self._counters.get(self._day_key(policy)) or 0.0)
         except Exception:
             return
         metrics.SHADOW_BUDGET_REMAINING.labels(policy).set(max(0.0, shadow.budget_usd_per_day - spent))

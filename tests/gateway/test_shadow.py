@@ -16,7 +16,8 @@ from gateway.outcomes.record import Outcome
 from gateway.outcomes.sqlite import SQLiteStore
 from gateway.policy.schema import Config
 from gateway.runtime import Runtime, build_clients, build_policies
-from gateway.state import InProcessState, RedisState
+from gateway.state import FailSoft, InProcessState, RedisState
+from tests.support.procs import free_port
 
 QUESTION = "How many legs does a spider have?"
 
@@ -219,6 +220,30 @@ def test_a_failed_shadow_call_settles_its_reservation(tmp_path, fakes, fault, re
     else:
         assert spent == 0.0
     assert shadow_calls(result) == before + 1
+    store.close()
+
+
+def test_no_shadow_call_while_the_shared_budget_cannot_be_read(tmp_path, fakes):
+    """While Redis is away the gateway's shared state falls back softly (counts answer as new,
+    checks as passed); the shadow service reads the strict state instead, so no replica samples or
+    spends past a budget it cannot see: each request is skipped as ``state_unavailable``."""
+    cheap, strong, judge = fakes
+    rt = make_rt(tmp_path, fakes)  # rate 1.0: every eligible request would be shadowed
+    store = SQLiteStore(tmp_path / "o.sqlite")
+    state = FailSoft(RedisState(f"redis://127.0.0.1:{free_port()}/0"))
+    svc = ShadowService(store, state)
+    labels = {"policy": "chat", "reason": "state_unavailable"}
+    before = REGISTRY.get_sample_value("shunter_shadow_skipped_total", labels) or 0.0
+
+    async def go():
+        out = await run_many(svc, rt, 3)
+        await state.close()
+        return out
+
+    assert asyncio.run(go()) == ["started"] * 3
+    assert strong.stats()["requests"] == 0 and judge.stats()["requests"] == 0
+    assert REGISTRY.get_sample_value("shunter_shadow_skipped_total", labels) == before + 3
+    assert store.spend("chat") == [] and store.feedback("req_0") == []
     store.close()
 
 
