@@ -12,8 +12,9 @@ latency cannot depend on it. The task then:
 2. for each model of ``compare`` other than the served one: reserves the call's worst-case cost
    (prompt bytes / 2 + 64 tokens in, ``max_tokens`` out, at the upstream's prices) against the
    policy's daily budget *before* calling (``check_and_incr`` on a per-UTC-day key; refused
-   once the budget would be exceeded), calls it without streaming, and settles the reservation
-   to the real usage cost;
+   once the budget would be exceeded), calls it without streaming (``upstream.forward.call_once``:
+   sent as a request's call is, without retries; skipped as ``busy`` when every concurrency slot
+   of the upstream is serving clients), and settles the reservation to the real usage cost;
 3. asks the judge twice (both orders, :mod:`gateway.learning.judge`), each call reserved the same way;
 4. stores feedback items on the request: source ``judge`` (the served model's score, its mean
    preference over the others) and ``judge@<model>`` (each other model's score), label
@@ -42,8 +43,8 @@ from gateway import metrics
 from gateway.learning import judge as J
 from gateway.outcomes.record import Feedback, Outcome, Spend
 from gateway.policy.engine import reference_of
-from gateway.protocol import upstream_problem
 from gateway.state import StateUnavailable
+from gateway.upstream.forward import CallFailed, call_once
 
 log = logging.getLogger("shunter")
 
@@ -259,26 +260,12 @@ class ShadowService:
         metrics.SHADOW_BUDGET_REMAINING.labels(policy).set(max(0.0, shadow.budget_usd_per_day - spent))
 
     async def _call(self, client: Any, body: dict) -> tuple[dict | None, str]:
-        """One non-streamed call outside the request path (no retries, no fallback)."""
-        import aiohttp
-
+        """One plain call outside the request path (no retries, no fallback), sent as the request
+        path sends (an Anthropic upstream gets Messages; the answer is checked as a completion)."""
         try:
-            async with client.session.post(
-                client.url("/chat/completions"),
-                data=orjson.dumps(body),
-                headers=client.headers(),
-                proxy=client.proxy,
-                proxy_auth=client.proxy_auth,
-                timeout=aiohttp.ClientTimeout(total=client.cfg.timeouts.total),
-            ) as resp:
-                raw = await resp.read()
-                if resp.status != 200:
-                    return None, f"status_{resp.status // 100}xx"
-            payload = orjson.loads(raw)
-        except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError, orjson.JSONDecodeError) as exc:
-            return None, type(exc).__name__
-        if upstream_problem(payload, chat=True) is not None:  # what the request path would refuse too
-            return None, "bad_response"
+            payload = await call_once(client, "/chat/completions", body, client.cfg.timeouts.total)
+        except CallFailed as exc:
+            return None, exc.kind
         return payload, "ok"
 
     async def _shadow_call(
@@ -292,6 +279,9 @@ class ShadowService:
             k: v for k, v in body.items() if k not in ("shunter", "stream", "stream_options", "max_completion_tokens")
         }
         call.update(model=client.model_id, stream=False, max_tokens=max_tokens)
+        if client.slots.locked():  # every slot serves clients now: a shadow call would queue ahead of them
+            metrics.SHADOW_CALLS.labels(policy, model, "busy").inc()
+            return None
         reserved = await self._reserve(policy, shadow, client, call, max_tokens)
         if reserved is None:
             metrics.SHADOW_CALLS.labels(policy, model, "budget").inc()
@@ -304,6 +294,9 @@ class ShadowService:
     async def _ask_judge(self, rt: Any, request_id: str, policy: str, shadow: Any, msgs: list[dict]) -> str | None:
         client = rt.clients[shadow.judge]
         call = {"model": client.model_id, "messages": msgs, "temperature": 0, "max_tokens": shadow.judge_max_tokens}
+        if client.slots.locked():  # as for shadow calls: never queue ahead of clients
+            metrics.JUDGE_CALLS.labels(policy, shadow.judge, "busy").inc()
+            return None
         reserved = await self._reserve(policy, shadow, client, call, shadow.judge_max_tokens)
         if reserved is None:
             metrics.JUDGE_CALLS.labels(policy, shadow.judge, "budget").inc()

@@ -231,6 +231,31 @@ async def open_stream(
     raise _exhausted(attempts, last)
 
 
+class CallFailed(Exception):
+    """A ``call_once`` that gave no completion; ``kind`` as in ``shunter_upstream_errors_total``
+    (``status_429``, ``status_4xx``, ``status_5xx``, ``timeout``, ``connect``, ``idle_timeout``,
+    ``body_reset``, ``bad_response``)."""
+
+    def __init__(self, kind: str, status: int | None) -> None:
+        super().__init__(kind)
+        self.kind, self.status = kind, status
+
+
+async def call_once(client: UpstreamClient, path: str, body: dict, total_timeout: float) -> dict[str, Any]:
+    """One plain (non-streamed) OpenAI-form call to one upstream, for calls made off the request
+    path (judged shadow sampling): the same send as a request's (one of the upstream's concurrency
+    slots, an Anthropic upstream gets Messages, the body checked against the OpenAI schema), but no
+    retry, no fallback and no circuit-breaker bookkeeping. Raises ``CallFailed``."""
+    try:
+        async with deadline(total_timeout):
+            opened = await _open_one(client, path, body, stream=False)
+    except _Fail as f:
+        raise CallFailed(f.kind, f.status) from None
+    except asyncio.TimeoutError:
+        raise CallFailed("timeout", None) from None
+    return opened.payload or {}
+
+
 def _client_error(f: _Fail) -> APIError:
     try:
         err = orjson.loads(f.body).get("error") or {}

@@ -17,6 +17,7 @@ from gateway.outcomes.sqlite import SQLiteStore
 from gateway.policy.schema import Config
 from gateway.runtime import Runtime, build_clients, build_policies
 from gateway.state import FailSoft, InProcessState, RedisState
+from gateway.upstream.client import UpstreamClient
 from tests.support.procs import free_port
 
 QUESTION = "How many legs does a spider have?"
@@ -190,7 +191,7 @@ def shadow_calls(result: str) -> float:
     ("fault", "result", "billed"),
     [
         ({"fail_next": 1, "fail_status": 503}, "status_5xx", False),  # refused: nothing generated
-        ({"body_fault": "reset_mid_body", "body_fault_count": 1}, "ClientPayloadError", True),
+        ({"body_fault": "reset_mid_body", "body_fault_count": 1}, "body_reset", True),
         ({"body_fault": "string_usage", "body_fault_count": 1}, "bad_response", True),
     ],
 )
@@ -243,6 +244,49 @@ def test_no_shadow_call_while_the_shared_budget_cannot_be_read(tmp_path, fakes):
     assert asyncio.run(go()) == ["started"] * 3
     assert strong.stats()["requests"] == 0 and judge.stats()["requests"] == 0
     assert REGISTRY.get_sample_value("shunter_shadow_skipped_total", labels) == before + 3
+    assert store.spend("chat") == [] and store.feedback("req_0") == []
+    store.close()
+
+
+def test_an_anthropic_upstream_is_called_through_messages(tmp_path, fakes, monkeypatch):
+    """A compared model of ``kind: anthropic`` gets the shadow call as Anthropic's Messages API
+    (``/v1/messages``, ``x-api-key``), as on the request path, and its answer is judged like any
+    other (it used to be posted to ``/chat/completions``, which Anthropic does not serve)."""
+    cheap, strong, judge = fakes
+    monkeypatch.setenv("TEST_ANTHROPIC_KEY", "sk-ant-test")
+    rt = make_rt(tmp_path, fakes)
+    up = rt.cfg.upstreams["strong"].model_copy(update={"kind": "anthropic", "api_key": "os.environ/TEST_ANTHROPIC_KEY"})
+    rt.clients["strong"] = UpstreamClient("strong", up, strong.base_url)
+    store = SQLiteStore(tmp_path / "o.sqlite")
+    svc = ShadowService(store, InProcessState())
+    asyncio.run(run_many(svc, rt, 1))
+    paths = strong.stats()["by_path"]
+    assert paths.get("/v1/messages") == 1 and "/v1/chat/completions" not in paths
+    items = {f.source: f.score for f in store.feedback("req_0")}
+    assert items == {"judge": 0.0, "judge@strong": 1.0}  # the Messages answer reached the judge
+    [row] = [x for x in store.spend("chat") if x.kind == "shadow"]
+    assert row.cost_usd > 0  # priced from the Messages usage, translated
+    store.close()
+
+
+def test_no_shadow_call_queues_ahead_of_clients(tmp_path, fakes):
+    """When every concurrency slot of the compared model is serving clients, the shadow call is
+    skipped (``busy``) rather than queued ahead of the next client request; nothing is spent."""
+    cheap, strong, judge = fakes
+    rt = make_rt(tmp_path, fakes)
+    store = SQLiteStore(tmp_path / "o.sqlite")
+    svc = ShadowService(store, InProcessState())
+    before = shadow_calls("busy")
+
+    async def go():
+        slots = rt.clients["strong"].slots
+        while not slots.locked():  # the clients hold every slot
+            await slots.acquire()
+        await run_many(svc, rt, 2)
+
+    asyncio.run(go())
+    assert shadow_calls("busy") == before + 2
+    assert strong.stats()["requests"] == 0 and judge.stats()["requests"] == 0
     assert store.spend("chat") == [] and store.feedback("req_0") == []
     store.close()
 
