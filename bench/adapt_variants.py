@@ -20,6 +20,10 @@ quality ``p``, the embeddings of the first ``k`` stream rows with their revealed
 stream half's embeddings (unlabelled); each is scored on the evaluation half by APGR of the pair.
 
 - ``adapt``: ``routers.adapt``'s candidates chosen by 5-fold CV (what ``retrain`` does);
+- ``adapt-damp``: ``adapt`` with four more candidates that keep the deployed router's ranking of
+  a pair: its levels shifted by the labels' means, and ``(1 - blend) p + blend * mean(y)`` for
+  blend 0.3, 0.5, 0.7 (whether uninformative labels re-rank the router only because nothing
+  between "keep" and a noisy blend damps its errors);
 - ``ridge``: one ridge regression per model (alpha 1) on the labels alone, no deployed router;
 - ``blend``: a fixed ``0.5 p + 0.5 r(x)``, ``r`` the ridge refit of the labels (precision 3);
 - ``residual``: ``p + r(x)``, ``r`` a ridge (precision 3) on the residuals ``y - p``: the
@@ -121,6 +125,15 @@ def m_adapt(s: Setup, jd: A.Judged, lab: np.ndarray, st: np.ndarray, ev: np.ndar
     return A.fit_linear(s.p[lab], basis, jd, reg).predict(s.p[ev], s.emb[ev])
 
 
+DAMP_GRID = [*A.GRID, A.Reg(1e9, c=1e9), *[A.Reg(1e9, blend=om) for om in (0.3, 0.5, 0.7)]]
+
+
+def m_adapt_damp(s: Setup, jd: A.Judged, lab: np.ndarray, st: np.ndarray, ev: np.ndarray, seed: int) -> np.ndarray:
+    basis = A.Basis.fit(np.vstack([jd.emb, s.emb[st]]), 32)
+    reg, _ = A.select_reg(s.p[lab], basis, jd, DAMP_GRID, seed=seed)
+    return A.fit_linear(s.p[lab], basis, jd, reg).predict(s.p[ev], s.emb[ev])
+
+
 def _refit(jd: A.Judged, lam: float, x: np.ndarray) -> np.ndarray:
     w, b, _ = A.fit_refit(jd.emb, jd, lam)
     return np.asarray(x, np.float64) @ w + b
@@ -204,6 +217,7 @@ def m_lexical(s: Setup, jd: A.Judged, lab: np.ndarray, st: np.ndarray, ev: np.nd
 
 METHODS: dict[str, Method] = {
     "adapt": m_adapt,
+    "adapt-damp": m_adapt_damp,
     "ridge": m_ridge,
     "blend": m_blend,
     "residual": m_residual,

@@ -102,14 +102,28 @@ def test_fitted_head_is_what_serves_and_adapting_twice_stays_flat(base_router, t
 
 
 def test_unrelated_labels_barely_move_the_router(base_router, target, tmp_path):
-    """Labels shuffled across prompts carry no prompt information: cross-validation keeps the
-    router or shrinks hard (the strongest precision tried), so its ranking hardly changes."""
+    """Labels shuffled across prompts carry no prompt information. Here the chosen candidate's
+    cross-validated error is level with keeping the router (they differ by about 1e-5, so which
+    of the two wins depends on the platform's floating point), and either way the router's
+    ranking of other prompts hardly changes. (On other shuffles a blend can win by 1-6 % of the
+    error and re-rank: the deployed router's errors on a new domain are large, and damping them
+    towards the labels' means pays in squared error; docs/learning.md.)"""
+    from scipy.stats import spearmanr
+
     t, emb = target
     rng = np.random.default_rng(3)
     idx = np.arange(200)
     j = Judged(emb[idx], list(t.models), t.quality[rng.permutation(idx)].astype(float))
     meta = adapt(base_router, j, tmp_path / "a")
-    assert meta["adaptation"]["chosen"] in ("keep", "w=30")
+    cv = {row["reg"]: row["cv_error"] for row in meta["adaptation"]["cv"]}
+    assert cv[meta["adaptation"]["chosen"]] >= 0.999 * cv["keep"]
+
+    def gap(router) -> np.ndarray:  # the pair's predicted quality gap on the other target prompts
+        sc = router.score(emb[200:])
+        return sc.quality[:, sc.models.index(meta["strong"])] - sc.quality[:, sc.models.index(meta["weak"])]
+
+    rho = spearmanr(gap(load_router(base_router)), gap(load_router(tmp_path / "a")))[0]
+    assert rho > 0.85, rho
 
 
 def test_learn_curve_shape_budget0_and_no_loss(base_router, dirs, target):
