@@ -85,6 +85,11 @@ class Ingress:
         """After ``parse``, with the request context: what needs the runtime or shared state (stored conversations)."""
         return None
 
+    def store_opt_out(self, chat: ChatRequest) -> bool:
+        """Whether the client asked that nothing of this request be stored (OpenAI's ``store: false``):
+        such a request is never shadowed (``gateway.learning.shadow``)."""
+        return chat.body.get("store") is False
+
     def answer(self, chat: ChatRequest, payload: dict[str, Any], headers: dict[str, str]) -> Response:
         """A complete OpenAI answer, in the client's format."""
         return Response(orjson.dumps(payload), media_type="application/json", headers=headers)

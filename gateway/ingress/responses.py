@@ -83,6 +83,9 @@ class ResponsesIngress(Ingress):
         st.items = translated(rs.input_items, st.req)
         return _chat(st, [], server)
 
+    def store_opt_out(self, chat: ChatRequest) -> bool:
+        return chat.state.req.store is False  # the chat body never carries it: the gateway stores the conversation
+
     async def prepare(self, ctx: Any) -> None:
         chat = ctx.chat
         st: _State = chat.state

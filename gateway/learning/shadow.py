@@ -22,10 +22,12 @@ latency cannot depend on it. The task then:
    is ever written: both live in memory only while the task runs.
 
 Eligible requests (everything else is skipped and counted by reason):
-chat completions that succeeded with a non-empty answer from one of ``compare``; no ``tools``,
+chat completions, Anthropic Messages or Responses requests (the latter two as the chat request the
+gateway made of them) that succeeded with a non-empty answer from one of ``compare``; no ``tools``,
 ``functions``, ``tool_choice`` or tool messages (a tool call may have side effects, and replaying
 it is never safe); no ``web_search_options`` or audio output (external effects); ``n`` of 1;
-not a response-cache hit; not opted out (body ``store: false``, or header ``x-shunter-shadow: off``).
+not a response-cache hit; not opted out (``store: false`` in a chat or Responses request, or header
+``x-shunter-shadow: off``).
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ from gateway.upstream.forward import CallFailed, call_once
 log = logging.getLogger("shunter")
 
 OPT_OUT_HEADER = "x-shunter-shadow"
+# the endpoints whose requests are chat inside the gateway (Messages and Responses are translated)
+SHADOWED_ENDPOINTS = ("chat", "messages", "responses")
 _SIDE_EFFECT_KEYS = ("tools", "functions", "tool_choice", "function_call", "web_search_options")
 
 
@@ -56,7 +60,7 @@ def ineligible(
     outcome: Outcome, body: dict[str, Any], answer: str | None, headers: dict[str, str], compare: list[str]
 ) -> str | None:
     """Why this request may not be shadowed (a short reason), or None when it may."""
-    if outcome.endpoint != "chat":
+    if outcome.endpoint not in SHADOWED_ENDPOINTS:
         return "endpoint"
     if outcome.status != 200 or not outcome.served or outcome.error_type:
         return "failed"
@@ -131,11 +135,15 @@ class ShadowService:
         return "started"
 
     def finish_hook(self, svc: Any, outcome: Outcome, ctx: Any) -> None:
-        """The request pipeline's post-answer hook (``Services.finish_hooks``)."""
+        """The request pipeline's post-answer hook (``Services.finish_hooks``). A Messages or
+        Responses request is shadowed as the chat request the gateway made of it."""
         chat = getattr(ctx, "chat", None)
         if chat is None or outcome.policy is None:
             return
-        self.submit(ctx.rt, outcome, chat.body, ctx.answer, ctx.headers)
+        body = chat.body
+        if ctx.ingress.store_opt_out(chat) and body.get("store") is not False:
+            body = {**body, "store": False}
+        self.submit(ctx.rt, outcome, body, ctx.answer, ctx.headers)
 
     async def aclose(self, timeout: float = 5.0) -> None:
         """Let running tasks finish for up to ``timeout`` seconds, then cancel the rest."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
+import anthropic
 import httpx
 import pytest
 
@@ -81,6 +82,30 @@ def test_streamed_answer_is_judged_too(setup):
     text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
     assert text.strip() == "cheap answer: six"
     wait_until(lambda: feedback(gw.db, rid) or None, 30, 0.2, what="judge feedback on a streamed request")
+
+
+def test_anthropic_and_responses_clients_are_judged_too(setup):
+    """A Messages request (the Anthropic SDK) and a Responses request (the openai SDK) are judged
+    as the chat request the gateway made of them; ``store: false`` on a Responses request opts
+    out as it does on chat."""
+    gw, *_ = setup
+    a = anthropic.Anthropic(base_url=gw.url, api_key="unused", max_retries=0)
+    msg = a.messages.with_raw_response.create(
+        model="router-chat", max_tokens=64, messages=[{"role": "user", "content": "Name a colour."}]
+    )
+    assert msg.parse().content[0].text == "cheap answer: six"
+    resp = client(gw).responses.with_raw_response.create(model="router-chat", input="Name a fruit.")
+    assert resp.parse().output_text == "cheap answer: six"
+    for raw in (msg, resp):
+        rid = raw.headers["x-shunter-request-id"]
+        items = wait_until(lambda rid=rid: feedback(gw.db, rid) or None, 30, 0.2, what=f"judge feedback on {rid}")
+        assert items == {"judge": (0.0, "agree"), "judge@strong": (1.0, "agree")}
+    private = client(gw).responses.with_raw_response.create(model="router-chat", input="Private.", store=False)
+    rid = private.headers["x-shunter-request-id"]
+    outcome(gw.db, rid)
+    text = httpx.get(f"{gw.url}/metrics").text
+    assert 'shunter_shadow_skipped_total{policy="chat",reason="opt_out"}' in text
+    holds_for(lambda: not feedback(gw.db, rid), 3.0, what="no judgement of a store: false response")
 
 
 def test_tools_and_store_false_are_never_shadowed(setup):

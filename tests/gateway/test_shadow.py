@@ -307,6 +307,9 @@ def test_eligibility_rules():
     assert ineligible(outcome(1, reason="cache"), body(), "a", {}, compare) == "cache"
     assert ineligible(outcome(1, served="other"), body(), "a", {}, compare) == "served_not_compared"
     assert ineligible(outcome(1, endpoint="completions"), body(), "a", {}, compare) == "endpoint"
+    assert ineligible(outcome(1, endpoint="embeddings"), body(), "a", {}, compare) == "endpoint"
+    for translated in ("messages", "responses"):  # judged as the chat request made of them
+        assert ineligible(outcome(1, endpoint=translated), body(), "a", {}, compare) is None
 
 
 def test_submit_returns_at_once_while_shadow_calls_are_slow(tmp_path, fakes):
