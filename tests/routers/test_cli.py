@@ -98,11 +98,12 @@ def test_score_format(app, cluster_pair, mmlu_dir, tmp_path):
 
 
 def test_score_encoder_tiers_keep_the_format(app, cluster_pair, mmlu_dir, tmp_path):
-    """--encoder fast scores static-table embeddings; tiered mixes them by margin, same rows."""
+    """--encoder fast scores static-table embeddings; tiered mixes them by margin, same rows (an
+    escalated prompt as MiniLM cut to 64 tokens scores it: several of these prompts are longer)."""
     from routers.base import load_router
     from routers.encoder import Encoder
     from routers.encoders.static import StaticEncoder
-    from routers.encoders.tiered import margins, strong_win_cdf
+    from routers.encoders.tiered import ESCALATION_MAX_TOKENS, margins, strong_win_cdf
 
     with open(mmlu_dir / "mmlu_anatomy.csv") as f:
         prompts = [r["prompt"] for r in csv.DictReader(f)][:12]
@@ -126,7 +127,9 @@ def test_score_encoder_tiers_keep_the_format(app, cluster_pair, mmlu_dir, tmp_pa
     assert np.allclose(got["accurate"], accurate.strong_win, atol=1e-5)
     inside = margins(fast, 0.5, cdf) < band
     assert 0 < inside.sum() < len(prompts)
-    assert np.allclose(got["tiered"], np.where(inside, accurate.strong_win, fast.strong_win), atol=1e-5)
+    # an escalated prompt is embedded by MiniLM cut to ESCALATION_MAX_TOKENS, as the gateway does
+    cut = router.score(Encoder.default().embed(prompts, max_tokens=ESCALATION_MAX_TOKENS))
+    assert np.allclose(got["tiered"], np.where(inside, cut.strong_win, fast.strong_win), atol=1e-5)
 
 
 def test_eval_prints_metrics_and_baselines(app, cluster_pair, mmlu_dir, tmp_path):
