@@ -209,19 +209,7 @@ async def _take_tokens(guard: Guard, key: KeyRecord, rt: Any, tokens: int, tpm: 
             f"The prompt is about {tokens} tokens, more than this key's limit of {tpm} tokens per minute.",
             code="tokens_per_minute_exceeded",
         )
-    try:
-        v = await ratelimit.take(guard.shared, key.id, "tpm", tokens, tpm)
-    except StateUnavailable:
-        outage.unavailable(rt, "tpm")
-        return
-    if not v.allowed:
-        metrics.RATE_LIMITED.labels("tpm").inc()
-        raise APIError(
-            429,
-            f"Rate limit reached: {int(v.used)} of {tpm} tokens per minute used by this key; retry in {v.retry_after}s.",
-            code="rate_limit_exceeded",
-            headers={"Retry-After": str(v.retry_after)},
-        )
+    await _take(rt, guard, key.id, "tpm", tokens, tpm, "{used} of {limit} tokens per minute used by this key")
 
 
 async def _check_budget(guard: Guard, key: KeyRecord, rt: Any, limit: float) -> None:
@@ -360,17 +348,23 @@ class AuthMiddleware:
 
 
 async def _take_rpm(rt: Any, guard: Guard, rec: KeyRecord) -> None:
-    rpm = rec.spec.rpm or 0
+    await _take(rt, guard, rec.id, "rpm", 1, rec.spec.rpm or 0, "{limit} requests per minute for this key")
+
+
+async def _take(rt: Any, guard: Guard, key_id: str, kind: str, amount: int, limit: int, what: str) -> None:
+    """Take ``amount`` from the key's ``kind`` window (``tpm``, ``rpm``); 429 with ``Retry-After``
+    when it is full (``what`` says which limit). While the shared state is down the outage
+    policy decides (``outage.unavailable`` raises the 503 for a limit that fails closed)."""
     try:
-        v = await ratelimit.take(guard.shared, rec.id, "rpm", 1, rpm)
+        v = await ratelimit.take(guard.shared, key_id, kind, amount, limit)
     except StateUnavailable:
-        outage.unavailable(rt, "rpm")  # raises the 503 when rpm fails closed
+        outage.unavailable(rt, kind)
         return
     if not v.allowed:
-        metrics.RATE_LIMITED.labels("rpm").inc()
+        metrics.RATE_LIMITED.labels(kind).inc()
         raise APIError(
             429,
-            f"Rate limit reached: {rpm} requests per minute for this key; retry in {v.retry_after}s.",
+            f"Rate limit reached: {what.format(used=int(v.used), limit=limit)}; retry in {v.retry_after}s.",
             code="rate_limit_exceeded",
             headers={"Retry-After": str(v.retry_after)},
         )
