@@ -29,11 +29,11 @@ FEEDBACK = "feedback"
 SPEND = "spend"
 
 
-def _sync_client(url: str, options: Any = None):
+def _sync_client(url: str, options: Any = None, **kw: Any):
     import redis
 
     if options is None:
-        return redis.Redis.from_url(url, decode_responses=False)
+        return redis.Redis.from_url(url, decode_responses=False, **kw)
     from gateway.state import client_options
 
     return redis.Redis.from_url(url, decode_responses=False, **client_options(options, for_asyncio=False))
@@ -147,7 +147,7 @@ class StreamReader:
     ) -> None:
         import redis
 
-        self.r: Any = redis.Redis.from_url(url, decode_responses=False, socket_connect_timeout=connect_timeout)
+        self.r: Any = _sync_client(url, socket_connect_timeout=connect_timeout)
         self.sink = sink
         self.group = group
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
